@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the system packages shipyard's tests, demo and benchmarks use, where they are missing.
+# Usage: scripts/setup-system.sh [test|bench]   (idempotent; needs root or sudo for apt-get)
+set -euo pipefail
+want=(git zstd)
+have_pg() { command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; }
+have_pg || want+=(postgresql)
+command -v psql >/dev/null 2>&1 || want+=(postgresql-client)
+command -v pgbackrest >/dev/null 2>&1 || want+=(pgbackrest)
+if [ "${1:-test}" = "bench" ]; then
+  command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
+  command -v haproxy >/dev/null 2>&1 || want+=(haproxy)
+  command -v wrk >/dev/null 2>&1 || want+=(wrk)
+fi
+missing=()
+for p in "${want[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing system packages: ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,71 @@
+"""The one exception tree of shipyard.
+
+Every failure a user can cause or meet is a ``ShipyardError`` carrying a message meant for people and
+the process exit code the CLI returns. Third-party errors are translated where they enter
+(``raise ConfigError(...) from exc``); the CLI prints ``str(err)``, never a traceback.
+
+Exit codes (documented in the README):
+  0 success · 1 deployment failed / rolled back / objective missed · 2 bad input
+  3 refused (another deployment holds the lock) · 99 verify no-go
+"""
+
+from __future__ import annotations
+
+
+class ShipyardError(Exception):
+    exit_code = 1
+
+    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        # Several independent problems (e.g. config validation) are reported one per line.
+        self.problems = problems or []
+
+    def __str__(self) -> str:
+        if self.problems:
+            return "\n".join([self.message, *self.problems]) if self.message else "\n".join(self.problems)
+        return self.message
+
+
+class BadInput(ShipyardError):
+    """Anything the user asked for that cannot be: bad config, unknown env, missing ref..."""
+
+    exit_code = 2
+
+
+class ConfigError(BadInput):
+    """shipyard.toml (or another config input) is invalid."""
+
+
+class NotFound(BadInput):
+    """A named thing (environment, release, ref, backup) does not exist."""
+
+
+class Refused(ShipyardError):
+    """Refused because something else holds the resource (deployment lock)."""
+
+    exit_code = 3
+
+
+class LockHeld(Refused):
+    pass
+
+
+class DeployFailed(ShipyardError):
+    exit_code = 1
+
+
+class IntegrityError(ShipyardError):
+    """Stored data failed verification (checksums, authentication tags)."""
+
+    exit_code = 1
+
+
+class NoGo(ShipyardError):
+    """Load verification verdict was no-go."""
+
+    exit_code = 99
+
+
+class ControlPlaneUnavailable(ShipyardError):
+    exit_code = 1

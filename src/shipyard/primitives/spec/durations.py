@@ -1,0 +1,56 @@
+"""Human durations and percentages used throughout shipyard.toml."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_COMPOUND = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_duration(value: str | int | float) -> float:
+    """``"1s"``, ``"500ms"``, ``"5m"``, ``"1h30m"``, ``"30d"`` or a number of seconds → seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like '30s' or '5m', got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"duration must not be negative, got {value!r}")
+        return float(value)
+    text = value.strip()
+    m = _DURATION.match(text)
+    if m:
+        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    parts = _COMPOUND.findall(text)
+    if parts and "".join(n + u for n, u in parts) == text.replace(" ", ""):
+        return sum(float(n) * _UNITS[u] for n, u in parts)
+    raise ValueError(f"expected a duration like '30s', '5m' or '1h', got {value!r}")
+
+
+def parse_percent(value: str | int | float) -> float:
+    """``"5%"`` → 0.05; a bare number is taken as a fraction when ≤ 1, else as percent."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a percentage like '5%', got {value!r}")
+    if isinstance(value, int | float):
+        frac = float(value) if value <= 1 else float(value) / 100.0
+    else:
+        text = value.strip()
+        try:
+            frac = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+        except ValueError:
+            raise ValueError(f"expected a percentage like '5%', got {value!r}") from None
+        if not text.endswith("%") and frac > 1:
+            frac /= 100.0
+    if not 0.0 <= frac <= 1.0:
+        raise ValueError(f"percentage must be between 0% and 100%, got {value!r}")
+    return frac
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 120:
+        return f"{seconds:.1f}s".replace(".0s", "s")
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m".replace(".0m", "m")
+    return f"{seconds / 3600:.1f}h".replace(".0h", "h")
