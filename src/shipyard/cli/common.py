@@ -48,3 +48,18 @@ def fail(err: ShipyardError) -> NoReturn:
 
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def spec_file(project: Project) -> Path:
+    for name in ("shipyard.toml", "shipyard.yaml", "shipyard.yml"):
+        if (project.dir / name).exists():
+            return project.dir / name
+    return project.dir / "shipyard.toml"
+
+
+def load_project_spec(project: Project | None = None) -> Any:
+    """Load and validate the project's spec (ConfigError → exit 2 with one line per problem)."""
+    from shipyard.primitives.spec import load_spec
+
+    project = project or find_project()
+    return load_spec(spec_file(project))

@@ -33,7 +33,7 @@ def _register() -> None:
             if exc.name == f"shipyard.cli.{name}":
                 continue  # not built yet
             raise
-        app.command(name=name)(getattr(mod, "command"))
+        app.command(name=name)(mod.command)
     for name in ["secrets", "config", "backup"]:
         try:
             mod = importlib.import_module(f"shipyard.cli.{name}")

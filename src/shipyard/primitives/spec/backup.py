@@ -1,17 +1,120 @@
-"""Backup settings (owned by the backup work)."""
+"""Backup settings (owned by the backup work): repository, schedule, retention, objectives, sources."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Literal
 
-from shipyard.primitives.spec.base import SpecModel
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+
+from shipyard.primitives.spec.base import Duration, SpecModel
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _check_cron(value: str) -> str:
+    from croniter import croniter
+
+    text = " ".join(value.split())
+    if not croniter.is_valid(text):
+        raise ValueError(f"not a valid cron expression: {value!r} (expected 5 fields, e.g. '0 3 * * *')")
+    return text
+
+
+def _check_name(value: str) -> str:
+    # Names become directory names in the repository.
+    if not _NAME.match(value):
+        raise ValueError(f"source name {value!r} must be letters, digits, '_', '.' or '-' (max 63)")
+    return value
+
+
+def _as_list(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+Cron = Annotated[str, AfterValidator(_check_cron)]
+SourceName = Annotated[str, AfterValidator(_check_name)]
+Count = Annotated[int, Field(ge=1)]
+
+
+class RetentionSpec(SpecModel):
+    """restic's ``forget`` policy: a backup is kept when any rule keeps it."""
+
+    keep_last: Count | None = None
+    keep_hourly: Count | None = None
+    keep_daily: Count | None = None
+    keep_weekly: Count | None = None
+    keep_monthly: Count | None = None
+    keep_yearly: Count | None = None
+    keep_within: Duration | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> RetentionSpec:
+        if all(v is None for v in self.model_dump().values()) or self.keep_within == 0:
+            raise ValueError("retention policy is empty: set at least one of keep_last, keep_hourly, "
+                             "keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within")
+        return self
+
+
+class PostgresSource(SpecModel):
+    kind: Literal["postgres"]
+    name: SourceName
+    url: str
+    pitr: bool = False
+    # zstd worker threads for this source's stream (pg_dump -j needs the directory format, which would put
+    # the dump on disk in clear, so the dump itself stays single-process custom format).
+    jobs: Annotated[int, Field(ge=1, le=64)] = 1
+    # Drill checks: each statement must run and, when it returns a row, its first value must be truthy.
+    check_sql: Annotated[list[str], BeforeValidator(_as_list)] = []
+
+    @model_validator(mode="after")
+    def _url(self) -> PostgresSource:
+        if not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"url must be a postgresql:// URL, got {self.url!r}")
+        return self
+
+
+class SqliteSource(SpecModel):
+    kind: Literal["sqlite"]
+    name: SourceName
+    path: str
+
+
+class FilesSource(SpecModel):
+    kind: Literal["files"]
+    name: SourceName
+    path: str
+
+
+Source = Annotated[PostgresSource | SqliteSource | FilesSource, Field(discriminator="kind")]
 
 
 class BackupSpec(SpecModel):
     repository: str
-    schedule: str | None = None
-    retention: dict[str, Any] = {}
-    rto: str | None = None
-    rpo: str | None = None
+    schedule: Cron | None = None
+    retention: RetentionSpec | None = None
+    rto: Duration | None = None
+    rpo: Duration | None = None
     copy_to: list[str] = []
-    sources: list[dict[str, Any]] = []
+    drill_schedule: Cron | None = None
+    sources: list[Source] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> BackupSpec:
+        seen: set[str] = set()
+        for src in self.sources:
+            if src.name in seen:
+                raise ValueError(f"source names must be unique: {src.name!r} is used twice")
+            seen.add(src.name)
+        if self.repository in self.copy_to:
+            raise ValueError("copy_to must name repositories other than 'repository'")
+        return self
+
+    def source(self, name: str) -> PostgresSource | SqliteSource | FilesSource:
+        for src in self.sources:
+            if src.name == name:
+                return src
+        from shipyard.errors import NotFound
+
+        known = ", ".join(s.name for s in self.sources) or "none"
+        raise NotFound(f"unknown backup source {name!r} (known: {known})")

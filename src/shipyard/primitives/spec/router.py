@@ -1,9 +1,107 @@
-"""Per-environment router settings (owned by the router work)."""
+"""Per-environment router settings (owned by the router work).
+
+    [environments.prod.router]
+    max_body_size = 50_000_000
+    header_timeout = "10s"
+    rate_limit = { rps = 100, burst = 200, paths = [{ prefix = "/login", rps = 5, burst = 10 }] }
+    security_headers = { "X-Frame-Options" = "SAMEORIGIN" }   # replaces the defaults; {} turns them off
+    tls = { cert = "certs/prod.pem", key = "certs/prod.key" }
+    sticky = { cookie = "shipyard_release" }
+    access_log = { sample = "10%" }
+
+The control plane sends ``table_settings(env)`` as the routing table's ``settings``; the router validates
+it with this same model, so both sides agree on names, units and defaults. Meanings are in docs/router.md.
+"""
 
 from __future__ import annotations
 
-from shipyard.primitives.spec.base import SpecModel
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from shipyard.primitives.spec.base import Duration, Percent, SpecModel
+
+# Environments that get no security headers unless asked for: the rest (staging, prod, ...) get them.
+DEV_ENVIRONMENTS = frozenset({"dev", "development", "local", "test"})
+DEFAULT_SECURITY_HEADERS: dict[str, str] = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
+HSTS_VALUE = "max-age=31536000"
+
+
+def default_security_headers(env_name: str) -> dict[str, str]:
+    return {} if env_name in DEV_ENVIRONMENTS else dict(DEFAULT_SECURITY_HEADERS)
+
+
+class PathLimitSpec(SpecModel):
+    prefix: str = Field(min_length=1)
+    rps: float = Field(gt=0)
+    burst: int = Field(default=0, ge=0)
+
+
+class RateLimitSpec(SpecModel):
+    """Token bucket per client IP: ``rps`` refill, ``burst`` capacity (0 → max(1, 2 × rps))."""
+
+    rps: float = Field(gt=0)
+    burst: int = Field(default=0, ge=0)
+    paths: list[PathLimitSpec] = []
+
+
+class TlsSpec(SpecModel):
+    cert: str
+    key: str
+    hsts: bool = True
+
+
+class StickySpec(SpecModel):
+    cookie: str | None = None
+    header: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> StickySpec:
+        if (self.cookie is None) == (self.header is None):
+            raise ValueError("sticky needs exactly one of 'cookie' or 'header'")
+        return self
+
+
+class AccessLogSpec(SpecModel):
+    enabled: bool = True
+    sample: Percent = 1.0
 
 
 class RouterEnvSpec(SpecModel):
-    max_body_size: int = 100 * 1024 * 1024
+    max_request_line: int = Field(default=8 * 1024, ge=256)
+    max_header_size: int = Field(default=32 * 1024, ge=1024)
+    max_headers: int = Field(default=100, ge=8)
+    max_body_size: int = Field(default=100 * 1024 * 1024, ge=0)  # 0: unlimited
+    header_timeout: Duration = 10.0
+    idle_timeout: Duration = 60.0
+    body_timeout: Duration = 60.0
+    connect_timeout: Duration = 5.0
+    response_timeout: Duration = 60.0
+    max_pause: Duration = 30.0
+    rate_limit: RateLimitSpec | None = None
+    security_headers: dict[str, str] | None = None  # None: defaults for the environment
+    tls: TlsSpec | None = None
+    sticky: StickySpec | None = None
+    access_log: AccessLogSpec = AccessLogSpec()
+
+    def resolved_security_headers(self, env_name: str) -> dict[str, str]:
+        headers = (
+            default_security_headers(env_name) if self.security_headers is None else dict(self.security_headers)
+        )
+        if self.tls is not None and self.tls.hsts and headers and "Strict-Transport-Security" not in headers:
+            headers["Strict-Transport-Security"] = HSTS_VALUE
+        return headers
+
+    def table_settings(self, env_name: str) -> dict[str, Any]:
+        """The ``settings`` object of a routing table (JSON), security headers resolved for ``env_name``."""
+        data = self.model_dump(mode="json", exclude={"sticky"})
+        data["security_headers"] = self.resolved_security_headers(env_name)
+        return data
+
+    def table_sticky(self) -> dict[str, str] | None:
+        """The routing table's ``sticky`` object."""
+        return None if self.sticky is None else self.sticky.model_dump(exclude_none=True)

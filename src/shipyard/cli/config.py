@@ -1,0 +1,39 @@
+"""shipyard config show: the resolved configuration of an environment, secrets masked."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_help=True)
+
+
+@app.command("show")
+def show(
+    env: Annotated[str, typer.Option("--env", "-e", help="Environment.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Show the environment's resolved config and instance environment (secret values as ***)."""
+    from shipyard.cli.common import find_project, load_project_spec, print_json
+    from shipyard.primitives.spec.masking import resolved_config
+    from shipyard.primitives.spec.secrets import SecretStore
+
+    project = find_project()
+    spec = load_project_spec(project)
+    spec.env(env)
+    data = resolved_config(spec, env, SecretStore(project.state_dir), project.dir)
+    if json_out:
+        print_json(data)
+        return
+    import tomli_w
+
+    print(tomli_w.dumps(_tomlable(data)))
+
+
+def _tomlable(obj: object) -> object:
+    if isinstance(obj, dict):
+        return {str(k): _tomlable(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_tomlable(v) for v in obj if v is not None]
+    return obj

@@ -1,0 +1,34 @@
+"""shipyard deploy: build (if needed) and roll out a release to an environment."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def command(
+    env: Annotated[str, typer.Option("--env", "-e", help="Environment to deploy to.")],
+    ref: Annotated[str | None, typer.Option("--ref", help="Git ref to build and deploy (default HEAD).")] = None,
+    release: Annotated[str | None, typer.Option("--release", help="Deploy an existing release id.")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="rolling or blue-green.")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Show the steps and changes; change nothing.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Deploy a git ref (or an existing release) to an environment."""
+    from shipyard.cli.common import find_project, load_project_spec
+    from shipyard.cli.render import follow
+    from shipyard.control.client import ControlClient
+    from shipyard.control.paths import Paths
+    from shipyard.errors import BadInput
+
+    if ref and release:
+        raise BadInput("give either --ref or --release, not both")
+    if strategy and strategy not in ("rolling", "blue-green", "canary"):
+        raise BadInput(f"unknown strategy '{strategy}' (expected rolling, blue-green or canary)")
+    project = find_project()
+    load_project_spec(project).env(env)  # bad config or unknown environment: exit 2 before anything else
+    client = ControlClient(Paths(project.dir))
+    events = client.stream("/v1/deploy", {"env": env, "ref": ref, "release": release, "strategy": strategy,
+                                          "plan": plan})
+    raise typer.Exit(follow(events, as_json=json_out, plan_only=plan))

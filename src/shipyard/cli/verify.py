@@ -1,0 +1,119 @@
+"""shipyard verify: load an environment at a fixed rate and judge it against its thresholds (go / no-go)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from shipyard.engine.verify.result import VerifyResult
+    from shipyard.primitives.spec.verify import VerifySpec
+
+
+def command(
+    env: Annotated[str, typer.Option("--env", "-e", help="Environment to verify (its router port).")],
+    rate: Annotated[float | None, typer.Option("--rate", help="Requests per second (default: the spec's).")] = None,
+    duration: Annotated[str | None, typer.Option("--duration", help="How long, e.g. 60s (default: the spec's).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document only.")] = False,
+    report: Annotated[Path | None, typer.Option("--report", help="Write the HTML report here.")] = None,
+    locustfile: Annotated[Path | None, typer.Option("--locustfile", help="Run this Locust file instead.")] = None,
+    users: Annotated[int, typer.Option("--users", help="Locust users (with --locustfile).")] = 10,
+) -> None:
+    """Verify an environment under load: exit 0 on go, 99 on no-go."""
+    from rich.console import Console
+
+    from shipyard.cli.common import find_project, load_project_spec, print_json
+    from shipyard.engine.verify.report import report_path, write_report
+    from shipyard.errors import BadInput, NoGo
+    from shipyard.primitives.spec.durations import parse_duration
+    from shipyard.primitives.spec.verify import VerifySpec
+
+    project = find_project()
+    env_spec = load_project_spec(project).env(env)
+    spec = env_spec.verify or VerifySpec()
+    seconds = None
+    if duration is not None:
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as exc:
+            raise BadInput(f"--duration: {exc}") from None
+    target = env_spec.url
+    err = Console(stderr=True, highlight=False)
+    if locustfile is not None:
+        result = _run_locust(locustfile, target, spec, users, seconds, rate, err, quiet=json_out)
+    else:
+        result = _run(target, spec, rate, seconds, err, quiet=json_out, project_dir=project.dir)
+    path = write_report(result, report or report_path(project.state_dir, env, result.started_at), env=env)
+    if json_out:
+        print_json({**result.to_json(), "env": env, "report": str(path)})
+    else:
+        out = Console(highlight=False)
+        if env_spec.verify is None:
+            out.print(f"[dim]{env} has no [environments.{env}.verify] table: default load, no thresholds[/]")
+        render_summary(out, result)
+        out.print(f"report: {path}")
+    if not result.go:
+        raise NoGo(result.summary())
+
+
+def _run(target: str, spec: VerifySpec, rate: float | None, seconds: float | None, err: Console, *, quiet: bool,
+         project_dir: Path) -> VerifyResult:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from shipyard.engine.verify.generator import Progress as Tick
+    from shipyard.engine.verify.runner import run_verify
+    run_s = (seconds or spec.duration) + spec.ramp
+    if quiet:
+        return asyncio.run(run_verify(target, spec, rate=rate, duration=seconds, project_dir=project_dir))
+    bar = Progress(TextColumn("verify"), BarColumn(), TextColumn("{task.fields[live]}"), TimeRemainingColumn(),
+                   console=err, transient=True)
+    task = bar.add_task("verify", total=run_s, live="starting")
+
+    def on_progress(p: Tick) -> None:
+        p95 = "n/a" if math.isnan(p.p95_ms) else f"{p.p95_ms:.1f} ms"
+        bar.update(task, completed=min(p.elapsed, run_s),
+                   live=f"{p.rate:,.0f} req/s  p95 {p95}  failed {p.failed}  conns {p.connections}")
+
+    with bar:
+        return asyncio.run(run_verify(target, spec, rate=rate, duration=seconds, on_progress=on_progress,
+                                      project_dir=project_dir))
+
+
+def _run_locust(locustfile: Path, target: str, spec: VerifySpec, users: int, seconds: float | None,
+                rate: float | None, err: Console, *, quiet: bool) -> VerifyResult:
+    from shipyard.engine.verify.locust import run_locust
+    if not quiet:
+        err.print(f"running locust -f {locustfile} with {users} users against {target}")
+    return asyncio.run(run_locust(locustfile, target, spec, users=users, duration=seconds, rate=rate,
+                                  on_output=None if quiet else err.print))
+
+
+def render_summary(out: Console, r: VerifyResult) -> None:
+    from rich.table import Table
+
+    def ms(v: float) -> str:
+        return "n/a" if math.isnan(v) else f"{v:.1f} ms"
+
+    out.print(f"target {r.target}  ·  {r.requests} requests in {r.duration:g}s  ·  "
+              f"rate {r.rate_achieved:,.1f}/s (asked {r.rate_requested:g}/s)  ·  failed {r.failed_rate:.3%}")
+    out.print(f"latency  p50 {ms(r.latency.p50)}  p95 {ms(r.latency.p95)}  p99 {ms(r.latency.p99)}  "
+              f"max {ms(r.latency.max)}")
+    if r.generator:
+        g = r.generator
+        out.print(f"[dim]generator  CPU {g.cpu_percent:.0f}% of a core  ·  {g.connections} connections  ·  "
+                  f"late {g.late}  ·  dropped {g.dropped}[/]")
+    for w in r.warnings:
+        out.print(f"[yellow]warning:[/] {w}")
+    if r.thresholds:
+        table = Table("metric", "threshold", "observed", "result")
+        for t in r.thresholds:
+            observed = "n/a" if math.isnan(t.observed) else f"{t.observed:,.4g}"
+            table.add_row(t.metric, t.expr, observed, "[green]pass[/]" if t.ok else "[red bold]FAIL[/]")
+        out.print(table)
+    out.print("[bold green]GO[/]" if r.go else "[bold red]NO-GO[/]")

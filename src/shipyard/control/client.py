@@ -1,0 +1,87 @@
+"""The CLI's client for the control API (``http.client`` on loopback, bearer token)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from shipyard.control.paths import Paths
+from shipyard.control.token import read_token
+from shipyard.errors import ControlPlaneUnavailable, ShipyardError
+
+
+class _Remote(ShipyardError):
+    pass
+
+
+def _raise_remote(obj: Any) -> None:
+    if isinstance(obj, dict) and "error" in obj:
+        err = _Remote(obj["error"])
+        err.exit_code = int(obj.get("exit_code", 1))
+        raise err
+
+
+class ControlClient:
+    def __init__(self, paths: Paths, timeout: float = 30.0) -> None:
+        self.paths = paths
+        self.timeout = timeout
+        info = self.info()
+        if info is None:
+            raise ControlPlaneUnavailable(
+                f"the control plane is not running for {paths.project} (start it with 'shipyard up --detach')")
+        self.port = int(info["port"])
+        self.token = read_token(paths.token) or ""
+
+    def info(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.paths.control.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        import psutil
+
+        if not psutil.pid_exists(int(data.get("pid", 0))):
+            return None
+        return data
+
+    def _conn(self, timeout: float | None) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None, timeout: float | None
+                 ) -> http.client.HTTPResponse:
+        data = json.dumps(body or {}).encode()
+        conn = self._conn(timeout)
+        try:
+            conn.request(method, path, body=data if body is not None else None, headers={
+                "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+            return conn.getresponse()
+        except OSError as exc:
+            raise ControlPlaneUnavailable(f"cannot reach the control plane on port {self.port}: {exc}") from exc
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None,
+             timeout: float | None = None) -> Any:
+        resp = self._request(method, path, body, timeout or self.timeout)
+        raw = resp.read()
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ShipyardError(f"control plane answered {resp.status} with non-JSON") from exc
+        if resp.status == 401:
+            raise ShipyardError("the control plane refused our token (.shipyard/token changed?)")
+        _raise_remote(obj)
+        return obj
+
+    def stream(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """POST and yield NDJSON events until the server closes (deploys can take minutes)."""
+        resp = self._request("POST", path, body, None)
+        if resp.status != 200 or resp.getheader("Content-Type", "").startswith("application/json"):
+            obj = json.loads(resp.read() or b"{}")
+            _raise_remote(obj)
+            yield obj
+            return
+        while True:
+            line = resp.readline()
+            if not line:
+                break
+            yield json.loads(line)

@@ -1,0 +1,293 @@
+"""``Backups``: run, list, verify, restore and forget one environment's backups (results, no store)."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipyard.engine.backup.chunks import DEFAULT_CHUNK, ChunkReader
+from shipyard.engine.backup.keys import BackupKey
+from shipyard.engine.backup.manifest import Manifest
+from shipyard.engine.backup.pipeline import EncryptingSink, decrypted, drain
+from shipyard.engine.backup.repository import Repository, new_backup_id
+from shipyard.engine.backup.retention import Decision, apply_policy
+from shipyard.engine.backup.sources import files, postgres, sqlite
+from shipyard.engine.backup.sources.base import Check, DumpInfo, Target
+from shipyard.errors import BadInput, NotFound, ShipyardError
+from shipyard.primitives.clock import Clock, SystemClock
+from shipyard.primitives.spec.backup import BackupSpec, FilesSource, PostgresSource, SqliteSource
+
+AnySource = PostgresSource | SqliteSource | FilesSource
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    repository: str
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    source: str
+    kind: str
+    ok: bool
+    started_at: float
+    duration_s: float
+    backup_id: str | None = None
+    plain_size: int = 0
+    stored_size: int = 0
+    error: str | None = None
+    copies: tuple[CopyResult, ...] = ()
+    cleaned: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "kind": self.kind, "ok": self.ok, "backup_id": self.backup_id,
+                "started_at": self.started_at, "duration_s": round(self.duration_s, 3),
+                "plain_size": self.plain_size, "stored_size": self.stored_size, "error": self.error,
+                "copies": [c.__dict__ for c in self.copies], "cleaned": self.cleaned}
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    repository: str
+    source: str
+    backup_id: str
+    ok: bool
+    chunks: int
+    chunks_read: int
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    source: str
+    backup_id: str
+    target: str
+    duration_s: float
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "backup_id": self.backup_id, "target": self.target, "ok": self.ok,
+                "duration_s": round(self.duration_s, 3), "checks": [c.to_dict() for c in self.checks]}
+
+
+@dataclass(frozen=True)
+class ForgetResult:
+    repository: str
+    source: str
+    decisions: tuple[Decision, ...] = field(default_factory=tuple)
+    removed: bool = False  # False for --dry-run
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"repository": self.repository, "source": self.source, "removed": self.removed,
+                "keep": [{"id": d.id, "reasons": list(d.reasons)} for d in self.decisions if d.keep],
+                "remove": [d.id for d in self.decisions if not d.keep]}
+
+
+def _label(repo: Repository, m: Manifest) -> str:
+    return f"backup {m.id} of source {m.source!r} in {repo.root}"
+
+
+class Backups:
+    """One environment's backups. Paths in the spec are relative to ``base_dir`` (the project)."""
+
+    def __init__(self, spec: BackupSpec, key: BackupKey, *, base_dir: Path, clock: Clock | None = None,
+                 chunk_size: int = DEFAULT_CHUNK) -> None:
+        self.spec = spec
+        self.key = key
+        self.base_dir = base_dir
+        self.clock: Clock = clock or SystemClock()
+        self.chunk_size = chunk_size
+        self.repo = Repository(self.path(spec.repository))
+        self.copies = [Repository(self.path(p)) for p in spec.copy_to]
+
+    def path(self, p: str) -> Path:
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else self.base_dir / q
+
+    def sources(self, only: str | None = None) -> list[AnySource]:
+        return [self.spec.source(only)] if only else list(self.spec.sources)
+
+    # -- run ---------------------------------------------------------------------------------------------
+    def run(self, only: str | None = None) -> list[RunResult]:
+        self.repo.check_key(self.key, create=True)
+        results = []
+        for src in self.sources(only):
+            results.append(self._run_one(src))
+        return results
+
+    def _dump(self, src: AnySource, sink: EncryptingSink) -> DumpInfo:
+        if isinstance(src, PostgresSource):
+            return postgres.dump(src, sink, self.clock)
+        if isinstance(src, SqliteSource):
+            return sqlite.dump(src, self.path(src.path), sink, self.clock)
+        return files.dump(src, self.path(src.path), sink, self.clock)
+
+    def _run_one(self, src: AnySource) -> RunResult:
+        started, t0 = self.clock.time(), self.clock.monotonic()
+        try:
+            with self.repo.locked(f"back up {src.name!r}"):
+                cleaned = len(self.repo.clean_leftovers())
+                m = self._write(src, started, t0)
+        except (ShipyardError, OSError) as exc:
+            return RunResult(src.name, src.kind, False, started, self.clock.monotonic() - t0, error=str(exc))
+        copies = tuple(self._replicate(src.name, m))
+        return RunResult(src.name, src.kind, all(c.ok for c in copies), started, self.clock.monotonic() - t0,
+                         m.id, m.plain_size, m.stored_size, None, copies, cleaned)
+
+    def _write(self, src: AnySource, started: float, t0: float) -> Manifest:
+        bid = new_backup_id(started)
+        tmp = self.repo.tmp_data_path(src.name, bid)
+        threads = src.jobs if isinstance(src, PostgresSource) else 1
+        try:
+            with open(tmp, "wb") as fh:
+                sink = EncryptingSink(fh, self.key, bid, chunk_size=self.chunk_size, threads=threads)
+                info = self._dump(src, sink)
+                stats = sink.close()
+                fh.flush()
+                os.fsync(fh.fileno())
+            finished = self.clock.time()
+            m = Manifest(id=bid, source=src.name, kind=src.kind, created_at=started,
+                         snapshot_time=info.snapshot_time, finished_at=finished, key_id=self.key.key_id,
+                         chunk_size=stats.chunk_size, chunks=stats.chunks, compression="zstd",
+                         plain_size=stats.plain_size, plain_sha256=stats.plain_sha256,
+                         stored_size=stats.stored_size, stored_sha256=stats.stored_sha256, meta=info.meta,
+                         tools=info.tools, timings={"total_s": round(self.clock.monotonic() - t0, 3)})
+            self.repo.commit(m, self.key, tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return m
+
+    def _replicate(self, source: str, newest: Manifest) -> Iterator[CopyResult]:
+        """Copies every backup of ``source`` the second sites lack, then re-verifies them there."""
+        for dst in self.copies:
+            try:
+                dst.check_key(self.key, create=True)
+                with dst.locked(f"copy to {dst.root}"):
+                    dst.clean_leftovers()
+                    have = {m.id for m in dst.manifests(source)}
+                    for m in self.repo.manifests(source):
+                        if m.id not in have:
+                            dst.copy_from(self.repo, self.repo.authenticated(m, self.key), self.key)
+                            self._verify_one(dst, dst.load(source, m.id), None, random.Random())
+                yield CopyResult(str(dst.root), True)
+            except (ShipyardError, OSError) as exc:
+                yield CopyResult(str(dst.root), False, str(exc))
+
+    # -- list --------------------------------------------------------------------------------------------
+    def list_backups(self, only: str | None = None) -> list[Manifest]:
+        if only:
+            self.spec.source(only)
+        return self.repo.manifests(only)
+
+    def newest(self, source: str) -> Manifest | None:
+        found = self.repo.manifests(source)
+        return found[-1] if found else None
+
+    # -- verify ------------------------------------------------------------------------------------------
+    def verify(self, only: str | None = None, subset: float | None = None,
+               rng: random.Random | None = None) -> list[VerifyResult]:
+        """Full: every manifest, checksum and chunk. ``subset`` (0..1]: manifests and sizes of all, and a
+        random fraction of the chunks decrypted (restic's ``--read-data-subset``)."""
+        rng = rng or random.Random()
+        out: list[VerifyResult] = []
+        for repo in [self.repo, *self.copies]:
+            repo.check_key(self.key, create=False)
+            for m in repo.manifests(only):
+                try:
+                    out.append(self._verify_one(repo, repo.load(m.source, m.id, self.key), subset, rng))
+                except ShipyardError as exc:
+                    out.append(VerifyResult(str(repo.root), m.source, m.id, False, m.chunks, 0, str(exc)))
+        return out
+
+    def _verify_one(self, repo: Repository, m: Manifest, subset: float | None,
+                    rng: random.Random) -> VerifyResult:
+        label = _label(repo, m)
+        actual = repo.data_path(m).stat().st_size
+        if actual != m.stored_size:
+            from shipyard.errors import IntegrityError
+
+            raise IntegrityError(f"{label}: stored file is {actual} bytes, the manifest says {m.stored_size} "
+                                 "(truncated or extended)")
+        with repo.open_data(m) as fh:
+            if subset is None:
+                drain(decrypted(fh, m, self.key, label=label))
+                return VerifyResult(str(repo.root), m.source, m.id, True, m.chunks, m.chunks)
+            reader = ChunkReader(fh, self.key.data_key(m.id), m.id, label=label, size=m.stored_size)
+            n = max(1, math.ceil(subset * reader.chunks))
+            for index in sorted(rng.sample(range(reader.chunks), min(n, reader.chunks))):
+                reader.read_chunk(index)
+            return VerifyResult(str(repo.root), m.source, m.id, True, m.chunks, min(n, reader.chunks))
+
+    # -- restore -----------------------------------------------------------------------------------------
+    def pick(self, source: str, backup_id: str | None) -> Manifest:
+        self.spec.source(source)
+        self.repo.check_key(self.key, create=False)
+        if backup_id:
+            return self.repo.load(source, backup_id, self.key)
+        m = self.newest(source)
+        if m is None:
+            raise NotFound(f"no backups of source {source!r} in {self.repo.root}")
+        return self.repo.authenticated(m, self.key)
+
+    def restore(self, source: str, *, backup_id: str | None = None, to_url: str | None = None,
+                to_path: Path | None = None, replace: bool = False) -> RestoreResult:
+        """To a new target (``to_url`` / ``to_path``) or, with ``replace``, over the original. The key and
+        the manifest are checked before anything is written."""
+        src = self.spec.source(source)
+        if isinstance(src, PostgresSource) and to_path is not None:
+            raise BadInput(f"source {source!r} is PostgreSQL: restore it with --to postgresql://...")
+        if not isinstance(src, PostgresSource) and to_url is not None:
+            raise BadInput(f"source {source!r} is {src.kind}: restore it with --to-path DIR")
+        m = self.pick(source, backup_id)
+        t0 = self.clock.monotonic()
+        checks, where = self.restore_into(src, m, Target(url=to_url, path=to_path, replace=replace))
+        return RestoreResult(source, m.id, where, self.clock.monotonic() - t0, tuple(checks))
+
+    def restore_into(self, src: AnySource, m: Manifest, target: Target,
+                      user_sql: bool = False) -> tuple[list[Check], str]:
+        label = _label(self.repo, m)
+        with self.repo.open_data(m) as fh:
+            blocks = decrypted(fh, m, self.key, label=label)
+            if isinstance(src, PostgresSource):
+                postgres.restore(src, blocks, target)
+                url = target.url or src.url
+                return postgres.check(src, url, m.meta.get("tables", {}), user_sql=user_sql), \
+                    url.rsplit("@", 1)[-1]
+            if isinstance(src, SqliteSource):
+                path = sqlite.restore(src, self.path(src.path), blocks, target)
+                return sqlite.check(path, m.meta.get("tables", {})), str(path)
+            root = files.restore(src, self.path(src.path), blocks, target)
+            return files.check(root, m.meta), str(root)
+
+    # -- forget ------------------------------------------------------------------------------------------
+    def forget(self, only: str | None = None, dry_run: bool = False) -> list[ForgetResult]:
+        now = self.clock.time()
+        apply_policy([], self.spec.retention, now)  # refuses a missing policy before touching anything
+        out: list[ForgetResult] = []
+        for repo in [self.repo, *self.copies]:
+            for src in self.sources(only):
+                found = {m.id: m for m in repo.manifests(src.name)}
+                decisions = apply_policy([(m.id, m.created_at) for m in found.values()],
+                                         self.spec.retention, now)
+                if not dry_run and any(not d.keep for d in decisions):
+                    with repo.locked(f"forget backups of {src.name!r}"):
+                        for d in decisions:
+                            if not d.keep:
+                                repo.delete(found[d.id])
+                out.append(ForgetResult(str(repo.root), src.name, tuple(decisions), not dry_run))
+        return out

@@ -1,0 +1,156 @@
+"""Strategies: pure functions from (settings, current state, target release) to steps.
+
+Nothing here performs I/O. The same functions back ``deploy --plan`` and the real deploy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shipyard.engine.rollout.state import EnvState
+from shipyard.engine.rollout.steps import Step
+from shipyard.errors import BadInput
+from shipyard.primitives.spec.durations import format_duration
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The environment settings strategies need (taken from the resolved spec)."""
+
+    replicas: int
+    max_surge: int = 1
+    max_unavailable: int = 0
+    drain_timeout: float = 30.0
+    scale_down_delay: float = 300.0
+    deploy_timeout: float = 300.0
+    verify: bool = False
+    verify_before_switch: bool = False
+
+
+def plan_deploy(strategy: str, s: Settings, state: EnvState, target: str) -> list[Step]:
+    if strategy == "blue-green":
+        if target == state.current_release:
+            # Same release again (e.g. new secrets): there is no second pool to switch to.
+            return plan_rolling(s, state, target)
+        return plan_blue_green(s, state, target)
+    if strategy == "rolling":
+        return plan_rolling(s, state, target)
+    raise BadInput(f"unknown strategy '{strategy}' (expected rolling or blue-green)")
+
+
+def _stop_strays(state: EnvState, keep: tuple[str | None, ...]) -> list[Step]:
+    return [
+        Step("stop", f"stop the instances of {rel} (no longer needed)", {"release": rel})
+        for rel in state.other_releases(*keep)
+    ]
+
+
+def plan_blue_green(s: Settings, state: EnvState, target: str) -> list[Step]:
+    old = state.current_release
+    steps: list[Step] = []
+    # Anything but the serving set goes first: releases kept warm from earlier deploys, and old
+    # instances of the target itself (a fresh set starts with the current config).
+    steps += _stop_strays(state, (old,))
+    steps.append(Step("start", f"start {s.replicas} instance(s) of {target} beside the serving set",
+                      {"release": target, "count": s.replicas, "tag": "new", "role": "preview"}))
+    steps.append(Step("wait_ready", f"wait until all {s.replicas} instance(s) of {target} are ready "
+                      f"(timeout {format_duration(s.deploy_timeout)})",
+                      {"tag": "new", "timeout": s.deploy_timeout}))
+    if s.verify and s.verify_before_switch:
+        steps.append(Step("verify", f"verify {target} under load before the switch", {"release": target,
+                                                                                  "preview": True}))
+    steps.append(Step("route", f"switch 100% of traffic to {target}" + (f" (from {old})" if old else ""),
+                      {"weights": {target: 100}, "commit": {"current": target, "previous": old}}))
+    if s.verify and not s.verify_before_switch:
+        steps.append(Step("verify", f"verify {target} under load", {"release": target}))
+    if old:
+        steps.append(Step("drain", f"drain {old}: in-flight requests finish "
+                          f"(timeout {format_duration(s.drain_timeout)})",
+                          {"release": old, "timeout": s.drain_timeout}))
+        steps.append(Step("keep_warm", f"keep {old} warm for {format_duration(s.scale_down_delay)} "
+                          "so a rollback is only a router switch",
+                          {"release": old, "delay": s.scale_down_delay}))
+    return steps
+
+
+def plan_rolling(s: Settings, state: EnvState, target: str) -> list[Step]:
+    """Replace instances in batches: at most ``replicas + max_surge`` running and never fewer than
+    ``replicas - max_unavailable`` ready (assuming the old set is whole)."""
+    if s.max_surge <= 0 and s.max_unavailable <= 0:
+        raise BadInput("max_surge and max_unavailable cannot both be 0")
+    old = state.current_release
+    remaining = [i.id for i in state.of_release(old)] if old else []
+    steps: list[Step] = _stop_strays(state, (old, target) if old != target else (old,))
+    started, batch = 0, 0
+    while started < s.replicas or remaining:
+        batch += 1
+        # Old instances that may go before their replacements are ready (max_unavailable).
+        early = remaining[: s.max_unavailable]
+        if early:
+            remaining = remaining[len(early):]
+            steps += _retire(early, s, _proportional(target, started, old, len(remaining)))
+        n_new = min(max(s.max_surge, 0) + len(early), s.replicas - started)
+        if n_new > 0:
+            tag = f"batch{batch}"
+            started += n_new
+            steps.append(Step("start", f"start {n_new} instance(s) of {target} (batch {batch})",
+                              {"release": target, "count": n_new, "tag": tag, "role": "stable"}))
+            steps.append(Step("wait_ready", f"wait until batch {batch} is ready "
+                              f"(timeout {format_duration(s.deploy_timeout)})",
+                              {"tag": tag, "timeout": s.deploy_timeout}))
+            weights = _proportional(target, started, old, len(remaining))
+            steps.append(Step("route", f"add batch {batch} to rotation: {_fmt_weights(weights)}",
+                              {"weights": weights, "add_tag": tag}))
+        # Retire as many old instances as replacements came up (all that are left at the end).
+        late = remaining if started >= s.replicas else remaining[: max(n_new - len(early), 0)]
+        if late:
+            remaining = remaining[len(late):]
+            steps += _retire(late, s, _proportional(target, started, old, len(remaining)))
+        if batch > s.replicas + len(state.instances) + 2:  # a planning bug must not loop forever
+            raise RuntimeError("rolling plan did not converge")
+    previous = old if old != target else state.previous_release
+    steps.append(Step("route", f"{target} serves 100% of traffic",
+                      {"weights": {target: 100}, "commit": {"current": target, "previous": previous}}))
+    if s.verify:
+        steps.append(Step("verify", f"verify {target} under load", {"release": target}))
+    return steps
+
+
+def _retire(ids: list[str], s: Settings, weights: dict[str, int]) -> list[Step]:
+    return [
+        Step("unroute", f"take {len(ids)} old instance(s) out of rotation; {_fmt_weights(weights)}",
+             {"ids": ids, "weights": weights}),
+        Step("drain", f"drain {len(ids)} old instance(s) (timeout {format_duration(s.drain_timeout)})",
+             {"ids": ids, "timeout": s.drain_timeout}),
+        Step("stop", f"stop {len(ids)} old instance(s)", {"ids": ids}),
+    ]
+
+
+def plan_rollback(s: Settings, state: EnvState, target: str) -> tuple[list[Step], bool]:
+    """Steps to roll back to ``target``; second value says whether it is only a router switch."""
+    current = state.current_release
+    if target == current:
+        raise BadInput(f"{target} is already serving")
+    if state.is_warm(target, s.replicas):
+        steps = _stop_strays(state, (current, target))
+        steps.append(Step("route", f"switch 100% of traffic back to {target} (warm)",
+                          {"weights": {target: 100}, "commit": {"current": target, "previous": current}}))
+        if current:
+            steps.append(Step("drain", f"drain {current}", {"release": current, "timeout": s.drain_timeout}))
+            steps.append(Step("keep_warm", f"keep {current} warm for {format_duration(s.scale_down_delay)}",
+                              {"release": current, "delay": s.scale_down_delay}))
+        return steps, True
+    return plan_blue_green(Settings(**{**s.__dict__, "verify": False}), state, target), False
+
+
+def _proportional(new: str, n_new: int, old: str | None, n_old: int) -> dict[str, int]:
+    if not old or n_old == 0 or old == new:
+        return {new: 100}
+    if n_new == 0:
+        return {old: 100}
+    pct = round(100 * n_new / (n_new + n_old))
+    return {new: pct, old: 100 - pct}
+
+
+def _fmt_weights(w: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}%" for k, v in w.items())

@@ -1,0 +1,236 @@
+"""Read shipyard.toml (or shipyard.yaml), merge [defaults] into each environment, validate, resolve.
+
+Every problem found is collected and reported at once as a ``ConfigError`` naming the file, one line per
+problem with its key path; a value inherited from ``[defaults]`` is reported under ``defaults.``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from shipyard.errors import ConfigError
+from shipyard.primitives.spec.errors import Loc, dotted, problems, show, unknown_key
+from shipyard.primitives.spec.models import AppSpec, EnvSettings, EnvSpec, Spec, check_env_name
+from shipyard.primitives.spec.rollout import CanarySpec
+
+SPEC_FILES = ("shipyard.toml", "shipyard.yaml", "shipyard.yml")
+TOP_LEVEL = ("app", "defaults", "environments")
+TOGGLES = ("canary", "rollback", "verify")
+
+Problem = tuple[Loc, str]
+
+
+def find_spec_file(directory: Path) -> Path | None:
+    for name in SPEC_FILES:
+        candidate = directory / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_spec(path: Path | None = None) -> Spec:
+    """Load and validate the spec at ``path`` (default: shipyard.toml/.yaml/.yml in the cwd)."""
+    if path is None:
+        found = find_spec_file(Path.cwd())
+        if found is None:
+            raise ConfigError(f"no shipyard.toml in {Path.cwd()} (run 'shipyard init' to write one)")
+        path = found
+    path = Path(path).absolute()
+    return parse_spec(read_document(path), path)
+
+
+def display_name(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    name = display_name(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{name}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot be read ({exc.strerror})") from exc
+    if path.suffix in (".yaml", ".yml"):
+        data = _parse_yaml(text, name)
+    else:
+        data = _parse_toml(text, name)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: invalid configuration", problems=[f"the document must be a table, got {show(data)}"])
+    return data
+
+
+_TOML_POS = re.compile(r"^(.*?)\s*\(at line (\d+), column (\d+)\)$")
+
+
+def _parse_toml(text: str, name: str) -> Any:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = _TOML_POS.match(msg)
+        line = f"line {m.group(2)}, column {m.group(3)}: {m.group(1)}" if m else msg
+        raise ConfigError(f"{name}: invalid TOML", problems=[line]) from exc
+
+
+def _parse_yaml(text: str, name: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise ConfigError(f"{name}: invalid YAML", problems=[f"{where}{problem}"]) from exc
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``; tables merge key by key, anything else is replaced.
+
+    ``true`` over a table keeps the table (``verify = true`` with ``[defaults.verify]`` set means "on").
+    """
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        old = out.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            out[key] = deep_merge(old, value)
+        elif isinstance(old, dict) and value is True:
+            continue
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _depth(doc: Any, loc: Loc) -> int:
+    """How many leading parts of ``loc`` exist in ``doc``."""
+    n = 0
+    for part in loc:
+        in_table = isinstance(doc, dict) and part in doc
+        in_list = isinstance(doc, list) and isinstance(part, int) and 0 <= part < len(doc)
+        if not (in_table or in_list):
+            break
+        doc = doc[part]
+        n += 1
+    return n
+
+
+def _where(loc: Loc, env: str, own: Mapping[str, Any], defaults: Mapping[str, Any]) -> Loc:
+    """The full key path of a problem: under ``defaults`` when that is where the value came from."""
+    if _depth(defaults, loc) > _depth(own, loc):
+        return ("defaults", *loc)
+    return ("environments", env, *loc)
+
+
+def _validate(model: type[BaseModel], data: Any, prefix: Loc) -> tuple[Any, list[Problem]]:
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        return None, problems(exc, model, data, prefix)
+
+
+def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
+    """Validate a parsed document; raise ``ConfigError`` listing every problem."""
+    found: list[Problem] = []
+    for key in data:
+        if key not in TOP_LEVEL:
+            found.append(((str(key),), unknown_key(str(key), TOP_LEVEL)))
+
+    app: AppSpec | None = None
+    if "app" not in data:
+        found.append((("app",), "missing required key (add an [app] table with name and run)"))
+    else:
+        app, errs = _validate(AppSpec, data["app"], ("app",))
+        found += errs
+
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        found.append((("defaults",), f"must be a table, got {show(defaults)}"))
+        defaults = {}
+
+    environments: dict[str, EnvSpec] = {}
+    raw_envs = data.get("environments")
+    if raw_envs is None:
+        found.append((("environments",), "missing required key (add an [environments.NAME] table, e.g. staging)"))
+    elif not isinstance(raw_envs, dict):
+        found.append((("environments",), f"must be a table, got {show(raw_envs)}"))
+    elif not raw_envs:
+        found.append((("environments",), "define at least one environment, e.g. [environments.staging]"))
+    else:
+        for name, own in raw_envs.items():
+            env, errs = _resolve_env(str(name), own, defaults)
+            found += errs
+            if env is not None:
+                environments[env.name] = env
+        found += _check_ports(environments, raw_envs)
+
+    if found:
+        lines = list(dict.fromkeys(f"{dotted(loc)}: {text}" for loc, text in found))
+        raise ConfigError(f"{display_name(path)}: invalid configuration", problems=lines)
+    assert app is not None
+    return Spec(app=app, environments=environments, path=path)
+
+
+def _resolve_env(name: str, own: Any, defaults: dict[str, Any]) -> tuple[EnvSpec | None, list[Problem]]:
+    try:
+        check_env_name(name)
+    except ValueError as exc:
+        return None, [(("environments", name), str(exc))]
+    if not isinstance(own, dict):
+        return None, [(("environments", name), f"must be a table, got {show(own)}")]
+    merged = deep_merge(defaults, own)
+    for key in TOGGLES:
+        # `verify = true` means "on, with the default settings"; `false` switches off (also one from [defaults]).
+        if merged.get(key) is True:
+            merged[key] = {}
+        elif merged.get(key) is False:
+            merged[key] = None
+    settings, errs = _validate(EnvSettings, merged, ())
+    if settings is None:
+        return None, [(_where(loc, name, own, defaults), text) for loc, text in errs]
+
+    found: list[Problem] = []
+
+    def problem(key: str, text: str) -> None:
+        found.append((_where((key,), name, own, defaults), text))
+
+    if settings.max_surge == 0 and settings.max_unavailable == 0:
+        problem("max_surge", "max_surge and max_unavailable cannot both be 0 (a rolling deploy could never progress)")
+    if settings.max_unavailable >= settings.replicas:
+        problem(
+            "max_unavailable",
+            f"must be less than replicas ({settings.replicas}) so that an instance keeps serving, "
+            f"got {settings.max_unavailable}",
+        )
+    if found:
+        return None, found
+
+    fields = {key: getattr(settings, key) for key in EnvSettings.model_fields}
+    if fields["strategy"] == "canary" and fields["canary"] is None:
+        fields["canary"] = CanarySpec()
+    return EnvSpec.model_validate({**fields, "name": name}), []
+
+
+def _check_ports(envs: Mapping[str, EnvSpec], raw_envs: Mapping[str, Any]) -> list[Problem]:
+    found: list[Problem] = []
+    owner: dict[int, str] = {}
+    for name, env in envs.items():
+        if env.port in owner:
+            own = raw_envs.get(name, {})
+            loc: Loc = ("environments", name, "port") if "port" in own else ("defaults", "port")
+            found.append((loc, f"port {env.port} is already used by environment {owner[env.port]!r}"))
+        else:
+            owner[env.port] = name
+    return found

@@ -1,0 +1,82 @@
+"""The commented shipyard.toml that ``shipyard init`` writes."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from shipyard.primitives.spec.models import APP_NAME
+
+_TEMPLATE = """\
+# shipyard.toml — how shipyard builds, runs and deploys {name}.
+# Durations are written "500ms", "10s", "5m", "1h"; every key below is documented in the README.
+
+[app]
+name = {name_q}
+# The command that starts one instance. It gets PORT (the port to listen on), SHIPYARD_ENV and
+# SHIPYARD_RELEASE in its environment, and runs in the release directory.
+run = {run_q}
+# Commands run inside each new release after it is unpacked (their output is the build log).
+# build = ["pip install -r requirements.txt"]
+# Directories kept across releases and linked into each one (uploads, SQLite files, ...).
+# shared = ["instance"]
+
+# Liveness: an instance failing `retries` probes in a row is taken out of the router and restarted.
+[app.health]
+path = "/health"
+interval = "10s"
+timeout = "1s"
+retries = 3
+start_period = "0s"     # grace period after start before failures count
+
+# Readiness: an instance gets traffic only once this answers 2xx (the health probe is used when absent).
+# [app.ready]
+# path = "/ready"
+# interval = "1s"
+
+# How instances are stopped: this signal, then SIGKILL after `grace`.
+# [app.stop]
+# signal = "SIGTERM"
+# grace = "30s"
+
+# Inherited by every environment below (tables such as env merge key by key).
+[defaults]
+replicas = 2
+strategy = "rolling"    # rolling | blue-green | canary
+keep_releases = 5       # newest releases kept on disk; older ones are pruned
+# max_surge = 1           # rolling: extra instances started at a time
+# max_unavailable = 0     # rolling: instances that may be down at a time
+# drain_timeout = "30s"   # time in-flight requests get to finish on the old instances
+# scale_down_delay = "5m" # blue-green: old set kept warm so a rollback is only a router switch
+# deploy_timeout = "5m"   # a new instance not ready by then fails the deploy (the old one keeps serving)
+
+# Environment variables for every instance. Per environment: [environments.NAME.env], then a
+# `.env.NAME` file next to this one, then secrets (`shipyard secrets set --env NAME KEY=VALUE`).
+[defaults.env]
+# LOG_LEVEL = "info"
+
+# Each environment gets its own router port (unique across environments).
+[environments.staging]
+port = 8200
+
+[environments.production]
+port = 8300
+replicas = 3
+strategy = "blue-green"
+"""
+
+
+def _toml_string(value: str) -> str:
+    # A JSON string is a TOML basic string, except that TOML also wants DEL escaped.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def default_app_name(text: str) -> str:
+    """A valid app name derived from a directory or repository name."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")[:63] or "app"
+    return name if APP_NAME.match(name) else "app"
+
+
+def render_init_template(app_name: str, run: str) -> str:
+    name = default_app_name(app_name)
+    return _TEMPLATE.format(name=name, name_q=_toml_string(name), run_q=_toml_string(run))

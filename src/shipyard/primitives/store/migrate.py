@@ -1,0 +1,53 @@
+"""Bring a state database to the newest schema (Alembic, run from code; no alembic.ini).
+
+Safe when several processes open a fresh database at once: the whole upgrade runs in one transaction
+that first takes a database-wide lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), so a
+second process waits, then finds the schema at head and does nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from shipyard.primitives.store.connect import WRITE_OPTION
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "shipyard_alembic_version"
+# The newest revision in migrations/versions (a test checks it against Alembic's own head); knowing it
+# lets an up-to-date database open without importing Alembic.
+HEAD_REVISION = "0001"
+# pg_advisory_xact_lock key: any constant, shared by every shipyard process on the server.
+_PG_LOCK_KEY = 0x5348_4950  # "SHIP"
+
+
+def current_revision(conn: sa.Connection) -> str | None:
+    if not sa.inspect(conn).has_table(VERSION_TABLE):
+        return None
+    rows = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    return rows[0] if len(rows) == 1 else None
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    with engine.connect() as conn:
+        with conn.begin():
+            if current_revision(conn) == HEAD_REVISION:
+                return
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+            _run_alembic(conn, "head")
+
+
+def _run_alembic(conn: sa.Connection, target: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # env.py runs the migrations on this connection, inside the caller's transaction.
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, target)

@@ -1,0 +1,149 @@
+"""Tables of the state database (SQLAlchemy Core), as the migrations leave them at head.
+
+A test compares this metadata with a freshly migrated database, so a change here needs a migration in
+``migrations/versions/``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class JSONText(sa.TypeDecorator[Any]):
+    """JSON kept as TEXT: the same bytes on SQLite and PostgreSQL, NULL stays NULL."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
+
+
+metadata = sa.MetaData()
+
+releases = sa.Table(
+    "releases", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("commit_sha", sa.Text, nullable=False),
+    sa.Column("ref", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("build_duration_s", sa.Float, nullable=False),
+    sa.Column("content_hash", sa.Text, nullable=False),
+    sa.Column("spec", JSONText, nullable=False),
+    sa.Column("secrets_version", sa.Integer, nullable=False),
+    sa.Column("build_log", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Index("ix_releases_created_at", "created_at"),
+)
+
+environments = sa.Table(
+    "environments", metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("current_release", sa.Text, nullable=True),
+    sa.Column("previous_release", sa.Text, nullable=True),
+    sa.Column("routing", JSONText, nullable=True),
+    sa.Column("secrets_version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+deployments = sa.Table(
+    "deployments", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("env", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("release", sa.Text, nullable=False),
+    sa.Column("previous_release", sa.Text, nullable=True),
+    sa.Column("strategy", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("plan", JSONText, nullable=False),
+    sa.Column("detail", JSONText, nullable=True),
+    sa.Index("ix_deployments_env_id", "env", "id"),
+    sa.Index("ix_deployments_status", "status"),
+)
+
+# One row per environment with a deployment running: the primary key makes the lock atomic.
+locks = sa.Table(
+    "locks", metadata,
+    sa.Column("env", sa.Text, primary_key=True),
+    sa.Column("deployment_id", sa.Integer, sa.ForeignKey("deployments.id", name="fk_locks_deployment"),
+              nullable=False),
+    sa.Column("acquired_at", sa.Float, nullable=False),
+)
+
+steps = sa.Table(
+    "steps", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment_id", sa.Integer,
+              sa.ForeignKey("deployments.id", name="fk_steps_deployment", ondelete="CASCADE"), nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=True),
+    sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("detail", JSONText, nullable=True),
+    sa.Index("ix_steps_deployment_idx", "deployment_id", "idx"),
+)
+
+events = sa.Table(
+    "events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("env", sa.Text, nullable=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("data", JSONText, nullable=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_events_env_id", "env", "id"),
+)
+
+instances = sa.Table(
+    "instances", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("env", sa.Text, nullable=False),
+    sa.Column("release", sa.Text, nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("port", sa.Integer, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=True),
+    sa.Column("create_time", sa.Float, nullable=True),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=True),
+    sa.Column("restarts", sa.Integer, nullable=False),
+    sa.Index("ix_instances_env", "env"),
+)
+
+backup_runs = sa.Table(
+    "backup_runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("env", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("backup_id", sa.Text, nullable=True),
+    sa.Column("detail", JSONText, nullable=True),
+    sa.Index("ix_backup_runs_env_id", "env", "id"),
+)
+
+drills = sa.Table(
+    "drills", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("env", sa.Text, nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("detail", JSONText, nullable=False),
+    sa.Index("ix_drills_env_id", "env", "id"),
+)

@@ -1,0 +1,330 @@
+"""One environment inside the router: its listener, current table, instances and routing decisions."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import socket
+import ssl
+from time import monotonic
+from typing import TYPE_CHECKING, Any
+from zlib import crc32
+
+from shipyard.primitives.metrics import Series
+from shipyard.primitives.spec.router import RateLimitSpec, RouterEnvSpec
+from shipyard.router.h1 import Limits, RequestHead
+from shipyard.router.proxy import ClientConn
+from shipyard.router.ratelimit import RateLimiter
+from shipyard.router.table import Table, TableError
+from shipyard.router.upstream import Instance
+
+if TYPE_CHECKING:
+    from shipyard.router.server import Router
+
+RETIRED_KEEP_S = 15 * 60  # removed instances keep reporting stats for the retention window
+
+
+def _listen_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # SO_REUSEPORT lets a restarted router bind while the old one still serves (handover, docs/router.md).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(4096)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class EnvRuntime:
+    def __init__(self, router: Router, name: str) -> None:
+        self.router = router
+        self.loop = router.loop
+        self.name = name
+        self.table: Table | None = None
+        self.settings = RouterEnvSpec()
+        self.limits = Limits()
+        self.server: asyncio.AbstractServer | None = None
+        self.port = 0
+        self.bind = ""
+        self._tls_key: tuple[str, str] | None = None
+        self.instances: dict[tuple[str, str], Instance] = {}
+        self.retired: dict[tuple[str, str], tuple[Instance, float]] = {}
+        self.weights: dict[str, float] = {}
+        self.draining: set[str] = set()
+        self.conns: set[ClientConn] = set()
+        self.unrouted = Series(name, "", "")
+        self.paused: asyncio.Future[None] | None = None
+        self.max_pause = 30.0
+        self.maintenance: bytes | None = None
+        self.limiter: RateLimiter | None = None
+        self._limit_spec: RateLimitSpec | None = None
+        self.sec_names: frozenset[bytes] = frozenset()
+        self.sec_block = b""
+        self.fwd_proto_line = b"\r\nX-Forwarded-Proto: http\r\n"
+        self.alog_sample = 0.0
+        self.sticky_cookie: str | None = None
+        self.sticky_header: bytes | None = None
+        # Routing state, rebuilt on every change.
+        self._by_rel: dict[str, list[Instance]] = {}
+        self._swrr: list[list[Any]] = []
+        self._total = 0.0
+        self._cum: list[tuple[float, str]] = []
+        self._rr: dict[str, int] = {}
+
+    # -- table ---------------------------------------------------------------------------------------
+    async def apply(self, table: Table) -> None:
+        """Replace the table atomically: in-flight requests keep their instance, new ones use the new table."""
+        s = table.settings
+        bind = str(table.raw.get("bind") or "0.0.0.0")
+        tls_key = (s.tls.cert, s.tls.key) if s.tls is not None else None
+        if self.server is None or table.port != self.port or bind != self.bind or tls_key != self._tls_key:
+            ctx = self._ssl_context(table) if tls_key is not None else None
+            try:
+                sock = _listen_socket(bind, table.port)
+            except OSError as exc:
+                raise TableError(f"port {table.port} is in use" if exc.errno in (98, 48, 13)
+                                 else f"cannot listen on {bind}:{table.port}: {exc.strerror}") from exc
+            server = await self.loop.create_server(lambda: ClientConn(self), sock=sock, ssl=ctx)
+            old, self.server = self.server, server
+            self.port, self.bind, self._tls_key = table.port, bind, tls_key
+            if old is not None:
+                old.close()  # stops accepting; accepted connections live on
+        now = monotonic()
+        fresh: dict[tuple[str, str], Instance] = {}
+        for pool in table.pools:
+            for spec in pool.instances:
+                key = (pool.release, spec.id)
+                inst = self.instances.get(key)
+                if inst is None or inst.host != spec.host or inst.port != spec.port:
+                    old_retired = self.retired.pop(key, None)
+                    if old_retired is not None and old_retired[0].host == spec.host \
+                            and old_retired[0].port == spec.port:
+                        inst = old_retired[0]
+                        inst.retired = False
+                    else:
+                        inst = Instance(self.name, pool.release, pool.role, spec.id, spec.host, spec.port,
+                                        spec.ready)
+                inst.role = pool.role
+                inst.ready = spec.ready
+                fresh[key] = inst
+        for key, inst in self.instances.items():
+            if fresh.get(key) is not inst:
+                inst.retired = True
+                inst.close_idle()
+                self.retired[key] = (inst, now)
+        for key in [k for k, (_, t) in self.retired.items() if now - t > RETIRED_KEEP_S]:
+            del self.retired[key]
+        self.instances = fresh
+        self.table = table
+        self._apply_settings(s)
+        self.sticky_cookie = table.sticky_cookie
+        self.sticky_header = table.sticky_header.lower().encode() if table.sticky_header else None
+        self.draining &= {p.release for p in table.pools}
+        self.set_weights(table.weights)
+
+    def _ssl_context(self, table: Table) -> ssl.SSLContext:
+        tls = table.settings.tls
+        assert tls is not None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ctx.load_cert_chain(tls.cert, tls.key)
+        except (OSError, ssl.SSLError) as exc:
+            raise TableError(f"tls: cannot load certificate {tls.cert} / key {tls.key}: {exc}") from exc
+        ctx.set_alpn_protocols(["http/1.1"])
+        return ctx
+
+    def _apply_settings(self, s: RouterEnvSpec) -> None:
+        self.settings = s
+        self.limits = Limits(s.max_request_line, s.max_header_size, s.max_headers, s.max_body_size)
+        self.max_pause = s.max_pause
+        headers = s.resolved_security_headers(self.name)
+        self.sec_names = frozenset(k.lower().encode() for k in headers)
+        self.sec_block = b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
+        self.fwd_proto_line = b"\r\nX-Forwarded-Proto: %s\r\n" % (b"https" if s.tls is not None else b"http")
+        log = self.router.access_log
+        self.alog_sample = s.access_log.sample if (log is not None and s.access_log.enabled) else 0.0
+        if s.rate_limit != self._limit_spec:
+            self._limit_spec = s.rate_limit
+            self.limiter = RateLimiter(s.rate_limit) if s.rate_limit is not None else None
+
+    def set_weights(self, weights: dict[str, float]) -> None:
+        for rel, w in weights.items():
+            if w > 0:
+                self.draining.discard(rel)  # a release given traffic again is back in rotation
+        self.weights = dict(weights)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        by_rel: dict[str, list[Instance]] = {}
+        for inst in self.instances.values():
+            if inst.ready and not inst.draining and inst.release not in self.draining:
+                by_rel.setdefault(inst.release, []).append(inst)
+        for insts in by_rel.values():
+            insts.sort(key=lambda i: i.id)
+        eligible = [(rel, w) for rel, w in sorted(self.weights.items()) if w > 0 and by_rel.get(rel)]
+        self._by_rel = by_rel
+        self._swrr = [[rel, w, 0.0] for rel, w in eligible]
+        self._total = sum(w for _, w in eligible)
+        cum, acc = [], 0.0
+        for rel, w in eligible:
+            acc += w
+            cum.append((acc, rel))
+        self._cum = cum
+
+    # -- routing -------------------------------------------------------------------------------------
+    def pick(self, head: RequestHead, now: float, exclude: Instance | None) -> tuple[Instance | None, str | None]:
+        """Choose an instance for a request; also returns a sticky cookie value to set, if any."""
+        swrr = self._swrr
+        if not swrr:
+            return None, None
+        cookie_to_set = None
+        rel: str | None = None
+        if self.sticky_cookie is not None:
+            rel = self._cookie_release(head)
+            if rel is None or rel not in self._by_rel or self.weights.get(rel, 0) <= 0:
+                rel = self._swrr_next()
+                cookie_to_set = rel
+        elif self.sticky_header is not None:
+            value = head.header(self.sticky_header)
+            if value is not None:
+                h = crc32(value)
+                pos = (h % 10000) / 10000.0 * self._total
+                rel = next((r for c, r in self._cum if pos < c), self._cum[-1][1])
+                inst = self._pick_in(rel, now, exclude, h)
+                if inst is not None:
+                    return inst, None
+        if rel is None:
+            rel = swrr[0][0] if len(swrr) == 1 else self._swrr_next()
+        inst = self._pick_in(rel, now, exclude, None)
+        if inst is None:
+            for other in self._by_rel:
+                if other != rel and self.weights.get(other, 0) > 0:
+                    inst = self._pick_in(other, now, exclude, None)
+                    if inst is not None:
+                        break
+        return inst, cookie_to_set
+
+    def _swrr_next(self) -> str:
+        # Smooth weighted round robin (as nginx): exact shares, evenly interleaved.
+        best = None
+        for entry in self._swrr:
+            entry[2] += entry[1]
+            if best is None or entry[2] > best[2]:
+                best = entry
+        assert best is not None
+        best[2] -= self._total
+        rel: str = best[0]
+        return rel
+
+    def _pick_in(self, rel: str, now: float, exclude: Instance | None, h: int | None) -> Instance | None:
+        insts = self._by_rel.get(rel)
+        if not insts:
+            return None
+        n = len(insts)
+        start = (h if h is not None else self._rr.get(rel, 0)) % n
+        if h is None:
+            self._rr[rel] = start + 1
+        fallback = None
+        for k in range(n):
+            inst = insts[(start + k) % n]
+            if inst is exclude:
+                continue
+            if inst.down_until > now:
+                fallback = fallback or inst
+                continue
+            return inst
+        return fallback
+
+    def _cookie_release(self, head: RequestHead) -> str | None:
+        raw = head.cookie
+        if raw is None or self.sticky_cookie is None:
+            return None
+        prefix = self.sticky_cookie.encode() + b"="
+        for part in raw.split(b";"):
+            part = part.strip()
+            if part.startswith(prefix):
+                return part[len(prefix):].decode("latin-1")
+        return None
+
+    def sticky_cookie_line(self, release: str) -> bytes:
+        return f"Set-Cookie: {self.sticky_cookie}={release}; Path=/; HttpOnly; SameSite=Lax\r\n".encode()
+
+    # -- control operations --------------------------------------------------------------------------
+    def inflight(self, release: str, instance: str | None = None) -> int:
+        n = 0
+        for inst in self.all_instances():
+            if inst.release == release and (instance is None or inst.id == instance):
+                n += inst.series.inflight
+        return n
+
+    def all_instances(self) -> list[Instance]:
+        return [*self.instances.values(), *(i for i, _ in self.retired.values())]
+
+    def start_drain(self, release: str, instance: str | None) -> None:
+        if instance is None:
+            self.draining.add(release)
+        else:
+            inst = self.instances.get((release, instance))
+            if inst is not None:
+                inst.draining = True
+        self._rebuild()
+
+    def finish_drain(self, release: str, instance: str | None) -> None:
+        for inst in self.instances.values():
+            if inst.release == release and (instance is None or inst.id == instance):
+                inst.close_idle()
+
+    def pause(self, max_pause: float | None) -> None:
+        if max_pause is not None:
+            self.max_pause = max_pause
+        if self.paused is None:
+            self.paused = self.loop.create_future()
+
+    def resume(self) -> None:
+        fut, self.paused = self.paused, None
+        self.max_pause = self.settings.max_pause
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def set_maintenance(self, on: bool, message: str) -> None:
+        if not on:
+            self.maintenance = None
+            return
+        text = html.escape(message or "This service is down for maintenance. Please try again soon.")
+        self.maintenance = (
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Maintenance</title></head>"
+            f"<body><h1>Maintenance</h1><p>{text}</p></body></html>\n"
+        ).encode()
+
+    def log_access(self, head: RequestHead, inst: Instance | None, status: int, dur: float, bytes_in: int,
+                   bytes_out: int, ip: bytes, rid: bytes | None, trace: bytes | None, span: bytes | None) -> None:
+        log = self.router.access_log
+        if log is None or not self.alog_sample:
+            return
+        log.add((self.router.wall(monotonic()), self.name, inst.release if inst else None,
+                 inst.id if inst else None, head.method, head.target, status, dur, bytes_in, bytes_out, ip, rid,
+                 trace, span))
+
+    def sweep(self, now: float) -> None:
+        """Once a second: enforce deadlines, expire idle upstream connections, prune rate-limit state."""
+        for conn in list(self.conns):
+            if conn.dkind and conn.deadline < now:
+                conn.on_deadline()
+                continue
+            ex = conn.ex
+            if ex is not None and ex.resp_deadline and ex.resp_deadline < now and not ex.done:
+                ex.on_response_timeout()
+        for inst in self.instances.values():
+            inst.sweep(now)
+        if self.limiter is not None and int(now) % 60 == 0:
+            self.limiter.prune(now)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None

@@ -1,0 +1,228 @@
+"""The router process: environments, the once-a-second sweep, control operations, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+from time import monotonic
+from typing import Any
+
+from shipyard.primitives.metrics import SCHEME, Series, WindowStats, window_of
+from shipyard.router.accesslog import AccessLog
+from shipyard.router.env import EnvRuntime
+from shipyard.router.table import TableError, parse_table, parse_weights
+
+
+class Router:
+    def __init__(self, loop: asyncio.AbstractEventLoop, log_dir: Path | None = None) -> None:
+        self.loop = loop
+        self.envs: dict[str, EnvRuntime] = {}
+        self.access_log = AccessLog(log_dir / "access.log") if log_dir is not None else None
+        self._wall_off = time.time() - monotonic()
+        self._sweeper: asyncio.Task[None] | None = None
+        self.stopped = asyncio.Event()
+        self._stopping = False
+        self._servers: list[asyncio.AbstractServer] = []
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._sweeper = asyncio.ensure_future(self._sweep_loop())
+        if self.access_log is not None:
+            self.access_log.start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self.loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self.shutdown()))
+            except (NotImplementedError, RuntimeError):
+                pass
+
+    def add_server(self, server: asyncio.AbstractServer) -> None:
+        self._servers.append(server)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = monotonic()
+            self._wall_off = time.time() - now
+            for env in list(self.envs.values()):
+                env.sweep(now)
+
+    def wall(self, mono: float) -> float:
+        return mono + self._wall_off
+
+    def wall_sec(self, mono: float) -> int:
+        return int(mono + self._wall_off)
+
+    async def shutdown(self, grace: float = 30.0) -> None:
+        """Stop accepting, let in-flight requests finish (up to ``grace``), then stop."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for env in self.envs.values():
+            await env.close()
+        for server in self._servers:
+            server.close()
+        deadline = monotonic() + grace
+        while monotonic() < deadline and any(
+            inst.series.inflight for env in self.envs.values() for inst in env.all_instances()
+        ):
+            await asyncio.sleep(0.05)
+        for env in self.envs.values():
+            for conn in list(env.conns):
+                conn.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self.access_log is not None:
+            await self.access_log.close()
+        self.stopped.set()
+
+    # -- queries -------------------------------------------------------------------------------------
+    def all_series(self) -> list[Series]:
+        out = []
+        for env in self.envs.values():
+            out += [inst.series for inst in env.all_instances()]
+        return out
+
+    def _env(self, msg: dict[str, Any]) -> EnvRuntime:
+        name = msg.get("env")
+        env = self.envs.get(name) if isinstance(name, str) else None
+        if env is None:
+            known = ", ".join(sorted(self.envs)) or "none"
+            raise TableError(f"unknown environment {name!r} (known: {known})")
+        return env
+
+    # -- control operations (each returns the reply fields; errors raise TableError) --------------------
+    async def op_ping(self, msg: dict[str, Any]) -> dict[str, Any]:
+        return {"pid": os.getpid(), "envs": sorted(self.envs)}
+
+    async def op_set_table(self, msg: dict[str, Any]) -> dict[str, Any]:
+        table = parse_table(msg.get("table"))
+        env = self.envs.get(table.env)
+        if env is None:
+            env = EnvRuntime(self, table.env)
+            await env.apply(table)  # raises before the env is registered if the port cannot be bound
+            self.envs[table.env] = env
+        else:
+            await env.apply(table)
+        return {"env": table.env, "port": env.port}
+
+    async def op_get_table(self, msg: dict[str, Any]) -> dict[str, Any]:
+        env = self._env(msg)
+        assert env.table is not None
+        table = dict(env.table.raw)
+        table["weights"] = dict(env.weights)
+        return {"table": table, "draining": sorted(env.draining), "paused": env.paused is not None,
+                "maintenance": env.maintenance is not None}
+
+    async def op_set_weights(self, msg: dict[str, Any]) -> dict[str, Any]:
+        env = self._env(msg)
+        assert env.table is not None
+        weights = parse_weights(msg.get("weights"), env.table.releases())
+        env.set_weights(weights)
+        return {"weights": env.weights}
+
+    async def op_drain(self, msg: dict[str, Any]) -> dict[str, Any]:
+        env = self._env(msg)
+        release = msg.get("release")
+        if not isinstance(release, str):
+            raise TableError("drain: 'release' must be a string")
+        instance = msg.get("instance")
+        instance = None if instance is None else str(instance)
+        timeout = float(msg.get("timeout", 30.0))
+        env.start_drain(release, instance)
+        deadline = monotonic() + timeout
+        n = env.inflight(release, instance)
+        while n and monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            n = env.inflight(release, instance)
+        env.finish_drain(release, instance)
+        return {"drained": n == 0, "inflight": n}
+
+    async def op_undrain(self, msg: dict[str, Any]) -> dict[str, Any]:
+        env = self._env(msg)
+        release = msg.get("release")
+        env.draining.discard(str(release))
+        for inst in env.instances.values():
+            if inst.release == release:
+                inst.draining = False
+        env._rebuild()
+        return {}
+
+    async def op_pause(self, msg: dict[str, Any]) -> dict[str, Any]:
+        env = self._env(msg)
+        mp = msg.get("max_pause")
+        env.pause(float(mp) if mp is not None else None)
+        return {"max_pause": env.max_pause}
+
+    async def op_resume(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self._env(msg).resume()
+        return {}
+
+    async def op_maintenance(self, msg: dict[str, Any]) -> dict[str, Any]:
+        env = self._env(msg)
+        env.set_maintenance(bool(msg.get("on", True)), str(msg.get("message") or ""))
+        return {"maintenance": env.maintenance is not None}
+
+    async def op_remove_env(self, msg: dict[str, Any]) -> dict[str, Any]:
+        env = self._env(msg)
+        await env.close()
+        del self.envs[env.name]
+        return {}
+
+    async def op_stats(self, msg: dict[str, Any]) -> dict[str, Any]:
+        env = self._env(msg)
+        window_s = float(msg.get("window_s", 60))
+        if not 0 < window_s <= 900:
+            raise TableError(f"stats: window_s must be in (0, 900], got {window_s}")
+        now = monotonic()
+        sec = self.wall_sec(now)
+        releases: dict[str, dict[str, Any]] = {}
+        rel_totals: dict[str, WindowStats] = {}
+        table = env.table
+        roles = {p.release: p.role for p in table.pools} if table is not None else {}
+        for inst in env.all_instances():
+            w = window_of(inst.series, sec, window_s)
+            if inst.retired and w.requests == 0 and w.inflight == 0:
+                continue
+            rel = releases.setdefault(inst.release, {"instances": {}})
+            rel["instances"][inst.id] = {**w.to_json(), "host": inst.host, "port": inst.port,
+                                         "ready": inst.ready, "retired": inst.retired, "draining": inst.draining}
+            rel_totals.setdefault(inst.release, WindowStats(window_s=window_s)).add(w)
+        for name, rel in releases.items():
+            rel.update(rel_totals[name].to_json())
+            rel["role"] = roles.get(name)
+            rel["weight"] = env.weights.get(name, 0.0)
+            rel["draining"] = name in env.draining
+        return {
+            "env": env.name,
+            "window_s": window_s,
+            "time": self.wall(now),
+            "histogram_scheme": SCHEME,
+            "releases": releases,
+            "unrouted": window_of(env.unrouted, sec, window_s).to_json(),
+            "connections": len(env.conns),
+            "paused": env.paused is not None,
+            "maintenance": env.maintenance is not None,
+        }
+
+    async def op_shutdown(self, msg: dict[str, Any]) -> dict[str, Any]:
+        grace = float(msg.get("grace", 30.0))
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.shutdown(grace)))
+        return {}
+
+    OPS = ("ping", "set_table", "get_table", "set_weights", "drain", "undrain", "pause", "resume", "maintenance",
+           "remove_env", "stats", "shutdown")
+
+    async def handle(self, msg: Any) -> dict[str, Any]:
+        if not isinstance(msg, dict) or not isinstance(msg.get("op"), str):
+            return {"ok": False, "error": "expected a JSON object with an 'op'"}
+        op = msg["op"]
+        if op not in self.OPS:
+            return {"ok": False, "error": f"unknown op {op!r} (known: {', '.join(self.OPS)})"}
+        try:
+            reply = await getattr(self, f"op_{op}")(msg)
+        except (TableError, ValueError, TypeError) as exc:
+            return {"ok": False, "error": str(exc)}
+        return {"ok": True, **reply}

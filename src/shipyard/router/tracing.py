@@ -1,0 +1,31 @@
+"""X-Request-Id and W3C traceparent: keep what the client sent when it is well formed, else make new."""
+
+from __future__ import annotations
+
+import re
+from random import getrandbits
+
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+_TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_ZERO_TRACE = b"0" * 32
+
+
+def request_id(given: bytes | None) -> bytes:
+    if given is not None:
+        given = given.strip()
+        if _REQUEST_ID.fullmatch(given):
+            return given
+    return b"%032x" % getrandbits(128)
+
+
+def traceparent(given: bytes | None) -> tuple[bytes, bytes, bytes]:
+    """``(header value, trace_id, span_id)``: the client's trace continued with a new span id, or a new
+    trace (sampled) when the header is missing or malformed."""
+    span = b"%016x" % (getrandbits(64) or 1)
+    if given is not None:
+        m = _TRACEPARENT.fullmatch(given.strip())
+        if m and m.group(1) != b"ff" and m.group(2) != _ZERO_TRACE and m.group(3) != b"0" * 16:
+            trace = m.group(2)
+            return b"00-" + trace + b"-" + span + b"-" + m.group(4), trace, span
+    trace = b"%032x" % (getrandbits(128) or 1)
+    return b"00-" + trace + b"-" + span + b"-01", trace, span

@@ -1,0 +1,108 @@
+"""`shipyard backup ...` end to end in a project directory (real subprocesses, real state store)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from shipyard.primitives.spec.secrets import SecretStore
+from shipyard.primitives.store import open_store
+
+from .conftest import make_tree
+
+TOML = """
+[app]
+name = "svc"
+run = "python3 app.py"
+[app.health]
+path = "/health"
+
+[environments.staging]
+port = {port}
+
+[environments.staging.backup]
+repository = "backups/app"
+copy_to = ["offsite/app"]
+schedule = "0 3 * * *"
+retention = {{ keep_last = 1 }}
+rto = "1h"
+rpo = "{rpo}"
+
+[[environments.staging.backup.sources]]
+name = "uploads"
+kind = "files"
+path = "uploads"
+
+[[environments.staging.backup.sources]]
+name = "cache"
+kind = "sqlite"
+path = "app.db"
+"""
+
+
+def sh(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SHIPYARD_MASTER_KEY": base64.b64encode(b"m" * 32).decode()}
+    return subprocess.run([sys.executable, "-m", "shipyard", "backup", *args], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_backup_cli_end_to_end(tmp_path: Path, port: int) -> None:
+    (tmp_path / "shipyard.toml").write_text(TOML.format(port=port, rpo="1h"))
+    (tmp_path / "uploads").mkdir()
+    make_tree(tmp_path / "uploads")
+    with sqlite3.connect(tmp_path / "app.db") as db:
+        db.execute("CREATE TABLE t (x)")
+        db.execute("INSERT INTO t VALUES (1)")
+
+    for _ in range(2):
+        r = sh(tmp_path, "run", "--env", "staging")
+        assert r.returncode == 0, r.stderr + r.stdout
+    assert oct(os.stat(tmp_path / ".shipyard" / "backup.key").st_mode & 0o777) == "0o600"
+    listed = json.loads(sh(tmp_path, "list", "--env", "staging", "--json").stdout)
+    assert sorted(b["source"] for b in listed["backups"]) == ["cache", "cache", "uploads", "uploads"]
+
+    assert sh(tmp_path, "verify", "--env", "staging").returncode == 0
+    sub = json.loads(sh(tmp_path, "verify", "--env", "staging", "--read-data-subset", "10%", "--json").stdout)
+    assert len(sub) == 8 and all(v["ok"] for v in sub)  # 4 backups × (primary + offsite)
+
+    plan = json.loads(sh(tmp_path, "forget", "--env", "staging", "--dry-run", "--json").stdout)
+    assert [len(p["remove"]) for p in plan] == [1, 1, 1, 1]
+    assert sh(tmp_path, "forget", "--env", "staging").returncode == 0
+    assert len(json.loads(sh(tmp_path, "list", "--env", "staging", "--json").stdout)["backups"]) == 2
+
+    r = sh(tmp_path, "restore", "--env", "staging", "--source", "uploads", "--to-path", "out", "--yes")
+    assert r.returncode == 0, r.stderr
+    r = sh(tmp_path, "restore", "--env", "staging", "--source", "cache")
+    assert r.returncode == 3 and "--yes" in r.stderr
+
+    r = sh(tmp_path, "drill", "--env", "staging", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    drills = json.loads(r.stdout)
+    assert {d["source"] for d in drills} == {"uploads", "cache"}
+    assert all(d["ok"] and set(d) >= {"source", "ok", "rto_s", "rpo_s", "checks"} for d in drills)
+
+    (tmp_path / "shipyard.toml").write_text(TOML.format(port=port, rpo="1ms"))
+    r = sh(tmp_path, "drill", "--env", "staging")
+    assert r.returncode == 1 and "FAIL rpo" in r.stdout
+
+    store = open_store(None, tmp_path / ".shipyard")
+    try:
+        assert [d.ok for d in store.list_drills("staging")] == [False, True]
+        assert len(store.list_backup_runs("staging")) == 4
+    finally:
+        store.close()
+
+    # A BACKUP_KEY secret that is not the key the repository was written with: refused, clearly.
+    os.environ["SHIPYARD_MASTER_KEY"] = base64.b64encode(b"m" * 32).decode()
+    try:
+        SecretStore(tmp_path / ".shipyard").set("staging", {"BACKUP_KEY": base64.b64encode(b"k" * 32).decode()})
+    finally:
+        del os.environ["SHIPYARD_MASTER_KEY"]
+    r = sh(tmp_path, "restore", "--env", "staging", "--source", "uploads", "--to-path", "out2")
+    assert r.returncode == 2 and "wrong backup key" in r.stderr and "secret BACKUP_KEY" in r.stderr
+    assert not (tmp_path / "out2").exists()
