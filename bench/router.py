@@ -72,7 +72,7 @@ def haproxy(tmp: Path, port: int, upstream: int) -> subprocess.Popen[bytes]:
     conf.write_text(f"""
 global
   nbthread 1
-  maxconn 10000
+  maxconn 4000
 defaults
   mode http
   timeout connect 5s
@@ -85,7 +85,8 @@ frontend fe
 backend be
   server s1 127.0.0.1:{upstream}
 """)
-    return subprocess.Popen(["haproxy", "-f", str(conf)], stderr=subprocess.DEVNULL)
+    return subprocess.Popen(["haproxy", "-db", "-f", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=None)
 
 
 def router(tmp: Path, port: int, upstream: int, access_log: bool) -> subprocess.Popen[bytes]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from analysis_helpers import BOUNDS, sample
 
-from shipyard.engine.analysis.conditions import Condition, evaluate
+from shipyard.engine.analysis.conditions import Condition, Evaluation, evaluate
 from shipyard.engine.analysis.judgement import Verdict, judge
 from shipyard.engine.analysis.measurements import Window
 from shipyard.engine.rollout.canary import CanaryStep, decide, expand, plan_lines
@@ -73,7 +73,7 @@ WEIGHT = CanaryStep(0, "weight", 10, "route 10%")
 PROMOTE = CanaryStep(3, "promote", 100, "promote")
 
 
-def firing_error_rate() -> list:
+def firing_error_rate() -> list[Evaluation]:
     c = Condition("error_rate", 0.05, "above", 5.0)
     e = evaluate(c, [sample(t, "c", requests=10, errors=5) for t in range(20)], 20, release="c")
     assert e.firing
@@ -101,7 +101,7 @@ def test_trigger_rolls_back_with_its_reason() -> None:
     d = decide(BAKE, elapsed=3, verdict=verdict("pass"), firing=firing_error_rate())
     assert d.action == "rollback"
     assert d.reason.startswith("rollback trigger fired: [c] error_rate 50% above 5%")
-    assert len(d.firing) == 1 and d.to_json()["firing"][0]["firing"] is True
+    assert len(d.firing) == 1 and d.firing[0].to_json()["firing"] is True
 
 
 def test_inconclusive_waits_then_pauses_for_human() -> None:
@@ -149,7 +149,7 @@ def test_plan_lines_show_steps_and_every_trigger() -> None:
     text = "\n".join(plan_lines(canary, rollback))
     for needle in ("1. route 10% canary / 90% stable", "2. bake 20s at 10%", "6. promote",
                    "error_rate above 5% for 5m", "p95 above 2s for 3m", "cpu above 90%",
-                   "memory above 95%", "3 consecutive failed health checks", "99.9% confidence",
+                   "memory above 95%", "3 consecutive failed health checks", "99.99% confidence",
                    "pause for a human"):
         assert needle in text, needle
     assert "none" in "\n".join(plan_lines(canary, None))

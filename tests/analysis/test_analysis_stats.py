@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from shipyard.engine.analysis.stats import mann_whitney_binned, normal_sf, two_proportion_z
+from shipyard.engine.analysis.stats import (
+    fisher_exact_greater,
+    mann_whitney_binned,
+    normal_sf,
+    proportion_test,
+    two_proportion_z,
+)
 
 
 def test_normal_sf_matches_scipy_far_into_the_tail() -> None:
@@ -89,3 +95,22 @@ def test_mann_whitney_all_tied_is_no_evidence() -> None:
     assert mann_whitney_binned({3: 10}, {3: 20}).p_value == 0.5
     with pytest.raises(ValueError):
         mann_whitney_binned({}, {1: 2})
+
+
+@pytest.mark.parametrize(("x1", "n1", "x2", "n2"), [*PROPORTIONS, (5, 203, 9, 1838), (0, 10, 3, 10),
+                                                     (4, 4, 0, 6), (2, 1000, 1, 100_000)])
+def test_fisher_exact_greater_matches_scipy(x1: int, n1: int, x2: int, n2: int) -> None:
+    ref = stats.fisher_exact([[x1, n1 - x1], [x2, n2 - x2]], alternative="greater")
+    assert fisher_exact_greater(x1, n1, x2, n2) == pytest.approx(float(ref.pvalue), rel=1e-7, abs=1e-15)
+
+
+def test_proportion_test_uses_exact_test_for_few_errors() -> None:
+    # The simulated false alarm that made the exact fallback necessary: 5 canary errors when ~1.4
+    # were expected. The z-test calls it p ≈ 0.0006; the exact test, correctly, ≈ 0.013.
+    few = proportion_test(5, 203, 9, 1838)
+    assert few.method == "exact test" and few.p_value > 0.005
+    assert two_proportion_z(5, 203, 9, 1838).p_value < 0.001
+    many = proportion_test(50, 1000, 10, 9000)
+    assert many.method == "z-test"
+    assert many.p_value == two_proportion_z(50, 1000, 10, 9000).p_value
+    assert proportion_test(0, 100, 0, 900).p_value == 0.5  # no errors anywhere: no evidence

@@ -16,8 +16,8 @@ from shipyard.primitives.spec.backup import RetentionSpec
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC).timestamp()
 
 
-def ts(*args: int) -> float:
-    return dt.datetime(*args, tzinfo=dt.UTC).timestamp()  # type: ignore[misc]
+def ts(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=dt.UTC).timestamp()
 
 
 def kept(backups: list[tuple[str, float]], **policy: object) -> list[str]:
@@ -82,7 +82,7 @@ def test_empty_policy_is_refused() -> None:
     with pytest.raises(ValidationError, match="retention policy is empty"):
         RetentionSpec()
     with pytest.raises(ValidationError, match="retention policy is empty"):
-        RetentionSpec(keep_within="0s")
+        RetentionSpec.model_validate({"keep_within": "0s"})
     with pytest.raises(ValidationError):
         RetentionSpec(keep_daily=0)
     with pytest.raises(BadInput, match="no retention policy"):

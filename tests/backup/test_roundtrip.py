@@ -34,7 +34,7 @@ INSERT INTO billing.invoices SELECT g, 1 + g % 20000, g * 1.25 FROM generate_ser
 
 def rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
     with psycopg.connect(url) as conn:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY id").fetchall()  # type: ignore[arg-type]
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY id").fetchall()
                 for t in ("users", "blobs", "billing.invoices")}
 
 
@@ -42,7 +42,7 @@ def rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
 def test_postgres_round_trip_every_row(pg_cluster: PgCluster, pg_database: str,
                                        make_backups: Callable[..., Backups]) -> None:
     with psycopg.connect(pg_database, autocommit=True) as conn:
-        conn.execute(SCHEMA)  # type: ignore[arg-type]
+        conn.execute(SCHEMA)
     backups = make_backups([{"kind": "postgres", "name": "db", "url": pg_database}])
     [res] = backups.run()
     assert res.ok, res.error

@@ -13,6 +13,9 @@ APPS = Path(__file__).parent / "apps"
 WEB_APP = APPS / "web.py"
 PYTHON = sys.executable
 
+# The ``run`` fixture: run(coro, timeout=60) -> the coroutine's result.
+Runner = Callable[..., Any]
+
 
 @dataclass
 class Recorder:
@@ -47,6 +50,12 @@ class Recorder:
         """The ``n``-th event of ``kind`` (None when there is none yet)."""
         found = [e for e in self.events if e[1] == kind]
         return found[n] if len(found) > n else None
+
+    def get(self, kind: str, n: int = 0) -> tuple[str, str, str, dict[str, Any]]:
+        """Like ``event`` for an event that must have happened."""
+        found = self.event(kind, n)
+        assert found is not None, f"no {kind} event #{n} in {self.kinds()}"
+        return found
 
     def kinds(self) -> list[str]:
         return [e[1] for e in self.events]

@@ -6,7 +6,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from ctlkit import PYTHON, WEB_APP
+from ctlkit import PYTHON, WEB_APP, Runner
 
 from shipyard.control import health
 from shipyard.control.health import HealthChecker, Probe, ProbeResult
@@ -17,9 +17,10 @@ LIVE = Probe(path="/health", interval=1.0, timeout=1.0, retries=3, start_period=
 READY = Probe(path="/ready", interval=2.0, timeout=1.0, retries=2)
 
 
-def feed(state, results, live=LIVE, ready=None):
+def feed(state: health.HealthState, results: list[tuple[float, health.Kind, bool]], live: Probe = LIVE,
+         ready: Probe | None = None) -> tuple[health.HealthState, list[tuple[float, str]]]:
     """Apply ``[(time, kind, ok), ...]``; return the final state and every action with its time."""
-    actions = []
+    actions: list[tuple[float, str]] = []
     for now, kind, ok in results:
         state, acts = health.record(state, live, ready, kind, ok, now, None if ok else "500")
         actions += [(now, a) for a in acts]
@@ -141,7 +142,7 @@ def test_checker_runs_on_the_clock_without_sleeping() -> None:
 
 
 # -- the HTTP probe against real servers --------------------------------------------------------------
-def test_http_probe_against_the_app(tmp_path: Path, run, port: int) -> None:
+def test_http_probe_against_the_app(tmp_path: Path, run: Runner, port: int) -> None:
     control = tmp_path / "ctl"
     control.mkdir()
     h = process.spawn(f"exec {PYTHON} {WEB_APP}", cwd=tmp_path, log_path=tmp_path / "app.log",
@@ -164,7 +165,7 @@ def test_http_probe_against_the_app(tmp_path: Path, run, port: int) -> None:
     assert not refused.ok and refused.detail == "connection refused"
 
 
-def test_http_probe_times_out_and_rejects_garbage(run) -> None:
+def test_http_probe_times_out_and_rejects_garbage(run: Runner) -> None:
     async def scenario() -> tuple[ProbeResult, ProbeResult]:
         async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await reader.read(1000)

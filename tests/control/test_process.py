@@ -10,12 +10,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+from ctlkit import PYTHON, WEB_APP, Runner
 
 from shipyard.errors import BadInput
 from shipyard.primitives import process
 from shipyard.primitives.clock import SystemClock
-
-from ctlkit import PYTHON, WEB_APP
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -68,7 +67,7 @@ def test_spawn_in_missing_dir_is_a_clear_error(tmp_path: Path) -> None:
         process.spawn("true", cwd=tmp_path / "nope", env=_env(), log_path=tmp_path / "c.log")
 
 
-def test_pid_reuse_guard(tmp_path: Path, run) -> None:
+def test_pid_reuse_guard(tmp_path: Path, run: Runner) -> None:
     h = process.spawn([PYTHON, "-c", "import time; time.sleep(60)"], cwd=tmp_path, env=_env(),
                       log_path=tmp_path / "d.log")
     assert process.is_alive(h.pid, h.create_time)
@@ -98,14 +97,14 @@ def test_zombie_counts_as_dead_and_reap_reports_exit(tmp_path: Path) -> None:
     assert process.exit_details(-15) == {"exit_code": None, "signal": "SIGTERM"}
 
 
-def test_wait_exit_is_event_driven(tmp_path: Path, run) -> None:
+def test_wait_exit_is_event_driven(tmp_path: Path, run: Runner) -> None:
     h = process.spawn([PYTHON, "-c", "import time; time.sleep(0.3)"], cwd=tmp_path, env=_env(),
                       log_path=tmp_path / "f.log")
     run(process.wait_exit(h.pid, h.create_time), timeout=30)
     assert not process.is_alive(h.pid, h.create_time)
 
 
-def test_stop_polite_process(tmp_path: Path, run, port: int) -> None:
+def test_stop_polite_process(tmp_path: Path, run: Runner, port: int) -> None:
     h = process.spawn(f"exec {PYTHON} {WEB_APP}", cwd=tmp_path, env=_env(PORT=str(port)),
                       log_path=tmp_path / "g.log")
     how = run(process.stop_process_group(h.pid, h.create_time, grace=20))
@@ -115,7 +114,7 @@ def test_stop_polite_process(tmp_path: Path, run, port: int) -> None:
         os.waitpid(h.pid, os.WNOHANG)  # already reaped: no zombie left behind
 
 
-def test_stop_escalates_to_sigkill_for_the_whole_group(tmp_path: Path, run, port: int) -> None:
+def test_stop_escalates_to_sigkill_for_the_whole_group(tmp_path: Path, run: Runner, port: int) -> None:
     child_file = tmp_path / "child.pid"
     h = process.spawn(f"exec {PYTHON} {WEB_APP}", cwd=tmp_path, log_path=tmp_path / "h.log",
                       env=_env(PORT=str(port), IGNORE_TERM="1", SPAWN_CHILD="1", CHILD_PID_FILE=str(child_file)))
@@ -135,7 +134,7 @@ def test_stop_escalates_to_sigkill_for_the_whole_group(tmp_path: Path, run, port
         os.waitpid(h.pid, os.WNOHANG)
 
 
-def test_stop_sweeps_children_left_by_an_obedient_leader(tmp_path: Path, run, port: int) -> None:
+def test_stop_sweeps_children_left_by_an_obedient_leader(tmp_path: Path, run: Runner, port: int) -> None:
     # The leader exits on SIGTERM but its helper ignores it: the group sweep must take it down.
     child_file = tmp_path / "child.pid"
     script = (f"import subprocess, sys, signal; from pathlib import Path; "
@@ -158,7 +157,7 @@ def test_parse_signal() -> None:
         process.parse_signal("SIGNOPE")
 
 
-def test_sample_reports_cpu_and_rss(tmp_path: Path, run) -> None:
+def test_sample_reports_cpu_and_rss(tmp_path: Path, run: Runner) -> None:
     h = process.spawn([PYTHON, "-c", "x = bytearray(30_000_000)\nwhile True: pass"], cwd=tmp_path, env=_env(),
                       log_path=tmp_path / "j.log")
 
@@ -191,7 +190,7 @@ def test_exec_form(cmd: str, expected: str) -> None:
     assert process.exec_form(cmd, f"{Path(PYTHON).parent}:{os.environ['PATH']}") == expected
 
 
-def test_shell_command_is_the_group_leader_and_gets_its_grace(tmp_path: Path, run, port: int) -> None:
+def test_shell_command_is_the_group_leader_and_gets_its_grace(tmp_path: Path, run: Runner, port: int) -> None:
     # Through a compound command the shell stays the leader; the app behind it ignoring SIGTERM
     # must still be waited for (the whole group) and then killed.
     h = process.spawn(f"true && {PYTHON} {WEB_APP}", cwd=tmp_path, log_path=tmp_path / "k.log",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from ctlkit import PYTHON, WEB_APP, Recorder
+from ctlkit import PYTHON, WEB_APP, Recorder, Runner
 
 from shipyard.control import logfiles
 from shipyard.control.health import Probe, http_probe
@@ -22,7 +22,8 @@ from shipyard.primitives import process
 from shipyard.primitives.clock import SystemClock
 from shipyard.primitives.pgcluster import free_port
 
-FAST_LIVE = Probe(path="/health", interval=0.2, timeout=1.0, retries=2, start_period=0.0)
+# A long start period: a slow start on a busy machine must not count; a first pass ends it early.
+FAST_LIVE = Probe(path="/health", interval=0.2, timeout=1.0, retries=2, start_period=30.0)
 FAST_READY = Probe(path="/ready", interval=0.2, timeout=1.0, retries=2)
 
 
@@ -46,11 +47,17 @@ def make_spec(release: Path, iid: str = "staging-r1-0", *, port: int | None = No
         stop_grace=grace)
 
 
+def pid_of(sup: Supervisor, iid: str) -> tuple[int, float]:
+    st = sup.status(iid)
+    assert st is not None and st.pid is not None and st.create_time is not None
+    return st.pid, st.create_time
+
+
 def supervisor(rec: Recorder, **kw: float) -> Supervisor:
     return Supervisor(clock=SystemClock(), on_change=rec.on_change, on_event=rec.on_event, **kw)  # type: ignore[arg-type]
 
 
-def test_start_becomes_ready_with_environment_and_stops(release: Path, recorder: Recorder, run) -> None:
+def test_start_becomes_ready_with_environment_and_stops(release: Path, recorder: Recorder, run: Runner) -> None:
     info = release.parent.parent / "info.json"
     spec = make_spec(release, ready=FAST_READY, INFO_FILE=str(info))
 
@@ -59,14 +66,15 @@ def test_start_becomes_ready_with_environment_and_stops(release: Path, recorder:
         st = await sup.start(spec)
         assert st.state == "starting" and not st.ready and st.pid and st.port == spec.port
         assert await sup.wait_ready([spec.id], timeout=30)
-        st = sup.status(spec.id)
-        assert st is not None and st.state == "ready" and st.ready and st.restarts == 0
+        ready = sup.status(spec.id)
+        assert ready is not None and ready.state == "ready" and ready.ready and ready.restarts == 0
+        pid, ct = pid_of(sup, spec.id)
         assert [s.id for s in sup.all("staging")] == [spec.id] and sup.all("prod") == []
         assert any(c.ready for c in recorder.changes)
         assert (await http_probe(spec.port, "/", 1.0)).ok
         await sup.stop(spec.id)
         assert sup.status(spec.id) is None
-        assert not process.is_alive(st.pid, st.create_time)
+        assert not process.is_alive(pid, ct)
         assert recorder.changes[-1].state == "stopped"
         assert not await sup.wait_ready([spec.id], timeout=1)
         await sup.close()
@@ -88,7 +96,7 @@ def test_start_becomes_ready_with_environment_and_stops(release: Path, recorder:
     assert "listening on" in spec.log_path.read_text()
 
 
-def test_crash_is_restarted_with_backoff_and_recorded(release: Path, recorder: Recorder, run) -> None:
+def test_crash_is_restarted_with_backoff_and_recorded(release: Path, recorder: Recorder, run: Runner) -> None:
     spec = make_spec(release)
 
     async def scenario() -> None:
@@ -104,22 +112,22 @@ def test_crash_is_restarted_with_backoff_and_recorded(release: Path, recorder: R
         assert st is not None and st.state == "crashed" and not st.ready and st.last_exit == "exited with code 3"
         await recorder.until(lambda: (s := sup.status(spec.id)) and s.ready and s.restarts == 1)
         assert time.monotonic() - crashed_at >= 0.9  # waited the first backoff step
-        second = sup.status(spec.id)
-        assert second is not None and second.pid != first.pid
-        os.kill(second.pid, signal.SIGKILL)
+        second, _ = pid_of(sup, spec.id)
+        assert second != first.pid
+        os.kill(second, signal.SIGKILL)
         await recorder.until(lambda: recorder.event("instance.crashed", 1))
         await sup.close(stop_instances=True)
 
     run(scenario())
-    _, kind, message, data = recorder.event("instance.crashed")
+    _, kind, message, data = recorder.get("instance.crashed")
     assert data["exit_code"] == 3 and data["signal"] is None and data["backoff_s"] == 1.0
     assert "exited with code 3" in message
-    _, _, message, data = recorder.event("instance.crashed", 1)
+    _, _, message, data = recorder.get("instance.crashed", 1)
     assert data["signal"] == "SIGKILL" and data["backoff_s"] == 2.0
     assert recorder.event("instance.restarted") is not None
 
 
-def test_failing_liveness_takes_it_out_and_restarts_it(release: Path, recorder: Recorder, run) -> None:
+def test_failing_liveness_takes_it_out_and_restarts_it(release: Path, recorder: Recorder, run: Runner) -> None:
     spec = make_spec(release)
     unhealthy = release.parent.parent / "ctl" / "unhealthy"
 
@@ -127,27 +135,26 @@ def test_failing_liveness_takes_it_out_and_restarts_it(release: Path, recorder: 
         sup = supervisor(recorder)
         await sup.start(spec)
         assert await sup.wait_ready([spec.id], timeout=30)
-        first = sup.status(spec.id)
-        assert first is not None
+        first_pid, first_ct = pid_of(sup, spec.id)
         unhealthy.touch()
         await recorder.until(lambda: recorder.event("instance.unhealthy"))
         unhealthy.unlink()
         # Out of rotation before the restart: an on_change said not ready while it was still failing.
         assert any(c.state == "unready" and not c.ready for c in recorder.changes)
         assert any(c.consecutive_health_failures == 1 for c in recorder.changes)
-        assert not process.is_alive(first.pid, first.create_time)
+        assert not process.is_alive(first_pid, first_ct)
         await recorder.until(lambda: (s := sup.status(spec.id)) and s.ready and s.restarts == 1)
         st = sup.status(spec.id)
-        assert st is not None and st.pid != first.pid and st.consecutive_health_failures == 0
+        assert st is not None and st.pid != first_pid and st.consecutive_health_failures == 0
         await sup.close(stop_instances=True)
 
     run(scenario())
-    _, _, message, data = recorder.event("instance.unhealthy")
+    _, _, message, data = recorder.get("instance.unhealthy")
     assert "failed 2 health checks in a row (500)" in message
     assert data["probe_error"] == "500"
 
 
-def test_failing_readiness_takes_it_out_without_restart(release: Path, recorder: Recorder, run) -> None:
+def test_failing_readiness_takes_it_out_without_restart(release: Path, recorder: Recorder, run: Runner) -> None:
     spec = make_spec(release, ready=FAST_READY)
     unready = release.parent.parent / "ctl" / "unready"
 
@@ -155,7 +162,7 @@ def test_failing_readiness_takes_it_out_without_restart(release: Path, recorder:
         sup = supervisor(recorder)
         await sup.start(spec)
         assert await sup.wait_ready([spec.id], timeout=30)
-        pid = sup.status(spec.id).pid  # type: ignore[union-attr]
+        pid, _ = pid_of(sup, spec.id)
         unready.touch()
         await recorder.until(lambda: (s := sup.status(spec.id)) and s.state == "unready")
         unready.unlink()
@@ -169,28 +176,29 @@ def test_failing_readiness_takes_it_out_without_restart(release: Path, recorder:
     assert "instance.unhealthy" not in recorder.kinds()
 
 
-def test_stop_escalates_to_sigkill_after_grace(release: Path, recorder: Recorder, run) -> None:
+def test_stop_escalates_to_sigkill_after_grace(release: Path, recorder: Recorder, run: Runner) -> None:
     child_file = release.parent.parent / "child.pid"
     spec = make_spec(release, grace=30.0, IGNORE_TERM="1", SPAWN_CHILD="1", CHILD_PID_FILE=str(child_file))
 
     async def scenario() -> None:
         sup = supervisor(recorder)
-        st = await sup.start(spec)
+        await sup.start(spec)
         assert await sup.wait_ready([spec.id], timeout=30)
+        pid, ct0 = pid_of(sup, spec.id)
         child = psutil.Process(int(child_file.read_text()))
         ct = child.create_time()
         await sup.stop(spec.id, grace=0.5)  # overrides the spec's 30 s
-        assert not process.is_alive(st.pid, st.create_time)
+        assert not process.is_alive(pid, ct0)
         assert not process.is_alive(child.pid, ct)
         with pytest.raises(ChildProcessError):
-            os.waitpid(st.pid, os.WNOHANG)  # reaped: no zombie
+            os.waitpid(pid, os.WNOHANG)  # reaped: no zombie
         await sup.close()
 
     run(scenario())
-    assert "SIGKILL after 0.5s grace" in recorder.event("instance.stopped")[2]
+    assert "SIGKILL after 0.5s grace" in recorder.get("instance.stopped")[2]
 
 
-def test_a_new_supervisor_adopts_running_instances(release: Path, run) -> None:
+def test_a_new_supervisor_adopts_running_instances(release: Path, run: Runner) -> None:
     specs = [make_spec(release, f"staging-r1-{i}") for i in range(2)]
     old = Recorder()
 
@@ -199,9 +207,9 @@ def test_a_new_supervisor_adopts_running_instances(release: Path, run) -> None:
         for s in specs:
             await sup.start(s)
         assert await sup.wait_ready([s.id for s in specs], timeout=30)
-        handles = [(st.pid, st.create_time) for st in sup.all()]
+        handles = [pid_of(sup, s.id) for s in specs]
         await sup.close()  # the control plane goes away; instances keep running
-        return handles  # type: ignore[return-value]
+        return handles
 
     handles = run(first_life())
     assert all(process.is_alive(pid, ct) for pid, ct in handles)
@@ -225,7 +233,7 @@ def test_a_new_supervisor_adopts_running_instances(release: Path, run) -> None:
     assert new.kinds()[:2] == ["instance.adopted", "instance.crashed"]
 
 
-def test_crash_loop_fails_wait_ready_fast(release: Path, recorder: Recorder, run) -> None:
+def test_crash_loop_fails_wait_ready_fast(release: Path, recorder: Recorder, run: Runner) -> None:
     spec = make_spec(release, EXIT_AT_START="3")
 
     async def scenario() -> None:
@@ -239,7 +247,7 @@ def test_crash_loop_fails_wait_ready_fast(release: Path, recorder: Recorder, run
     run(scenario())
 
 
-def test_wait_ready_times_out(release: Path, recorder: Recorder, run) -> None:
+def test_wait_ready_times_out(release: Path, recorder: Recorder, run: Runner) -> None:
     spec = make_spec(release, ready=FAST_READY, READY_AFTER="600")
 
     async def scenario() -> None:
@@ -251,7 +259,7 @@ def test_wait_ready_times_out(release: Path, recorder: Recorder, run) -> None:
     run(scenario())
 
 
-def test_start_errors(release: Path, recorder: Recorder, run) -> None:
+def test_start_errors(release: Path, recorder: Recorder, run: Runner) -> None:
     async def scenario() -> None:
         sup = supervisor(recorder)
         spec = make_spec(release)
@@ -269,7 +277,7 @@ def test_start_errors(release: Path, recorder: Recorder, run) -> None:
     run(scenario())
 
 
-def test_samples_cpu_and_rss_and_rotates_logs(release: Path, recorder: Recorder, run) -> None:
+def test_samples_cpu_and_rss_and_rotates_logs(release: Path, recorder: Recorder, run: Runner) -> None:
     spec = make_spec(release, LOG_LINES_PER_REQUEST="400")
 
     async def scenario() -> None:
@@ -310,3 +318,21 @@ def test_instance_environment_layers() -> None:
     assert env["PATH"] == "/custom" and env["HOME"] == "/root"
     assert not any(k in env for k in ("SHIPYARD_MASTER_KEY", "SHIPYARD_DATABASE_URL"))
     assert env["SHIPYARD_RELEASE"] == "r7"
+
+
+def test_stop_during_backoff_and_twice_at_once(release: Path, recorder: Recorder, run: Runner) -> None:
+    spec = make_spec(release, EXIT_AT_START="4")
+
+    async def scenario() -> None:
+        sup = supervisor(recorder)
+        await sup.start(spec)
+        await recorder.until(lambda: recorder.event("instance.crashed"))
+        started = time.monotonic()
+        await asyncio.gather(sup.stop(spec.id), sup.stop(spec.id))
+        assert time.monotonic() - started < 5  # did not sit out the backoff
+        assert sup.status(spec.id) is None and sup.all() == []
+        await sup.close()
+
+    run(scenario())
+    assert recorder.kinds().count("instance.stopped") == 1
+    assert "not running" in recorder.get("instance.stopped")[2]

@@ -291,9 +291,29 @@ def test_prune_releases_deletes_only_chosen_dirs(example_repo: Any, tmp_path: Pa
         load_release(state, rels[1].id)
 
 
-def test_remove_leftovers_clears_interrupted_builds(tmp_path: Path) -> None:
+def test_remove_leftovers_clears_interrupted_builds_and_deletions(example_repo: Any, tmp_path: Path) -> None:
+    done = build(example_repo, tmp_path)
     releases = tmp_path / "releases"
-    (releases / ".building-r1-abc" / "x").mkdir(parents=True)
-    (releases / "r2").mkdir()
-    assert remove_leftovers(tmp_path) == [".building-r1-abc"]
-    assert [p.name for p in releases.iterdir()] == ["r2"]
+    (releases / "r20990101000000-abc1234" / "half").mkdir(parents=True)  # a build cut short by a crash
+    (releases / ".deleting-r1-42").mkdir()
+    assert remove_leftovers(tmp_path) == [".deleting-r1-42", "r20990101000000-abc1234"]
+    assert [p.name for p in releases.iterdir()] == [done.id]
+
+
+def test_build_runs_in_the_final_directory_and_is_incomplete_until_done(example_repo: Any, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    seen_during_build: list[object] = []
+
+    def watch(line: str) -> None:
+        if line == "mark":
+            seen_during_build.append(list_releases(state))
+            with pytest.raises(NotFound):
+                load_release(state, "r-custom")
+            seen_during_build.append("checked")
+
+    # Builds bake absolute paths (virtualenv shebangs...): they must be the release's own.
+    rel = build(example_repo, state, release_id="r-custom", build_cmds=["pwd -P > built_in.txt", "echo mark"],
+                on_output=watch)
+    assert seen_during_build == [[], "checked"]
+    assert (rel.path / "built_in.txt").read_text().strip() == str(rel.path.resolve())
+    assert load_release(state, "r-custom") == rel

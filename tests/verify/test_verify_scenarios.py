@@ -7,6 +7,7 @@ import json
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,10 @@ from shipyard.engine.verify.runner import run_verify
 from shipyard.engine.verify.scenarios import load_scenarios, pick_cycle, prepare
 from shipyard.errors import ConfigError
 from shipyard.primitives.spec.verify import ScenarioSpec, VerifySpec
+
+
+def _spec(**kw: Any) -> VerifySpec:
+    return VerifySpec.model_validate(kw)
 
 
 def test_integer_weights_make_an_exact_smooth_cycle() -> None:
@@ -37,7 +42,8 @@ def test_default_is_get_slash() -> None:
 
 
 def test_request_encoding_and_expected_status() -> None:
-    s = ScenarioSpec(method="post", path="/chat", headers={"X-Token": "t"}, body='{"q": 1}', expect_status=[201])
+    s = ScenarioSpec.model_validate({"method": "post", "path": "/chat", "headers": {"X-Token": "t"},
+                                     "body": '{"q": 1}', "expect_status": 201})
     [p] = prepare([s], "h:1")
     assert p.payload == (b'POST /chat HTTP/1.1\r\nHost: h:1\r\nUser-Agent: shipyard-verify\r\nX-Token: t\r\n'
                          b'Content-Length: 8\r\n\r\n{"q": 1}')
@@ -53,21 +59,21 @@ def test_bad_scenarios_are_refused(bad: dict[str, object]) -> None:
 
 def test_scenarios_file(tmp_path: Path) -> None:
     (tmp_path / "mix.json").write_text(json.dumps([{"path": "/a", "weight": 2}, {"path": "/b"}]))
-    found = load_scenarios(VerifySpec(scenarios_file="mix.json"), tmp_path)
+    found = load_scenarios(_spec(scenarios_file="mix.json"), tmp_path)
     assert [(s.path, s.weight) for s in found] == [("/a", 2.0), ("/b", 1.0)]
     (tmp_path / "mix.toml").write_text('[[scenarios]]\npath = "/c"\nweight = 3\n')
-    assert [s.path for s in load_scenarios(VerifySpec(scenarios_file="mix.toml"), tmp_path)] == ["/c"]
+    assert [s.path for s in load_scenarios(_spec(scenarios_file="mix.toml"), tmp_path)] == ["/c"]
     (tmp_path / "bad.json").write_text(json.dumps([{"path": "/a", "wieght": 2}]))
     with pytest.raises(ConfigError) as info:
-        load_scenarios(VerifySpec(scenarios_file="bad.json"), tmp_path)
+        load_scenarios(_spec(scenarios_file="bad.json"), tmp_path)
     assert "scenarios[0].wieght" in str(info.value)
     with pytest.raises(ConfigError):
-        load_scenarios(VerifySpec(scenarios_file="missing.json"), tmp_path)
+        load_scenarios(_spec(scenarios_file="missing.json"), tmp_path)
 
 
 def test_scenarios_and_file_are_exclusive() -> None:
     with pytest.raises(ValueError, match="either scenarios or scenarios_file"):
-        VerifySpec(scenarios=[{"path": "/"}], scenarios_file="x.json")
+        _spec(scenarios=[{"path": "/"}], scenarios_file="x.json")
 
 
 def test_a_real_server_receives_the_weighted_mix(server: str) -> None:
@@ -75,7 +81,7 @@ def test_a_real_server_receives_the_weighted_mix(server: str) -> None:
            {"name": "chat", "method": "POST", "path": "/chat", "body": "hi", "weight": 5},
            {"name": "portfolio", "path": "/portfolio", "weight": 2},
            {"name": "news", "method": "HEAD", "path": "/news", "weight": 1}]
-    spec = VerifySpec(rate=110, duration=1, scenarios=mix)
+    spec = _spec(rate=110, duration=1, scenarios=mix)
     result = asyncio.run(run_verify(server, spec))
     with urllib.request.urlopen(server + "/__counts", timeout=10) as resp:
         counts = json.load(resp)

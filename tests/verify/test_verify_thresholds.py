@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,10 @@ GOOD = [
     ("http_reqs", "count===5", "count", None, "==", 5.0),
     ("dropped_iterations", "count==0", "count", None, "==", 0.0),
 ]
+
+
+def _spec(**kw: Any) -> VerifySpec:
+    return VerifySpec.model_validate(kw)
 
 
 @pytest.mark.parametrize(("metric", "text", "agg", "pct", "op", "value"), GOOD)
@@ -58,7 +63,7 @@ def test_bad_thresholds_are_bad_input_naming_them(metric: str, text: str, messag
 
 
 def test_a_single_string_is_one_threshold() -> None:
-    spec = VerifySpec(thresholds={"http_req_failed": "rate<0.01"})
+    spec = _spec(thresholds={"http_req_failed": "rate<0.01"})
     assert [t.expr for t in spec.thresholds.parsed()] == ["rate<0.01"]
     assert [t.expr for t in parse_all({"http_reqs": "rate>1"})] == ["rate>1"]
 

@@ -18,21 +18,22 @@ def build_routes(d: Daemon) -> dict[tuple[str, str], Handler]:
     async def ping(body: dict[str, Any], q: dict[str, str]) -> Any:
         return {"ok": True, "pid": os.getpid(), "project": str(d.paths.project)}
 
-    def _start(make: Any, plan: bool) -> AsyncIterator[dict[str, Any]]:
+    async def _start(make: Any, plan: bool) -> AsyncIterator[dict[str, Any]]:
         # Prepare now so bad input is answered as one JSON error, not inside a stream.
         prep = make()
         if not plan:
             d.check_not_busy(prep.env)
+        await d.check_port(prep.env, d.load_spec().env(prep.env).port)
         return deployer.stream(d, lambda: prep, plan)
 
     async def deploy(body: dict[str, Any], q: dict[str, str]) -> Any:
         env = _env(body)
-        return _start(lambda: deployer.prepare_deploy(d, env, ref=body.get("ref"), release=body.get("release"),
+        return await _start(lambda: deployer.prepare_deploy(d, env, ref=body.get("ref"), release=body.get("release"),
                                                       strategy=body.get("strategy")), bool(body.get("plan")))
 
     async def rollback(body: dict[str, Any], q: dict[str, str]) -> Any:
         env = _env(body)
-        return _start(lambda: deployer.prepare_rollback(d, env, to=body.get("to")), bool(body.get("plan")))
+        return await _start(lambda: deployer.prepare_rollback(d, env, to=body.get("to")), bool(body.get("plan")))
 
     async def status(body: dict[str, Any], q: dict[str, str]) -> Any:
         from shipyard.control.status import status_json

@@ -70,6 +70,9 @@ class Daemon:
         merged = dict(launch.env)
         merged.update(read_dotenv(dotenv_path(self.paths.project, env)))
         merged.update(self.secrets.values(env))
+        # Commands from the project's venv (gunicorn, uvicorn) resolve even when it is not activated.
+        path = merged.get("PATH", os.environ.get("PATH", ""))
+        merged["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{path}"
         return merged
 
     def router_settings(self, envspec: Any) -> dict[str, Any]:
@@ -116,7 +119,9 @@ class Daemon:
         self.store.add_release(ReleaseRec(
             id=built.id, commit=built.commit.sha, ref=ref, message=built.commit.message,
             author=built.commit.author, created_at=self.clock.time(), build_duration_s=built.build_duration_s,
-            content_hash=built.content_hash, spec=snapshot, secrets_version=0,
+            content_hash=built.content_hash, spec=snapshot,
+            # Per-environment secrets versions are in each deployment's record; here the newest one.
+            secrets_version=max((self.secrets.version(e) for e in spec.environments), default=0),
             build_log=str(built.build_log), status="ready"))
 
     def build_estimate(self) -> float:
@@ -232,13 +237,30 @@ class Daemon:
 
     # -- router ----------------------------------------------------------------------------------
     async def router_call(self, op: str, _timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
+        """One control-socket request; a refusal comes back as ``{"ok": False, "error": ...}``."""
         try:
-            reply: dict[str, Any] = await self.router.call(op, timeout=_timeout, **fields)
-        except ShipyardError:
-            raise
+            reply: dict[str, Any] = await self.router.call(op, timeout=_timeout, fields=fields)
+        except RouterUnavailable as exc:
+            raise ShipyardError(f"the router is not answering ({op}): {exc}") from exc
+        except RouterError as exc:
+            return {"ok": False, "error": str(exc)}
         except (TimeoutError, OSError) as exc:
             raise ShipyardError(f"the router is not answering ({op}): {exc}") from exc
-        return reply
+        return {"ok": True, **reply}
+
+    async def check_port(self, env: str, port: int) -> None:
+        """Refuse early (exit 2) when the environment's port is taken by something other than our router."""
+        rt = self.envs.get(env)
+        if rt is not None and rt.port == port:
+            return  # our router already listens there
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise BadInput(f"port {port} for {env} is in use by another program ({exc.strerror}); "
+                               f"free it or change environments.{env}.port") from exc
 
     async def inflight(self, env: str, ids: set[str]) -> int:
         reply = await self.router_call("stats", env=env, window_s=1)
@@ -278,7 +300,10 @@ class Daemon:
         from shipyard.control.api import build_routes
         from shipyard.control.httpserver import ApiServer
 
+        from shipyard.engine.releases import remove_leftovers
+
         token = ensure_token(self.paths.token)
+        remove_leftovers(self.paths.state)  # builds cut short by a crash
         await self.ensure_router()
         await adopt(self)
         server = ApiServer(token, build_routes(self))

@@ -7,6 +7,7 @@ a real deploy takes the lock and hands the same steps to the executor.
 from __future__ import annotations
 
 import asyncio
+import logging
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +24,8 @@ from shipyard.errors import BadInput, NotFound, ShipyardError
 
 if TYPE_CHECKING:
     from shipyard.control.daemon import Daemon
+
+log = logging.getLogger("shipyard.control")
 
 # Rough first-time estimates (seconds) per step kind, replaced by this environment's history.
 _DEFAULT_ESTIMATE = {"start": 0.3, "wait_ready": 3.0, "route": 0.01, "unroute": 0.01, "drain": 0.5,
@@ -252,9 +255,7 @@ async def run(d: Daemon, prep: Prepared, emit: Callable[[dict[str, Any]], None])
             outcome = "rolled_back" if exec_result.committed else "failed"
             reason = exec_result.reason
     except ShipyardError as err:
-        reason = str(err)
-        if not pre_results or pre_results[-1].status != "failed":
-            emit({"event": "error", "error": reason})
+        reason = str(err)  # reported in the result document, with outcome failed
     except asyncio.CancelledError:
         outcome, reason = "interrupted", "control plane stopped during the deployment"
         raise
@@ -280,7 +281,7 @@ async def run(d: Daemon, prep: Prepared, emit: Callable[[dict[str, Any]], None])
 
 async def _build_step(d: Daemon, prep: Prepared, dep_id: int, emit: Callable[[dict[str, Any]], None]) -> StepResult:
     t0, m0 = d.clock.time(), d.clock.monotonic()
-    step = Step("start", f"build release {prep.release}")
+    step = Step("build", f"build release {prep.release}")
     step_id = d.store.add_step(dep_id, index=-1, name="build", status="running", started_at=t0,
                                detail={"description": step.description})
     emit({"event": "step", "status": "started", "index": 0, "name": "build", "description": step.description})
@@ -296,7 +297,7 @@ async def _build_step(d: Daemon, prep: Prepared, dep_id: int, emit: Callable[[di
     d.store.update_step(step_id, status="succeeded", duration_s=dur, detail=None)
     emit({"event": "step", "status": "succeeded", "index": 0, "name": "build", "description": step.description,
           "duration_s": round(dur, 3)})
-    return StepResult(-1, Step("start", step.description), "succeeded", t0, dur)
+    return StepResult(-1, step, "succeeded", t0, dur)
 
 
 async def stream(d: Daemon, make: Callable[[], Prepared], plan_only: bool) -> AsyncIterator[dict[str, Any]]:
@@ -315,6 +316,9 @@ async def stream(d: Daemon, make: Callable[[], Prepared], plan_only: bool) -> As
             queue.put_nowait({"event": "result", "result": result})
         except ShipyardError as err:
             queue.put_nowait({"event": "error", "error": str(err), "exit_code": err.exit_code})
+        except Exception as exc:  # a bug must still end the stream with an answer
+            log.exception("deployment crashed")
+            queue.put_nowait({"event": "error", "error": f"internal error: {exc!r} (see .shipyard/logs/control.log)"})
         finally:
             d.busy.pop(prep.env, None)
             queue.put_nowait(None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from shipyard.primitives.clock import Clock, SystemClock
@@ -81,28 +81,28 @@ def _tail_one(path: Path, n: int) -> list[str]:
 
 
 async def follow(path: Path, *, lines: int = 10, clock: Clock | None = None,
-                 poll_interval: float = 0.25) -> AsyncIterator[str]:
+                 poll_interval: float = 0.25) -> AsyncGenerator[str, None]:
     """Yield the last ``lines`` lines, then every new line as it is written (like ``tail -F``).
 
     Survives copytruncate rotation (the file shrinks: read again from the start) and the file not
     existing yet. Polls through ``clock``; runs until the consumer stops iterating.
     """
     clock = clock or SystemClock()
-    for line in tail(path, lines):
+    pos = _size(path)
+    last = tail(path, lines)
+    copy = _identity(rotated(path, 1))
+    for line in last:
         yield line
-    try:
-        pos = path.stat().st_size
-    except FileNotFoundError:
-        pos = 0
     pending = b""
     while True:
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            size = 0
-        if size < pos:
-            pos = 0  # truncated by rotation
+        size = _size(path)
+        now_copy = _identity(rotated(path, 1))
+        # Rotated: the file shrank, or a new .1 appeared (the file may already have regrown past
+        # where we were, which the size alone would not show).
+        if size < pos or now_copy != copy:
+            pos = 0
             pending = b""
+            copy = now_copy
         if size > pos:
             with open(path, "rb") as f:
                 f.seek(pos)
@@ -114,3 +114,18 @@ async def follow(path: Path, *, lines: int = 10, clock: Clock | None = None,
                 yield raw.decode("utf-8", "replace")
             continue
         await clock.sleep(poll_interval)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns

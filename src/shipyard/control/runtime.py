@@ -55,7 +55,8 @@ class EnvRuntime:
         return {
             "env": self.name,
             "port": self.port,
-            "pools": [{"release": rel, "role": self.roles.get(rel, "stable"), "instances": insts}
+            # "old" (kept warm, no traffic) is our own label; the router knows stable/canary/preview.
+            "pools": [{"release": rel, "role": _router_role(self.roles.get(rel, "stable")), "instances": insts}
                       for rel, insts in pools.items()],
             "weights": {r: w for r, w in self.weights.items() if w > 0},
             "settings": self.router_settings,
@@ -77,7 +78,7 @@ class EnvRuntime:
             self.save_routing()
 
     def save_routing(self) -> None:
-        self.d.store.upsert_environment(self.name, routing={
+        self.d.store.upsert_environment(self.name, updated_at=self.d.clock.time(), routing={
             "port": self.port,
             "weights": self.weights,
             "unrouted": sorted(self.unrouted),
@@ -203,7 +204,7 @@ class LocalTarget:
         await rt.push()
         if commit:
             rt.d.store.upsert_environment(rt.name, current_release=commit.get("current"),
-                                          previous_release=commit.get("previous"))
+                                          previous_release=commit.get("previous"), updated_at=rt.d.clock.time())
 
     async def unroute(self, ids: list[str], weights: dict[str, int] | None) -> None:
         self.rt.unrouted.update(ids)
@@ -259,7 +260,7 @@ class LocalTarget:
                 await rt.push()
                 if committed:
                     rt.d.store.upsert_environment(rt.name, current_release=serving,
-                                                  previous_release=None)
+                                                  previous_release=None, updated_at=rt.d.clock.time())
             await rt.stop_instances(started)
         except ShipyardError as err:
             rt.d.event(rt.name, "recover_failed", f"could not fully restore {serving}: {err}")
@@ -274,3 +275,7 @@ def instance_rec(status: InstanceStatus, role: str, now: float) -> InstanceRec:
                        port=status.port, pid=status.pid or 0, create_time=status.create_time or 0.0,
                        role=role, state=status.state, started_at=status.started_at or now,
                        restarts=status.restarts)
+
+
+def _router_role(role: str) -> str:
+    return role if role in ("stable", "canary", "preview") else "stable"

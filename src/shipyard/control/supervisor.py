@@ -91,6 +91,8 @@ def instance_environment(spec: InstanceSpec, base: dict[str, str] | None = None)
     the master key or a database URL) → the instance's variables → what shipyard sets."""
     inherited = dict(os.environ if base is None else base)
     env = {k: v for k, v in inherited.items() if not k.startswith("SHIPYARD_")}
+    # Python buffers stdout when it is not a terminal; `shipyard logs` should show lines as they come.
+    env.setdefault("PYTHONUNBUFFERED", "1")
     env.update(spec.env_vars)
     env.update({
         "PORT": str(spec.port),
@@ -405,9 +407,9 @@ class Supervisor:
             for inst in list(self._instances.values()):
                 self._sample(inst)
                 try:
-                    rotated = await asyncio.to_thread(logfiles.rotate_if_needed, inst.spec.log_path,
-                                                      self.log_max_bytes, self.log_keep)
-                    if rotated:
+                    # Copying up to log_max_bytes is the only slow part; keep it off the loop.
+                    if inst.spec.log_path.exists() and inst.spec.log_path.stat().st_size > self.log_max_bytes:
+                        await asyncio.to_thread(logfiles.rotate, inst.spec.log_path, self.log_keep)
                         log.info("rotated %s", inst.spec.log_path)
                 except OSError as exc:
                     log.warning("cannot rotate %s: %s", inst.spec.log_path, exc)

@@ -3,9 +3,13 @@
 A build resolves the ref, streams ``git archive <sha>`` straight into the release directory, links the
 ``app.shared`` dirs (``<state_dir>/shared/<name>/``, created once and kept across releases) into it,
 runs the ``app.build`` commands inside it through the shell, hashes the result and records it in
-``.shipyard-release.json``. All of that happens in a ``.building-*`` directory that is renamed to its
-final name only when complete, so a release directory that exists is always whole; a failed build
-leaves nothing behind.
+``.shipyard-release.json``.
+
+The build runs in the release's final directory, not in a temporary one renamed at the end: builds
+bake absolute paths into what they make (a virtualenv's script shebangs, generated configs), which a
+rename would break. Completeness is marked instead: ``.shipyard-release.json`` is written (atomically)
+last, and only a directory holding it is a release (``load_release``, ``list_releases``). A failed
+build removes its directory; one interrupted by a crash is removed by ``remove_leftovers``.
 
 Release ids are ``r<UTC yyyymmddHHMMSS>-<short sha>`` (``-2``, ``-3``... appended if that id is taken):
 unique, readable, and sorting them as strings sorts them by build time.
@@ -58,7 +62,6 @@ RELEASE_META = ".shipyard-release.json"
 DEFAULT_BUILD_TIMEOUT_S = 600.0
 ARCHIVE_TIMEOUT_S = 300.0
 _TAIL_LINES = 20
-_BUILDING = ".building-"
 _DELETING = ".deleting-"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -102,7 +105,7 @@ def new_release_id(releases_dir: Path, commit: Commit, clock: Clock) -> str:
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(clock.time()))
     base = f"r{stamp}-{commit.short}"
     candidate, n = base, 1
-    while (releases_dir / candidate).exists() or any(releases_dir.glob(f"{_BUILDING}{candidate}-*")):
+    while (releases_dir / candidate).exists():
         n += 1
         candidate = f"{base}-{n}"
     return candidate
@@ -139,13 +142,12 @@ def build_release(
         release_id = new_release_id(releases_dir, commit, clock)
     elif not _ID_RE.match(release_id):
         raise BadInput(f"invalid release id {release_id!r} (letters, digits, '.', '_' and '-')")
-    final = releases_dir / release_id
-    if final.exists():
-        raise BadInput(f"release {release_id} already exists")
-
-    work = Path(tempfile.mkdtemp(prefix=f"{_BUILDING}{release_id}-", dir=releases_dir))
+    work = releases_dir / release_id
     try:
-        work.chmod(0o755)
+        work.mkdir(mode=0o755)  # claims the id, also against a concurrent build
+    except FileExistsError as exc:
+        raise BadInput(f"release {release_id} already exists") from exc
+    try:
         _unpack(project_dir, commit, ref, work)
         _link_shared(state_dir / "shared", work, shared_paths)
         build_env = dict(os.environ if env is None else env)
@@ -154,22 +156,18 @@ def build_release(
         digest = content_hash(work, exclude=[BUILD_LOG, RELEASE_META, *(str(p) for p in shared_paths)])
         release = BuiltRelease(
             id=release_id,
-            path=final,
+            path=work,
             commit=commit,
             ref=ref,
             build_duration_s=round(clock.monotonic() - started, 3),
             content_hash=digest,
-            build_log=final / BUILD_LOG,
+            build_log=work / BUILD_LOG,
             built_at=clock.time(),
         )
-        (work / RELEASE_META).write_text(json.dumps(_to_json(release), indent=2) + "\n", encoding="utf-8")
-        # The rename is what makes the release exist: readers never see a half-built one.
-        try:
-            os.rename(work, final)
-        except OSError as exc:
-            if final.exists():  # a concurrent build took the same id
-                raise BadInput(f"release {release_id} already exists") from exc
-            raise
+        # Written last and renamed into place: its appearance is what makes the release complete.
+        meta_tmp = work / f"{RELEASE_META}.tmp"
+        meta_tmp.write_text(json.dumps(_to_json(release), indent=2) + "\n", encoding="utf-8")
+        os.rename(meta_tmp, work / RELEASE_META)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -224,8 +222,7 @@ def _link_shared(shared_root: Path, release_dir: Path, paths: list[PurePosixPath
         elif link.is_dir():
             shutil.rmtree(link)  # whatever the archive had there is replaced by the shared dir
         link.parent.mkdir(parents=True, exist_ok=True)
-        # Relative, so the project (and its .shipyard/) can move; the build dir and the final dir
-        # sit at the same depth, so the link survives the rename.
+        # Relative, so the project (and its .shipyard/ with it) can move.
         link.symlink_to(os.path.relpath(target, link.parent), target_is_directory=True)
 
 
@@ -436,13 +433,18 @@ def prune_releases(
 
 
 def remove_leftovers(state_dir: Path) -> list[str]:
-    """Remove ``.building-*``/``.deleting-*`` dirs left by a crash. Call only when no build is running."""
+    """Remove what a crash left in releases/: unfinished builds (no metadata) and half-done deletions.
+
+    Call it only when no build is running (at control-plane start).
+    """
     releases_dir = state_dir.absolute() / "releases"
     if not releases_dir.is_dir():
         return []
     removed: list[str] = []
     for entry in releases_dir.iterdir():
-        if entry.name.startswith((_BUILDING, _DELETING)):
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        if entry.name.startswith(_DELETING) or not (entry / RELEASE_META).is_file():
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry.name)
     return sorted(removed)

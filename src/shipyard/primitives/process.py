@@ -12,7 +12,6 @@ import contextlib
 import errno
 import logging
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -38,21 +37,25 @@ _children: dict[int, subprocess.Popen[bytes]] = {}
 
 # A command that is one simple command can be exec'd by the shell: the app then leads its group,
 # receives the stop signal itself, and its exit status is its own rather than the shell's.
-_COMPOUND = re.compile(r"[;&|<>()`\n]")
+_OPERATOR = set("();<>|&")
 _SHELL_WORDS = {"cd", "exec", "export", "if", "for", "while", "until", "case", "set", "source", ".", "eval",
                 "trap", "ulimit", "umask", "{", "!", "[", "test", "wait"}
 
 
 def exec_form(cmd: str, path: str | None = None) -> str:
     """``cmd`` prefixed with ``exec`` when that changes nothing but who the process is: one simple
-    command whose first word is a program (on ``path``), not a shell builtin or keyword."""
-    if _COMPOUND.search(cmd):
+    command (no operator outside quotes) whose first word is a program on ``path``, not a builtin."""
+    if "\n" in cmd:
         return cmd
     try:
-        words = shlex.split(cmd)
+        lexer = shlex.shlex(cmd, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        words = list(lexer)
     except ValueError:
         return cmd
-    if not words or "=" in words[0] or words[0] in _SHELL_WORDS:
+    if not words or any(set(w) <= _OPERATOR for w in words):
+        return cmd
+    if "=" in words[0] or words[0] in _SHELL_WORDS:
         return cmd
     if "/" not in words[0] and shutil.which(words[0], path=path) is None:
         return cmd  # a builtin such as `exit`, or not found: let the shell say so
@@ -303,7 +306,9 @@ async def stop_process_group(pid: int, create_time: float, *, sig: signal.Signal
             return f"did not die after SIGKILL (pid {pid} abandoned)"
     code = reap(pid)
     forget(pid)
-    how = f"{sig.name}: {describe_exit(code)}" if obeyed else f"SIGKILL after {grace:g}s grace: {describe_exit(code)}"
+    # An adopted instance's exit status went to its new parent; say only what we did.
+    ended = f": {describe_exit(code)}" if code is not None else ""
+    how = f"{sig.name}{ended}" if obeyed else f"SIGKILL after {grace:g}s grace{ended}"
     log.info("pid %d: stopped by %s", pid, how)
     return f"stopped by {how}"
 

@@ -52,7 +52,10 @@ class RouterClient:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    def call(self, op: str, *, timeout: float = DEFAULT_TIMEOUT, **fields: Any) -> dict[str, Any]:
+    def call(self, op: str, *, timeout: float = DEFAULT_TIMEOUT, fields: dict[str, Any] | None = None,
+             **kw: Any) -> dict[str, Any]:
+        # `fields` carries message fields whose names clash with keyword arguments (drain's `timeout`).
+        fields = {**(fields or {}), **kw}
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)
         try:
@@ -88,7 +91,10 @@ class AsyncRouterClient:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    async def call(self, op: str, *, timeout: float = DEFAULT_TIMEOUT, **fields: Any) -> dict[str, Any]:
+    async def call(self, op: str, *, timeout: float = DEFAULT_TIMEOUT, fields: dict[str, Any] | None = None,
+                   **kw: Any) -> dict[str, Any]:
+        # `fields` carries message fields whose names clash with keyword arguments (drain's `timeout`).
+        fields = {**(fields or {}), **kw}
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_unix_connection(str(self.path), limit=_MAX_REPLY), timeout

@@ -46,7 +46,7 @@ _MAX_BUFFERED_BODY = 1024 * 1024
 
 class ClientConn(asyncio.Protocol):
     __slots__ = ("env", "loop", "t", "parser", "events", "ex", "closed", "ip", "deadline", "dkind", "tunnel",
-                 "_blocked", "_paused", "_wpaused")
+                 "_blocked", "_paused", "_wpaused", "_eof")
 
     def __init__(self, env: EnvRuntime) -> None:
         self.env = env
@@ -63,6 +63,7 @@ class ClientConn(asyncio.Protocol):
         self._blocked = False  # the upstream cannot take more request bytes
         self._paused = False  # reading is paused (blocked, or too many queued events)
         self._wpaused = False  # the client's socket buffer is full
+        self._eof = False  # the client half-closed: answer what it sent, then close
 
     # -- asyncio protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -88,6 +89,17 @@ class ClientConn(asyncio.Protocol):
             self.deadline = monotonic() + self.env.settings.body_timeout
         self.parser.feed(data)
         self.process()
+
+    def eof_received(self) -> bool | None:
+        if self.tunnel is not None:
+            t = self.tunnel.t
+            if t is not None and t.can_write_eof():
+                t.write_eof()
+            return True
+        if self.ex is None and not self.events:
+            return None  # nothing pending: close
+        self._eof = True
+        return True  # keep writing the answers
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -240,6 +252,9 @@ class ClientConn(asyncio.Protocol):
         self.deadline = now + self.env.settings.idle_timeout
         if self.events:
             self.process()
+        if self._eof and self.ex is None and not self.closed:
+            self.close()
+            return
         if self._paused:
             self._update_reading()
 
@@ -309,7 +324,11 @@ class Exchange:
         now = monotonic()
         inst, cookie = env.pick(self.head, now, exclude)
         if inst is None:
-            self.respond_local(503, "no ready instance")
+            if exclude is not None:
+                self.upstream_error = True
+                self.respond_local(502, "upstream connect failed")
+            else:
+                self.respond_local(503, "no ready instance")
             return
         if cookie is not None:
             self.set_cookie = cookie
@@ -333,14 +352,16 @@ class Exchange:
             )
         except (TimeoutError, OSError):
             self.connecting = False
-            inst.down_until = monotonic() + 1.0
-            self.upstream_error = True
+            now = monotonic()
+            inst.down_until = now + 1.0
             if self.done:
                 return
             if not self.retried:
                 self.retried = True
+                inst.series.note_upstream_error(self.env.router.wall_sec(now))
                 self.route(exclude=inst)
             else:
+                self.upstream_error = True
                 self.respond_local(502, "upstream connect failed")
             return
         self.connecting = False
@@ -589,6 +610,8 @@ class Exchange:
                 and head.method in _IDEMPOTENT):
             # A pooled connection the instance had just closed: nothing was processed, send it again.
             self.retried = True
+            if self.inst is not None:
+                self.inst.series.note_upstream_error(self.env.router.wall_sec(monotonic()))
             self.route()
             return
         self.upstream_error = True

@@ -33,8 +33,8 @@ Outcome = Literal["pass", "fail", "inconclusive"]
 class JudgementSettings:
     """Defaults and their reasoning: docs/analysis.md."""
 
-    min_samples: int = 200
-    confidence: float = 0.999
+    min_samples: int = 100
+    confidence: float = 0.9999
     error_tolerance: float = 0.01
     error_tolerance_relative: float = 0.5
     latency_tolerance: float = 0.2

@@ -86,6 +86,8 @@ class ChunkReader:
         if head[: len(MAGIC)] != MAGIC:
             raise IntegrityError(f"{label}: not a shipyard backup file (bad magic bytes)")
         self.chunk_size, id_len = struct.unpack(">IH", head[len(MAGIC):])
+        if id_len != len(backup_id.encode()):
+            raise IntegrityError(f"{label}: the file header is corrupted (backup id length {id_len})")
         stored_id = self._read_exact(id_len)
         if stored_id != backup_id.encode():
             raise IntegrityError(f"{label}: the file holds backup {stored_id.decode(errors='replace')!r}, "

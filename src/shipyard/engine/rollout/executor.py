@@ -84,17 +84,18 @@ async def execute(steps: list[Step], target: Target, recorder: Recorder, clock: 
             on_progress("started", step, index)
         try:
             detail = await _perform(step, target, tags, started_ids)
-        except ShipyardError as err:
+        except Exception as exc:  # noqa: BLE001 - any failure must still put the old release back
+            message = str(exc) if isinstance(exc, ShipyardError) else f"internal error in {step.kind}: {exc!r}"
             dur = clock.monotonic() - m0
-            recorder.step_finished(step_id, "failed", dur, {"error": str(err)})
-            res = StepResult(index, step, "failed", t0, dur, {"error": str(err)})
+            recorder.step_finished(step_id, "failed", dur, {"error": message})
+            res = StepResult(index, step, "failed", t0, dur, {"error": message})
             results.append(res)
             if on_progress:
                 on_progress("failed", res, index)
             await target.recover(serving, started_ids, committed)
             for later_index, later in enumerate(steps[index + 1:], start=index + 1):
                 results.append(StepResult(later_index, later, "skipped", clock.time(), 0.0))
-            return ExecResult(False, tuple(results), str(err), committed)
+            return ExecResult(False, tuple(results), message, committed)
         if step.kind == "route" and step.params.get("commit"):
             committed = True
         dur = clock.monotonic() - m0

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 StepKind = Literal[
+    "build",  # build the release from a git ref (done by the deployer before the strategy's steps)
     "start",  # start `count` instances of `release`, remembered under `tag`
     "wait_ready",  # wait until the instances under `tag` are ready (deploy_timeout)
     "route",  # set router weights (and commit current/previous release when `commit`)

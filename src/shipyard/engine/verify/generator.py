@@ -28,6 +28,7 @@ from shipyard.errors import ShipyardError
 
 _SWEEP = 0.1  # seconds between timeout sweeps and progress ticks
 _CONNECT_TIMEOUT = 5.0
+_MIN_TICK = 0.001
 
 
 @dataclass(frozen=True)
@@ -207,8 +208,9 @@ class Generator:
             return
         assert self._loop is not None
         delay = time_of(i) - (time.perf_counter() - self.t0)
-        # uvloop rounds delays to whole milliseconds (under 0.5 ms runs on the next loop iteration).
-        self._loop.call_later(delay if delay > 0 else 0, self._tick)
+        # uvloop rounds delays to whole milliseconds and runs shorter ones on the next loop iteration; waiting
+        # at least 1 ms sends requests in batches instead of spinning a core (they are at most ~1 ms late).
+        self._loop.call_later(delay if delay > _MIN_TICK else _MIN_TICK, self._tick)
 
     def _dispatch(self, sched: float, scenario: int) -> None:
         if self._idle:

@@ -1,8 +1,11 @@
 """Run a team's existing Locust scenario headless and judge its results with the same thresholds.
 
-Locust runs in a subprocess (``python -m locust ... --csv PREFIX``); its stats CSV is mapped into a
-``VerifyResult``. Locust is a closed model (users wait for each response), so its latencies are from the
-sent time and its rate is whatever the users achieve; its percentiles are the ones it reports.
+Locust runs in a subprocess (``python -m locust ... --csv PREFIX --json-file PREFIX``). Its final stats
+(``PREFIX.json``: per endpoint, with the response-time histogram) give the totals and any percentile;
+the stats CSV gives the per-second series. The CSV alone is a fallback for Locust versions without
+``--json-file``: Locust rewrites it once a second and not at exit, so it misses the last second, and it
+holds only fixed percentiles. Locust is a closed model (users wait for each response), so its latencies
+are from the sent time and its rate is whatever the users achieve.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import importlib.util
+import json
 import math
 import sys
 import tempfile
@@ -23,6 +27,8 @@ from shipyard.errors import BadInput, ShipyardError
 from shipyard.primitives.clock import Clock, SystemClock
 from shipyard.primitives.spec.verify import VerifySpec
 
+CLOSED_MODEL = ("Locust is a closed model: latencies are from the sent time, so a stalling server can hide "
+                "(coordinated omission)")
 # The percentile columns of Locust's stats CSV.
 PERCENTILES = (50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99, 100.0)
 
@@ -32,12 +38,8 @@ def locust_installed() -> bool:
 
 
 def check_thresholds(thresholds: list[ThresholdExpr]) -> None:
-    """Locust reports fixed percentiles and no dropped requests; refuse thresholds it cannot answer."""
+    """Locust never drops a request (its users just slow down); refuse a threshold it cannot answer."""
     for t in thresholds:
-        if t.aggregation == "p" and t.percentile not in PERCENTILES:
-            known = ", ".join(f"{p:g}" for p in PERCENTILES)
-            raise BadInput(f"thresholds.{t.metric}: {t.expr!r} cannot be judged from Locust, which reports "
-                           f"only percentiles {known}")
         if t.metric == "dropped_iterations":
             raise BadInput(f"thresholds.dropped_iterations: {t.expr!r} has no meaning for Locust (closed model)")
 
@@ -46,7 +48,8 @@ def locust_command(locustfile: Path, target: str, *, users: int, spawn_rate: flo
                    csv_prefix: Path) -> list[str]:
     return [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users),
             "-r", f"{spawn_rate:g}", "-t", f"{max(1, math.ceil(duration))}s", "--host", target,
-            "--csv", str(csv_prefix), "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
+            "--csv", str(csv_prefix), "--json-file", str(csv_prefix), "--only-summary", "--loglevel", "WARNING",
+            "--exit-code-on-error", "0"]
 
 
 async def run_locust(locustfile: Path, target: str, spec: VerifySpec, *, users: int = 10,
@@ -85,12 +88,14 @@ async def run_locust(locustfile: Path, target: str, spec: VerifySpec, *, users: 
             proc.kill()
             await proc.wait()
             raise
+        final, history = Path(f"{prefix}.json"), Path(f"{prefix}_stats_history.csv")
         stats_file = Path(f"{prefix}_stats.csv")
-        if not stats_file.exists():
-            raise ShipyardError(f"locust exited with {proc.returncode} and wrote no stats:\n" + "\n".join(tail))
-        return result_from_csv(stats_file, Path(f"{prefix}_stats_history.csv"), target=target, spec=spec,
-                               thresholds=thresholds, duration=seconds, rate_requested=rate or spec.rate,
-                               started_at=started_at)
+        read = result_from_json if final.exists() else result_from_csv if stats_file.exists() else None
+        if read is not None:
+            return read(final if final.exists() else stats_file, history, target=target, spec=spec,
+                        thresholds=thresholds, duration=seconds, rate_requested=rate or spec.rate,
+                        started_at=started_at)
+        raise ShipyardError(f"locust exited with {proc.returncode} and wrote no stats:\n" + "\n".join(tail))
 
 
 def _f(value: str) -> float:
@@ -130,8 +135,55 @@ def result_from_csv(stats_file: Path, history_file: Path, *, target: str, spec: 
         rate_achieved=_f(total["Requests/s"]), requests=requests, failed=failed,
         latency=latency, service=None, thresholds=results, series=_series(history_file), histogram=(),
         scenarios=scenarios, statuses=(), errors=(("failed", failed),) if failed else (), generator=None,
-        warnings=("Locust is a closed model: latencies are from the sent time, so a stalling server can hide "
-                  "(coordinated omission)",),
+        warnings=(CLOSED_MODEL, "from Locust's stats CSV, which misses the run's last second"),
+    )
+
+
+def result_from_json(final_file: Path, history_file: Path, *, target: str, spec: VerifySpec,
+                     thresholds: list[ThresholdExpr], duration: float, rate_requested: float,
+                     started_at: float) -> VerifyResult:
+    """Map Locust's final stats (``--json-file``: a list of per-endpoint entries) into a VerifyResult."""
+    try:
+        entries = json.loads(final_file.read_text())
+        times: dict[float, int] = {}
+        for e in entries:
+            for ms, n in e["response_times"].items():
+                times[float(ms)] = times.get(float(ms), 0) + int(n)
+        requests = sum(int(e["num_requests"]) for e in entries)
+        failed = sum(int(e["num_failures"]) for e in entries)
+        total_ms = sum(float(e["total_response_time"]) for e in entries)
+        span = (max(float(e["last_request_timestamp"] or 0) for e in entries)
+                - min(float(e["start_time"]) for e in entries)) if entries else 0.0
+        mins = [float(e["min_response_time"]) for e in entries if e["min_response_time"] is not None]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ShipyardError(f"cannot read Locust's stats {final_file.name}: {exc}") from exc
+    ordered = sorted(times.items())
+
+    def quantile_ms(q: float) -> float:
+        # Locust keeps response times rounded (1 ms under 100 ms, 10 ms under 1 s, then 100 ms).
+        rank, seen = max(1, math.ceil(q * requests)), 0
+        for ms, n in ordered:
+            seen += n
+            if seen >= rank:
+                return ms
+        return math.nan
+
+    observed = Observed(seconds=duration, requests=requests, failed=failed, dropped=0,
+                        avg_ms=total_ms / requests if requests else math.nan, min_ms=min(mins, default=math.nan),
+                        max_ms=max((float(e["max_response_time"]) for e in entries), default=math.nan),
+                        quantile_ms=quantile_ms)
+    results = tuple(evaluate(thresholds, observed))
+    q = quantile_ms
+    latency = LatencySummary(q(0.5), q(0.9), q(0.95), q(0.99), observed.max_ms, observed.min_ms, observed.avg_ms)
+    scenarios = tuple(ScenarioResult(f"{e['method'] or ''} {e['name']}".strip(), 0.0, int(e["num_requests"]),
+                                     int(e["num_failures"])) for e in entries)
+    return VerifyResult(
+        go=all(t.ok for t in results), target=target, source="locust", started_at=started_at,
+        duration=duration, ramp=spec.ramp, rate_requested=rate_requested,
+        rate_achieved=requests / span if span > 0 else 0.0, requests=requests, failed=failed,
+        latency=latency, service=None, thresholds=results, series=_series(history_file),
+        histogram=tuple((ms, ms + 1, n) for ms, n in ordered), scenarios=scenarios, statuses=(),
+        errors=(("failed", failed),) if failed else (), generator=None, warnings=(CLOSED_MODEL,),
     )
 
 

@@ -84,6 +84,12 @@ class Series:
         self.bytes_in_total += bytes_in
         self.bytes_out_total += bytes_out
 
+    def note_upstream_error(self, sec: int) -> None:
+        """A failure talking to the instance that did not end a request here (it was retried elsewhere)."""
+        cur = self._cur if self._cur.sec == sec else self._slice(sec)
+        cur.upstream_errors += 1
+        self.upstream_errors_total += 1
+
     def slices_since(self, first_sec: int) -> list[Slice]:
         out = [s for s in reversed(self._ring) if s.sec >= first_sec]
         if self._cur.sec >= first_sec:

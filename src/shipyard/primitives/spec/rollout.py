@@ -263,9 +263,9 @@ class CanarySpec(SpecModel):
     # How long each weight of the short form is baked (and judged) before the next.
     step_duration: Duration = 20.0
     # Judgement: requests per release (canary and stable) before either test may speak.
-    min_samples: int = Field(default=200, ge=10)
+    min_samples: int = Field(default=100, ge=10)
     # One-sided confidence of both tests (p-value below 1 - confidence counts as evidence).
-    confidence: Percent = 0.999
+    confidence: Percent = 0.9999
     # Canary error rate must exceed stable's by more than max(error_tolerance, rel × stable's rate).
     error_tolerance: Percent = 0.01
     error_tolerance_relative: float = Field(default=0.5, ge=0.0)

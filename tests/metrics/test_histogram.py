@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from shipyard.primitives.metrics import (
+    MAX_VALUE,
+    MIN_VALUE,
+    NUM_BUCKETS,
+    Histogram,
+    Series,
+    bucket_bounds,
+    bucket_index,
+    render,
+    window_of,
+)
+
+
+@pytest.mark.parametrize("edge", [0.5, 2.0, 1.0, 0.25])
+def test_bucket_edges_fall_exactly_on_round_seconds(edge: float) -> None:
+    lo, _ = bucket_bounds(bucket_index(edge))
+    assert lo == edge
+    _, hi = bucket_bounds(bucket_index(edge) - 1)
+    assert hi == edge
+
+
+def test_every_bucket_contains_its_own_bounds() -> None:
+    for i in range(1, NUM_BUCKETS - 1):
+        lo, hi = bucket_bounds(i)
+        assert bucket_index(lo) == i
+        assert bucket_index(hi) == i + 1
+        assert (hi - lo) / lo <= 1 / 32 + 1e-12
+
+
+def test_out_of_range_values_clamp_and_bad_index_is_refused() -> None:
+    assert bucket_index(0.0) == 0
+    assert bucket_index(MIN_VALUE / 10) == 0
+    assert bucket_index(MAX_VALUE * 10) == NUM_BUCKETS - 1
+    with pytest.raises(ValueError, match="bucket index"):
+        bucket_bounds(NUM_BUCKETS)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_quantiles_within_two_percent_of_exact(seed: int) -> None:
+    rnd = random.Random(seed)
+    values = [rnd.lognormvariate(-4.0, 1.2) for _ in range(20_000)]
+    h = Histogram()
+    for v in values:
+        h.record(v)
+    ordered = sorted(values)
+    for q in (0.5, 0.9, 0.95, 0.99, 0.999):
+        exact = ordered[max(0, -(-int(q * len(ordered) * 1000) // 1000) - 1)]
+        got = h.quantile(q)
+        assert got is not None
+        assert abs(got - exact) / exact <= 0.02, (q, got, exact)
+
+
+def test_pairs_round_trip_and_fraction_above() -> None:
+    h = Histogram()
+    for v in (0.1, 0.4, 0.6, 3.0):
+        h.record(v)
+    again = Histogram.from_pairs(h.pairs())
+    assert again.counts == h.counts and again.total == 4
+    assert again.fraction_above(0.5) == 0.5
+    assert again.fraction_above(2.0) == 0.25
+    assert Histogram().quantile(0.5) is None
+
+
+def test_series_windows_fold_only_the_asked_seconds() -> None:
+    s = Series("prod", "r1", "i1")
+    for sec, status in [(100, 200), (101, 500), (102, 200), (102, 404), (103, 0)]:
+        s.record(sec, status, 0.01, 10, 20, upstream_error=status == 0)
+    w = window_of(s, 103, 2)  # seconds 102 and 103
+    js = w.to_json()
+    assert js["requests"] == 3
+    assert js["status"]["2xx"] == 1 and js["status"]["4xx"] == 1 and js["status"]["none"] == 1
+    assert js["errors"] == 1 and js["upstream_errors"] == 1
+    assert js["rate"] == 1.5
+    assert window_of(s, 103, 900).requests == 5
+    assert sum(n for _, n in js["histogram"]) == 3
+
+
+def test_series_keeps_fifteen_minutes() -> None:
+    s = Series("prod", "r1", "i1")
+    for sec in range(1, 2000):
+        s.record(sec, 200, 0.001, 0, 0)
+    assert window_of(s, 1999, 900).requests == 900
+
+
+def test_prometheus_text_has_counters_and_exact_histogram() -> None:
+    s = Series("prod", "r1", "i1")
+    s.record(1, 200, 0.3, 0, 0)
+    s.record(1, 503, 1.5, 0, 0)
+    text = render([s])
+    assert 'http_requests_total{env="prod",release="r1",code="200"} 1' in text
+    assert 'http_requests_total{env="prod",release="r1",code="503"} 1' in text
+    assert 'http_request_duration_seconds_bucket{env="prod",release="r1",le="0.5"} 1' in text
+    assert 'http_request_duration_seconds_bucket{env="prod",release="r1",le="2.0"} 2' in text
+    assert 'http_request_duration_seconds_count{env="prod",release="r1"} 2' in text
