@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import sys
 from pathlib import Path
 
@@ -37,17 +38,20 @@ def main() -> None:
             os.sched_setaffinity(0, {0})
             _pin_nginx(url, 1)
         print(f"{'rate':>8} {'achieved':>10} {'late%':>6} {'dropped':>7} {'gen CPU%':>8} {'conns':>5} "
-              f"{'p50 ms':>7} {'p99 ms':>7} {'svc p50':>7} {'µs CPU/req':>10} {'1-core cap':>10}")
+              f"{'p50 ms':>7} {'p99 ms':>7} {'svc p50':>7} {'µs CPU/req':>10} {'1-core cap':>10} {'proc CPU s':>10}")
         for rate in (float(r) for r in args.rates.split(",")):
             spec = VerifySpec(rate=rate, duration=args.seconds, max_vus=1000)
+            before = resource.getrusage(resource.RUSAGE_SELF)
             r = asyncio.run(run_verify(url, spec))
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            proc_cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
             g = r.generator
             assert g is not None and r.service is not None
             # CPU time per request bounds what one dedicated core can generate, whatever else runs here.
             us = 1e6 * g.cpu_seconds / max(1, r.requests)
             print(f"{rate:>8.0f} {r.rate_achieved:>10.1f} {100 * g.late / max(1, r.requests):>6.2f} "
                   f"{g.dropped:>7} {g.cpu_percent:>8.1f} {g.connections:>5} {r.latency.p50:>7.3f} "
-                  f"{r.latency.p99:>7.3f} {r.service.p50:>7.3f} {us:>10.1f} {1e6 / us:>10.0f}")
+                  f"{r.latency.p99:>7.3f} {r.service.p50:>7.3f} {us:>10.1f} {1e6 / us:>10.0f} {proc_cpu:>10.2f}")
             for w in r.warnings:
                 print(f"         warning: {w}")
 

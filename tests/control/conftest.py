@@ -31,16 +31,25 @@ def run() -> Callable[..., Any]:
 
 
 @pytest.fixture(autouse=True)
-def kill_leftovers() -> Iterator[None]:
-    """No test leaves an instance behind: SIGKILL the groups of children it started, then reap."""
-    before = set(process._children)
+def kill_leftovers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test leaves a process behind: SIGKILL every process group it spawned, then reap."""
+    spawned: list[int] = []
+    real_spawn = process.spawn
+
+    def recording_spawn(*args: Any, **kwargs: Any) -> process.ProcHandle:
+        handle = real_spawn(*args, **kwargs)
+        spawned.append(handle.pid)
+        return handle
+
+    monkeypatch.setattr(process, "spawn", recording_spawn)
     yield
-    for pid in set(process._children) - before:
+    for pgid in spawned:
         with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
-        proc = process._children.pop(pid)
-        with contextlib.suppress(Exception):
-            proc.wait(timeout=10)
+            os.killpg(pgid, signal.SIGKILL)
+        proc = process._children.pop(pgid, None)
+        if proc is not None:
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=10)
 
 
 @pytest.fixture

@@ -336,3 +336,25 @@ def test_stop_during_backoff_and_twice_at_once(release: Path, recorder: Recorder
     run(scenario())
     assert recorder.kinds().count("instance.stopped") == 1
     assert "not running" in recorder.get("instance.stopped")[2]
+
+
+def test_a_crash_of_the_leader_takes_its_group_down_before_the_restart(release: Path, recorder: Recorder,
+                                                                     run: Runner) -> None:
+    # A compound command keeps the shell as the leader; if it dies the app behind it must not keep
+    # the port (the restart would fail to bind) — like gunicorn workers of a killed master.
+    spec = InstanceSpec(**{**make_spec(release).__dict__, "cmd": f"true && {PYTHON} app.py"})
+
+    async def scenario() -> None:
+        sup = supervisor(recorder)
+        await sup.start(spec)
+        assert await sup.wait_ready([spec.id], timeout=30)
+        leader, _ = pid_of(sup, spec.id)
+        (app,) = [p for p in process.group_members(leader) if p != leader]
+        app_ct = psutil.Process(app).create_time()
+        os.kill(leader, signal.SIGKILL)
+        await recorder.until(lambda: (s := sup.status(spec.id)) and s.ready and s.restarts == 1)
+        assert not process.is_alive(app, app_ct)
+        await sup.close(stop_instances=True)
+
+    run(scenario())
+    assert recorder.get("instance.crashed")[3]["killed_leftovers"] != []

@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 
 from shipyard.engine.rollout.state import EnvState, InstanceView
 from shipyard.engine.rollout.steps import Step
-from shipyard.engine.rollout.strategies import Settings, plan_blue_green, plan_deploy, plan_rollback, plan_rolling
+from shipyard.engine.rollout.strategies import (
+    Settings,
+    plan_blue_green,
+    plan_deploy,
+    plan_rollback,
+    plan_rolling,
+)
 from shipyard.errors import BadInput
 
 
@@ -76,7 +82,7 @@ def test_rolling_keeps_capacity_and_bounds(replicas: int, surge: int, unavail: i
     st0 = state("A", replicas)
     steps = plan_rolling(s, st0, "B")
     trace = simulate(steps, st0, "B")
-    for serving, running, wsum in trace:
+    for _serving, running, wsum in trace:
         assert running <= replicas + max(surge, 0) + unavail
         assert wsum == 100
     # Capacity never drops below replicas - max_unavailable once a step completes (ready-before-routed).

@@ -122,11 +122,12 @@ def test_limits(raw: bytes, limits: Limits, status: int) -> None:
 
 def test_pipelined_requests_come_out_in_order_and_upgrade_keeps_the_rest() -> None:
     events = parse(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
-    heads = [p.target for k, p in events if k == HEAD]  # type: ignore[union-attr]
+    heads = [p.target for k, p in events if k == HEAD and isinstance(p, RequestHead)]
     assert heads == [b"/1", b"/2"]
     events = parse(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nFRAME")
     assert [k for k, _ in events] == [HEAD, END, UPGRADE] and events[2][1] == b"FRAME"
-    assert events[0][1].upgrade == b"websocket"  # type: ignore[union-attr]
+    head = events[0][1]
+    assert isinstance(head, RequestHead) and head.upgrade == b"websocket"
 
 
 def test_response_parser_head_interim_and_until_close() -> None:
@@ -139,7 +140,8 @@ def test_response_parser_head_interim_and_until_close() -> None:
     p.feed(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
     kinds = [k for k, _ in p.events]
     assert kinds == [HEAD, BODY, END]
-    assert p.events[0][1].status == 201 and p.events[0][1].chunked  # type: ignore[union-attr]
+    rh = p.events[0][1]
+    assert rh.status == 201 and rh.chunked
     q = ResponseParser()
     q.feed(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npartial")
     q.eof()

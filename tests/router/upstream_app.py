@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import sys
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httptools
@@ -26,7 +27,9 @@ WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 class Conn(asyncio.Protocol):
     def __init__(self) -> None:
         self.parser = httptools.HttpRequestParser(self)
-        self.queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.url = b""
+        self.headers: list[tuple[str, str]] = []
         self.t: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
         self.ws = False
@@ -34,7 +37,7 @@ class Conn(asyncio.Protocol):
         self.can_write = asyncio.Event()
         self.can_write.set()
 
-    def connection_made(self, t):  # type: ignore[no-untyped-def]
+    def connection_made(self, t: Any) -> None:
         self.t = t
         self.task = asyncio.ensure_future(self.serve())
 
@@ -58,13 +61,13 @@ class Conn(asyncio.Protocol):
             self.t.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             self.t.close()
 
-    def connection_lost(self, exc):  # type: ignore[no-untyped-def]
+    def connection_lost(self, exc: Exception | None) -> None:
         self.queue.put_nowait(("lost", None))
 
     # parser callbacks
     def on_message_begin(self) -> None:
         self.url = b""
-        self.headers: list[tuple[str, str]] = []
+        self.headers = []
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -122,7 +125,7 @@ class Conn(asyncio.Protocol):
                 return
             if kind != "head":
                 continue
-            method, url, headers, keep_alive = val  # type: ignore[misc]
+            method, url, headers, keep_alive = val
             parts = urlsplit(url)
             q = {k: v[0] for k, v in parse_qs(parts.query).items()}
             path = parts.path
@@ -138,7 +141,7 @@ class Conn(asyncio.Protocol):
                 while not self.queue.empty():
                     k, v = self.queue.get_nowait()
                     if k == "upgrade" and v:
-                        self.ws_data(v)  # type: ignore[arg-type]
+                        self.ws_data(v)
                 return
             if path == "/slow":
                 await asyncio.sleep(float(q.get("ms", "100")) / 1000)
@@ -152,10 +155,10 @@ class Conn(asyncio.Protocol):
                 if kind == "end" or kind == "upgrade":
                     break
                 if kind == "body":
-                    size += len(val)  # type: ignore[arg-type]
-                    sha.update(val)  # type: ignore[arg-type]
+                    size += len(val)
+                    sha.update(val)
                     if path == "/echo":
-                        body_chunks.append(val)  # type: ignore[arg-type]
+                        body_chunks.append(val)
             extra = b"X-Instance: " + INSTANCE.encode() + b"\r\n"
             if not keep_alive:
                 extra += b"Connection: close\r\n"

@@ -59,7 +59,7 @@ def test_server_errors_are_no_go_with_exit_99(start_server: Callable[..., str]) 
     with pytest.raises(NoGo) as info:
         result.require_go()
     assert info.value.exit_code == 99
-    assert "http_req_failed rate<0.01 (observed 0.5)" in str(info.value)
+    assert "http_req_failed rate<0.01 (observed 50.000%)" in str(info.value)
 
 
 def test_expect_status_turns_a_404_into_success(start_server: Callable[..., str]) -> None:

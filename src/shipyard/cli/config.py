@@ -28,7 +28,7 @@ def show(
         return
     import tomli_w
 
-    print(tomli_w.dumps(_tomlable(data)))
+    print(tomli_w.dumps(_tomlable(data)))  # type: ignore[arg-type]
 
 
 def _tomlable(obj: object) -> object:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -25,7 +25,7 @@ def command(
     store = open_store(None, project.state_dir)
     try:
         deps = store.list_deployments(env, limit=limit)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for d in deps:
             steps = store.list_steps(d.id)
             dur = (d.finished_at - d.started_at) if d.finished_at else None

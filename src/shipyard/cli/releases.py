@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,7 +23,7 @@ def command(json_out: Annotated[bool, typer.Option("--json", help="Print one JSO
         rels = store.list_releases()
     finally:
         store.close()
-    rows = [{"release": r.id, "commit": r.commit, "ref": r.ref, "message": r.message, "author": r.author,
+    rows: list[dict[str, Any]] = [{"release": r.id, "commit": r.commit, "ref": r.ref, "message": r.message, "author": r.author,
              "created_at": r.created_at, "build_duration_s": r.build_duration_s, "content_hash": r.content_hash,
              "serving": [e.name for e in envs if e.current_release == r.id], "on_disk":
              (project.state_dir / "releases" / r.id).is_dir()} for r in rels]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import typer
@@ -39,6 +40,17 @@ def command(
             d = st["last_deployment"]
             console.print(f"  last deployment {d['id']}: {d['kind']} of {d['release']} {d['outcome']}"
                           + (f" — {d['reason']}" if d.get("reason") else ""))
+        b = st.get("backup")
+        if b:
+            last_ok = time.strftime("%Y-%m-%d %H:%M", time.localtime(b["last_ok"])) if b.get("last_ok") else "never"
+            line = f"  backups: last good {last_ok}"
+            if b.get("last_problem"):
+                p = b["last_problem"]
+                line += f"; [red]{p['status']}[/] run of {p['source']} at " + \
+                    time.strftime("%Y-%m-%d %H:%M", time.localtime(p["at"]))
+            if b.get("last_drill"):
+                line += f"; last drill {'ok' if b['last_drill']['ok'] else '[red]FAILED[/]'}"
+            console.print(line)
         if st["instances"]:
             t = Table(box=None, pad_edge=False)
             for col in ("instance", "release", "role", "pid", "port", "ready", "state", "restarts", "cpu", "rss"):

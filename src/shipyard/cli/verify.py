@@ -113,7 +113,6 @@ def render_summary(out: Console, r: VerifyResult) -> None:
     if r.thresholds:
         table = Table("metric", "threshold", "observed", "result")
         for t in r.thresholds:
-            observed = "n/a" if math.isnan(t.observed) else f"{t.observed:,.4g}"
-            table.add_row(t.metric, t.expr, observed, "[green]pass[/]" if t.ok else "[red bold]FAIL[/]")
+            table.add_row(t.metric, t.expr, t.observed_text(), "[green]pass[/]" if t.ok else "[red bold]FAIL[/]")
         out.print(table)
     out.print("[bold green]GO[/]" if r.go else "[bold red]NO-GO[/]")

@@ -39,9 +39,10 @@ class ControlClient:
             data: dict[str, Any] = json.loads(self.paths.control.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
-        import psutil
+        from shipyard.primitives.process import is_alive
 
-        if not psutil.pid_exists(int(data.get("pid", 0))):
+        # A killed control plane can linger as a zombie and its pid can be reused: check identity.
+        if not is_alive(int(data.get("pid", 0)), float(data.get("create_time", 0.0))):
             return None
         return data
 

@@ -299,17 +299,23 @@ class Daemon:
         from shipyard.control.adopt import adopt
         from shipyard.control.api import build_routes
         from shipyard.control.httpserver import ApiServer
-
         from shipyard.engine.releases import remove_leftovers
 
         token = ensure_token(self.paths.token)
         remove_leftovers(self.paths.state)  # builds cut short by a crash
         await self.ensure_router()
         await adopt(self)
+        from shipyard.control.backups import start_scheduler
+
+        scheduler = start_scheduler(self)
+        sched_task = asyncio.create_task(scheduler.run_forever()) if scheduler else None
         server = ApiServer(token, build_routes(self))
         api_port = await server.start("127.0.0.1", port)
         tmp = self.paths.control.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "port": api_port, "started_at": self.clock.time(),
+        import psutil
+
+        tmp.write_text(json.dumps({"pid": os.getpid(), "create_time": psutil.Process().create_time(),
+                                   "port": api_port, "started_at": self.clock.time(),
                                    "project": str(self.paths.project)}))
         os.replace(tmp, self.paths.control)
         log.info("control plane ready on 127.0.0.1:%d", api_port)
@@ -321,6 +327,10 @@ class Daemon:
             loop.add_signal_handler(sig, self.stopping.set)
         await self.stopping.wait()
         await server.close()
+        if scheduler is not None and sched_task is not None:
+            sched_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await scheduler.aclose()
         await self.shutdown()
 
     async def shutdown(self) -> None:

@@ -183,7 +183,8 @@ class LocalTarget:
         return await self.rt.start_instances(release, count, role)
 
     async def wait_ready(self, ids: list[str], timeout: float) -> None:
-        ok = await self.rt.d.supervisor.wait_ready(ids, timeout)
+        # A crash loop fails the step after a few restarts instead of waiting out deploy_timeout.
+        ok = await self.rt.d.supervisor.wait_ready(ids, timeout, max_restarts=3)
         if not ok:
             states = [self.rt.d.supervisor.status(i) for i in ids]
             bad = [s for s in states if s is None or not s.ready]

@@ -25,8 +25,19 @@ def status_json(d: Daemon, env: str | None) -> Any:
             port = rt.port
         running = d.store.running_deployment(name)
         last = d.store.list_deployments(name, limit=1)
+        runs = d.store.list_backup_runs(name, limit=20)
+        drills = d.store.list_drills(name, limit=1)
+        backup = None
+        if runs or drills:
+            ok_runs = [r for r in runs if r.status == "ok"]
+            problems = [r for r in runs if r.status != "ok"]
+            backup = {"last_ok": ok_runs[0].finished_at if ok_runs else None,
+                      "last_problem": ({"status": problems[0].status, "source": problems[0].source,
+                                        "at": problems[0].started_at} if problems else None),
+                      "last_drill": ({"ok": drills[0].ok, "at": drills[0].started_at} if drills else None)}
         out.append({
             "env": name,
+            "backup": backup,
             "url": f"http://127.0.0.1:{port}",
             "release": rec.current_release if rec else None,
             "previous_release": rec.previous_release if rec else None,

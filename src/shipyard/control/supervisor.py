@@ -7,8 +7,10 @@ starts it again. A housekeeping task samples CPU%/RSS and rotates log files ever
 
 Instances run in their own sessions and write straight to their log files, so closing the supervisor
 (or killing the control plane) leaves them running; a new supervisor ``adopt``s them by pid + start
-time. Status changes reach the owner through ``on_change`` and notable happenings through
-``on_event``; both are called on the event loop and must not block.
+time. Status changes reach the owner through ``on_change`` (every change after ``start``/``adopt``
+returned, except CPU/RSS samples, which are read through ``status``) and notable happenings
+(``instance.started|adopted|crashed|restarted|unhealthy|unready|recovered|spawn_failed|stopped``)
+through ``on_event``; both are called on the event loop and must not block.
 """
 
 from __future__ import annotations
@@ -155,6 +157,7 @@ class Supervisor:
         self._check_open()
         if spec.id in self._instances:
             return True
+        process.parse_signal(spec.stop_signal)
         if not process.is_alive(pid, create_time):
             return False
         inst = _Instance(spec, self._blank_status(spec))
@@ -185,8 +188,8 @@ class Supervisor:
         id = inst.spec.id
         if inst.task is not None:
             inst.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await inst.task
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await inst.task  # a task that died of a bug was logged already; stopping goes on
             inst.task = None
         self._update(inst, state="stopping", ready=False)
         how = "not running"
@@ -303,9 +306,10 @@ class Supervisor:
             code = process.reap(proc.pid)
             how = process.describe_exit(code)
             self._update(inst, state="crashed", ready=False, last_exit=how)
+            leftovers = await process.kill_leftovers(proc.pid, clock=self.clock)
             self._emit(spec.env, "instance.crashed",
                        f"instance {spec.id} {how}; restarting in {delay:g}s", inst,
-                       **process.exit_details(code), backoff_s=delay)
+                       **process.exit_details(code), backoff_s=delay, killed_leftovers=leftovers)
         process.forget(proc.pid)
         process.drop_samples(proc.pid)
         await self.clock.sleep(delay)
@@ -422,8 +426,3 @@ class Supervisor:
         cpu, rss = process.sample(proc.pid)
         # Samples change on every tick; they are read through status(), not pushed via on_change.
         inst.status = replace(inst.status, cpu_percent=round(cpu, 1), rss_bytes=rss)
-
-    def rotate_logs_now(self) -> None:
-        """Rotate every instance log that is over the size limit (housekeeping does it periodically)."""
-        for inst in self._instances.values():
-            logfiles.rotate_if_needed(inst.spec.log_path, self.log_max_bytes, self.log_keep)

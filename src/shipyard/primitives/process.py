@@ -290,6 +290,10 @@ async def stop_process_group(pid: int, create_time: float, *, sig: signal.Signal
     if not is_alive(pid, create_time):
         code = reap(pid)
         forget(pid)
+        if code is not None:
+            # Our child died on its own; what it left in its group goes too (the group id cannot have
+            # been reused while members remain).
+            await kill_leftovers(pid, clock=clock)
         log.info("pid %d: not running (%s)", pid, describe_exit(code))
         return "not running" if code is None else f"already {describe_exit(code)}"
 
@@ -311,6 +315,21 @@ async def stop_process_group(pid: int, create_time: float, *, sig: signal.Signal
     how = f"{sig.name}{ended}" if obeyed else f"SIGKILL after {grace:g}s grace{ended}"
     log.info("pid %d: stopped by %s", pid, how)
     return f"stopped by {how}"
+
+
+async def kill_leftovers(pgid: int, *, clock: Clock | None = None, timeout: float = 5.0) -> list[int]:
+    """SIGKILL what is left of a process group whose leader has exited (workers of a crashed
+    master would otherwise keep the instance's port); returns the pids that were left."""
+    clock = clock or SystemClock()
+    if not _group_has_members(pgid):
+        return []
+    left = group_members(pgid)
+    log.warning("process group %d outlived its leader (%s); sending SIGKILL", pgid, left)
+    _killpg(pgid, signal.SIGKILL)
+    deadline = clock.monotonic() + timeout
+    while _group_has_members(pgid) and clock.monotonic() < deadline:
+        await clock.sleep(0.02)
+    return left
 
 
 # psutil.Process objects are kept between samples: cpu_percent() measures since the previous call.

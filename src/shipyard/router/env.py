@@ -65,6 +65,7 @@ class EnvRuntime:
         self._limit_spec: RateLimitSpec | None = None
         self.sec_names: frozenset[bytes] = frozenset()
         self.sec_block = b""
+        self.sec_lines: list[tuple[bytes, bytes]] = []
         self.fwd_proto_line = b"\r\nX-Forwarded-Proto: http\r\n"
         self.alog_sample = 0.0
         self.sticky_cookie: str | None = None
@@ -144,7 +145,8 @@ class EnvRuntime:
         self.max_pause = s.max_pause
         headers = s.resolved_security_headers(self.name)
         self.sec_names = frozenset(k.lower().encode() for k in headers)
-        self.sec_block = b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
+        self.sec_lines = [(k.lower().encode(), f"{k}: {v}\r\n".encode()) for k, v in headers.items()]
+        self.sec_block = b"".join(line for _, line in self.sec_lines)
         self.fwd_proto_line = b"\r\nX-Forwarded-Proto: %s\r\n" % (b"https" if s.tls is not None else b"http")
         log = self.router.access_log
         self.alog_sample = s.access_log.sample if (log is not None and s.access_log.enabled) else 0.0

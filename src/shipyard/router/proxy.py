@@ -539,11 +539,13 @@ class Exchange:
         env = self.env
         parts = [b"HTTP/1.1 %d %s\r\n" % (status, rh.reason)]
         sec = env.sec_names
+        parts += [line for _, line in rh.lines]
         if sec:
-            parts += [line for ln, line in rh.lines if ln not in sec]
-            parts.append(env.sec_block)
-        else:
-            parts += [line for _, line in rh.lines]
+            present = [ln for ln, _ in rh.lines if ln in sec]
+            if present:  # the app's own value wins
+                parts += [line for ln, line in env.sec_lines if ln not in present]
+            else:
+                parts.append(env.sec_block)
         if self.rid is not None:
             parts += (b"X-Request-Id: ", self.rid, b"\r\n")
         if self.set_cookie is not None:
@@ -588,6 +590,8 @@ class Exchange:
         if self.upgrade_buf:
             up.t.writelines(self.upgrade_buf)
             self.upgrade_buf = None
+        if conn._eof and up.t.can_write_eof():
+            up.t.write_eof()  # the client already finished sending
         pending = conn.events
         pending.clear()
         conn.block_reading(False)

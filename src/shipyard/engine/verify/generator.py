@@ -89,7 +89,7 @@ class _Conn(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
         self.headers_done = True
-        if self.gen.scenarios[self.scenario].method == "HEAD":
+        if self.sched >= 0 and self.gen.scenarios[self.scenario].method == "HEAD":
             # llhttp cannot be told a response has no body; finish here and start a fresh parser.
             self.parser = httptools.HttpResponseParser(self)
             self._complete(True)

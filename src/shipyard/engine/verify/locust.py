@@ -168,7 +168,8 @@ def result_from_json(final_file: Path, history_file: Path, *, target: str, spec:
                 return ms
         return math.nan
 
-    observed = Observed(seconds=duration, requests=requests, failed=failed, dropped=0,
+    # Locust's own Requests/s: over the time between the first start and the last request.
+    observed = Observed(seconds=span if span > 0 else duration, requests=requests, failed=failed, dropped=0,
                         avg_ms=total_ms / requests if requests else math.nan, min_ms=min(mins, default=math.nan),
                         max_ms=max((float(e["max_response_time"]) for e in entries), default=math.nan),
                         quantile_ms=quantile_ms)
@@ -180,7 +181,7 @@ def result_from_json(final_file: Path, history_file: Path, *, target: str, spec:
     return VerifyResult(
         go=all(t.ok for t in results), target=target, source="locust", started_at=started_at,
         duration=duration, ramp=spec.ramp, rate_requested=rate_requested,
-        rate_achieved=requests / span if span > 0 else 0.0, requests=requests, failed=failed,
+        rate_achieved=requests / observed.seconds, requests=requests, failed=failed,
         latency=latency, service=None, thresholds=results, series=_series(history_file),
         histogram=tuple((ms, ms + 1, n) for ms, n in ordered), scenarios=scenarios, statuses=(),
         errors=(("failed", failed),) if failed else (), generator=None, warnings=(CLOSED_MODEL,),

@@ -46,7 +46,7 @@ def render(r: VerifyResult, *, env: str | None = None) -> str:
     if r.thresholds:
         rows = "".join(
             f"<tr class={'ok' if t.ok else 'bad'}><td>{escape(t.metric)}</td><td><code>{escape(t.expr)}</code></td>"
-            f"<td>{_fmt(t.observed)}</td><td>{'pass' if t.ok else 'FAIL'}</td></tr>" for t in r.thresholds)
+            f"<td>{escape(t.observed_text())}</td><td>{'pass' if t.ok else 'FAIL'}</td></tr>" for t in r.thresholds)
         parts.append(f"<table><tr><th>metric</th><th>threshold</th><th>observed</th><th></th></tr>{rows}</table>")
     else:
         parts.append("<p>No thresholds configured: the verdict is go by default.</p>")

@@ -127,7 +127,7 @@ class VerifyResult:
                 f"p99 {_fmt_ms(self.latency.p99)}, failed {self.failed_rate:.2%}")
         bad = self.failing()
         if bad:
-            head += "; failed: " + ", ".join(f"{t.metric} {t.expr} (observed {_fmt(t.observed)})" for t in bad)
+            head += "; failed: " + ", ".join(f"{t.metric} {t.expr} (observed {t.observed_text()})" for t in bad)
         return head
 
     def require_go(self) -> None:
@@ -164,7 +164,3 @@ class VerifyResult:
 
 def _fmt_ms(ms: float) -> str:
     return "n/a" if math.isnan(ms) else f"{ms:.1f} ms"
-
-
-def _fmt(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:g}"

@@ -143,7 +143,7 @@ def _observed(rec: Recorder, schedule: Schedule) -> Observed:
         return h.quantile_us(q) / 1000
 
     return Observed(
-        seconds=schedule.duration,
+        seconds=_send_span(rec, schedule),
         requests=rec.sent,
         failed=rec.failed,
         dropped=rec.dropped,
@@ -156,10 +156,14 @@ def _observed(rec: Recorder, schedule: Schedule) -> Observed:
 
 def _achieved(rec: Recorder, schedule: Schedule) -> float:
     """Sent requests per second of the judged part; a generator that fell behind took longer to send them."""
+    return rec.sent / _send_span(rec, schedule) if rec.sent else 0.0
+
+
+def _send_span(rec: Recorder, schedule: Schedule) -> float:
+    """Seconds the judged requests took to send: the duration, or longer if the generator fell behind."""
     if rec.sent == 0:
-        return 0.0
-    span = rec.last_sent - schedule.ramp + 1.0 / schedule.rate
-    return rec.sent / max(schedule.duration, span)
+        return schedule.duration
+    return max(schedule.duration, rec.last_sent - schedule.ramp + 1.0 / schedule.rate)
 
 
 def _series(rec: Recorder, schedule: Schedule) -> tuple[SecondPoint, ...]:

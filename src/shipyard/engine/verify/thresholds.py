@@ -66,6 +66,17 @@ class ThresholdResult:
     observed: float
     ok: bool
 
+    def observed_text(self) -> str:
+        """The observed value with its unit, for people."""
+        v = self.observed
+        if math.isnan(v):
+            return "n/a"
+        if self.metric == "http_req_duration":
+            return f"{v:.4g} ms"
+        if self.metric == "http_req_failed":
+            return f"{v:.3%}"
+        return f"{v:,.1f}/s" if self.expr.startswith("rate") else f"{v:,.0f}"
+
     def to_json(self) -> dict[str, object]:
         observed = None if math.isnan(self.observed) else round(self.observed, 6)
         return {"metric": self.metric, "expr": self.expr, "observed": observed, "ok": self.ok}

@@ -216,20 +216,22 @@ CanaryStepSpec = WeightStep | PauseStep | AnalysisStep
 
 
 def _step_tag(value: Any) -> str | None:
+    # The tag shows in error locations (steps.1.pause.pause: …), so it is the step's key.
     if isinstance(value, int) and not isinstance(value, bool):
-        return "int"
+        return "number"
     if isinstance(value, WeightStep | PauseStep | AnalysisStep):
-        return type(value).__name__
+        return next(iter(type(value).model_fields))
     if isinstance(value, dict) and len(value) == 1:
-        return {"weight": "WeightStep", "pause": "PauseStep", "analysis": "AnalysisStep"}.get(next(iter(value)))
+        key = next(iter(value))
+        return key if key in ("weight", "pause", "analysis") else None
     return None
 
 
 _Step = Annotated[
-    Annotated[int, Tag("int")]
-    | Annotated[WeightStep, Tag("WeightStep")]
-    | Annotated[PauseStep, Tag("PauseStep")]
-    | Annotated[AnalysisStep, Tag("AnalysisStep")],
+    Annotated[int, Tag("number")]
+    | Annotated[WeightStep, Tag("weight")]
+    | Annotated[PauseStep, Tag("pause")]
+    | Annotated[AnalysisStep, Tag("analysis")],
     Discriminator(
         _step_tag,
         custom_error_type="canary_step",
