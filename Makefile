@@ -26,7 +26,7 @@ check: $(STAMP)
 	$(BIN)/lint-imports
 
 test: setup check
-	$(BIN)/pytest tests
+	$(BIN)/pytest -q tests
 
 bench: $(STAMP)
 	bash scripts/setup-system.sh bench

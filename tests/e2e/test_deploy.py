@@ -89,3 +89,24 @@ def test_secrets_reach_instances_and_are_never_shown(running: Project) -> None:
     for path in state.rglob("*"):
         if path.is_file() and "logs" not in path.parts:
             assert b"s3cr3t-value" not in path.read_bytes(), path
+
+
+def test_verify_no_go_rolls_the_deployment_back(running: Project) -> None:
+    first: Any = running.json("deploy", "--env", "staging")
+    running.write_spec(extra='''
+[environments.staging.env]
+FAULT_ERROR_RATE = "0.5"
+
+[environments.staging.verify]
+rate = 50
+duration = "2s"
+thresholds = { http_req_failed = ["rate<0.01"] }
+''')
+    running.commit("v2")
+    res: Any = running.json("deploy", "--env", "staging", code=1)
+    assert res["outcome"] == "rolled_back", res
+    assert "verify" in res["reason"] and "http_req_failed" in res["reason"]
+    assert [s["status"] for s in res["steps"] if s["name"] == "verify"] == ["failed"]
+    assert running.get("/")[1]["version"] == "v1"
+    st: Any = running.json("status", "--env", "staging")
+    assert st["release"] == first["release"] and st["weights"] == {first["release"]: 100}

@@ -1,0 +1,51 @@
+"""Smaller commands: init, logs, config show, help, and clear messages when the control plane is down."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .conftest import Project
+
+
+def test_init_writes_a_spec_that_loads(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    run = subprocess.run([sys.executable, "-m", "shipyard", "init", "--name", "web"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    text = (tmp_path / "shipyard.toml").read_text()
+    assert 'name = "web"' in text and "python3 app.py" in text and "#" in text
+    again = subprocess.run([sys.executable, "-m", "shipyard", "init"], cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_commands_need_a_running_control_plane(project: Project) -> None:
+    proc = project.cli("deploy", "--env", "staging")
+    assert proc.returncode == 1 and "shipyard up" in proc.stderr and "Traceback" not in proc.stderr
+    assert "not running" in project.ok("down").stdout
+
+
+def test_logs_and_history(running: Project) -> None:
+    res: Any = running.json("deploy", "--env", "staging")
+    for _ in range(3):
+        running.get("/")
+    logs = running.ok("logs", "--env", "staging").stdout
+    assert "[staging-" in logs, logs  # several instances: each line is prefixed with its instance
+    one = running.ok("logs", "--env", "staging", "--instance", "0").stdout
+    assert "[staging-" not in one
+    bad = running.cli("logs", "--env", "staging", "--instance", "9")
+    assert bad.returncode == 2 and "no instance 9" in bad.stderr
+    hist = running.ok("history", "--env", "staging").stdout
+    assert res["release"] in hist and "succeeded" in hist
+    st = running.ok("status").stdout
+    assert "staging" in st and res["release"] in st
+
+
+def test_help_is_fast_and_complete() -> None:
+    out = subprocess.run([sys.executable, "-m", "shipyard", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for cmd in ("init", "up", "deploy", "rollback", "status", "history", "releases", "logs", "secrets", "config",
+                "down", "verify", "backup"):
+        assert cmd in out.stdout, cmd
