@@ -11,8 +11,9 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from router import free_port, nginx, wait_port  # type: ignore[import-not-found]
 from router_common import start_router  # type: ignore[import-not-found]
+
+from router import free_port, nginx, wait_port  # type: ignore[import-not-found]
 
 
 async def run(port: int, rate: float, seconds: float, conns: int = 32) -> list[float]:

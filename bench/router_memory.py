@@ -11,8 +11,9 @@ import socket
 import tempfile
 from pathlib import Path
 
-from router import free_port, nginx, wait_port  # type: ignore[import-not-found]
 from router_common import rss_mb, start_router  # type: ignore[import-not-found]
+
+from router import free_port, nginx, wait_port  # type: ignore[import-not-found]
 
 
 def main() -> None:
