@@ -151,8 +151,8 @@ def main() -> None:
     proxy_set_header Connection ""; }} }}"""))
             procs.append(haproxy(tmp, px_haproxy, up))
             procs.append(router(tmp, px_router, up, access_log=not args.no_access_log))
-            for p in (px_nginx, px_haproxy, px_router):
-                wait_port(p)
+            for listen_port in (px_nginx, px_haproxy, px_router):
+                wait_port(listen_port)
             for name, port in (("direct", up), ("nginx", px_nginx), ("haproxy", px_haproxy), ("router", px_router)):
                 wrk(port, 1, args.connections, args.threads)  # warm-up: pools, caches
                 results[name] = wrk(port, args.duration, args.connections, args.threads)

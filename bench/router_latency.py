@@ -11,9 +11,9 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from router_common import start_router  # type: ignore[import-not-found]
+from router_common import start_router
 
-from router import free_port, nginx, wait_port  # type: ignore[import-not-found]
+from router import free_port, nginx, wait_port
 
 
 async def run(port: int, rate: float, seconds: float, conns: int = 32) -> list[float]:

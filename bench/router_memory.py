@@ -11,9 +11,9 @@ import socket
 import tempfile
 from pathlib import Path
 
-from router_common import rss_mb, start_router  # type: ignore[import-not-found]
+from router_common import rss_mb, start_router
 
-from router import free_port, nginx, wait_port  # type: ignore[import-not-found]
+from router import free_port, nginx, wait_port
 
 
 def main() -> None:
@@ -32,19 +32,18 @@ def main() -> None:
         base = rss_mb(router.pid)
         socks = []
         try:
-            for i in range(args.connections):
+            unread: list[socket.socket] = []
+            for _ in range(args.connections):
                 s = socket.create_connection(("127.0.0.1", px), timeout=30)
                 s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
                 socks.append(s)
-                if i % 500 == 499:
-                    for q in socks[-500:]:
+                unread.append(s)
+                if len(unread) == 500:
+                    for q in unread:
                         q.recv(4096)
-            for q in socks[-(len(socks) % 500 or 500):]:
-                q.settimeout(0.5)
-                try:
-                    q.recv(4096)
-                except OSError:
-                    pass
+                    unread.clear()
+            for q in unread:
+                q.recv(4096)
             print(f"router RSS: {base:.1f} MB at start, {rss_mb(router.pid):.1f} MB with {len(socks)} idle "
                   f"keep-alive connections (goal ≤ 100 MB)")
         finally:

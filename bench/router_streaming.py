@@ -15,9 +15,9 @@ import threading
 import time
 from pathlib import Path
 
-from router_common import ROOT, rss_mb, start_router  # type: ignore[import-not-found]
+from router_common import ROOT, rss_mb, start_router
 
-from router import free_port, wait_port  # type: ignore[import-not-found]
+from router import free_port, wait_port
 
 
 def main() -> None:

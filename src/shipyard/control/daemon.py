@@ -76,8 +76,7 @@ class Daemon:
         return merged
 
     def router_settings(self, envspec: Any) -> dict[str, Any]:
-        router = getattr(envspec, "router", None)
-        settings: dict[str, Any] = router.model_dump(mode="json") if router is not None else {}
+        settings: dict[str, Any] = envspec.router.table_settings(envspec.name)
         return settings
 
     # -- releases --------------------------------------------------------------------------------

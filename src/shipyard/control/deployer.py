@@ -231,6 +231,7 @@ async def run(d: Daemon, prep: Prepared, emit: Callable[[dict[str, Any]], None])
         # The router must be able to listen on the environment's port before anything starts.
         rt.port = envspec.port
         rt.router_settings = d.router_settings(envspec)
+        rt.sticky = envspec.router.table_sticky()
         reply = await d.router_call("set_table", table=rt.table())
         if not reply.get("ok"):
             raise BadInput(f"cannot serve {prep.env} on port {envspec.port}: {reply.get('error')}")

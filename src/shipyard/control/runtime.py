@@ -37,6 +37,7 @@ class EnvRuntime:
         self.roles: dict[str, str] = {}  # release -> stable | canary | preview | old
         self.launch: dict[str, Launch] = {}  # release -> how its instances run here
         self.router_settings: dict[str, Any] = {}
+        self.sticky: dict[str, str] | None = None
         self.warm_tasks: dict[str, asyncio.Task[None]] = {}
         self._push_lock = asyncio.Lock()
         self._push_pending = False
@@ -60,6 +61,7 @@ class EnvRuntime:
                       for rel, insts in pools.items()],
             "weights": {r: w for r, w in self.weights.items() if w > 0},
             "settings": self.router_settings,
+            "sticky": self.sticky,
         }
 
     async def push(self) -> None:
@@ -84,6 +86,8 @@ class EnvRuntime:
             "unrouted": sorted(self.unrouted),
             "roles": self.roles,
             "launch": {rel: cfg.to_json() for rel, cfg in self.launch.items()},
+            "settings": self.router_settings,
+            "sticky": self.sticky,
         })
 
     def restore_routing(self, routing: dict[str, Any] | None) -> None:
@@ -94,6 +98,8 @@ class EnvRuntime:
         self.unrouted = set(routing.get("unrouted") or [])
         self.roles = dict(routing.get("roles") or {})
         self.launch = {rel: Launch.from_json(cfg) for rel, cfg in (routing.get("launch") or {}).items()}
+        self.router_settings = dict(routing.get("settings") or {})
+        self.sticky = routing.get("sticky")
 
     # -- instances -------------------------------------------------------------------------------
     def instance_spec(self, release: str, index: int, iid: str, port: int, role: str) -> InstanceSpec:
