@@ -75,7 +75,8 @@ def prepare_deploy(d: Daemon, env: str, *, ref: str | None, release: str | None,
     envspec = spec.env(env)
     strategy = strategy or envspec.strategy
     if strategy not in ("rolling", "blue-green"):
-        raise BadInput(f"strategy '{strategy}' is not supported here (use rolling or blue-green)")
+        raise BadInput(f"strategy '{strategy}' is not available yet (canary deploys are in progress); "
+                       "deploy with --strategy rolling or --strategy blue-green")
     commit_info: dict[str, Any] | None = None
     needs_build = False
     if release:
