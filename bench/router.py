@@ -15,34 +15,15 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import closing
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from shipyard.primitives.routerproto import RouterClient, RouterUnavailable  # noqa: E402
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listening on {port}")
+from router_common import free_port, start_router, wait_port  # noqa: E402
 
 
 def nginx(tmp: Path, name: str, port: int, body: str) -> subprocess.Popen[bytes]:
@@ -89,31 +70,6 @@ backend be
                             stderr=None)
 
 
-def router(tmp: Path, port: int, upstream: int, access_log: bool) -> subprocess.Popen[bytes]:
-    sock = tmp / "router.sock"
-    cmd = [sys.executable, "-m", "shipyard.router", "--socket", str(sock)]
-    if access_log:
-        cmd += ["--log-dir", str(tmp / "router-logs")]
-    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")})
-    client = RouterClient(sock)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            client.ping()
-            break
-        except RouterUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    client.call("set_table", table={
-        "env": "bench", "port": port, "bind": "127.0.0.1", "weights": {"r1": 100},
-        "pools": [{"release": "r1", "role": "stable",
-                   "instances": [{"id": "nginx", "host": "127.0.0.1", "port": upstream, "ready": True}]}],
-        "settings": {},
-    })
-    return proc
-
-
 def wrk(port: int, duration: float, connections: int, threads: int) -> float:
     out = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s", f"http://127.0.0.1:{port}/"],
@@ -150,7 +106,7 @@ def main() -> None:
   server {{ listen 127.0.0.1:PORT; location / {{ proxy_pass http://app; proxy_http_version 1.1;
     proxy_set_header Connection ""; }} }}"""))
             procs.append(haproxy(tmp, px_haproxy, up))
-            procs.append(router(tmp, px_router, up, access_log=not args.no_access_log))
+            procs.append(start_router(tmp, px_router, up, log=not args.no_access_log))
             for listen_port in (px_nginx, px_haproxy, px_router):
                 wait_port(listen_port)
             for name, port in (("direct", up), ("nginx", px_nginx), ("haproxy", px_haproxy), ("router", px_router)):

@@ -27,8 +27,10 @@ def parse_duration(value: str | int | float) -> float:
     raise ValueError(f"expected a duration like '30s', '5m' or '1h', got {value!r}")
 
 
-def parse_percent(value: str | int | float) -> float:
-    """``"5%"`` → 0.05; a bare number is taken as a fraction when ≤ 1, else as percent."""
+def parse_percent(value: str | int | float, *, upper: float | None = 1.0) -> float:
+    """``"5%"`` → 0.05; a bare number is taken as a fraction when ≤ 1, else as percent.
+
+    ``upper`` is the largest fraction allowed (None: no limit, e.g. CPU in cores where "250%" is 2.5)."""
     if isinstance(value, bool):
         raise ValueError(f"expected a percentage like '5%', got {value!r}")
     if isinstance(value, int | float):
@@ -41,8 +43,9 @@ def parse_percent(value: str | int | float) -> float:
             raise ValueError(f"expected a percentage like '5%', got {value!r}") from None
         if not text.endswith("%") and frac > 1:
             frac /= 100.0
-    if not 0.0 <= frac <= 1.0:
-        raise ValueError(f"percentage must be between 0% and 100%, got {value!r}")
+    if frac < 0.0 or (upper is not None and frac > upper):
+        raise ValueError(f"percentage must be between 0% and {upper * 100:g}%, got {value!r}"
+                         if upper is not None else f"percentage must not be negative, got {value!r}")
     return frac
 
 

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator, model_validator
 
 from shipyard.primitives.spec.base import Duration, Percent, SpecModel
-from shipyard.primitives.spec.durations import parse_duration
+from shipyard.primitives.spec.durations import parse_duration, parse_percent
 
 # A `for` left out means one minute: long enough not to fire on a blip, short enough to matter.
 DEFAULT_FOR = 60.0
@@ -30,18 +30,10 @@ DEFAULT_FOR = 60.0
 def _parse_cpu(value: str | int | float) -> float:
     """CPU is in cores: ``"90%"`` → 0.9 of one core; ``"250%"`` (2.5 cores) is allowed, unlike other
     percentages."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a CPU percentage like '90%', got {value!r}")
-    if isinstance(value, int | float):
-        frac = float(value) if value <= 1 else float(value) / 100.0
-    else:
-        text = value.strip()
-        try:
-            frac = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
-        except ValueError:
-            raise ValueError(f"expected a CPU percentage like '90%', got {value!r}") from None
-        if not text.endswith("%") and frac > 1:
-            frac /= 100.0
+    try:
+        frac = parse_percent(value, upper=None)
+    except ValueError:
+        raise ValueError(f"expected a CPU percentage like '90%', got {value!r}") from None
     if not frac > 0.0:
         raise ValueError(f"CPU threshold must be above 0%, got {value!r}")
     return frac
