@@ -49,7 +49,8 @@ async def adopt(d: Daemon) -> None:
         if current is None:
             continue
         # Ready again only after a passing probe; until then the router keeps its last table.
-        cur_ids = [i for i in adopted if d.supervisor.status(i) and d.supervisor.status(i).release == current]  # type: ignore[union-attr]
+        statuses = [d.supervisor.status(i) for i in adopted]
+        cur_ids = [st.id for st in statuses if st is not None and st.release == current]
         if cur_ids:
             await d.supervisor.wait_ready(cur_ids, 15.0)
         rt.weights = {current: 100}
