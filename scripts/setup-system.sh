@@ -5,6 +5,8 @@ set -euo pipefail
 want=(git zstd)
 have_pg() { command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; }
 have_pg || want+=(postgresql)
+# As root the test clusters run as the 'postgres' system user, which the postgresql package creates.
+[ "$(id -u)" -ne 0 ] || id postgres >/dev/null 2>&1 || want+=(postgresql)
 command -v psql >/dev/null 2>&1 || want+=(postgresql-client)
 command -v pgbackrest >/dev/null 2>&1 || want+=(pgbackrest)
 if [ "${1:-test}" = "bench" ]; then

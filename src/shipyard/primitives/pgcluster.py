@@ -53,7 +53,11 @@ class PgCluster:
         self._run_as: list[str] = []
         if os.geteuid() == 0:
             self._run_as = ["runuser", "-u", "postgres", "--"]
-            shutil.chown(self.base, "postgres", "postgres")
+            try:
+                shutil.chown(self.base, "postgres", "postgres")
+            except LookupError as exc:
+                raise ShipyardError("PostgreSQL refuses to run as root and there is no 'postgres' user; "
+                                    "install the 'postgresql' package (scripts/setup-system.sh does)") from exc
 
     @property
     def url(self) -> str:
