@@ -17,6 +17,7 @@ Fault knobs (env), applied to /, /slow and /echo (never to the probes):
   FAULT_LATENCY_MS=100      extra latency on each request
   FAULT_SLOW_START_S=5      /ready answers 503 for the first 5 s
   FAULT_CRASH_AT_START=1    exit 1 immediately
+  FAULT_CRASH_AFTER_S=2     serve normally, then exit 1 after 2 s (a crash loop under the supervisor)
   FAULT_HEALTH_FAIL=1       /health answers 500
 
 SIGTERM (or SIGINT): stop accepting, let requests in flight finish (up to STOP_GRACE_S, default 30),
@@ -235,8 +236,12 @@ def main() -> int:
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     print(f"example app {state.version} (release {state.release or '-'}) listening on http://{host}:{port}",
           flush=True)
-    while not stop.wait(1.0):
-        pass
+    crash_after = _number("FAULT_CRASH_AFTER_S")
+    started = time.monotonic()
+    while not stop.wait(0.05 if crash_after else 1.0):
+        if crash_after and time.monotonic() - started >= crash_after:
+            print("FAULT_CRASH_AFTER_S: crashing", file=sys.stderr, flush=True)
+            os._exit(1)
     state.stopping = True
     server.shutdown()  # the accept loop ends...
     server.server_close()  # ...and the listening socket closes: new connections are refused

@@ -23,6 +23,7 @@ class Counts:
     errors: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     versions: Counter[str] = field(default_factory=Counter)
+    failed_versions: Counter[str] = field(default_factory=Counter)  # who answered a 5xx ("?": nobody did)
 
     def summary(self) -> str:
         vs = ", ".join(f"{v}: {n}" for v, n in sorted(self.versions.items()))
@@ -98,6 +99,10 @@ class Traffic:
             c.statuses[status] += 1
             if status >= 500:
                 c.failed += 1
+                try:
+                    c.failed_versions[str(json.loads(body).get("version"))] += 1
+                except (ValueError, AttributeError):
+                    c.failed_versions["?"] += 1
                 return
             c.ok += 1
             try:

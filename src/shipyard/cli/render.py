@@ -37,13 +37,42 @@ def render_plan(console: Console, plan: dict[str, Any]) -> None:
 
 def render_plan_steps(console: Console, plan: dict[str, Any]) -> None:
     for i, s in enumerate(plan["steps"], 1):
-        console.print(f"  {i:>2}. {s['description']}  [dim]~{s['estimate_s']}s[/]")
-    console.print(f"  estimated: ~{plan['estimated_duration_s']}s")
+        est = "" if s["name"] == "canary" else f"  [dim]~{s['estimate_s']}s[/]"
+        console.print(f"  {i:>2}. {s['description']}{est}")
+    if plan.get("canary"):
+        console.print("  canary:")
+        for line in plan["canary"]["lines"]:
+            console.print(f"    {line}")
+    elif plan.get("rollback_triggers"):
+        console.print("  rollback triggers: " + "; ".join(plan["rollback_triggers"]))
+    if plan.get("watch"):
+        console.print(f"  {plan['watch']}")
+    console.print(f"  estimated: ~{plan['estimated_duration_s']}s" + (" plus the canary's judged steps"
+                                                                        if plan.get("canary") else ""))
+
+
+def render_failure(console: Console, failure: dict[str, Any] | None) -> None:
+    """The failing conditions of a rolled-back canary: what, observed value, window."""
+    canary = (failure or {}).get("canary")
+    if not canary:
+        return
+    console.print(f"  canary was at {canary.get('weight')}% when it was rolled back")
+    for f in canary.get("failing", []):
+        start, end = f.get("window") or (None, None)
+        window = f" over {_clock(start)}–{_clock(end)}" if start is not None else ""
+        console.print(f"    [red]{f['condition']}[/]: {f['reason']}{window}")
+
+
+def _clock(t: float | None) -> str:
+    import time
+
+    return time.strftime("%H:%M:%S", time.localtime(t)) if t is not None else "?"
 
 
 def follow(events: Iterator[dict[str, Any]], *, as_json: bool, plan_only: bool) -> int:
     console = Console(stderr=False, highlight=False)
     status = None
+    last_canary: object = None
     result: dict[str, Any] | None = None
     try:
         for ev in events:
@@ -72,6 +101,15 @@ def follow(events: Iterator[dict[str, Any]], *, as_json: bool, plan_only: bool) 
                     console.print(f"  {mark} {ev['description']}  [dim]{ev.get('duration_s', 0):.2f}s[/]")
                     if ev.get("error"):
                         console.print(f"    [red]{ev['error']}[/]")
+            elif kind == "canary" and not as_json:
+                # One line per change of action; the spinner shows the latest reason.
+                line = f"canary {ev.get('weight')}%: {ev['reason']}"
+                if status is not None:
+                    status.update(line)
+                if ev.get("action") != last_canary:
+                    last_canary = ev.get("action")
+                    colour = {"rollback": "red", "pause": "yellow", "continue": "green"}.get(str(last_canary), "dim")
+                    console.print(f"    [{colour}]{line}[/]")
             elif kind == "log" and not as_json:
                 console.print(f"    [dim]{ev['line'].rstrip()}[/]")
             elif kind == "result":
@@ -92,6 +130,11 @@ def follow(events: Iterator[dict[str, Any]], *, as_json: bool, plan_only: bool) 
         console.print(line)
         if result.get("reason"):
             console.print(f"  reason: {result['reason']}")
+        render_failure(console, result.get("rollback"))
+        if result.get("watch"):
+            w = result["watch"]
+            console.print(f"  watching {w['release']} until {_clock(w['until'])}: a rollback trigger firing "
+                          f"rolls back to {w['previous']}")
     return EXIT.get(result["outcome"], 1)
 
 

@@ -40,6 +40,16 @@ def command(
             d = st["last_deployment"]
             console.print(f"  last deployment {d['id']}: {d['kind']} of {d['release']} {d['outcome']}"
                           + (f" — {d['reason']}" if d.get("reason") else ""))
+        if st.get("canary"):
+            c = st["canary"]
+            step = c.get("step") or {}
+            console.print(f"  canary {c['release']} at {c['weight']}% (step {step.get('index', -1) + 1} of "
+                          f"{c['total_steps']}{', [yellow]PAUSED[/]' if c['paused'] else ''}): "
+                          f"{(c.get('decision') or {}).get('reason', step.get('description', ''))}")
+        if st.get("watch"):
+            w = st["watch"]
+            until = time.strftime("%H:%M:%S", time.localtime(w["until"]))
+            console.print(f"  watch: {w['release']} {w['state']} until {until} ({w['reason']})")
         b = st.get("backup")
         if b:
             last_ok = time.strftime("%Y-%m-%d %H:%M", time.localtime(b["last_ok"])) if b.get("last_ok") else "never"

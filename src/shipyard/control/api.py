@@ -40,6 +40,19 @@ def build_routes(d: Daemon) -> dict[tuple[str, str], Handler]:
 
         return status_json(d, q.get("env"))
 
+    async def canary(body: dict[str, Any], q: dict[str, str]) -> Any:
+        from shipyard.errors import Refused
+
+        env = _env(body)
+        d.load_spec().env(env)  # unknown environment → clear error
+        command = body.get("command")
+        run = d.canaries.get(env)
+        if run is None:
+            raise Refused(f"no canary rollout is running on {env} (see 'shipyard status --env {env}')")
+        said = run.control(str(command))
+        d.event(env, "canary_command", f"{command}: {said}")
+        return {"ok": True, "env": env, "command": command, "message": said, "canary": run.to_json()}
+
     async def down(body: dict[str, Any], q: dict[str, str]) -> Any:
         d.stop_everything = bool(body.get("all", True))
         d.stopping.set()
@@ -50,6 +63,7 @@ def build_routes(d: Daemon) -> dict[tuple[str, str], Handler]:
         ("POST", "/v1/deploy"): deploy,
         ("POST", "/v1/rollback"): rollback,
         ("GET", "/v1/status"): status,
+        ("POST", "/v1/canary"): canary,
         ("POST", "/v1/down"): down,
     }
 

@@ -20,11 +20,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from shipyard.control.canary import CanaryRun
+from shipyard.control.collector import Collector
 from shipyard.control.launch import Launch
 from shipyard.control.paths import Paths
 from shipyard.control.runtime import EnvRuntime, instance_rec
 from shipyard.control.supervisor import InstanceStatus, Supervisor
 from shipyard.control.token import ensure_token
+from shipyard.control.watch import Watch
 from shipyard.errors import BadInput, DeployFailed, LockHeld, ShipyardError
 from shipyard.primitives import process
 from shipyard.primitives.clock import SystemClock
@@ -43,8 +46,9 @@ class Daemon:
         self.clock = SystemClock()
         self.store = open_store(None, self.paths.state)
         self.secrets = SecretStore(self.paths.state)
+        # CPU and memory are read every second: rollback triggers and the canary's crash check use them.
         self.supervisor = Supervisor(clock=self.clock, on_change=self._on_instance_change,
-                                     on_event=self._on_supervisor_event)
+                                     on_event=self._on_supervisor_event, sample_interval=1.0)
         self.envs: dict[str, EnvRuntime] = {}
         self.busy: dict[str, asyncio.Task[None]] = {}
         self.prune_protect: set[str] = set()
@@ -53,6 +57,9 @@ class Daemon:
         self.stop_everything = False
         self._build_durations: list[float] = []
         self._push_tasks: dict[str, asyncio.Task[None]] = {}
+        self.collectors: dict[str, Collector] = {}
+        self.canaries: dict[str, CanaryRun] = {}
+        self.watches: dict[str, Watch] = {}
 
     # -- spec, config, secrets -------------------------------------------------------------------
     def load_spec(self) -> Any:

@@ -7,6 +7,7 @@ a real deploy takes the lock and hands the same steps to the executor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import statistics
 import time
@@ -14,8 +15,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shipyard.control.canary import canary_session, start_run
 from shipyard.control.launch import Launch
 from shipyard.control.runtime import LocalTarget
+from shipyard.control.watch import start_watch, stop_watch
 from shipyard.engine.rollout.executor import ExecResult, StepResult, execute
 from shipyard.engine.rollout.state import EnvState, InstanceView
 from shipyard.engine.rollout.steps import Step
@@ -46,6 +49,8 @@ class Prepared:
     launch: Launch | None = None
     warm_switch: bool = False
     changes: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None  # why this deployment happens when it was not asked for (automatic rollback)
+    trigger: dict[str, Any] | None = None
 
 
 def env_state(d: Daemon, env: str) -> EnvState:
@@ -58,13 +63,18 @@ def env_state(d: Daemon, env: str) -> EnvState:
                     weights=dict(rt.weights))
 
 
-def settings_for(envspec: Any) -> Settings:
+def settings_for(envspec: Any, strategy: str | None = None) -> Settings:
+    from shipyard.engine.rollout.canary import expand
+    from shipyard.primitives.spec.rollout import CanarySpec
+
     verify = getattr(envspec, "verify", None)
+    canary_steps = tuple(expand(envspec.canary or CanarySpec())) if strategy == "canary" else ()
     return Settings(replicas=envspec.replicas, max_surge=envspec.max_surge,
                     max_unavailable=envspec.max_unavailable, drain_timeout=envspec.drain_timeout,
                     scale_down_delay=envspec.scale_down_delay, deploy_timeout=envspec.deploy_timeout,
                     verify=verify is not None and getattr(verify, "enabled", True),
-                    verify_before_switch=bool(getattr(verify, "before_switch", False)))
+                    verify_before_switch=bool(getattr(verify, "before_switch", False)),
+                    canary_steps=canary_steps)
 
 
 def prepare_deploy(d: Daemon, env: str, *, ref: str | None, release: str | None,
@@ -74,9 +84,8 @@ def prepare_deploy(d: Daemon, env: str, *, ref: str | None, release: str | None,
     spec = d.load_spec()
     envspec = spec.env(env)
     strategy = strategy or envspec.strategy
-    if strategy not in ("rolling", "blue-green"):
-        raise BadInput(f"strategy '{strategy}' is not available yet (canary deploys are in progress); "
-                       "deploy with --strategy rolling or --strategy blue-green")
+    if strategy not in ("rolling", "blue-green", "canary"):
+        raise BadInput(f"unknown strategy '{strategy}' (expected rolling, blue-green or canary)")
     commit_info: dict[str, Any] | None = None
     needs_build = False
     if release:
@@ -96,7 +105,7 @@ def prepare_deploy(d: Daemon, env: str, *, ref: str | None, release: str | None,
             target = d.new_release_id(commit)
             needs_build = True
     state = env_state(d, env)
-    steps = plan_deploy(strategy, settings_for(envspec), state, target)
+    steps = plan_deploy(strategy, settings_for(envspec, strategy), state, target)
     prep = Prepared("deploy", env, strategy, target, state.current_release, steps, commit_info,
                     needs_build, ref or ("HEAD" if not release else None), Launch.from_spec(spec, env))
     prep.changes = describe_changes(d, prep, spec)
@@ -190,11 +199,33 @@ def plan_json(d: Daemon, prep: Prepared) -> dict[str, Any]:
         steps.insert(0, {"name": "build", "description": f"build release {prep.release} from "
                          f"{(prep.commit or {}).get('short', '?')}", "estimate_s": d.build_estimate()})
     changes = {k: v for k, v in prep.changes.items() if k not in ("config",)}
-    return {"kind": prep.kind, "env": prep.env, "strategy": prep.strategy, "release": prep.release,
-            "previous_release": prep.previous, "build": prep.needs_build, "commit": prep.commit,
-            "warm_switch": prep.warm_switch, "steps": steps,
-            "estimated_duration_s": round(sum(float(s["estimate_s"]) for s in steps), 2),
-            "health_gates": gates, "changes": changes}
+    out = {"kind": prep.kind, "env": prep.env, "strategy": prep.strategy, "release": prep.release,
+           "previous_release": prep.previous, "build": prep.needs_build, "commit": prep.commit,
+           "warm_switch": prep.warm_switch, "steps": steps,
+           "estimated_duration_s": round(sum(float(s["estimate_s"]) for s in steps), 2),
+           "health_gates": gates, "changes": changes}
+    out.update(_analysis_plan(envspec, prep))
+    return out
+
+
+def _analysis_plan(envspec: Any, prep: Prepared) -> dict[str, Any]:
+    """The canary's steps, judgement and every rollback trigger with its threshold, and the watch."""
+    from shipyard.engine.analysis.conditions import conditions_from_spec
+    from shipyard.engine.rollout.canary import plan_lines
+    from shipyard.primitives.spec.durations import format_duration
+    from shipyard.primitives.spec.rollout import CanarySpec
+
+    out: dict[str, Any] = {}
+    if any(s.kind == "canary" for s in prep.steps):
+        spec = envspec.canary or CanarySpec()
+        out["canary"] = {"lines": plan_lines(spec, envspec.rollback),
+                         "steps": [c.to_json() for c in settings_for(envspec, "canary").canary_steps]}
+    triggers = conditions_from_spec(envspec.rollback)
+    out["rollback_triggers"] = [c.describe() for c in triggers]
+    if prep.kind == "deploy" and triggers and envspec.watch > 0:
+        out["watch"] = (f"after the deploy, watch {prep.release} for {format_duration(envspec.watch)}; "
+                        f"a trigger firing rolls back to {prep.previous or 'the previous release'}")
+    return out
 
 
 class _Recorder:
@@ -249,12 +280,19 @@ async def run(d: Daemon, prep: Prepared, emit: Callable[[dict[str, Any]], None])
                     ev["error"] = item.detail["error"]
             emit(ev)
 
-        exec_result = await execute(prep.steps, LocalTarget(rt, d.verify_step), _Recorder(d, dep.id), clock,
-                                    serving=prep.previous, on_progress=progress)
+        stop_watch(d, prep.env)  # the release it watched is being replaced
+        async with contextlib.AsyncExitStack() as stack:
+            if any(s.kind == "canary" for s in prep.steps):
+                assert prep.previous is not None
+                run_ = start_run(d, prep.env, prep.release, prep.previous, envspec, emit)
+                await stack.enter_async_context(canary_session(d, run_))
+            exec_result = await execute(prep.steps, LocalTarget(rt, d.verify_step), _Recorder(d, dep.id), clock,
+                                        serving=prep.previous, on_progress=progress)
         if exec_result.ok:
             outcome = "succeeded"
+            reason = prep.note
         else:
-            outcome = "rolled_back" if exec_result.committed else "failed"
+            outcome = "rolled_back" if exec_result.committed or exec_result.shifted else "failed"
             reason = exec_result.reason
     except ShipyardError as err:
         reason = str(err)  # reported in the result document, with outcome failed
@@ -264,21 +302,38 @@ async def run(d: Daemon, prep: Prepared, emit: Callable[[dict[str, Any]], None])
     finally:
         detail = {"config": prep.changes.get("config"), "secrets": prep.changes.get("secrets"),
                   "launch": prep.launch.to_json() if prep.launch else None,
-                  "commit": prep.commit}
+                  "commit": prep.commit, "trigger": prep.trigger, "rollback": _failure(exec_result)}
         d.store.finish_deployment(dep.id, outcome=outcome, reason=reason, finished_at=clock.time(),
                                   detail=detail)
         d.prune_protect.discard(prep.release)
     results = [*pre_results, *(exec_result.results if exec_result else ())]
+    watch = None
     if outcome == "succeeded":
-        d.event(prep.env, prep.kind, f"{prep.kind} of {prep.release} succeeded")
+        d.event(prep.env, prep.kind, f"{prep.kind} of {prep.release} succeeded" + (f" ({prep.note})" if prep.note
+                                                                                    else ""))
         d.prune_releases()
+        if prep.kind == "deploy":
+            w = start_watch(d, prep.env, prep.release, prep.previous, d.load_spec().env(prep.env))
+            watch = w.to_json() if w else None
     else:
         d.event(prep.env, prep.kind, f"{prep.kind} of {prep.release} {outcome}: {reason}")
     return {"deployment": dep.id, "env": prep.env, "kind": prep.kind, "outcome": outcome,
             "release": prep.release, "previous_release": prep.previous, "reason": reason,
+            "rollback": _failure(exec_result), "watch": watch,
             "duration_s": round(time.monotonic() - t0, 3),
             "steps": [{"name": r.step.kind, "description": r.step.description, "status": r.status,
                        "started_at": r.started_at, "duration_s": round(r.duration_s, 4)} for r in results]}
+
+
+def _failure(res: ExecResult | None) -> dict[str, Any] | None:
+    """The failed step's record when the deployment did not succeed: for a canary, the failing
+    conditions with their observed values and windows."""
+    if res is None or res.ok:
+        return None
+    for r in res.results:
+        if r.status == "failed":
+            return {"step": r.step.kind, "description": r.step.description, **r.detail}
+    return None
 
 
 async def _build_step(d: Daemon, prep: Prepared, dep_id: int, emit: Callable[[dict[str, Any]], None]) -> StepResult:

@@ -206,7 +206,8 @@ class LocalTarget:
                 raise DeployFailed(f"refusing to route traffic to {rel}: no ready instance")
         rt.weights = {**{r: 0 for r in rt.weights}, **weights}
         for rel, w in weights.items():
-            if w > 0:
+            # A canary stays labelled canary until it takes all the traffic.
+            if w > 0 and (w == 100 or rt.roles.get(rel) != "canary"):
                 rt.roles[rel] = "stable"
         await rt.push()
         if commit:
@@ -257,10 +258,16 @@ class LocalTarget:
         result: dict[str, Any] = await self.verify_fn(self.rt, release, preview)
         return result
 
+    async def canary(self, params: dict[str, Any]) -> dict[str, Any]:
+        from shipyard.control.canary import perform
+
+        return await perform(self.rt.d, self.rt, params)
+
     async def recover(self, serving: str | None, started: list[str], committed: bool) -> None:
         rt = self.rt
         try:
             if serving and rt.ready_ids(serving):
+                moved = any(w > 0 for r, w in rt.weights.items() if r != serving)
                 rt.weights = {serving: 100}
                 rt.roles[serving] = "stable"
                 rt.unrouted.difference_update(rt.ids_of(serving))
@@ -268,6 +275,11 @@ class LocalTarget:
                 if committed:
                     rt.d.store.upsert_environment(rt.name, current_release=serving,
                                                   previous_release=None, updated_at=rt.d.clock.time())
+                if moved and started:
+                    # Traffic had reached the new instances: let their in-flight requests finish first.
+                    rt.unrouted.update(started)
+                    await rt.push()
+                    await self.drain(None, started, timeout=10.0)
             await rt.stop_instances(started)
         except ShipyardError as err:
             rt.d.event(rt.name, "recover_failed", f"could not fully restore {serving}: {err}")

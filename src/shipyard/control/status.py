@@ -46,6 +46,8 @@ def status_json(d: Daemon, env: str | None) -> Any:
                            "state": s.state, "restarts": s.restarts, "role": rt.roles.get(s.release, "stable"),
                            "routed": s.id not in rt.unrouted, "cpu_percent": s.cpu_percent,
                            "rss_bytes": s.rss_bytes} for s in rt.instances()],
+            "canary": d.canaries[name].to_json() if name in d.canaries else None,
+            "watch": d.watches[name].to_json() if name in d.watches else None,
             "deployment": ({"id": running.id, "kind": running.kind, "release": running.release}
                            if running else None),
             "last_deployment": ({"id": last[0].id, "kind": last[0].kind, "release": last[0].release,

@@ -10,7 +10,7 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
-from shipyard.primitives.metrics import SCHEME, Series, WindowStats, window_of
+from shipyard.primitives.metrics import RETENTION_S, SCHEME, Series, WindowStats, slice_json, window_of
 from shipyard.router.accesslog import AccessLog
 from shipyard.router.env import EnvRuntime
 from shipyard.router.table import TableError, parse_table, parse_weights
@@ -207,13 +207,34 @@ class Router:
             "maintenance": env.maintenance is not None,
         }
 
+    async def op_slices(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Finished whole seconds ``[since, now_sec)`` per instance — what the control plane's collector
+        turns into analysis samples. Instances with no request in a second send no slice for it."""
+        env = self._env(msg)
+        now_sec = self.wall_sec(monotonic())
+        since = msg.get("since")
+        if not isinstance(since, int) or isinstance(since, bool):
+            since = now_sec - 1
+        since = max(since, now_sec - RETENTION_S)
+        table = env.table
+        roles = {p.release: p.role for p in table.pools} if table is not None else {}
+        instances = []
+        for inst in env.all_instances():
+            slices = inst.series.finished_between(since, now_sec)
+            if inst.retired and not slices:
+                continue
+            instances.append({"id": inst.id, "release": inst.release, "ready": inst.ready, "retired": inst.retired,
+                              "slices": [slice_json(s) for s in slices]})
+        return {"env": env.name, "since": since, "now_sec": now_sec, "histogram_scheme": SCHEME,
+                "roles": roles, "weights": dict(env.weights), "instances": instances}
+
     async def op_shutdown(self, msg: dict[str, Any]) -> dict[str, Any]:
         grace = float(msg.get("grace", 30.0))
         asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.shutdown(grace)))
         return {}
 
     OPS = ("ping", "set_table", "get_table", "set_weights", "drain", "undrain", "pause", "resume", "maintenance",
-           "remove_env", "stats", "shutdown")
+           "remove_env", "stats", "slices", "shutdown")
 
     async def handle(self, msg: Any) -> dict[str, Any]:
         if not isinstance(msg, dict) or not isinstance(msg.get("op"), str):

@@ -18,7 +18,8 @@ expression, and the data looked at is ``[end − F − R + 1, end)``. Consequenc
   what it looks for.
 
 ``health_failures = N`` has no window: it fires when the latest reading of any instance (within the last
-R seconds) shows N or more consecutive failed health checks.
+R seconds) shows N or more consecutive failed health checks. ``restarts`` (the canary's crash check,
+``canary.max_restarts``) works the same way on restarts counted since the analysis began.
 
 A PromQL condition is read from periodic query results instead of samples; see ``evaluate_prometheus``.
 
@@ -44,12 +45,14 @@ RESOLUTION = 10
 PROMETHEUS_MAX_GAP = 30.0
 
 ConditionKind = Literal[
-    "error_rate", "p50", "p95", "p99", "request_rate", "cpu", "memory", "health_failures", "prometheus"
+    "error_rate", "p50", "p95", "p99", "request_rate", "cpu", "memory", "health_failures", "restarts",
+    "prometheus",
 ]
 Direction = Literal["above", "below", "at_least"]
 _QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 RELEASE_KINDS = frozenset({"error_rate", "p50", "p95", "p99", "request_rate"})
-INSTANCE_KINDS = frozenset({"cpu", "memory", "health_failures"})
+INSTANCE_KINDS = frozenset({"cpu", "memory", "health_failures", "restarts"})
+_LATEST_KINDS = frozenset({"health_failures", "restarts"})
 
 
 @dataclass(frozen=True)
@@ -83,12 +86,16 @@ class Condition:
             return f"{value:.3g} req/s"
         if self.kind == "health_failures":
             return f"{value:.0f} failed checks"
+        if self.kind == "restarts":
+            return f"{value:.0f} restarts"
         return f"{value:.6g}"
 
     def describe(self) -> str:
         """``error_rate above 5% for 5m`` — how ``--plan`` lists a trigger."""
         if self.kind == "health_failures":
             return f"health_failures: {self.threshold:.0f} consecutive failed health checks on an instance"
+        if self.kind == "restarts":
+            return f"restarts: an instance restarted (crashed) {self.threshold:.0f} time(s) during the analysis"
         name = f"prometheus {self.query!r} at {self.url}" if self.kind == "prometheus" else self.kind
         threshold = self.format_value(self.threshold)
         if self.kind == "cpu":
@@ -199,15 +206,16 @@ def evaluate(
     if cond.kind == "prometheus":
         raise ValueError("use evaluate_prometheus for PromQL conditions")
     r = cond.resolution
-    if cond.kind == "health_failures":
+    if cond.kind in _LATEST_KINDS:
         w = Window.of(samples, end - r, end)
-        latest = w.health_failures
+        latest = w.health_failures if cond.kind == "health_failures" else w.restarts
         firing = latest is not None and cond.beyond(latest)
         value = None if latest is None else float(latest)
+        what = "in a row" if cond.kind == "health_failures" else "since the analysis began"
         reason = (
-            f"{cond.format_value(value)} in a row (limit {cond.threshold:.0f})"
+            f"{cond.format_value(value)} {what} (limit {cond.threshold:.0f})"
             if latest is not None
-            else "no health check reading"
+            else f"no {cond.kind} reading"
         )
         return Evaluation(cond, release, instance, firing, w.start, w.end, value, 0.0, reason)
 

@@ -65,6 +65,7 @@ class Sample:
     rss: int | None = None  # bytes
     memory_limit: int | None = None  # bytes: the instance's limit, or the machine's total memory
     health_failures: int | None = None  # consecutive failed health checks at the end of the second
+    restarts: int | None = None  # restarts (crashes, failed liveness) since the analysis began
 
     @property
     def memory_share(self) -> float | None:
@@ -130,6 +131,7 @@ def rollup(samples: Iterable[Sample]) -> list[Sample]:
         cpus = [s.cpu for s in group if s.cpu is not None]
         rss = [s.rss for s in group if s.rss is not None]
         health = [s.health_failures for s in group if s.health_failures is not None]
+        restarts = [s.restarts for s in group if s.restarts is not None]
         out[key] = Sample(
             t=key[1],
             release=key[0],
@@ -140,6 +142,7 @@ def rollup(samples: Iterable[Sample]) -> list[Sample]:
             cpu=sum(cpus) if cpus else None,
             rss=sum(rss) if rss else None,
             health_failures=max(health) if health else None,
+            restarts=max(restarts) if restarts else None,
         )
     return sorted(out.values(), key=lambda s: (s.release, s.t))
 
@@ -224,8 +227,16 @@ class Window:
     @property
     def health_failures(self) -> int | None:
         """The latest reading of consecutive failed health checks."""
+        return self._latest("health_failures")
+
+    @property
+    def restarts(self) -> int | None:
+        """The latest reading of restarts since the analysis began."""
+        return self._latest("restarts")
+
+    def _latest(self, name: str) -> int | None:
         for t in sorted(self.by_second, reverse=True):
-            v = self.by_second[t].health_failures
+            v = getattr(self.by_second[t], name)
             if v is not None:
-                return v
+                return int(v)
         return None

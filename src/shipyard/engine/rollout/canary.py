@@ -186,11 +186,18 @@ def _where(e: Evaluation) -> str:
     return f"[{e.release}] " if e.release else ""
 
 
+def canary_triggers(spec: CanarySpec, rollback: RollbackSpec | None) -> tuple[Condition, ...]:
+    """What is checked on the canary every second besides the judgement: the rollback triggers and the
+    crash check (more than ``max_restarts`` restarts of a canary instance)."""
+    return (*conditions_from_spec(rollback), Condition("restarts", float(spec.max_restarts + 1), "at_least"))
+
+
 def plan_lines(spec: CanarySpec, rollback: RollbackSpec | None) -> list[str]:
     """What ``--plan`` shows for a canary: the steps, the judgement and every trigger with its threshold."""
     lines = [f"{s.index + 1}. {s.description}" for s in expand(spec)]
     lines.append(describe_settings(JudgementSettings.from_spec(spec)))
     lines.append(f"inconclusive for {format_duration(spec.inconclusive_limit)} past a step: pause for a human")
+    lines.append(f"crash check: a canary instance restarting more than {spec.max_restarts} time(s) rolls back")
     triggers = conditions_from_spec(rollback)
     if triggers:
         lines.append("rollback triggers (during the rollout and the post-deploy watch):")

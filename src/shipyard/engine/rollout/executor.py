@@ -34,6 +34,9 @@ class Target(Protocol):
 
     async def verify(self, release: str, preview: bool) -> dict[str, Any]: ...
 
+    async def canary(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Perform one canary step; raising fails it (and the executor then recovers)."""
+
     async def recover(self, serving: str | None, started: list[str], committed: bool) -> None:
         """Put ``serving`` back in service (switching back if traffic had moved) and stop ``started``."""
 
@@ -65,6 +68,7 @@ class ExecResult:
     results: tuple[StepResult, ...]
     reason: str | None = None
     committed: bool = False  # whether traffic was switched to the target release
+    shifted: bool = False  # whether some traffic went to the target release (a canary step ran)
 
 
 ProgressFn = Callable[[str, StepResult | Step, int], None]
@@ -76,26 +80,29 @@ async def execute(steps: list[Step], target: Target, recorder: Recorder, clock: 
     tags: dict[str, list[str]] = {}
     started_ids: list[str] = []
     results: list[StepResult] = []
-    committed = False
+    committed = shifted = False
     for index, step in enumerate(steps):
         t0, m0 = clock.time(), clock.monotonic()
         step_id = recorder.step_started(index, step, t0)
         if on_progress:
             on_progress("started", step, index)
+        shifted = shifted or step.kind == "canary"
         try:
             detail = await _perform(step, target, tags, started_ids)
         except Exception as exc:  # noqa: BLE001 - any failure must still put the old release back
             message = str(exc) if isinstance(exc, ShipyardError) else f"internal error in {step.kind}: {exc!r}"
             dur = clock.monotonic() - m0
-            recorder.step_finished(step_id, "failed", dur, {"error": message})
-            res = StepResult(index, step, "failed", t0, dur, {"error": message})
+            # An error may say more than its message (a canary's failing condition, values, window).
+            failed = {"error": message, **dict(getattr(exc, "detail", None) or {})}
+            recorder.step_finished(step_id, "failed", dur, failed)
+            res = StepResult(index, step, "failed", t0, dur, failed)
             results.append(res)
             if on_progress:
                 on_progress("failed", res, index)
             await target.recover(serving, started_ids, committed)
             for later_index, later in enumerate(steps[index + 1:], start=index + 1):
                 results.append(StepResult(later_index, later, "skipped", clock.time(), 0.0))
-            return ExecResult(False, tuple(results), message, committed)
+            return ExecResult(False, tuple(results), message, committed, shifted)
         if step.kind == "route" and step.params.get("commit"):
             committed = True
         dur = clock.monotonic() - m0
@@ -104,7 +111,7 @@ async def execute(steps: list[Step], target: Target, recorder: Recorder, clock: 
         results.append(res)
         if on_progress:
             on_progress("succeeded", res, index)
-    return ExecResult(True, tuple(results), None, committed)
+    return ExecResult(True, tuple(results), None, committed, shifted)
 
 
 async def _perform(step: Step, target: Target, tags: dict[str, list[str]], started: list[str]) -> dict[str, Any]:
@@ -134,4 +141,6 @@ async def _perform(step: Step, target: Target, tags: dict[str, list[str]], start
         return {}
     if step.kind == "verify":
         return await target.verify(p["release"], bool(p.get("preview", False)))
+    if step.kind == "canary":
+        return await target.canary(dict(p))
     raise ShipyardError(f"unknown step kind {step.kind!r}")

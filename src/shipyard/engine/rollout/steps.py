@@ -20,6 +20,7 @@ StepKind = Literal[
     "stop",  # stop instances (by `ids`, `tag` or `release`)
     "keep_warm",  # leave `release` running unrouted; stop it after `delay`
     "verify",  # load verification (go / no-go) against the environment
+    "canary",  # one canary step (weight, bake, gate, analysis), judged live; failing it rolls back
 ]
 
 

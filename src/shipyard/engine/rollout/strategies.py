@@ -5,8 +5,9 @@ Nothing here performs I/O. The same functions back ``deploy --plan`` and the rea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from shipyard.engine.rollout.canary import CanaryStep
 from shipyard.engine.rollout.state import EnvState
 from shipyard.engine.rollout.steps import Step
 from shipyard.errors import BadInput
@@ -25,6 +26,7 @@ class Settings:
     deploy_timeout: float = 300.0
     verify: bool = False
     verify_before_switch: bool = False
+    canary_steps: tuple[CanaryStep, ...] = field(default=())  # expanded `canary` steps (canary strategy)
 
 
 def plan_deploy(strategy: str, s: Settings, state: EnvState, target: str) -> list[Step]:
@@ -35,7 +37,14 @@ def plan_deploy(strategy: str, s: Settings, state: EnvState, target: str) -> lis
         return plan_blue_green(s, state, target)
     if strategy == "rolling":
         return plan_rolling(s, state, target)
-    raise BadInput(f"unknown strategy '{strategy}' (expected rolling or blue-green)")
+    if strategy == "canary":
+        if state.current_release is None or not state.of_release(state.current_release):
+            # Nothing serves yet: there is no stable release to compare with or fall back on.
+            return plan_blue_green(s, state, target)
+        if target == state.current_release:
+            return plan_rolling(s, state, target)
+        return plan_canary(s, state, target)
+    raise BadInput(f"unknown strategy '{strategy}' (expected rolling, blue-green or canary)")
 
 
 def _stop_strays(state: EnvState, keep: tuple[str | None, ...]) -> list[Step]:
@@ -70,6 +79,35 @@ def plan_blue_green(s: Settings, state: EnvState, target: str) -> list[Step]:
         steps.append(Step("keep_warm", f"keep {old} warm for {format_duration(s.scale_down_delay)} "
                           "so a rollback is only a router switch",
                           {"release": old, "delay": s.scale_down_delay}))
+    return steps
+
+
+def plan_canary(s: Settings, state: EnvState, target: str) -> list[Step]:
+    """Canary beside stable; traffic moves step by step while the canary is judged (each ``canary``
+    step is performed by the canary runner, which rolls back by failing the step); at 100% the canary
+    becomes stable and the old set is drained and kept warm, as in blue-green."""
+    old = state.current_release
+    assert old is not None
+    if not s.canary_steps:
+        raise BadInput("canary strategy needs canary steps (environments.<env>.canary)")
+    steps = _stop_strays(state, (old,))
+    steps.append(Step("start", f"start {s.replicas} canary instance(s) of {target} beside {old}",
+                      {"release": target, "count": s.replicas, "tag": "new", "role": "canary"}))
+    steps.append(Step("wait_ready", f"wait until all {s.replicas} canary instance(s) are ready "
+                      f"(timeout {format_duration(s.deploy_timeout)})", {"tag": "new", "timeout": s.deploy_timeout}))
+    for cs in s.canary_steps:
+        if cs.kind == "promote":
+            continue
+        steps.append(Step("canary", cs.description, {"index": cs.index, "kind": cs.kind, "weight": cs.weight,
+                                                     "duration": cs.duration, "release": target, "stable": old}))
+    steps.append(Step("route", f"promote {target}: 100% of traffic, it becomes stable",
+                      {"weights": {target: 100}, "commit": {"current": target, "previous": old}}))
+    if s.verify:
+        steps.append(Step("verify", f"verify {target} under load", {"release": target}))
+    steps.append(Step("drain", f"drain {old}: in-flight requests finish (timeout {format_duration(s.drain_timeout)})",
+                      {"release": old, "timeout": s.drain_timeout}))
+    steps.append(Step("keep_warm", f"keep {old} warm for {format_duration(s.scale_down_delay)} "
+                      "so a rollback is only a router switch", {"release": old, "delay": s.scale_down_delay}))
     return steps
 
 

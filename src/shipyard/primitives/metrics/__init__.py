@@ -19,7 +19,7 @@ from shipyard.primitives.metrics.histogram import (
     bucket_midpoint,
 )
 from shipyard.primitives.metrics.prometheus import render
-from shipyard.primitives.metrics.slices import RETENTION_S, Series, Slice, WindowStats, window_of
+from shipyard.primitives.metrics.slices import RETENTION_S, Series, Slice, WindowStats, slice_json, window_of
 
 __all__ = [
     "MAX_VALUE",
@@ -36,5 +36,6 @@ __all__ = [
     "bucket_index",
     "bucket_midpoint",
     "render",
+    "slice_json",
     "window_of",
 ]

@@ -19,12 +19,13 @@ RETENTION_S = 15 * 60
 class Slice:
     """One second of one series. ``status[k]`` counts responses of class k xx (index 0: no response)."""
 
-    __slots__ = ("sec", "status", "upstream_errors", "bytes_in", "bytes_out", "hist", "lat_sum")
+    __slots__ = ("sec", "status", "upstream_errors", "retried", "bytes_in", "bytes_out", "hist", "lat_sum")
 
     def __init__(self, sec: int) -> None:
         self.sec = sec
         self.status = [0, 0, 0, 0, 0, 0]
         self.upstream_errors = 0
+        self.retried = 0  # failed attempts on this instance whose request was retried elsewhere
         self.bytes_in = 0
         self.bytes_out = 0
         self.hist: dict[int, int] = {}
@@ -88,7 +89,16 @@ class Series:
         """A failure talking to the instance that did not end a request here (it was retried elsewhere)."""
         cur = self._cur if self._cur.sec == sec else self._slice(sec)
         cur.upstream_errors += 1
+        cur.retried += 1
         self.upstream_errors_total += 1
+
+    def finished_between(self, first_sec: int, end_sec: int) -> list[Slice]:
+        """Slices of the whole seconds in ``[first_sec, end_sec)``, oldest first (seconds with no request
+        have no slice)."""
+        out = [s for s in self._ring if first_sec <= s.sec < end_sec]
+        if first_sec <= self._cur.sec < end_sec:
+            out.append(self._cur)
+        return out
 
     def slices_since(self, first_sec: int) -> list[Slice]:
         out = [s for s in reversed(self._ring) if s.sec >= first_sec]
@@ -168,3 +178,9 @@ def window_of(series: Series, now_sec: int, window_s: float) -> WindowStats:
     w.add_slices(series.slices_since(first))
     w.inflight = series.inflight
     return w
+
+
+def slice_json(s: Slice) -> dict[str, Any]:
+    """One second of one instance, as the router's ``slices`` op sends it (the analysis reads these)."""
+    return {"sec": s.sec, "status": list(s.status), "upstream_errors": s.upstream_errors, "retried": s.retried,
+            "histogram": sorted(s.hist.items())}

@@ -268,6 +268,9 @@ class CanarySpec(SpecModel):
     latency_tolerance_min: Duration = 0.010
     # How long past a step's duration the verdict may stay inconclusive before pausing for a human.
     inconclusive_limit: Duration = 120.0
+    # Restarts (crashes, failed liveness) of canary instances tolerated while it is analysed: a release that
+    # crashes under a tenth of the traffic should not get all of it.
+    max_restarts: int = Field(default=0, ge=0)
     analysis: dict[str, AnalysisSpec] = {}
 
     @field_validator("steps")

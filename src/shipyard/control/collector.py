@@ -1,0 +1,164 @@
+"""The collector: one environment's live measurements, as analysis ``Sample``s, once a second.
+
+It pulls the router's finished per-second slices (``slices`` op) and reads the supervisor's view of
+each instance (CPU, memory, consecutive health failures, restarts), and keeps the last 15 minutes.
+The rules of ``engine.analysis.measurements`` hold: every second the collector has seen gets a sample
+for every instance in the routing table, even with zero requests; a second it could not pull (router
+down) is simply missing, which conditions treat as "no data".
+
+Error counts follow the issue's definition: 5xx answers, requests that got no answer, and failed
+attempts on an instance that the router retried elsewhere (``retried`` — these also count as attempts,
+so a crash-looping canary shows up as errors even when no client saw one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from shipyard.engine.analysis.measurements import Sample
+from shipyard.errors import ShipyardError
+from shipyard.primitives.metrics import RETENTION_S, bucket_bounds
+
+if TYPE_CHECKING:
+    from shipyard.control.daemon import Daemon
+
+log = logging.getLogger("shipyard.control")
+
+# Pull this long after each second ends, so the router has closed the second's slice.
+PULL_OFFSET_S = 0.05
+BOUNDS = bucket_bounds  # the router's histogram layout, for quantiles and the latency judgement
+_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+def samples_from_slices(reply: dict[str, Any], readings: dict[str, dict[str, Any]]) -> list[Sample]:
+    """Instance samples for every second ``[since, now_sec)`` of a ``slices`` reply.
+
+    ``readings``: instance id → supervisor reading (cpu cores, rss, memory_limit, health_failures,
+    restarts), attached to the newest second only (it is a reading taken now, not a per-second series).
+    """
+    since, end = int(reply["since"]), int(reply["now_sec"])
+    out: list[Sample] = []
+    for inst in reply.get("instances", []):
+        by_sec = {int(s["sec"]): s for s in inst.get("slices", [])}
+        reading = readings.get(inst["id"], {})
+        if inst.get("retired") and not by_sec:
+            continue
+        for t in range(since, end):
+            sl = by_sec.get(t)
+            extra = reading if t == end - 1 else {}
+            if sl is None:
+                out.append(Sample(t, inst["release"], inst["id"], **extra))
+                continue
+            status = [int(n) for n in sl["status"]]
+            retried = int(sl.get("retried", 0))
+            out.append(Sample(
+                t, inst["release"], inst["id"],
+                requests=sum(status) + retried,
+                errors=status[5] + status[0] + retried,
+                status={k: n for k, n in zip(_CLASSES, status, strict=True) if n},
+                latency={int(i): int(n) for i, n in sl.get("histogram", [])},
+                **extra,
+            ))
+    return out
+
+
+class Collector:
+    def __init__(self, d: Daemon, env: str) -> None:
+        self.d = d
+        self.env = env
+        self.samples: deque[Sample] = deque()
+        self.end: int | None = None  # first second not collected yet
+        self.baseline: dict[str, int] = {}  # instance → restarts when first seen
+        self.users = 0
+        self._tick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._memory_total = psutil.virtual_memory().total
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"collector-{self.env}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        clock = self.d.clock
+        while True:
+            now = clock.time()
+            await clock.sleep(max(0.0, int(now) + 1 + PULL_OFFSET_S - now))
+            try:
+                await self.pull()
+            except ShipyardError as err:
+                log.warning("collector %s: %s", self.env, err)
+            except Exception:  # a bug here must not end the collection silently
+                log.exception("collector %s crashed a pull", self.env)
+
+    # -- pulling -----------------------------------------------------------------------------------
+    def readings(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for st in self.d.supervisor.all(self.env):
+            base = self.baseline.setdefault(st.id, st.restarts)
+            alive = st.state not in ("crashed", "stopping", "stopped", "restarting")
+            out[st.id] = {
+                "cpu": st.cpu_percent / 100.0 if alive else None,
+                "rss": st.rss_bytes if alive and st.rss_bytes else None,
+                "memory_limit": self._memory_total,
+                "health_failures": st.consecutive_health_failures,
+                "restarts": st.restarts - base,
+            }
+        return out
+
+    async def pull(self) -> int:
+        """One pull; returns the new end (exclusive) of the collected seconds."""
+        reply = await self.d.router_call("slices", env=self.env, since=self.end)
+        if not reply.get("ok"):
+            raise ShipyardError(f"router refused slices for {self.env}: {reply.get('error')}")
+        new = samples_from_slices(reply, self.readings())
+        self.samples.extend(new)
+        self.end = int(reply["now_sec"])
+        horizon = self.end - RETENTION_S
+        while self.samples and self.samples[0].t < horizon:
+            self.samples.popleft()
+        self._tick.set()
+        self._tick = asyncio.Event()
+        return self.end
+
+    async def next_tick(self, timeout: float = 3.0) -> bool:
+        """Wait for the next pull; False on timeout (the router did not answer)."""
+        try:
+            await asyncio.wait_for(self._tick.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    def since(self, t: int) -> Iterator[Sample]:
+        return (s for s in self.samples if s.t >= t)
+
+
+@contextlib.asynccontextmanager
+async def collecting(d: Daemon, env: str) -> Any:
+    """Use the environment's collector for the duration of the block (started on first use)."""
+    col = d.collectors.get(env)
+    if col is None:
+        col = d.collectors[env] = Collector(d, env)
+    col.users += 1
+    col.start()
+    try:
+        yield col
+    finally:
+        col.users -= 1
+        if col.users == 0:
+            await col.stop()
+            d.collectors.pop(env, None)
