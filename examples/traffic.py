@@ -24,6 +24,8 @@ class Counts:
     statuses: Counter[int] = field(default_factory=Counter)
     versions: Counter[str] = field(default_factory=Counter)
     failed_versions: Counter[str] = field(default_factory=Counter)  # who answered a 5xx ("?": nobody did)
+    first_seen: dict[str, float] = field(default_factory=dict)  # version → monotonic time of its first answer
+    last_seen: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         vs = ", ".join(f"{v}: {n}" for v, n in sorted(self.versions.items()))
@@ -93,22 +95,23 @@ class Traffic:
             writer.close()
 
     def _record(self, status: int, body: bytes) -> None:
+        try:
+            version = str(json.loads(body).get("version"))
+        except (ValueError, AttributeError):
+            version = "?"
+        now = time.monotonic()
         with self._lock:
             c = self.counts
             c.sent += 1
             c.statuses[status] += 1
+            c.first_seen.setdefault(version, now)
+            c.last_seen[version] = now
             if status >= 500:
                 c.failed += 1
-                try:
-                    c.failed_versions[str(json.loads(body).get("version"))] += 1
-                except (ValueError, AttributeError):
-                    c.failed_versions["?"] += 1
+                c.failed_versions[version] += 1
                 return
             c.ok += 1
-            try:
-                c.versions[str(json.loads(body).get("version"))] += 1
-            except (ValueError, AttributeError):
-                c.versions["?"] += 1
+            c.versions[version] += 1
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:

@@ -189,3 +189,16 @@ def test_post_deploy_watch_rolls_back_to_the_warm_previous_release(project: Proj
     hist: Any = project.json("history", "--env", "staging")
     assert hist[0]["kind"] == "rollback" and hist[0]["outcome"] == "succeeded"
     assert "post-deploy watch" in hist[0]["reason"] and "error_rate" in hist[0]["reason"]
+
+
+def test_rollback_trigger_on_the_canary_rolls_back(project: Project) -> None:
+    # health_failures = 2 fires before the supervisor's liveness restart (retries = 3).
+    v1 = _setup(project, step="30s", rollback="\n[environments.staging.rollback]\nhealth_failures = 2\n")
+    _fault(project, FAULT_HEALTH_FAIL="1")
+    res: Any = project.json("deploy", "--env", "staging", code=1)
+    assert res["outcome"] == "rolled_back", res
+    failing = res["rollback"]["canary"]["failing"]
+    assert any(f["condition"].startswith("health_failures") for f in failing), failing
+    hf = next(f for f in failing if f["condition"].startswith("health_failures"))
+    assert hf["value"] >= 2 and hf["instance"]
+    assert project.json("status", "--env", "staging")["release"] == v1  # type: ignore[index]

@@ -358,8 +358,9 @@ class Exchange:
                 return
             if not self.retried:
                 self.retried = True
-                inst.series.note_upstream_error(self.env.router.wall_sec(now))
                 self.route(exclude=inst)
+                if self.inst is not inst:  # another instance took it: count the failed attempt here
+                    inst.series.note_upstream_error(self.env.router.wall_sec(now))
             else:
                 self.upstream_error = True
                 self.respond_local(502, "upstream connect failed")

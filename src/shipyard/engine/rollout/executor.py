@@ -6,7 +6,7 @@ step it asks the target to put the previous release back in service before repor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -93,7 +93,8 @@ async def execute(steps: list[Step], target: Target, recorder: Recorder, clock: 
             message = str(exc) if isinstance(exc, ShipyardError) else f"internal error in {step.kind}: {exc!r}"
             dur = clock.monotonic() - m0
             # An error may say more than its message (a canary's failing condition, values, window).
-            failed = {"error": message, **dict(getattr(exc, "detail", None) or {})}
+            extra = getattr(exc, "detail", None)
+            failed = {"error": message, **(dict(extra) if isinstance(extra, Mapping) else {})}
             recorder.step_finished(step_id, "failed", dur, failed)
             res = StepResult(index, step, "failed", t0, dur, failed)
             results.append(res)
