@@ -34,8 +34,9 @@ def test_unknown_env_and_ref(running: Project) -> None:
     proc = running.cli("deploy", "--env", "staging", "--ref", "no-such-ref")
     assert proc.returncode == 2 and "no-such-ref" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
-    proc = running.cli("deploy", "--env", "staging", "--strategy", "canary")
-    assert proc.returncode == 2 and "not available yet" in proc.stderr, proc.stderr
+    proc = running.cli("deploy", "--env", "staging", "--strategy", "dark-launch")
+    assert proc.returncode == 2 and "dark-launch" in proc.stderr and "canary" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
     assert _serving(running) == "v1"
 
 

@@ -65,6 +65,10 @@ def _when(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(t))
+
+
 @app.command()
 def run(env: Env, source: Source = None, json_out: Json = False) -> None:
     """Back up every source now (or one), replicate to copy_to, and record the run."""
@@ -84,7 +88,12 @@ def run(env: Env, source: Source = None, json_out: Json = False) -> None:
         print_json([r.to_dict() for r in results])
     else:
         for r in results:
-            if r.backup_id:
+            if r.backup_id and r.pitr:
+                print(f"{r.source:<12} ok  {r.backup_id}  pgBackRest {r.pitr['type']}  {_size(r.plain_size)} cluster, "
+                      f"{_size(r.stored_size)} stored  {r.duration_s:.1f}s")
+                for note in r.pitr.get("notes", []):
+                    print(f"  {note}")
+            elif r.backup_id:
                 copies = "".join(f"  copy {c.repository}: {'ok' if c.ok else c.error}" for c in r.copies)
                 print(f"{r.source:<12} {'ok' if r.ok else 'FAILED'}  {r.backup_id}  {_size(r.plain_size)} → "
                       f"{_size(r.stored_size)} stored  {r.duration_s:.1f}s{copies}")
@@ -102,6 +111,7 @@ def list_(env: Env, source: Source = None, json_out: Json = False) -> None:
 
     project, backups = _open(env)
     manifests = backups.list_backups(source)
+    pitr = backups.pitr_status(source)
     problems: list[Any] = []
 
     def read(store: Any) -> None:
@@ -115,6 +125,7 @@ def list_(env: Env, source: Source = None, json_out: Json = False) -> None:
                     "backups": [{"id": m.id, "source": m.source, "kind": m.kind, "created_at": m.created_at,
                                  "snapshot_time": m.snapshot_time, "plain_size": m.plain_size,
                                  "stored_size": m.stored_size, "meta": m.meta} for m in manifests],
+                    "pitr": [p.to_dict() for p in pitr],
                     "problems": [{"source": r.source, "status": r.status, "started_at": r.started_at,
                                   "detail": r.detail} for r in problems]})
         return
@@ -122,8 +133,19 @@ def list_(env: Env, source: Source = None, json_out: Json = False) -> None:
     for m in manifests:
         print(f"  {m.source:<12} {m.id}  {_when(m.created_at)}  age {format_duration(now - m.snapshot_time):>6}  "
               f"{_size(m.plain_size):>9} → {_size(m.stored_size)}")
-    if not manifests:
+    if not manifests and not pitr:
         print("  no backups")
+    for p in pitr:
+        print(f"  {p.source:<12} pgBackRest {p.repository}" + (f"  {p.error}" if p.error else ""))
+        for b in p.backups:
+            print(f"    {b['label']:<34} {b['type']:<4}  {_when(b['stop'])}  {_size(b['size']):>9} → "
+                  f"{_size(b['stored'])}")
+        if p.archive_max:
+            newest = p.newest_archived_at
+            age = f", newest archived {_when(newest)} (age {format_duration(now - newest)})" if newest else ""
+            print(f"    WAL archive {p.archive_min} … {p.archive_max}{age}")
+        if p.restorable_from is not None and p.restorable_until is not None:
+            print(f"    restorable with --at from {_utc(p.restorable_from)} to {_utc(p.restorable_until)}")
     for r in problems:
         error = (r.detail or {}).get("error") or ""
         print(f"  {r.status.upper()}: {r.source} at {_when(r.started_at)} {error}".rstrip())
@@ -152,7 +174,10 @@ def verify(env: Env, source: Source = None, json_out: Json = False,
         print_json([r.to_dict() for r in results])
     else:
         for r in results:
-            state = f"ok ({r.chunks_read}/{r.chunks} chunks read)" if r.ok else f"FAILED: {r.error}"
+            if r.backup_id == "pgbackrest":
+                state = f"ok (pgBackRest verify: {r.detail})" if r.ok else f"FAILED (pgBackRest verify): {r.error}"
+            else:
+                state = f"ok ({r.chunks_read}/{r.chunks} chunks read)" if r.ok else f"FAILED: {r.error}"
             print(f"{r.repository}  {r.source:<12} {r.backup_id}  {state}")
         if not results:
             print("no backups to verify")
@@ -167,29 +192,34 @@ def restore(
     backup_id: Annotated[str | None, typer.Option("--backup", help="Backup id (default: newest).")] = None,
     to: Annotated[str | None, typer.Option("--to", help="PostgreSQL URL of a target database.")] = None,
     to_path: Annotated[Path | None, typer.Option("--to-path", help="Target file or directory.")] = None,
-    at: Annotated[str | None, typer.Option("--at", help="Point in time (PITR sources).")] = None,
+    at: Annotated[str | None, typer.Option(
+        "--at", help="Point in time, e.g. '2026-11-22 10:00:00+00' (sources with pitr = true).")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Allow overwriting existing data.")] = False,
     json_out: Json = False,
 ) -> None:
-    """Restore a backup to a new target, or over the original with --yes."""
+    """Restore a backup to a new target, or over the original with --yes; --at: to a point in time."""
     from shipyard.cli.common import print_json
     from shipyard.errors import BadInput, Refused
 
     if to and to_path:
         raise BadInput("give either --to or --to-path, not both")
     if at is not None:
-        raise BadInput("--at (point-in-time restore) needs pgBackRest PITR, which is not available yet")
+        from shipyard.engine.backup.pitr import parse_at
+
+        parse_at(at)  # a typo is reported before anything is opened
     if not to and not to_path and not yes:
         raise Refused(f"restoring over the original of source {source!r} replaces its data; pass --yes "
                       "(or restore elsewhere with --to / --to-path)")
     _, backups = _open(env)
-    result = backups.restore(source, backup_id=backup_id, to_url=to, to_path=to_path, replace=yes)
+    result = backups.restore(source, backup_id=backup_id, to_url=to, to_path=to_path, replace=yes, at=at)
     if json_out:
         print_json(result.to_dict())
     else:
         print(f"restored {source} from {result.backup_id} into {result.target} in {result.duration_s:.1f}s")
         for c in result.checks:
             print(f"  {'ok  ' if c.ok else 'FAIL'} {c.name} {c.detail}")
+        if result.note:
+            print(result.note)
     if not result.ok:
         raise SystemExit(1)
 

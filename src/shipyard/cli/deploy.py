@@ -11,7 +11,7 @@ def command(
     env: Annotated[str, typer.Option("--env", "-e", help="Environment to deploy to.")],
     ref: Annotated[str | None, typer.Option("--ref", help="Git ref to build and deploy (default HEAD).")] = None,
     release: Annotated[str | None, typer.Option("--release", help="Deploy an existing release id.")] = None,
-    strategy: Annotated[str | None, typer.Option("--strategy", help="rolling or blue-green.")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="rolling, blue-green or canary.")] = None,
     plan: Annotated[bool, typer.Option("--plan", help="Show the steps and changes; change nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:

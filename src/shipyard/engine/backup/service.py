@@ -7,18 +7,21 @@ import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from shipyard.engine.backup import pitr_restore, pitr_setup
 from shipyard.engine.backup.chunks import DEFAULT_CHUNK, ChunkReader
 from shipyard.engine.backup.keys import BackupKey
 from shipyard.engine.backup.manifest import Manifest
 from shipyard.engine.backup.pipeline import EncryptingSink, decrypted, drain
+from shipyard.engine.backup.pitr import Stanza, backups_of, parse_at
 from shipyard.engine.backup.repository import Repository, new_backup_id
 from shipyard.engine.backup.retention import Decision, apply_policy
 from shipyard.engine.backup.sources import files, postgres, sqlite
 from shipyard.engine.backup.sources.base import Check, DumpInfo, Target
-from shipyard.errors import BadInput, NotFound, ShipyardError
+from shipyard.errors import BadInput, NotFound, Refused, ShipyardError
 from shipyard.primitives.clock import Clock, SystemClock
 from shipyard.primitives.spec.backup import BackupSpec, FilesSource, PostgresSource, SqliteSource
 
@@ -45,12 +48,16 @@ class RunResult:
     error: str | None = None
     copies: tuple[CopyResult, ...] = ()
     cleaned: int = 0
+    pitr: dict[str, Any] | None = None  # pgBackRest runs: {"type": full|incr, "notes": [...]}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "kind": self.kind, "ok": self.ok, "backup_id": self.backup_id,
-                "started_at": self.started_at, "duration_s": round(self.duration_s, 3),
-                "plain_size": self.plain_size, "stored_size": self.stored_size, "error": self.error,
-                "copies": [c.__dict__ for c in self.copies], "cleaned": self.cleaned}
+        out = {"source": self.source, "kind": self.kind, "ok": self.ok, "backup_id": self.backup_id,
+               "started_at": self.started_at, "duration_s": round(self.duration_s, 3),
+               "plain_size": self.plain_size, "stored_size": self.stored_size, "error": self.error,
+               "copies": [c.__dict__ for c in self.copies], "cleaned": self.cleaned}
+        if self.pitr is not None:
+            out["pitr"] = self.pitr
+        return out
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class VerifyResult:
     chunks: int
     chunks_read: int
     error: str | None = None
+    detail: str | None = None  # pgBackRest: its verify summary
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -74,6 +82,7 @@ class RestoreResult:
     target: str
     duration_s: float
     checks: tuple[Check, ...] = ()
+    note: str | None = None  # what to do next (PITR: how to start the restored cluster)
 
     @property
     def ok(self) -> bool:
@@ -81,7 +90,32 @@ class RestoreResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "backup_id": self.backup_id, "target": self.target, "ok": self.ok,
-                "duration_s": round(self.duration_s, 3), "checks": [c.to_dict() for c in self.checks]}
+                "duration_s": round(self.duration_s, 3), "checks": [c.to_dict() for c in self.checks],
+                "note": self.note}
+
+
+@dataclass(frozen=True)
+class PitrStatus:
+    """What a PITR source's pgBackRest repository holds: backup sets and the WAL archive range."""
+
+    source: str
+    repository: str
+    backups: tuple[dict[str, Any], ...] = ()  # label, type, start, stop, size, stored
+    archive_min: str | None = None
+    archive_max: str | None = None
+    newest_archived_at: float | None = None  # arrival of the newest archived segment
+    restorable_until: float | None = None  # the newest restorable point (now when nothing is pending)
+    error: str | None = None
+
+    @property
+    def restorable_from(self) -> float | None:
+        return min((b["stop"] for b in self.backups), default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "repository": self.repository, "backups": list(self.backups),
+                "archive": {"min": self.archive_min, "max": self.archive_max,
+                            "newest_archived_at": self.newest_archived_at},
+                "restorable": {"from": self.restorable_from, "to": self.restorable_until}, "error": self.error}
 
 
 @dataclass(frozen=True)
@@ -121,6 +155,9 @@ class Backups:
     def sources(self, only: str | None = None) -> list[AnySource]:
         return [self.spec.source(only)] if only else list(self.spec.sources)
 
+    def stanza(self, src: PostgresSource) -> Stanza:
+        return Stanza(src, self.repo.root, self.key, retention=self.spec.retention)
+
     # -- run ---------------------------------------------------------------------------------------------
     def run(self, only: str | None = None) -> list[RunResult]:
         self.repo.check_key(self.key, create=True)
@@ -137,6 +174,8 @@ class Backups:
         return files.dump(src, self.path(src.path), sink, self.clock)
 
     def _run_one(self, src: AnySource) -> RunResult:
+        if isinstance(src, PostgresSource) and src.pitr:
+            return self._run_pitr(src)
         started, t0 = self.clock.time(), self.clock.monotonic()
         try:
             with self.repo.locked(f"back up {src.name!r}"):
@@ -147,6 +186,21 @@ class Backups:
         copies = tuple(self._replicate(src.name, m))
         return RunResult(src.name, src.kind, all(c.ok for c in copies), started, self.clock.monotonic() - t0,
                          m.id, m.plain_size, m.stored_size, None, copies, cleaned)
+
+    def _run_pitr(self, src: PostgresSource) -> RunResult:
+        """pgBackRest instead of the pg_dump stream: physical full/incr backups + the WAL archive give every
+        point in time; a logical dump as well would double the load for nothing PITR cannot restore."""
+        started, t0 = self.clock.time(), self.clock.monotonic()
+        try:
+            with self.repo.locked(f"back up {src.name!r}"):
+                b = pitr_setup.backup(self.stanza(src), self.clock, self.spec.rpo)
+        except (ShipyardError, OSError) as exc:
+            return RunResult(src.name, src.kind, False, started, self.clock.monotonic() - t0, error=str(exc))
+        notes = list(b.notes)
+        if self.copies:
+            notes.append("copy_to is not applied to pgBackRest repositories (copy the directory yourself)")
+        return RunResult(src.name, src.kind, True, started, self.clock.monotonic() - t0, b.label, b.size,
+                         b.stored, pitr={"engine": "pgbackrest", "type": b.type, "notes": notes})
 
     def _write(self, src: AnySource, started: float, t0: float) -> Manifest:
         bid = new_backup_id(started)
@@ -194,6 +248,32 @@ class Backups:
             self.spec.source(only)
         return self.repo.manifests(only)
 
+    def pitr_status(self, only: str | None = None) -> list[PitrStatus]:
+        out: list[PitrStatus] = []
+        for src in self.sources(only):
+            if not (isinstance(src, PostgresSource) and src.pitr):
+                continue
+            stanza = self.stanza(src)
+            if not stanza.conf.exists():
+                out.append(PitrStatus(src.name, str(stanza.repo_path), error="no pgBackRest backup yet"))
+                continue
+            try:
+                info = stanza.info()
+            except ShipyardError as exc:
+                out.append(PitrStatus(src.name, str(stanza.repo_path), error=str(exc)))
+                continue
+            sets = tuple({"label": b["label"], "type": b["type"], "start": float(b["timestamp"]["start"]),
+                          "stop": float(b["timestamp"]["stop"]), "size": int(b["info"]["size"]),
+                          "stored": int(b["info"]["repository"]["delta"])} for b in backups_of(info))
+            archives = info.get("archive", [])
+            status = info.get("status", {})
+            out.append(PitrStatus(src.name, str(stanza.repo_path), sets,
+                                  min((a["min"] for a in archives if a.get("min")), default=None),
+                                  max((a["max"] for a in archives if a.get("max")), default=None),
+                                  stanza.newest_archived_at(info), stanza.restorable_until(info, self.clock.time()),
+                                  None if status.get("code", 0) == 0 else str(status.get("message"))))
+        return out
+
     def newest(self, source: str) -> Manifest | None:
         found = self.repo.manifests(source)
         return found[-1] if found else None
@@ -204,7 +284,7 @@ class Backups:
         """Full: every manifest, checksum and chunk. ``subset`` (0..1]: manifests and sizes of all, and a
         random fraction of the chunks decrypted (restic's ``--read-data-subset``)."""
         rng = rng or random.Random()
-        out: list[VerifyResult] = []
+        out = self._verify_pitr(only)
         for repo in [self.repo, *self.copies]:
             repo.check_key(self.key, create=False)
             for m in repo.manifests(only):
@@ -212,6 +292,21 @@ class Backups:
                     out.append(self._verify_one(repo, repo.load(m.source, m.id, self.key), subset, rng))
                 except ShipyardError as exc:
                     out.append(VerifyResult(str(repo.root), m.source, m.id, False, m.chunks, 0, str(exc)))
+        return out
+
+    def _verify_pitr(self, only: str | None) -> list[VerifyResult]:
+        """PITR sources: ``pgbackrest verify`` over all their backup sets and WAL (no subset sampling)."""
+        out: list[VerifyResult] = []
+        for src in self.sources(only):
+            if not (isinstance(src, PostgresSource) and src.pitr) or not self.stanza(src).dir.exists():
+                continue
+            try:
+                ok, detail = self._pitr_ready(src).verify()
+                out.append(VerifyResult(str(self.stanza(src).repo_path), src.name, "pgbackrest", ok, 0, 0,
+                                        None if ok else detail, detail))
+            except ShipyardError as exc:
+                out.append(VerifyResult(str(self.stanza(src).repo_path), src.name, "pgbackrest", False, 0, 0,
+                                        str(exc)))
         return out
 
     def _verify_one(self, repo: Repository, m: Manifest, subset: float | None,
@@ -245,10 +340,20 @@ class Backups:
         return self.repo.authenticated(m, self.key)
 
     def restore(self, source: str, *, backup_id: str | None = None, to_url: str | None = None,
-                to_path: Path | None = None, replace: bool = False) -> RestoreResult:
+                to_path: Path | None = None, replace: bool = False, at: str | None = None) -> RestoreResult:
         """To a new target (``to_url`` / ``to_path``) or, with ``replace``, over the original. The key and
-        the manifest are checked before anything is written."""
+        the manifest are checked before anything is written. PITR sources restore through pgBackRest, to
+        the time ``at`` or to the end of the WAL archive (a pg_dump backup id still restores that dump)."""
         src = self.spec.source(source)
+        when = parse_at(at) if at is not None else None
+        if isinstance(src, PostgresSource) and src.pitr and not (
+                backup_id and any(m.id == backup_id for m in self.repo.manifests(source))):
+            return self._restore_pitr(src, backup_id, to_url, to_path, replace, when)
+        if when is not None and isinstance(src, PostgresSource) and src.pitr:
+            raise BadInput(f"backup {backup_id} is a pg_dump backup: it restores as it was, without --at")
+        if when is not None:
+            raise BadInput(f"--at needs point-in-time recovery: set pitr = true on source {source!r} "
+                           "(PostgreSQL only)")
         if isinstance(src, PostgresSource) and to_path is not None:
             raise BadInput(f"source {source!r} is PostgreSQL: restore it with --to postgresql://...")
         if not isinstance(src, PostgresSource) and to_url is not None:
@@ -257,6 +362,34 @@ class Backups:
         t0 = self.clock.monotonic()
         checks, where = self.restore_into(src, m, Target(url=to_url, path=to_path, replace=replace))
         return RestoreResult(source, m.id, where, self.clock.monotonic() - t0, tuple(checks))
+
+    def _restore_pitr(self, src: PostgresSource, label: str | None, to_url: str | None, to_path: Path | None,
+                      replace: bool, at: datetime | None) -> RestoreResult:
+        if to_url is not None:
+            raise BadInput(f"source {src.name!r} is restored by pgBackRest as a whole cluster: use --to-path DIR "
+                           "(a new data directory, checked by starting it) or --yes to restore over the original")
+        t0 = self.clock.monotonic()
+        if to_path is not None:
+            r = self.pitr_restore_into(src, to_path.absolute(), at=at, label=label)
+        elif replace:
+            r = pitr_restore.restore_over_original(self._pitr_ready(src), at=at, label=label, now=self.clock.time())
+        else:
+            raise Refused(f"restoring over the original cluster of source {src.name!r} needs --yes")
+        return RestoreResult(src.name, r.label, r.target, self.clock.monotonic() - t0, r.checks, r.note)
+
+    def _pitr_ready(self, src: PostgresSource) -> Stanza:
+        """The stanza with its configuration rewritten from the key (a new machine has only the repository)."""
+        self.repo.check_key(self.key, create=False)
+        stanza = self.stanza(src)
+        if not stanza.dir.exists():
+            raise NotFound(f"no pgBackRest backups of source {src.name!r} in {self.repo.root}")
+        stanza.prepare()
+        return stanza
+
+    def pitr_restore_into(self, src: PostgresSource, dest: Path, *, at: datetime | None = None,
+                          label: str | None = None, user_sql: bool = False) -> pitr_restore.PitrRestored:
+        return pitr_restore.restore_to_dir(self._pitr_ready(src), dest, at=at, label=label, now=self.clock.time(),
+                                           user_sql=user_sql)
 
     def restore_into(self, src: AnySource, m: Manifest, target: Target,
                       user_sql: bool = False) -> tuple[list[Check], str]:

@@ -60,7 +60,13 @@ class PostgresSource(SpecModel):
     kind: Literal["postgres"]
     name: SourceName
     url: str
+    # Point-in-time recovery through pgBackRest (WAL archiving + full/incremental physical backups) instead
+    # of the pg_dump stream. Needs the cluster on this machine.
     pitr: bool = False
+    # PITR: the cluster's data directory; default: asked from the server (SHOW data_directory).
+    data_dir: str | None = None
+    # PITR: a full pgBackRest backup when the newest full is older than this, an incremental one otherwise.
+    full_every: Duration = 7 * 86400.0
     # zstd worker threads for this source's stream (pg_dump -j needs the directory format, which would put
     # the dump on disk in clear, so the dump itself stays single-process custom format).
     jobs: Annotated[int, Field(ge=1, le=64)] = 1
