@@ -17,6 +17,7 @@ SCRIPTS = [
     ["verify_capacity.py"],
     ["verify_accuracy.py"],
     ["backup.py", "--scale", "50"],
+    ["canary_detection.py"],
 ]
 
 

@@ -94,6 +94,10 @@ def test_erroring_canary_rolls_back_with_the_failing_condition(project: Project)
     assert {i["release"] for i in st["instances"]} == {v1}, "the canary instances are stopped"
     hist: Any = project.json("history", "--env", "staging")
     assert hist[0]["outcome"] == "rolled_back" and "worse than stable" in (hist[0]["reason"] or "")
+    recorded = hist[0]["rollback"]["canary"]["failing"]
+    assert recorded[0]["condition"] == "judgement: errors" and recorded[0]["window"] == errors["window"]
+    human = project.ok("history", "--env", "staging").stdout
+    assert "judgement: errors" in human and "error rate canary" in human
 
 
 def test_crash_looping_canary_rolls_back(project: Project) -> None:

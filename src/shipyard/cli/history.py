@@ -33,6 +33,8 @@ def command(
                          "previous_release": d.previous_release, "strategy": d.strategy, "outcome": d.status,
                          "reason": d.reason, "started_at": d.started_at, "finished_at": d.finished_at,
                          "duration_s": round(dur, 3) if dur is not None else None,
+                         # Why it was rolled back: failing conditions with observed values and windows.
+                         "rollback": (d.detail or {}).get("rollback"), "trigger": (d.detail or {}).get("trigger"),
                          "steps": [{"name": s.name, "status": s.status, "started_at": s.started_at,
                                     "duration_s": s.duration_s} for s in steps]})
     finally:
@@ -47,5 +49,12 @@ def command(
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"]))
         t.add_row(str(r["deployment"]), when, r["kind"], r["release"] or "-", r["previous_release"] or "-",
                   r["outcome"], f"{r['duration_s']:.1f}s" if r["duration_s"] is not None else "-",
-                  (r["reason"] or "")[:80])
-    Console(highlight=False).print(t)
+                  (r["reason"] or "")[:240])
+    console = Console(highlight=False)
+    console.print(t)
+    from shipyard.cli.render import render_failure
+
+    for r in rows[:5]:
+        if (r.get("rollback") or {}).get("canary"):
+            console.print(f"deployment {r['deployment']}:")
+            render_failure(console, r["rollback"])
