@@ -340,6 +340,10 @@ class Daemon:
         await self.shutdown()
 
     async def shutdown(self) -> None:
+        # Watches first: instances going away must not look like a bad release.
+        for w in list(self.watches.values()):
+            if w.task is not None:
+                w.task.cancel()
         for task in list(self.busy.values()):
             task.cancel()
         for rt in self.envs.values():

@@ -196,7 +196,7 @@ def describe_settings(s: JudgementSettings) -> str:
     return (
         f"judge canary vs stable: errors (z-test) and latency (Mann-Whitney U) at "
         f"{s.confidence * 100:g}% confidence, at least {s.min_samples} requests each; "
-        f"worse means errors above stable's by more than {s.error_tolerance * 100:g} points or "
+        f"worse means errors above stable's by more than {s.error_tolerance * 100:g} percentage points or "
         f"{s.error_tolerance_relative * 100:g}% of stable's rate, median latency by more than "
         f"{s.latency_tolerance * 100:g}% or {format_duration(s.latency_tolerance_min)} (whichever is larger)"
     )
