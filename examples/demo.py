@@ -1,7 +1,8 @@
 """`make demo`: shipyard's main path on this machine, start to finish, in a throwaway git repo.
 
-up → deploy v1 → blue-green to v2 under steady load → rollback (a warm router switch) → status and
-history → down. Prints what happened and the load's failure count (it should be 0).
+up → deploy v1 → blue-green to v2 under steady load → rollback (a warm router switch) → a canary of a
+bad v3 (20% of its answers are errors) rolled back by itself within seconds → status and history → down.
+Prints what happened and the load's failure count on the serving release (it should be 0).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ GREETING = "hello"
 [environments.staging]
 port = {port}
 replicas = 3
+# Used by `deploy --strategy canary` (or strategy = "canary"): 10% → 50% → 100%, judged against stable.
+canary = {{ steps = [10, 50, 100], step_duration = "5s", min_samples = 50 }}
 """
 
 
@@ -106,6 +109,24 @@ def main() -> int:
         print(f"\nload during deploy + rollback: {counts.summary()}")
         if counts.errors:
             print(f"  errors: {dict(counts.errors)}")
+        # A bad release: its instances answer 20% of requests with 500 (set in its environment only).
+        (repo / "VERSION").write_text("v3\n")
+        sh("git", "-c", "user.email=demo@example.com", "-c", "user.name=Demo", "commit", "-qam", "v3")
+        spec = (repo / "shipyard.toml").read_text()
+        (repo / "shipyard.toml").write_text(spec.replace('GREETING = "hello"', 'GREETING = "hello"\n'
+                                                         'FAULT_ERROR_RATE = "0.2"'))
+        print("\n-- a canary of a bad v3 under the same load: it should roll itself back (exit 1) --")
+        with Traffic(port, rate=200, connections=8) as bad:
+            time.sleep(1)
+            failures += shipyard("deploy", "--env", "staging", "--strategy", "canary") != 1
+            time.sleep(1)
+        (repo / "shipyard.toml").write_text(spec)
+        c = bad.counts
+        on_stable = c.failed - c.failed_versions.get("v3", 0)
+        print(f"load during the canary: {c.summary()}; v3 answered {c.failed_versions.get('v3', 0)} errors "
+              f"before it was rolled back; failed on the serving release: {on_stable}")
+        counts.sent += c.sent
+        counts.failed += on_stable
         failures += shipyard("status", "--env", "staging") != 0
         failures += shipyard("history", "--env", "staging") != 0
         failures += shipyard("releases") != 0

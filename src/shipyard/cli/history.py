@@ -42,19 +42,24 @@ def command(
     if json_out:
         print_json(rows)
         return
-    t = Table(box=None)
-    for col in ("id", "when", "kind", "release", "from", "outcome", "took", "reason"):
-        t.add_column(col)
-    for r in rows:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"]))
-        t.add_row(str(r["deployment"]), when, r["kind"], r["release"] or "-", r["previous_release"] or "-",
-                  r["outcome"], f"{r['duration_s']:.1f}s" if r["duration_s"] is not None else "-",
-                  (r["reason"] or "")[:240])
     console = Console(highlight=False)
+    wide = console.width >= 140  # "from" only when it fits; --json has everything
+    t = Table(box=None)
+    for col in ("id", "when", "kind", "release", *(("from",) if wide else ()), "outcome", "took"):
+        t.add_column(col, no_wrap=True)
+    # The reason takes what the other columns leave; it is printed in full below for the newest ones.
+    t.add_column("reason", no_wrap=True, overflow="ellipsis", max_width=max(12, console.width - (100 if wide else 72)))
+    for r in rows:
+        when = time.strftime("%m-%d %H:%M:%S", time.localtime(r["started_at"]))
+        t.add_row(str(r["deployment"]), when, r["kind"], r["release"] or "-",
+                  *((r["previous_release"] or "-",) if wide else ()), r["outcome"],
+                  f"{r['duration_s']:.1f}s" if r["duration_s"] is not None else "-", r["reason"] or "")
     console.print(t)
     from shipyard.cli.render import render_failure
 
+    # The newest problems in full: the reason and, for a canary, each failing condition with its window.
     for r in rows[:5]:
-        if (r.get("rollback") or {}).get("canary"):
-            console.print(f"deployment {r['deployment']}:")
-            render_failure(console, r["rollback"])
+        if r["reason"] and (len(r["reason"]) > 60 or (r.get("rollback") or {}).get("canary")):
+            console.print(f"deployment {r['deployment']} ({r['outcome']}): {r['reason']}")
+            render_failure(console, r.get("rollback"))
+
