@@ -155,9 +155,12 @@ def test_too_little_traffic_is_inconclusive_and_pauses_for_a_human(project: Proj
     proc = _deploy_async(project)
     try:
         assert wait_for(lambda: (_canary(project) or {}).get("paused") is True, 60)
-        reason = _canary(project)["decision"]["reason"]
-        assert "inconclusive" in reason and "too little traffic" in reason and "canary 0 requests" in reason
-        assert _canary(project)["decision"]["verdict"]["outcome"] == "inconclusive"
+        c = _canary(project)
+        why = c["paused_because"]
+        assert "inconclusive" in why and "too little traffic" in why and "canary 0 requests" in why, why
+        # Later decisions while paused keep saying what the judgement sees.
+        assert "too little traffic" in c["decision"]["reason"], c["decision"]
+        assert c["decision"]["verdict"]["outcome"] == "inconclusive"
         project.ok("promote", "--env", "staging", "--full")
         res = _result(proc)
     finally:

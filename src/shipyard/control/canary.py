@@ -51,6 +51,7 @@ class CanaryRun:
     steps: list[CanaryStep] = field(default_factory=list)
     command: Command | None = None
     paused: bool = False
+    paused_because: str | None = None  # why it paused (the operator, or inconclusive too long), kept while paused
     resumed: bool = False
     skip_rest: bool = False
     weight: int = 0
@@ -60,14 +61,14 @@ class CanaryRun:
 
     def to_json(self) -> dict[str, Any]:
         return {"release": self.release, "stable": self.stable, "weight": self.weight, "paused": self.paused,
-                "step": self.step, "total_steps": len(self.steps), "decision": self.decision}
+                "paused_because": self.paused_because if self.paused else None, "step": self.step, "total_steps": len(self.steps), "decision": self.decision}
 
     def control(self, command: str) -> str:
         """An operator's command; returns what will happen."""
         if command not in COMMANDS:
             raise BadInput(f"unknown canary command {command!r} (expected one of {', '.join(COMMANDS)})")
         if command == "pause":
-            self.paused = True
+            self.paused, self.paused_because = True, "paused by the operator"
             return "paused: judgement and rollback triggers keep running; `shipyard resume` or `shipyard promote`"
         if command == "resume":
             if not self.paused:
@@ -163,7 +164,7 @@ async def _judge_step(d: Daemon, run: CanaryRun, cs: CanaryStep) -> dict[str, An
         if decision.action == "continue":
             return {"reason": decision.reason, "verdict": run.decision.get("verdict")}
         if decision.action == "pause" and not run.paused:
-            run.paused = True
+            run.paused, run.paused_because = True, decision.reason
             d.event(run.env, "canary_paused", decision.reason)
 
 

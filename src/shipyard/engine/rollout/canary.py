@@ -161,7 +161,9 @@ def decide(
     if command == "promote":
         return Decision("continue", f"step {step.index + 1} ({step.kind}) ended by the operator", verdict)
     if paused:
-        return Decision("wait", "paused: `shipyard promote` to go on, `shipyard abort` to roll back", verdict)
+        judged_now = verdict.reason if verdict is not None else "not judged yet"
+        return Decision("wait", f"paused at {step.weight}% (`shipyard resume` or `shipyard promote` to go on, "
+                        f"`shipyard abort` to roll back): {judged_now}", verdict)
     if step.kind == "gate":
         return Decision("wait", f"manual gate at {step.weight}%: waiting for `shipyard promote`", verdict)
     duration = step.duration or 0.0
