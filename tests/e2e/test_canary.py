@@ -117,9 +117,10 @@ def test_manual_gate_pause_resume_promote_and_abort(project: Project) -> None:
     v1 = _setup(project, steps='[{ weight = 20 }, { pause = {} }, { weight = 100 }]')
     proc = _deploy_async(project)
     try:
-        assert wait_for(lambda: (_canary(project) or {}).get("step", {}).get("kind") == "gate", 60)
+        # At the gate, once the first decision there is made (a collector tick after the step starts).
+        assert wait_for(lambda: ((_canary(project) or {}).get("decision") or {}).get("action") == "wait", 60)
         c = _canary(project)
-        assert c["weight"] == 20 and not c["paused"]
+        assert c["step"]["kind"] == "gate" and c["weight"] == 20 and not c["paused"]
         assert "manual gate" in c["decision"]["reason"]
         project.ok("pause", "--env", "staging")
         assert _canary(project)["paused"] is True

@@ -98,6 +98,7 @@ async def perform(d: Daemon, rt: EnvRuntime, params: dict[str, Any]) -> dict[str
         raise DeployFailed("internal error: canary step without a running canary")
     cs = run.steps[int(params["index"])]
     run.step = {"index": cs.index, "kind": cs.kind, "weight": cs.weight, "description": cs.description}
+    run.decision = None  # a decision belongs to its step
     if run.skip_rest:
         return {"skipped": "promoted by the operator"}
     if cs.kind == "weight":
