@@ -10,7 +10,6 @@ step's record (history, ``--json``) through ``CanaryRollback.detail``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -199,8 +198,3 @@ async def canary_session(d: Daemon, run: CanaryRun) -> Any:
                 run.triggers.cancel()
             d.canaries.pop(run.env, None)
 
-
-async def wait_cancelled(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
