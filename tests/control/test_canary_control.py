@@ -11,20 +11,20 @@ from typing import Any
 
 import pytest
 
-from shipyard.control.canary import COMMANDS, CanaryRollback, CanaryRun, _check_now, start_run
 from shipyard.control.collector import Collector
-from shipyard.control.triggers import Triggers
 from shipyard.engine.analysis.measurements import Sample
 from shipyard.engine.rollout.canary import canary_triggers, expand
+from shipyard.engine.rollout.canary_runner import COMMANDS, CanaryRollback, CanaryRun, CanaryRunner
+from shipyard.engine.rollout.triggers import Triggers
 from shipyard.errors import BadInput, DeployFailed, Refused
 from shipyard.primitives.clock import ManualClock
-from shipyard.primitives.spec.rollout import CanarySpec, RollbackSpec
+from shipyard.primitives.spec.rollout import CanarySpec
 
-NO_DAEMON: Any = SimpleNamespace()  # what is checked here never reaches the daemon
+NOTHING: Any = SimpleNamespace()  # what is checked here never reaches the target or the router
 
 
 def new_run(**kw: Any) -> CanaryRun:
-    return CanaryRun("prod", "r2", "r1", CanarySpec(), None, **kw)
+    return CanaryRun("prod", "r2", "r1", CanarySpec(), **kw)
 
 
 def fields(run: CanaryRun) -> tuple[Any, ...]:
@@ -75,26 +75,8 @@ def test_unknown_command_is_bad_input_and_changes_nothing() -> None:
     assert fields(run) == (None, True, False)
 
 
-def test_start_run_registers_steps_and_crash_check() -> None:
-    spec = CanarySpec.model_validate({"steps": [10, 50, 100], "step_duration": "30s", "max_restarts": 2})
-    rollback = RollbackSpec.model_validate({"error_rate": {"above": "5%", "for": "1m"}})
-    d: Any = SimpleNamespace(canaries={}, clock=ManualClock())
-    events: list[dict[str, Any]] = []
-    run = start_run(d, "prod", "r2", "r1", SimpleNamespace(canary=spec, rollback=rollback), events.append)
-    assert d.canaries == {"prod": run}
-    assert (run.release, run.stable, run.rollback) == ("r2", "r1", rollback)
-    assert run.steps == expand(spec)
-    assert run.triggers is not None
-    assert run.triggers.sample_conditions == list(canary_triggers(spec, rollback))
-    run.emit({"event": "x"})
-    assert events == [{"event": "x"}]
-    # No canary section (strategy given on the command line): the defaults apply.
-    other = start_run(d, "stg", "r2", "r1", SimpleNamespace(canary=None, rollback=None), events.append)
-    assert other.steps == expand(CanarySpec()) and d.canaries["stg"] is other
-
-
 def _collector_with(samples: list[Sample], end: int) -> Collector:
-    col = Collector(NO_DAEMON, "prod")
+    col = Collector(NOTHING, NOTHING, ManualClock(), "prod")
     col.samples.extend(samples)
     col.end = end
     return col
@@ -102,19 +84,20 @@ def _collector_with(samples: list[Sample], end: int) -> Collector:
 
 def test_a_crashing_canary_rolls_back_before_more_traffic() -> None:
     spec = CanarySpec()  # max_restarts = 0: one restart is too many
-    run = new_run(steps=expand(spec), weight=10, first_sec=100)
-    run.triggers = Triggers(canary_triggers(spec, None), ManualClock())
+    run = new_run(steps=tuple(expand(spec)), weight=10, first_sec=100)
+    triggers = Triggers(canary_triggers(spec, None), ManualClock())
+
+    def check_now(col: Collector) -> None:
+        CanaryRunner(run, NOTHING, col, triggers, ManualClock(), lambda kind, msg: None).check_now()
     stable = [Sample(t, "r1", "s1", requests=45, restarts=3 if t == 103 else None) for t in range(100, 104)]
 
     def canary(restarts: int) -> list[Sample]:
         return [Sample(t, "r2", "c1", requests=5, restarts=restarts if t == 103 else None) for t in range(100, 104)]
 
-    run.collector = _collector_with([*stable, *canary(0)], 104)
-    _check_now(NO_DAEMON, run)  # the stable release restarting is not the canary's problem
+    check_now(_collector_with([*stable, *canary(0)], 104))  # the stable release restarting is not the canary's problem
 
-    run.collector = _collector_with([*stable, *canary(1)], 104)
     with pytest.raises(CanaryRollback) as info:
-        _check_now(NO_DAEMON, run)
+        check_now(_collector_with([*stable, *canary(1)], 104))
     err = info.value
     assert isinstance(err, DeployFailed) and "restarts" in str(err)
     (failing,) = err.detail["canary"]["failing"]
@@ -124,4 +107,4 @@ def test_a_crashing_canary_rolls_back_before_more_traffic() -> None:
 
     # Before the canary had traffic there is nothing to check.
     run.first_sec = None
-    _check_now(NO_DAEMON, run)
+    check_now(_collector_with([*stable, *canary(1)], 104))

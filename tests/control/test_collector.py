@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from shipyard.control.collector import Collector, samples_from_slices
 from shipyard.engine.analysis.measurements import Sample, rollup
 from shipyard.errors import ShipyardError
+from shipyard.primitives.clock import ManualClock
 from shipyard.primitives.metrics import RETENTION_S
+from shipyard.primitives.routerproto import RouterError
 
 
 def sl(sec: int, status: list[int], retried: int = 0, histogram: list[list[int]] | None = None) -> dict[str, Any]:
@@ -129,17 +131,21 @@ def test_totals_are_kept(since: int, span: int, data: list[tuple[dict[int, tuple
     assert sum(s.requests for s in rollup(samples)) == sum(s.requests for s in samples)
 
 
-# -- Collector bookkeeping with a stand-in daemon (the router side is real in tests/router) --------------
+# -- Collector bookkeeping with a stand-in router link (the router side is real in tests/router) ---------
 
-def _daemon(replies: list[dict[str, Any]], statuses: list[Any]) -> tuple[Any, list[dict[str, Any]]]:
+def _collector(replies: list[dict[str, Any]], statuses: list[Any]) -> tuple[Collector, list[dict[str, Any]]]:
     calls: list[dict[str, Any]] = []
 
-    async def router_call(op: str, **fields: Any) -> dict[str, Any]:
+    async def call(op: str, **fields: Any) -> dict[str, Any]:
         calls.append({"op": op, **fields})
-        return replies.pop(0)
+        reply = replies.pop(0)
+        if not reply.pop("ok"):
+            raise RouterError(reply["error"])
+        return reply
 
-    sup = SimpleNamespace(all=lambda env: list(statuses))
-    return SimpleNamespace(router_call=router_call, supervisor=sup), calls
+    link: Any = SimpleNamespace(call=call)
+    sup: Any = SimpleNamespace(all=lambda env: list(statuses))
+    return Collector(link, sup, ManualClock(), "prod"), calls
 
 
 def _status(iid: str, restarts: int, state: str = "ready") -> Any:
@@ -155,10 +161,9 @@ def test_pull_continues_where_it_stopped_and_keeps_fifteen_minutes() -> None:
                {"ok": True, **reply(t0 + 3, t0 + RETENTION_S + 2, a)},
                {"ok": False, "error": "unknown environment 'prod'"}]
     statuses = [_status("a1", restarts=3)]
-    d, calls = _daemon(replies, statuses)
+    col, calls = _collector(replies, statuses)
 
     async def go() -> None:
-        col = Collector(d, "prod")
         waiter = asyncio.ensure_future(col.next_tick(timeout=5.0))
         await asyncio.sleep(0)
         assert await col.pull() == t0 + 1
@@ -172,7 +177,7 @@ def test_pull_continues_where_it_stopped_and_keeps_fifteen_minutes() -> None:
         # Restarts count from when the collector first saw the instance; a dead one has no CPU/memory.
         assert (newest.restarts, newest.cpu, newest.rss, newest.health_failures) == (2, None, None, 1)
         assert (col.samples[0].restarts, col.samples[1].restarts) == (0, None)  # pull 2 newest; pull 3 older
-        with pytest.raises(ShipyardError, match="refused slices for prod: unknown environment 'prod'"):
+        with pytest.raises(ShipyardError, match="unknown environment 'prod'"):
             await col.pull()
         assert col.end == t0 + RETENTION_S + 2, "a failed pull does not move the end"
 
@@ -182,8 +187,7 @@ def test_pull_continues_where_it_stopped_and_keeps_fifteen_minutes() -> None:
 
 
 def test_readings_report_cpu_in_cores_for_live_instances() -> None:
-    d, _ = _daemon([], [_status("a1", restarts=0), _status("a2", restarts=1, state="restarting")])
-    col = Collector(d, "prod")
+    col, _ = _collector([], [_status("a1", restarts=0), _status("a2", restarts=1, state="restarting")])
     got = col.readings()
     assert got["a1"]["cpu"] == 0.5 and got["a1"]["rss"] == 2048 and got["a1"]["memory_limit"] > 0
     assert got["a2"]["cpu"] is None and got["a2"]["restarts"] == 0

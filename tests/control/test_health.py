@@ -9,9 +9,10 @@ from pathlib import Path
 from ctlkit import PYTHON, WEB_APP, Runner
 
 from shipyard.control import health
-from shipyard.control.health import HealthChecker, Probe, ProbeResult
+from shipyard.control.health import HealthChecker, ProbeResult
 from shipyard.primitives import process
 from shipyard.primitives.clock import ManualClock
+from shipyard.primitives.probe import Probe
 
 LIVE = Probe(path="/health", interval=1.0, timeout=1.0, retries=3, start_period=10.0)
 READY = Probe(path="/ready", interval=2.0, timeout=1.0, retries=2)

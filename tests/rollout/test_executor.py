@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from rollout.fakes import TargetRunners
 from shipyard.engine.rollout.executor import execute
 from shipyard.engine.rollout.state import EnvState, InstanceView
 from shipyard.engine.rollout.steps import Step
-from shipyard.engine.rollout.strategies import Settings, plan_blue_green
+from shipyard.engine.rollout.strategies import RolloutSettings, plan_blue_green
+from shipyard.engine.rollout.target import DrainResult
 from shipyard.errors import DeployFailed
 from shipyard.primitives.clock import ManualClock
 
@@ -33,18 +35,18 @@ class FakeTarget:
     async def wait_ready(self, ids: list[str], timeout: float) -> None:
         await self._call("wait_ready", ids)
 
-    async def route(self, weights: dict[str, int], commit: dict[str, str | None] | None) -> None:
-        await self._call("route", weights)
+    async def set_weights(self, weights: Any, commit: Any) -> None:
+        await self._call("route", dict(weights))
 
-    async def unroute(self, ids: list[str], weights: dict[str, int] | None) -> None:
+    async def unroute(self, ids: Any, weights: Any) -> None:
         await self._call("unroute", ids)
 
-    async def drain(self, release: str | None, ids: list[str] | None, timeout: float) -> dict[str, Any]:
+    async def drain(self, release: str | None, ids: Any, timeout: float) -> DrainResult:
         await self._call("drain", release)
-        return {"drained": True}
+        return DrainResult(True, 0)
 
-    async def stop(self, ids: list[str] | None, release: str | None) -> None:
-        await self._call("stop", ids or release)
+    async def stop(self, ids: Any, release: str | None) -> None:
+        await self._call("stop", list(ids) if ids else release)
 
     async def keep_warm(self, release: str, delay: float) -> None:
         await self._call("keep_warm", release)
@@ -74,9 +76,9 @@ def _state() -> EnvState:
 
 
 def test_all_steps_succeed_and_are_recorded() -> None:
-    steps = plan_blue_green(Settings(replicas=2), _state(), "B")
+    steps = plan_blue_green(RolloutSettings(replicas=2), _state(), "B")
     target, rec = FakeTarget(), ListRecorder()
-    res = asyncio.run(execute(steps, target, rec, ManualClock(), serving="A"))
+    res = asyncio.run(execute(steps, target, TargetRunners(target), rec, ManualClock(), serving="A"))
     assert res.ok and res.committed
     assert [c[0] for c in target.calls] == ["start", "wait_ready", "route", "drain", "keep_warm"]
     assert target.calls[1][1][0] == ["i0", "i1"], "wait_ready gets the ids its start step produced"
@@ -84,9 +86,9 @@ def test_all_steps_succeed_and_are_recorded() -> None:
 
 
 def test_failure_before_switch_restores_old_and_skips_the_rest() -> None:
-    steps = plan_blue_green(Settings(replicas=2), _state(), "B")
+    steps = plan_blue_green(RolloutSettings(replicas=2), _state(), "B")
     target, rec = FakeTarget(fail_on="wait_ready"), ListRecorder()
-    res = asyncio.run(execute(steps, target, rec, ManualClock(), serving="A"))
+    res = asyncio.run(execute(steps, target, TargetRunners(target), rec, ManualClock(), serving="A"))
     assert not res.ok and not res.committed and "wait_ready broke" in (res.reason or "")
     assert target.calls[-1] == ("recover", ("A", ["i0", "i1"], False))
     assert [r.status for r in res.results] == ["succeeded", "failed", "skipped", "skipped", "skipped"]
@@ -94,8 +96,8 @@ def test_failure_before_switch_restores_old_and_skips_the_rest() -> None:
 
 
 def test_failure_after_switch_rolls_back() -> None:
-    steps = plan_blue_green(Settings(replicas=2, verify=True), _state(), "B")
+    steps = plan_blue_green(RolloutSettings(replicas=2, verify=True), _state(), "B")
     target = FakeTarget(fail_on="verify")
-    res = asyncio.run(execute(steps, target, ListRecorder(), ManualClock(), serving="A"))
+    res = asyncio.run(execute(steps, target, TargetRunners(target), ListRecorder(), ManualClock(), serving="A"))
     assert not res.ok and res.committed
     assert target.calls[-1] == ("recover", ("A", ["i0", "i1"], True))

@@ -9,11 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rollout.fakes import TargetRunners
 from shipyard.engine.rollout.canary import expand
 from shipyard.engine.rollout.executor import execute
 from shipyard.engine.rollout.state import EnvState, InstanceView
 from shipyard.engine.rollout.steps import Step
-from shipyard.engine.rollout.strategies import Settings, plan_blue_green, plan_deploy, plan_rolling
+from shipyard.engine.rollout.strategies import RolloutSettings, plan_blue_green, plan_deploy, plan_rolling
+from shipyard.engine.rollout.target import DrainResult
 from shipyard.errors import BadInput, DeployFailed
 from shipyard.primitives.clock import ManualClock
 from shipyard.primitives.spec.rollout import CanarySpec
@@ -25,8 +27,8 @@ def state(current: str | None, n: int, *, previous: str | None = None, warm: int
     return EnvState("prod", current, previous, tuple(insts), {current: 100} if current else {})
 
 
-def settings(spec: CanarySpec | None = None, **kw: Any) -> Settings:
-    return Settings(canary_steps=tuple(expand(spec or CanarySpec())), **kw)
+def settings(spec: CanarySpec | None = None, **kw: Any) -> RolloutSettings:
+    return RolloutSettings(canary_steps=tuple(expand(spec or CanarySpec())), **kw)
 
 
 def test_canary_plan_from_the_short_form() -> None:
@@ -36,7 +38,8 @@ def test_canary_plan_from_the_short_form() -> None:
     assert [x.kind for x in steps] == ["start", "wait_ready", *["canary"] * 5, "route", "drain", "keep_warm"]
     assert steps[0].params == {"release": "B", "count": 2, "tag": "new", "role": "canary"}
     assert steps[1].params == {"tag": "new", "timeout": 60}
-    canary = [x.params for x in steps if x.kind == "canary"]
+    canary = [{**x.params["phase"], "release": x.params["release"], "stable": x.params["stable"]}
+              for x in steps if x.kind == "canary"]
     assert [(p["kind"], p["weight"], p["duration"]) for p in canary] == [
         ("weight", 10, None), ("bake", 10, 30.0), ("weight", 50, None), ("bake", 50, 30.0), ("weight", 100, None)]
     assert [p["index"] for p in canary] == [0, 1, 2, 3, 4]
@@ -53,7 +56,7 @@ def test_canary_plan_verifies_after_promotion_and_stops_strays() -> None:
     assert steps[0].kind == "stop" and steps[0].params == {"release": "A"}
     kinds = [x.kind for x in steps]
     assert kinds[kinds.index("route"):] == ["route", "verify", "drain", "keep_warm"]
-    assert steps[kinds.index("verify")].params == {"release": "C"}
+    assert steps[kinds.index("verify")].params == {"release": "C", "preview": False}
 
 
 _item: st.SearchStrategy[dict[str, Any]] = st.one_of(
@@ -75,15 +78,12 @@ def test_one_canary_step_per_expanded_step_but_promote(short: list[int], full: t
     items: list[Any] = short if use_short else [{"weight": full[0]}, *full[1]]
     spec = CanarySpec.model_validate({"steps": items})
     expanded = expand(spec)
-    steps = plan_deploy("canary", Settings(replicas=replicas, canary_steps=tuple(expanded)), state("A", 2), "B")
+    steps = plan_deploy("canary", RolloutSettings(replicas=replicas, canary_steps=tuple(expanded)), state("A", 2), "B")
     canary = [x for x in steps if x.kind == "canary"]
     wanted = [c for c in expanded if c.kind != "promote"]
-    assert [x.params["index"] for x in canary] == [c.index for c in wanted]
-    # The live runner finds its step by index in the same expansion: the plan must agree with it.
-    for x in canary:
-        c = expanded[x.params["index"]]
-        assert (x.params["kind"], x.params["weight"], x.params["duration"], x.description) == \
-            (c.kind, c.weight, c.duration, c.description)
+    # Each canary step carries its expanded step whole: the runner never looks one up by index.
+    assert [x.phase for x in canary] == wanted
+    assert all(x.description == x.phase.description for x in canary)
     kinds = [x.kind for x in steps]
     first, last = kinds.index("canary"), len(kinds) - 1 - kinds[::-1].index("canary")
     assert kinds[:first] == ["start", "wait_ready"] and kinds[last + 1:] == ["route", "drain", "keep_warm"]
@@ -106,7 +106,7 @@ def test_same_release_again_is_rolling() -> None:
 
 def test_canary_without_steps_and_unknown_strategy() -> None:
     with pytest.raises(BadInput, match="canary strategy needs canary steps"):
-        plan_deploy("canary", Settings(replicas=1), state("A", 1), "B")
+        plan_deploy("canary", RolloutSettings(replicas=1), state("A", 1), "B")
     with pytest.raises(BadInput, match="expected rolling, blue-green or canary"):
         plan_deploy("linear", settings(replicas=1), state("A", 1), "B")
 
@@ -142,18 +142,18 @@ class Target:
             raise self.error
         return {"weight": params["weight"]}
 
-    async def route(self, weights: dict[str, int], commit: dict[str, str | None] | None) -> None:
-        self.calls.append(("route", (weights, commit)))
+    async def set_weights(self, weights: Any, commit: Any) -> None:
+        self.calls.append(("route", (dict(weights), commit)))
 
-    async def unroute(self, ids: list[str], weights: dict[str, int] | None) -> None:
+    async def unroute(self, ids: Any, weights: Any) -> None:
         self.calls.append(("unroute", ids))
 
-    async def drain(self, release: str | None, ids: list[str] | None, timeout: float) -> dict[str, Any]:
+    async def drain(self, release: str | None, ids: Any, timeout: float) -> DrainResult:
         self.calls.append(("drain", release))
-        return {}
+        return DrainResult(True, 0)
 
-    async def stop(self, ids: list[str] | None, release: str | None) -> None:
-        self.calls.append(("stop", ids or release))
+    async def stop(self, ids: Any, release: str | None) -> None:
+        self.calls.append(("stop", list(ids) if ids else release))
 
     async def keep_warm(self, release: str, delay: float) -> None:
         self.calls.append(("keep_warm", release))
@@ -183,7 +183,7 @@ def _steps() -> list[Step]:
 
 
 def _run(target: Target, rec: Recorder | None = None) -> Any:
-    return asyncio.run(execute(_steps(), target, rec or Recorder(), ManualClock(), serving="A"))
+    return asyncio.run(execute(_steps(), target, TargetRunners(target), rec or Recorder(), ManualClock(), serving="A"))
 
 
 def test_canary_steps_run_in_order_and_promote() -> None:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from shipyard.engine.rollout.state import EnvState, InstanceView
 from shipyard.engine.rollout.steps import Step
 from shipyard.engine.rollout.strategies import (
-    Settings,
+    RolloutSettings,
     plan_blue_green,
     plan_deploy,
     plan_rollback,
@@ -58,27 +58,27 @@ def simulate(steps: list[Step], st0: EnvState, target: str) -> list[tuple[int, i
 
 
 def test_blue_green_first_deploy() -> None:
-    steps = plan_blue_green(Settings(replicas=3), state(None, 0), "B")
+    steps = plan_blue_green(RolloutSettings(replicas=3), state(None, 0), "B")
     assert [s.kind for s in steps] == ["start", "wait_ready", "route"]
     assert steps[-1].params["commit"] == {"current": "B", "previous": None}
 
 
 def test_blue_green_switches_in_one_step_and_keeps_old_warm() -> None:
-    steps = plan_blue_green(Settings(replicas=3, scale_down_delay=120), state("A", 3), "B")
+    steps = plan_blue_green(RolloutSettings(replicas=3, scale_down_delay=120), state("A", 3), "B")
     assert [s.kind for s in steps] == ["start", "wait_ready", "route", "drain", "keep_warm"]
     assert steps[2].params["weights"] == {"B": 100}
     assert steps[4].params == {"release": "A", "delay": 120}
 
 
 def test_blue_green_stops_an_older_warm_release_first() -> None:
-    steps = plan_blue_green(Settings(replicas=2), state("B", 2, previous="A", warm=2), "C")
+    steps = plan_blue_green(RolloutSettings(replicas=2), state("B", 2, previous="A", warm=2), "C")
     assert steps[0].kind == "stop" and steps[0].params == {"release": "A"}
 
 
 @pytest.mark.parametrize("replicas,surge,unavail", [(1, 1, 0), (3, 1, 0), (3, 2, 0), (4, 1, 1), (3, 0, 1),
                                                     (5, 2, 2), (2, 3, 0)])
 def test_rolling_keeps_capacity_and_bounds(replicas: int, surge: int, unavail: int) -> None:
-    s = Settings(replicas=replicas, max_surge=surge, max_unavailable=unavail)
+    s = RolloutSettings(replicas=replicas, max_surge=surge, max_unavailable=unavail)
     st0 = state("A", replicas)
     steps = plan_rolling(s, st0, "B")
     trace = simulate(steps, st0, "B")
@@ -93,7 +93,7 @@ def test_rolling_keeps_capacity_and_bounds(replicas: int, surge: int, unavail: i
 
 @given(replicas=st.integers(1, 8), surge=st.integers(0, 4), unavail=st.integers(0, 4))
 def test_rolling_always_converges(replicas: int, surge: int, unavail: int) -> None:
-    s = Settings(replicas=replicas, max_surge=surge, max_unavailable=unavail)
+    s = RolloutSettings(replicas=replicas, max_surge=surge, max_unavailable=unavail)
     if surge == 0 and unavail == 0:
         with pytest.raises(BadInput):
             plan_rolling(s, state("A", replicas), "B")
@@ -105,26 +105,26 @@ def test_rolling_always_converges(replicas: int, surge: int, unavail: int) -> No
 
 
 def test_same_release_blue_green_becomes_rolling_replace() -> None:
-    steps = plan_deploy("blue-green", Settings(replicas=2), state("A", 2), "A")
+    steps = plan_deploy("blue-green", RolloutSettings(replicas=2), state("A", 2), "A")
     assert "keep_warm" not in [s.kind for s in steps]
     assert sum(s.params.get("count", 0) for s in steps if s.kind == "start") == 2
 
 
 def test_rollback_warm_is_a_single_switch() -> None:
-    steps, warm = plan_rollback(Settings(replicas=2), state("B", 2, previous="A", warm=2), "A")
+    steps, warm = plan_rollback(RolloutSettings(replicas=2), state("B", 2, previous="A", warm=2), "A")
     assert warm and steps[0].kind == "route" and steps[0].params["weights"] == {"A": 100}
 
 
 def test_rollback_cold_is_a_blue_green_deploy() -> None:
-    steps, warm = plan_rollback(Settings(replicas=2), state("B", 2, previous="A", warm=0), "A")
+    steps, warm = plan_rollback(RolloutSettings(replicas=2), state("B", 2, previous="A", warm=0), "A")
     assert not warm and [s.kind for s in steps][:3] == ["start", "wait_ready", "route"]
 
 
 def test_rollback_to_serving_release_is_refused() -> None:
     with pytest.raises(BadInput):
-        plan_rollback(Settings(replicas=2), state("B", 2), "B")
+        plan_rollback(RolloutSettings(replicas=2), state("B", 2), "B")
 
 
 def test_unknown_strategy() -> None:
     with pytest.raises(BadInput, match="unknown strategy"):
-        plan_deploy("yolo", Settings(replicas=1), state(None, 0), "A")
+        plan_deploy("yolo", RolloutSettings(replicas=1), state(None, 0), "A")

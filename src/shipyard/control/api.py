@@ -1,61 +1,80 @@
-"""The control API's routes. Every route needs the bearer token (see httpserver)."""
+"""The control API's routes. Every route needs the bearer token (see httpserver).
+
+Each handler loads shipyard.toml at most once (``SpecSource.load``) and passes the snapshot down.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from shipyard.control import deployer
+from shipyard.control.deploys.inputs import DeployRequest
+from shipyard.control.deploys.registry import Registry
+from shipyard.control.deploys.service import DeployService
+from shipyard.control.deploys.status import status_json
+from shipyard.control.events import EventLog
 from shipyard.control.httpserver import Handler
-from shipyard.errors import BadInput
+from shipyard.control.specsource import SpecSource
+from shipyard.control.target import Targets
+from shipyard.engine.rollout.canary_runner import COMMANDS
+from shipyard.errors import BadInput, Refused
+from shipyard.primitives.store import Store
 
-if TYPE_CHECKING:
-    from shipyard.control.daemon import Daemon
+
+@dataclass(frozen=True)
+class ApiContext:
+    project: Path
+    specs: SpecSource
+    deploys: DeployService
+    registry: Registry
+    targets: Targets
+    store: Store
+    events: EventLog
+    stop: Callable[[bool], None]  # `shipyard down`: True stops every instance and the router too
 
 
-def build_routes(d: Daemon) -> dict[tuple[str, str], Handler]:
+def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
     async def ping(body: dict[str, Any], q: dict[str, str]) -> Any:
-        return {"ok": True, "pid": os.getpid(), "project": str(d.paths.project)}
+        return {"ok": True, "pid": os.getpid(), "project": str(ctx.project), "spec_loads": ctx.specs.loads}
 
-    async def _start(make: Any, plan: bool) -> AsyncIterator[dict[str, Any]]:
-        # Prepare now so bad input is answered as one JSON error, not inside a stream.
-        prep = make()
-        if not plan:
-            d.check_not_busy(prep.env)
-        await d.check_port(prep.env, d.load_spec().env(prep.env).port)
-        return deployer.stream(d, lambda: prep, plan)
+    async def _start(req: DeployRequest, plan_only: bool) -> AsyncIterator[dict[str, Any]]:
+        # Prepared now, so bad input is answered as one JSON error, not inside a stream.
+        plan = ctx.deploys.prepare(req, ctx.specs.load())
+        if not plan_only:
+            ctx.deploys.check_free(plan.env)
+        ctx.deploys.check_port(plan)
+        return ctx.deploys.stream(plan, plan_only)
 
     async def deploy(body: dict[str, Any], q: dict[str, str]) -> Any:
-        env = _env(body)
-        return await _start(lambda: deployer.prepare_deploy(d, env, ref=body.get("ref"), release=body.get("release"),
-                                                      strategy=body.get("strategy")), bool(body.get("plan")))
+        req = DeployRequest("deploy", _env(body), ref=_opt(body, "ref"), release=_opt(body, "release"),
+                            strategy=_opt(body, "strategy"))
+        return await _start(req, bool(body.get("plan")))
 
     async def rollback(body: dict[str, Any], q: dict[str, str]) -> Any:
-        env = _env(body)
-        return await _start(lambda: deployer.prepare_rollback(d, env, to=body.get("to")), bool(body.get("plan")))
+        return await _start(DeployRequest("rollback", _env(body), to=_opt(body, "to")), bool(body.get("plan")))
 
     async def status(body: dict[str, Any], q: dict[str, str]) -> Any:
-        from shipyard.control.status import status_json
-
-        return status_json(d, q.get("env"))
+        return status_json(ctx.specs.load(), q.get("env"), store=ctx.store, targets=ctx.targets,
+                           registry=ctx.registry)
 
     async def canary(body: dict[str, Any], q: dict[str, str]) -> Any:
-        from shipyard.errors import Refused
-
         env = _env(body)
-        d.load_spec().env(env)  # unknown environment → clear error
+        ctx.specs.load().env(env)  # unknown environment → clear error
         command = body.get("command")
-        run = d.canaries.get(env)
+        if command not in COMMANDS:
+            raise BadInput(f"unknown canary command {command!r} (expected one of {', '.join(COMMANDS)})")
+        run = ctx.registry.canary(env)
         if run is None:
             raise Refused(f"no canary rollout is running on {env} (see 'shipyard status --env {env}')")
         said = run.control(str(command))
-        d.event(env, "canary_command", f"{command}: {said}")
+        ctx.events.add(env, "canary_command", f"{command}: {said}")
         return {"ok": True, "env": env, "command": command, "message": said, "canary": run.to_json()}
 
     async def down(body: dict[str, Any], q: dict[str, str]) -> Any:
-        d.stop_everything = bool(body.get("all", True))
-        d.stopping.set()
+        ctx.stop(bool(body.get("all", True)))
         return {"ok": True}
 
     return {
@@ -73,3 +92,10 @@ def _env(body: dict[str, Any]) -> str:
     if not isinstance(env, str) or not env:
         raise BadInput("--env is required")
     return env
+
+
+def _opt(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None or isinstance(value, str):
+        return value or None
+    raise BadInput(f"{key}: expected a string, got {type(value).__name__}")

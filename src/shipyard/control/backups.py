@@ -9,33 +9,51 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
+from shipyard.control.events import EventLog
+from shipyard.control.paths import Paths
 from shipyard.control.scheduler import ScheduleEvent, Scheduler
+from shipyard.engine.backup import Backups, load_key, run_drills
 from shipyard.errors import ShipyardError
-
-if TYPE_CHECKING:
-    from shipyard.control.daemon import Daemon
+from shipyard.primitives.clock import Clock
+from shipyard.primitives.spec import Spec
+from shipyard.primitives.spec.secrets import SecretStore
+from shipyard.primitives.store import Store
 
 log = logging.getLogger("shipyard.control.backups")
 
 
-def _open(d: Daemon, env: str) -> Any:
-    from shipyard.engine.backup import Backups, load_key
+@dataclass(frozen=True)
+class _Deps:
+    spec: Spec
+    store: Store
+    secrets: SecretStore
+    paths: Paths
+    clock: Clock
+    events: EventLog
 
+    def load_spec(self) -> Spec:
+        return self.spec
+
+    def event(self, env: str, kind: str, message: str) -> None:
+        self.events.add(env, kind, message)
+
+
+def _open(d: _Deps, env: str) -> Backups:
     spec = d.load_spec()
     backup = spec.env(env).backup
+    if backup is None:
+        raise ShipyardError(f"{env} has no [environments.{env}.backup]")
     secret = d.secrets.values(env).get("BACKUP_KEY")
     key = load_key(secret, d.paths.state / "backup.key", create=True)
     return Backups(backup, key, base_dir=spec.project_dir, clock=d.clock)
 
 
-def start_scheduler(d: Daemon) -> Scheduler | None:
-    try:
-        spec = d.load_spec()
-    except ShipyardError as err:
-        log.warning("backup schedules not started: %s", err)
-        return None
+def start_scheduler(spec: Spec, *, store: Store, secrets: SecretStore, paths: Paths, clock: Clock,
+                    events: EventLog) -> Scheduler | None:
+    d = _Deps(spec, store, secrets, paths, clock, events)
 
     def on_event(ev: ScheduleEvent) -> None:
         if ev.kind == "ok":
@@ -56,7 +74,7 @@ def start_scheduler(d: Daemon) -> Scheduler | None:
         if backup.schedule:
             sched.add(f"backup:{name}", backup.schedule, _backup_job(d, name), last_run=last)
             jobs += 1
-        if getattr(backup, "drill_schedule", None):
+        if backup.drill_schedule:
             drills = d.store.list_drills(name, limit=1)
             sched.add(f"drill:{name}", backup.drill_schedule, _drill_job(d, name),
                       last_run=drills[0].started_at if drills else None)
@@ -64,7 +82,7 @@ def start_scheduler(d: Daemon) -> Scheduler | None:
     return sched if jobs else None
 
 
-def _backup_job(d: Daemon, env: str) -> Any:
+def _backup_job(d: _Deps, env: str) -> Callable[[], Awaitable[None]]:
     async def job() -> None:
         results = await asyncio.to_thread(lambda: _open(d, env).run(None))
         for r in results:
@@ -78,10 +96,8 @@ def _backup_job(d: Daemon, env: str) -> Any:
     return job
 
 
-def _drill_job(d: Daemon, env: str) -> Any:
+def _drill_job(d: _Deps, env: str) -> Callable[[], Awaitable[None]]:
     async def job() -> None:
-        from shipyard.engine.backup import run_drills
-
         results = await asyncio.to_thread(lambda: run_drills(_open(d, env), None))
         ok = all(r.ok for r in results)
         started = min((r.started_at for r in results), default=d.clock.time())

@@ -18,22 +18,23 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psutil
 
-from shipyard.engine.analysis.measurements import Sample
+from shipyard.control.routerlink import RouterLink
+from shipyard.control.supervisor import Supervisor
+from shipyard.control.tasks import guarded
+from shipyard.engine.analysis.measurements import BucketBounds, Sample
 from shipyard.errors import ShipyardError
+from shipyard.primitives.clock import Clock
 from shipyard.primitives.metrics import RETENTION_S, bucket_bounds
-
-if TYPE_CHECKING:
-    from shipyard.control.daemon import Daemon
 
 log = logging.getLogger("shipyard.control")
 
 # Pull this long after each second ends, so the router has closed the second's slice.
 PULL_OFFSET_S = 0.05
-BOUNDS = bucket_bounds  # the router's histogram layout, for quantiles and the latency judgement
+BOUNDS: BucketBounds = bucket_bounds  # the router's histogram layout, for quantiles and the latency judgement
 _CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
 
 
@@ -70,8 +71,12 @@ def samples_from_slices(reply: dict[str, Any], readings: dict[str, dict[str, Any
 
 
 class Collector:
-    def __init__(self, d: Daemon, env: str) -> None:
-        self.d = d
+    """The local target's ``MetricSource``."""
+
+    def __init__(self, link: RouterLink, supervisor: Supervisor, clock: Clock, env: str) -> None:
+        self.link = link
+        self.supervisor = supervisor
+        self.clock = clock
         self.env = env
         self.samples: deque[Sample] = deque()
         self.end: int | None = None  # first second not collected yet
@@ -84,7 +89,7 @@ class Collector:
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"collector-{self.env}")
+            self._task = guarded(self._run(), f"collector-{self.env}")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -93,8 +98,12 @@ class Collector:
                 await self._task
             self._task = None
 
+    @property
+    def bounds(self) -> BucketBounds:
+        return BOUNDS
+
     async def _run(self) -> None:
-        clock = self.d.clock
+        clock = self.clock
         while True:
             now = clock.time()
             await clock.sleep(max(0.0, int(now) + 1 + PULL_OFFSET_S - now))
@@ -108,7 +117,7 @@ class Collector:
     # -- pulling -----------------------------------------------------------------------------------
     def readings(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        for st in self.d.supervisor.all(self.env):
+        for st in self.supervisor.all(self.env):
             base = self.baseline.setdefault(st.id, st.restarts)
             alive = st.state not in ("crashed", "stopping", "stopped", "restarting")
             out[st.id] = {
@@ -122,9 +131,7 @@ class Collector:
 
     async def pull(self) -> int:
         """One pull; returns the new end (exclusive) of the collected seconds."""
-        reply = await self.d.router_call("slices", env=self.env, since=self.end)
-        if not reply.get("ok"):
-            raise ShipyardError(f"router refused slices for {self.env}: {reply.get('error')}")
+        reply = await self.link.call("slices", env=self.env, since=self.end)
         new = samples_from_slices(reply, self.readings())
         self.samples.extend(new)
         self.end = int(reply["now_sec"])
@@ -145,20 +152,3 @@ class Collector:
 
     def since(self, t: int) -> Iterator[Sample]:
         return (s for s in self.samples if s.t >= t)
-
-
-@contextlib.asynccontextmanager
-async def collecting(d: Daemon, env: str) -> Any:
-    """Use the environment's collector for the duration of the block (started on first use)."""
-    col = d.collectors.get(env)
-    if col is None:
-        col = d.collectors[env] = Collector(d, env)
-    col.users += 1
-    col.start()
-    try:
-        yield col
-    finally:
-        col.users -= 1
-        if col.users == 0:
-            await col.stop()
-            d.collectors.pop(env, None)

@@ -20,9 +20,10 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from typing import Literal
 
 from shipyard.primitives.clock import Clock
+from shipyard.primitives.probe import Probe
 
 Kind = Literal["live", "ready"]
 Action = Literal["ready", "unready", "restart"]
@@ -30,32 +31,6 @@ Action = Literal["ready", "unready", "restart"]
 # Readiness polling while not ready: starts fast, grows ×1.25 per poll, capped by this and the interval.
 STARTUP_POLL_FIRST = 0.05
 STARTUP_POLL_MAX = 0.5
-
-
-class ProbeSettings(Protocol):
-    """What a probe needs; ``shipyard.primitives.spec``'s ``ProbeSpec`` fits it."""
-
-    @property
-    def path(self) -> str: ...
-    @property
-    def interval(self) -> float: ...
-    @property
-    def timeout(self) -> float: ...
-    @property
-    def retries(self) -> int: ...
-    @property
-    def start_period(self) -> float: ...
-
-
-@dataclass(frozen=True)
-class Probe:
-    """A plain probe setting (defaults like Kubernetes' probes)."""
-
-    path: str = "/"
-    interval: float = 10.0
-    timeout: float = 1.0
-    retries: int = 3
-    start_period: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -72,21 +47,21 @@ class HealthState:
     last_error: str | None = None
 
 
-def initial(live: ProbeSettings, started: float, now: float) -> HealthState:
+def initial(live: Probe, started: float, now: float) -> HealthState:
     """State for a process that started at monotonic ``started`` (earlier than ``now`` when adopted)."""
     return HealthState(started=started, next_live=max(now, started + live.interval), next_ready=now)
 
 
-def _ready_probe(live: ProbeSettings, ready: ProbeSettings | None) -> ProbeSettings:
+def _ready_probe(live: Probe, ready: Probe | None) -> Probe:
     return ready if ready is not None else live
 
 
-def _startup_poll(state: HealthState, probe: ProbeSettings) -> float:
+def _startup_poll(state: HealthState, probe: Probe) -> float:
     cap = min(probe.interval, STARTUP_POLL_MAX)
     return float(min(cap, STARTUP_POLL_FIRST * 1.25 ** state.ready_polls))
 
 
-def due(state: HealthState, ready: ProbeSettings | None, now: float) -> list[Kind]:
+def due(state: HealthState, ready: Probe | None, now: float) -> list[Kind]:
     """Which probes to run now."""
     if state.failed:
         return []
@@ -99,13 +74,13 @@ def due(state: HealthState, ready: ProbeSettings | None, now: float) -> list[Kin
     return kinds
 
 
-def next_wakeup(state: HealthState, ready: ProbeSettings | None) -> float:
+def next_wakeup(state: HealthState, ready: Probe | None) -> float:
     if ready is None and state.ready:
         return state.next_live
     return min(state.next_live, state.next_ready)
 
 
-def begin(state: HealthState, live: ProbeSettings, ready: ProbeSettings | None, kinds: list[Kind],
+def begin(state: HealthState, live: Probe, ready: Probe | None, kinds: list[Kind],
           now: float) -> HealthState:
     """Schedule the next run of the probes started at ``now`` (intervals run start to start)."""
     if "live" in kinds:
@@ -117,7 +92,7 @@ def begin(state: HealthState, live: ProbeSettings, ready: ProbeSettings | None, 
     return state
 
 
-def record(state: HealthState, live: ProbeSettings, ready: ProbeSettings | None, kind: Kind, ok: bool,
+def record(state: HealthState, live: Probe, ready: Probe | None, kind: Kind, ok: bool,
            now: float, detail: str | None = None) -> tuple[HealthState, list[Action]]:
     """Fold one probe result into the state; return the actions it calls for."""
     if state.failed:
@@ -212,7 +187,7 @@ class HealthChecker:
     reporting (actions, failure counts).
     """
 
-    def __init__(self, *, port: int, live: ProbeSettings, ready: ProbeSettings | None, clock: Clock,
+    def __init__(self, *, port: int, live: Probe, ready: Probe | None, clock: Clock,
                  started: float, on_update: OnUpdate, prober: Prober = http_probe) -> None:
         self.port = port
         self.live = live

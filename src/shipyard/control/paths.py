@@ -43,6 +43,13 @@ class Paths:
     def router_logs(self) -> Path:
         return self.state / "logs" / "router"
 
+    @property
+    def releases(self) -> Path:
+        return self.state / "releases"
+
+    def release_dir(self, release: str) -> Path:
+        return self.releases / release
+
     def instance_log(self, env: str, instance: str) -> Path:
         return self.state / "logs" / env / f"{instance}.log"
 

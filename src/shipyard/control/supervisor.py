@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shipyard.control import logfiles
-from shipyard.control.health import Action, HealthChecker, HealthState, ProbeSettings
+from shipyard.control.health import Action, HealthChecker, HealthState
 from shipyard.errors import ShipyardError
 from shipyard.primitives import process
 from shipyard.primitives.clock import Clock
+from shipyard.primitives.probe import Probe
 
 log = logging.getLogger("shipyard.supervisor")
 
@@ -51,8 +52,8 @@ class InstanceSpec:
     env_vars: dict[str, str]
     port: int
     log_path: Path
-    health: ProbeSettings
-    ready: ProbeSettings | None = None
+    health: Probe
+    ready: Probe | None = None
     stop_signal: str = "SIGTERM"
     stop_grace: float = 30.0
     role: str = "stable"

@@ -1,50 +1,32 @@
-"""The executor: performs planned steps against a target and records each one.
+"""The executor: performs a plan's steps, in order, against a target, and records each one.
 
-It is deliberately thin: what to do comes from the strategy, how to do it from the target. On a failed
-step it asks the target to put the previous release back in service before reporting the failure.
+It is deliberately thin: what to do comes from the plan, how from the target and the runners. Steps are
+dispatched on their type; nothing is re-parsed. On a failed step it asks the target to put the serving
+release back in service before reporting the failure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from shipyard.engine.rollout.steps import Step
+from shipyard.engine.rollout.steps import (
+    BuildStep,
+    CanaryPhaseStep,
+    DrainStep,
+    KeepWarmStep,
+    RouteStep,
+    StartStep,
+    Step,
+    StopStep,
+    UnrouteStep,
+    VerifyStep,
+    WaitReadyStep,
+)
+from shipyard.engine.rollout.target import DeployTarget, StepRecorder, StepRunners
 from shipyard.errors import ShipyardError
 from shipyard.primitives.clock import Clock
-
-
-class Target(Protocol):
-    """Where a deployment happens (the local machine; Kubernetes later)."""
-
-    async def start(self, release: str, count: int, role: str) -> list[str]: ...
-
-    async def wait_ready(self, ids: list[str], timeout: float) -> None: ...
-
-    async def route(self, weights: dict[str, int], commit: dict[str, str | None] | None) -> None: ...
-
-    async def unroute(self, ids: list[str], weights: dict[str, int] | None) -> None: ...
-
-    async def drain(self, release: str | None, ids: list[str] | None, timeout: float) -> dict[str, Any]: ...
-
-    async def stop(self, ids: list[str] | None, release: str | None) -> None: ...
-
-    async def keep_warm(self, release: str, delay: float) -> None: ...
-
-    async def verify(self, release: str, preview: bool) -> dict[str, Any]: ...
-
-    async def canary(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Perform one canary step; raising fails it (and the executor then recovers)."""
-
-    async def recover(self, serving: str | None, started: list[str], committed: bool) -> None:
-        """Put ``serving`` back in service (switching back if traffic had moved) and stop ``started``."""
-
-
-class Recorder(Protocol):
-    def step_started(self, index: int, step: Step, at: float) -> int: ...
-
-    def step_finished(self, step_id: int, status: str, duration_s: float, detail: dict[str, Any] | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -57,9 +39,9 @@ class StepResult:
     detail: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.step.kind, "description": self.step.description, "status": self.status,
-                "started_at": self.started_at, "duration_s": round(self.duration_s, 4), **(
-                    {"detail": self.detail} if self.detail else {})}
+        return {"name": self.step.kind, "description": self.step.description, "params": self.step.params,
+                "status": self.status, "started_at": self.started_at, "duration_s": round(self.duration_s, 4),
+                **({"detail": self.detail} if self.detail else {})}
 
 
 @dataclass(frozen=True)
@@ -67,18 +49,24 @@ class ExecResult:
     ok: bool
     results: tuple[StepResult, ...]
     reason: str | None = None
-    committed: bool = False  # whether traffic was switched to the target release
+    committed: bool = False  # whether all traffic was switched to the target release
     shifted: bool = False  # whether some traffic went to the target release (a canary step ran)
+
+    def failure(self) -> dict[str, Any] | None:
+        """The failed step's record (for a canary: the failing conditions, observed values, windows)."""
+        for r in self.results:
+            if r.status == "failed":
+                return {"step": r.step.kind, "description": r.step.description, **r.detail}
+        return None
 
 
 ProgressFn = Callable[[str, StepResult | Step, int], None]
 
 
-async def execute(steps: list[Step], target: Target, recorder: Recorder, clock: Clock, *,
-                  serving: str | None, on_progress: ProgressFn | None = None) -> ExecResult:
+async def execute(steps: Sequence[Step], target: DeployTarget, runners: StepRunners, recorder: StepRecorder,
+                  clock: Clock, *, serving: str | None, on_progress: ProgressFn | None = None) -> ExecResult:
     """Run ``steps`` in order; stop at the first failure and restore ``serving``."""
-    tags: dict[str, list[str]] = {}
-    started_ids: list[str] = []
+    run = _Run(target, runners)
     results: list[StepResult] = []
     committed = shifted = False
     for index, step in enumerate(steps):
@@ -86,9 +74,9 @@ async def execute(steps: list[Step], target: Target, recorder: Recorder, clock: 
         step_id = recorder.step_started(index, step, t0)
         if on_progress:
             on_progress("started", step, index)
-        shifted = shifted or step.kind == "canary"
+        shifted = shifted or isinstance(step, CanaryPhaseStep)
         try:
-            detail = await _perform(step, target, tags, started_ids)
+            detail = await run.perform(step)
         except Exception as exc:  # noqa: BLE001 - any failure must still put the old release back
             message = str(exc) if isinstance(exc, ShipyardError) else f"internal error in {step.kind}: {exc!r}"
             dur = clock.monotonic() - m0
@@ -100,11 +88,11 @@ async def execute(steps: list[Step], target: Target, recorder: Recorder, clock: 
             results.append(res)
             if on_progress:
                 on_progress("failed", res, index)
-            await target.recover(serving, started_ids, committed)
+            await target.recover(serving, run.started, committed)
             for later_index, later in enumerate(steps[index + 1:], start=index + 1):
                 results.append(StepResult(later_index, later, "skipped", clock.time(), 0.0))
             return ExecResult(False, tuple(results), message, committed, shifted)
-        if step.kind == "route" and step.params.get("commit"):
+        if isinstance(step, RouteStep) and step.commit is not None:
             committed = True
         dur = clock.monotonic() - m0
         recorder.step_finished(step_id, "succeeded", dur, detail or None)
@@ -115,33 +103,43 @@ async def execute(steps: list[Step], target: Target, recorder: Recorder, clock: 
     return ExecResult(True, tuple(results), None, committed, shifted)
 
 
-async def _perform(step: Step, target: Target, tags: dict[str, list[str]], started: list[str]) -> dict[str, Any]:
-    p = step.params
-    if step.kind == "start":
-        ids = await target.start(p["release"], int(p["count"]), p.get("role", "stable"))
-        tags[p["tag"]] = ids
-        started.extend(ids)
-        return {"instances": ids}
-    if step.kind == "wait_ready":
-        await target.wait_ready(tags[p["tag"]], float(p["timeout"]))
-        return {}
-    if step.kind == "route":
-        await target.route(dict(p["weights"]), p.get("commit"))
-        return {"weights": dict(p["weights"])}
-    if step.kind == "unroute":
-        await target.unroute(list(p["ids"]), p.get("weights"))
-        return {}
-    if step.kind == "drain":
-        return await target.drain(p.get("release"), p.get("ids"), float(p["timeout"]))
-    if step.kind == "stop":
-        stop_ids: list[str] | None = list(p["ids"]) if "ids" in p else (tags[p["tag"]] if "tag" in p else None)
-        await target.stop(stop_ids, p.get("release"))
-        return {}
-    if step.kind == "keep_warm":
-        await target.keep_warm(p["release"], float(p["delay"]))
-        return {}
-    if step.kind == "verify":
-        return await target.verify(p["release"], bool(p.get("preview", False)))
-    if step.kind == "canary":
-        return await target.canary(dict(p))
-    raise ShipyardError(f"unknown step kind {step.kind!r}")
+class _Run:
+    """One execution's memory: the ids each start step produced, under its tag."""
+
+    def __init__(self, target: DeployTarget, runners: StepRunners) -> None:
+        self.target = target
+        self.runners = runners
+        self.tags: dict[str, list[str]] = {}
+        self.started: list[str] = []
+
+    async def perform(self, step: Step) -> dict[str, Any]:
+        t = self.target
+        match step:
+            case BuildStep():
+                return await self.runners.build(step)
+            case StartStep(release=release, count=count, role=role, tag=tag):
+                ids = await t.start(release, count, role)
+                self.tags[tag] = ids
+                self.started.extend(ids)
+                return {"instances": ids}
+            case WaitReadyStep(tag=tag, timeout=timeout):
+                await t.wait_ready(self.tags[tag], timeout)
+                return {}
+            case RouteStep(weights=weights, commit=commit):
+                await t.set_weights(weights, commit)
+                return {"weights": dict(weights)}
+            case UnrouteStep(ids=ids, weights=weights):
+                await t.unroute(ids, weights)
+                return {}
+            case DrainStep(release=release, ids=ids, timeout=timeout):
+                return (await t.drain(release, ids, timeout)).to_json()
+            case StopStep(ids=ids, tag=tag, release=release):
+                await t.stop(ids if ids is not None else (self.tags[tag] if tag is not None else None), release)
+                return {}
+            case KeepWarmStep(release=release, delay=delay):
+                await t.keep_warm(release, delay)
+                return {}
+            case VerifyStep():
+                return await self.runners.verify(step)
+            case CanaryPhaseStep():
+                return await self.runners.canary(step)

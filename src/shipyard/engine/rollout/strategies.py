@@ -5,17 +5,29 @@ Nothing here performs I/O. The same functions back ``deploy --plan`` and the rea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from shipyard.engine.rollout.canary import CanaryStep
 from shipyard.engine.rollout.state import EnvState
-from shipyard.engine.rollout.steps import Step
+from shipyard.engine.rollout.steps import (
+    CanaryPhaseStep,
+    DrainStep,
+    KeepWarmStep,
+    RouteStep,
+    RoutingCommit,
+    StartStep,
+    Step,
+    StopStep,
+    UnrouteStep,
+    VerifyStep,
+    WaitReadyStep,
+)
 from shipyard.errors import BadInput
 from shipyard.primitives.spec.durations import format_duration
 
 
 @dataclass(frozen=True)
-class Settings:
+class RolloutSettings:
     """The environment settings strategies need (taken from the resolved spec)."""
 
     replicas: int
@@ -29,7 +41,7 @@ class Settings:
     canary_steps: tuple[CanaryStep, ...] = field(default=())  # expanded `canary` steps (canary strategy)
 
 
-def plan_deploy(strategy: str, s: Settings, state: EnvState, target: str) -> list[Step]:
+def plan_deploy(strategy: str, s: RolloutSettings, state: EnvState, target: str) -> list[Step]:
     if strategy == "blue-green":
         if target == state.current_release:
             # Same release again (e.g. new secrets): there is no second pool to switch to.
@@ -48,41 +60,40 @@ def plan_deploy(strategy: str, s: Settings, state: EnvState, target: str) -> lis
 
 
 def _stop_strays(state: EnvState, keep: tuple[str | None, ...]) -> list[Step]:
-    return [
-        Step("stop", f"stop the instances of {rel} (no longer needed)", {"release": rel})
-        for rel in state.other_releases(*keep)
-    ]
+    return [StopStep(description=f"stop the instances of {rel} (no longer needed)", release=rel)
+            for rel in state.other_releases(*keep)]
 
 
-def plan_blue_green(s: Settings, state: EnvState, target: str) -> list[Step]:
+def plan_blue_green(s: RolloutSettings, state: EnvState, target: str) -> list[Step]:
     old = state.current_release
     steps: list[Step] = []
     # Anything but the serving set goes first: releases kept warm from earlier deploys, and old
     # instances of the target itself (a fresh set starts with the current config).
     steps += _stop_strays(state, (old,))
-    steps.append(Step("start", f"start {s.replicas} instance(s) of {target} beside the serving set",
-                      {"release": target, "count": s.replicas, "tag": "new", "role": "preview"}))
-    steps.append(Step("wait_ready", f"wait until all {s.replicas} instance(s) of {target} are ready "
-                      f"(timeout {format_duration(s.deploy_timeout)})",
-                      {"tag": "new", "timeout": s.deploy_timeout}))
+    steps.append(StartStep(description=f"start {s.replicas} instance(s) of {target} beside the serving set",
+                           release=target, count=s.replicas, tag="new", role="preview"))
+    steps.append(WaitReadyStep(description=f"wait until all {s.replicas} instance(s) of {target} are ready "
+                               f"(timeout {format_duration(s.deploy_timeout)})", tag="new", timeout=s.deploy_timeout))
     if s.verify and s.verify_before_switch:
-        steps.append(Step("verify", f"verify {target} under load before the switch", {"release": target,
-                                                                                  "preview": True}))
-    steps.append(Step("route", f"switch 100% of traffic to {target}" + (f" (from {old})" if old else ""),
-                      {"weights": {target: 100}, "commit": {"current": target, "previous": old}}))
+        steps.append(VerifyStep(description=f"verify {target} under load before the switch", release=target,
+                                preview=True))
+    steps.append(RouteStep(description=f"switch 100% of traffic to {target}" + (f" (from {old})" if old else ""),
+                           weights={target: 100}, commit=RoutingCommit(target, old)))
     if s.verify and not s.verify_before_switch:
-        steps.append(Step("verify", f"verify {target} under load", {"release": target}))
+        steps.append(VerifyStep(description=f"verify {target} under load", release=target))
     if old:
-        steps.append(Step("drain", f"drain {old}: in-flight requests finish "
-                          f"(timeout {format_duration(s.drain_timeout)})",
-                          {"release": old, "timeout": s.drain_timeout}))
-        steps.append(Step("keep_warm", f"keep {old} warm for {format_duration(s.scale_down_delay)} "
-                          "so a rollback is only a router switch",
-                          {"release": old, "delay": s.scale_down_delay}))
+        steps += _retire_release(s, old)
     return steps
 
 
-def plan_canary(s: Settings, state: EnvState, target: str) -> list[Step]:
+def _retire_release(s: RolloutSettings, old: str) -> list[Step]:
+    return [DrainStep(description=f"drain {old}: in-flight requests finish "
+                      f"(timeout {format_duration(s.drain_timeout)})", release=old, timeout=s.drain_timeout),
+            KeepWarmStep(description=f"keep {old} warm for {format_duration(s.scale_down_delay)} "
+                         "so a rollback is only a router switch", release=old, delay=s.scale_down_delay)]
+
+
+def plan_canary(s: RolloutSettings, state: EnvState, target: str) -> list[Step]:
     """Canary beside stable; traffic moves step by step while the canary is judged (each ``canary``
     step is performed by the canary runner, which rolls back by failing the step); at 100% the canary
     becomes stable and the old set is drained and kept warm, as in blue-green."""
@@ -91,27 +102,21 @@ def plan_canary(s: Settings, state: EnvState, target: str) -> list[Step]:
     if not s.canary_steps:
         raise BadInput("canary strategy needs canary steps (environments.<env>.canary)")
     steps = _stop_strays(state, (old,))
-    steps.append(Step("start", f"start {s.replicas} canary instance(s) of {target} beside {old}",
-                      {"release": target, "count": s.replicas, "tag": "new", "role": "canary"}))
-    steps.append(Step("wait_ready", f"wait until all {s.replicas} canary instance(s) are ready "
-                      f"(timeout {format_duration(s.deploy_timeout)})", {"tag": "new", "timeout": s.deploy_timeout}))
+    steps.append(StartStep(description=f"start {s.replicas} canary instance(s) of {target} beside {old}",
+                           release=target, count=s.replicas, tag="new", role="canary"))
+    steps.append(WaitReadyStep(description=f"wait until all {s.replicas} canary instance(s) are ready "
+                               f"(timeout {format_duration(s.deploy_timeout)})", tag="new", timeout=s.deploy_timeout))
     for cs in s.canary_steps:
-        if cs.kind == "promote":
-            continue
-        steps.append(Step("canary", cs.description, {"index": cs.index, "kind": cs.kind, "weight": cs.weight,
-                                                     "duration": cs.duration, "release": target, "stable": old}))
-    steps.append(Step("route", f"promote {target}: 100% of traffic, it becomes stable",
-                      {"weights": {target: 100}, "commit": {"current": target, "previous": old}}))
+        if cs.kind != "promote":
+            steps.append(CanaryPhaseStep(description=cs.description, phase=cs, release=target, stable=old))
+    steps.append(RouteStep(description=f"promote {target}: 100% of traffic, it becomes stable",
+                           weights={target: 100}, commit=RoutingCommit(target, old)))
     if s.verify:
-        steps.append(Step("verify", f"verify {target} under load", {"release": target}))
-    steps.append(Step("drain", f"drain {old}: in-flight requests finish (timeout {format_duration(s.drain_timeout)})",
-                      {"release": old, "timeout": s.drain_timeout}))
-    steps.append(Step("keep_warm", f"keep {old} warm for {format_duration(s.scale_down_delay)} "
-                      "so a rollback is only a router switch", {"release": old, "delay": s.scale_down_delay}))
-    return steps
+        steps.append(VerifyStep(description=f"verify {target} under load", release=target))
+    return steps + _retire_release(s, old)
 
 
-def plan_rolling(s: Settings, state: EnvState, target: str) -> list[Step]:
+def plan_rolling(s: RolloutSettings, state: EnvState, target: str) -> list[Step]:
     """Replace instances in batches: at most ``replicas + max_surge`` running and never fewer than
     ``replicas - max_unavailable`` ready (assuming the old set is whole)."""
     if s.max_surge <= 0 and s.max_unavailable <= 0:
@@ -131,14 +136,14 @@ def plan_rolling(s: Settings, state: EnvState, target: str) -> list[Step]:
         if n_new > 0:
             tag = f"batch{batch}"
             started += n_new
-            steps.append(Step("start", f"start {n_new} instance(s) of {target} (batch {batch})",
-                              {"release": target, "count": n_new, "tag": tag, "role": "stable"}))
-            steps.append(Step("wait_ready", f"wait until batch {batch} is ready "
-                              f"(timeout {format_duration(s.deploy_timeout)})",
-                              {"tag": tag, "timeout": s.deploy_timeout}))
+            steps.append(StartStep(description=f"start {n_new} instance(s) of {target} (batch {batch})",
+                                   release=target, count=n_new, tag=tag, role="stable"))
+            steps.append(WaitReadyStep(description=f"wait until batch {batch} is ready "
+                                       f"(timeout {format_duration(s.deploy_timeout)})", tag=tag,
+                                       timeout=s.deploy_timeout))
             weights = _proportional(target, started, old, len(remaining))
-            steps.append(Step("route", f"add batch {batch} to rotation: {_fmt_weights(weights)}",
-                              {"weights": weights, "add_tag": tag}))
+            steps.append(RouteStep(description=f"add batch {batch} to rotation: {_fmt_weights(weights)}",
+                                   weights=weights))
         # Retire as many old instances as replacements came up (all that are left at the end).
         late = remaining if started >= s.replicas else remaining[: max(n_new - len(early), 0)]
         if late:
@@ -147,38 +152,38 @@ def plan_rolling(s: Settings, state: EnvState, target: str) -> list[Step]:
         if batch > s.replicas + len(state.instances) + 2:  # a planning bug must not loop forever
             raise RuntimeError("rolling plan did not converge")
     previous = old if old != target else state.previous_release
-    steps.append(Step("route", f"{target} serves 100% of traffic",
-                      {"weights": {target: 100}, "commit": {"current": target, "previous": previous}}))
+    steps.append(RouteStep(description=f"{target} serves 100% of traffic", weights={target: 100},
+                           commit=RoutingCommit(target, previous)))
     if s.verify:
-        steps.append(Step("verify", f"verify {target} under load", {"release": target}))
+        steps.append(VerifyStep(description=f"verify {target} under load", release=target))
     return steps
 
 
-def _retire(ids: list[str], s: Settings, weights: dict[str, int]) -> list[Step]:
+def _retire(ids: list[str], s: RolloutSettings, weights: dict[str, int]) -> list[Step]:
     return [
-        Step("unroute", f"take {len(ids)} old instance(s) out of rotation; {_fmt_weights(weights)}",
-             {"ids": ids, "weights": weights}),
-        Step("drain", f"drain {len(ids)} old instance(s) (timeout {format_duration(s.drain_timeout)})",
-             {"ids": ids, "timeout": s.drain_timeout}),
-        Step("stop", f"stop {len(ids)} old instance(s)", {"ids": ids}),
+        UnrouteStep(description=f"take {len(ids)} old instance(s) out of rotation; {_fmt_weights(weights)}",
+                    ids=tuple(ids), weights=weights),
+        DrainStep(description=f"drain {len(ids)} old instance(s) (timeout {format_duration(s.drain_timeout)})",
+                  ids=tuple(ids), timeout=s.drain_timeout),
+        StopStep(description=f"stop {len(ids)} old instance(s)", ids=tuple(ids)),
     ]
 
 
-def plan_rollback(s: Settings, state: EnvState, target: str) -> tuple[list[Step], bool]:
+def plan_rollback(s: RolloutSettings, state: EnvState, target: str) -> tuple[list[Step], bool]:
     """Steps to roll back to ``target``; second value says whether it is only a router switch."""
     current = state.current_release
     if target == current:
         raise BadInput(f"{target} is already serving")
     if state.is_warm(target, s.replicas):
         steps = _stop_strays(state, (current, target))
-        steps.append(Step("route", f"switch 100% of traffic back to {target} (warm)",
-                          {"weights": {target: 100}, "commit": {"current": target, "previous": current}}))
+        steps.append(RouteStep(description=f"switch 100% of traffic back to {target} (warm)",
+                               weights={target: 100}, commit=RoutingCommit(target, current)))
         if current:
-            steps.append(Step("drain", f"drain {current}", {"release": current, "timeout": s.drain_timeout}))
-            steps.append(Step("keep_warm", f"keep {current} warm for {format_duration(s.scale_down_delay)}",
-                              {"release": current, "delay": s.scale_down_delay}))
+            steps.append(DrainStep(description=f"drain {current}", release=current, timeout=s.drain_timeout))
+            steps.append(KeepWarmStep(description=f"keep {current} warm for {format_duration(s.scale_down_delay)}",
+                                      release=current, delay=s.scale_down_delay))
         return steps, True
-    return plan_blue_green(Settings(**{**s.__dict__, "verify": False}), state, target), False
+    return plan_blue_green(replace(s, verify=False), state, target), False
 
 
 def _proportional(new: str, n_new: int, old: str | None, n_old: int) -> dict[str, int]:

@@ -1,0 +1,1 @@
+"""Deploy orchestration: gather a plan's inputs, prepare, apply, record; canaries, watches, adoption."""

@@ -1,0 +1,48 @@
+"""What the supervisor needs to run one instance: its command, directory, environment, log and probes.
+
+The environment is built when a process starts, never stored: the launch's variables (from the spec's
+env tables) → the ``.env.<env>`` file → the environment's secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from shipyard.control.paths import Paths
+from shipyard.control.supervisor import InstanceSpec, InstanceStatus
+from shipyard.engine.rollout.launch import Launch
+from shipyard.primitives.spec.envvars import dotenv_path, read_dotenv
+from shipyard.primitives.spec.secrets import SecretStore
+from shipyard.primitives.store.records import InstanceRec
+
+
+class InstanceFactory:
+    def __init__(self, paths: Paths, secrets: SecretStore) -> None:
+        self.paths = paths
+        self.secrets = secrets
+
+    def environment(self, env: str, launch: Launch) -> dict[str, str]:
+        merged = dict(launch.env)
+        merged.update(read_dotenv(dotenv_path(self.paths.project, env)))
+        merged.update(self.secrets.values(env))
+        # Commands from the project's venv (gunicorn, uvicorn) resolve even when it is not activated.
+        path = merged.get("PATH", os.environ.get("PATH", ""))
+        merged["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{path}"
+        return merged
+
+    def spec(self, env: str, release: str, index: int, iid: str, port: int, role: str,
+             launch: Launch) -> InstanceSpec:
+        return InstanceSpec(
+            id=iid, env=env, release=release, index=index, cmd=launch.run,
+            cwd=self.paths.release_dir(release), env_vars=self.environment(env, launch), port=port,
+            log_path=self.paths.instance_log(env, iid), stop_signal=launch.stop_signal,
+            stop_grace=launch.stop_grace, health=launch.health, ready=launch.ready, role=role)
+
+
+def instance_rec(status: InstanceStatus, role: str, now: float) -> InstanceRec:
+    return InstanceRec(id=status.id, env=status.env, release=status.release, index=status.index,
+                       port=status.port, pid=status.pid or 0, create_time=status.create_time or 0.0,
+                       role=role, state=status.state, started_at=status.started_at or now,
+                       restarts=status.restarts)

@@ -1,0 +1,298 @@
+"""The local deploy target: instances are processes under the supervisor, traffic is the router's table.
+
+``LocalTarget`` implements ``engine.rollout.target.DeployTarget`` for one environment and lives as long
+as the control plane (it owns the environment's warm-release timers and its shared collector).
+``Targets`` hands out one per environment and turns the supervisor's status changes into table pushes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets as _secrets
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+from shipyard.control.collector import Collector
+from shipyard.control.events import EventLog
+from shipyard.control.instances import InstanceFactory, instance_rec
+from shipyard.control.routerlink import RouterLink
+from shipyard.control.runtime import EnvRouting
+from shipyard.control.supervisor import InstanceStatus, Supervisor
+from shipyard.control.tasks import guarded
+from shipyard.engine.rollout.launch import Launch
+from shipyard.engine.rollout.plan import RouterPlan
+from shipyard.engine.rollout.steps import RoutingCommit
+from shipyard.engine.rollout.target import DrainResult, MetricSource
+from shipyard.errors import BadInput, DeployFailed, ShipyardError
+from shipyard.primitives.clock import Clock
+from shipyard.primitives.pgcluster import free_port
+from shipyard.primitives.routerproto import RouterError
+from shipyard.primitives.spec.durations import format_duration
+from shipyard.primitives.store import Store
+
+RECOVER_DRAIN_S = 10.0  # how long a rolled-back release's in-flight requests get before it is stopped
+
+
+class LocalTarget:
+    def __init__(self, routing: EnvRouting, *, supervisor: Supervisor, link: RouterLink, instances: InstanceFactory,
+                 store: Store, events: EventLog, clock: Clock) -> None:
+        self.routing = routing
+        self.env = routing.name
+        self.supervisor = supervisor
+        self.link = link
+        self.instances = instances
+        self.store = store
+        self.events = events
+        self.clock = clock
+        self.warm_tasks: dict[str, asyncio.Task[None]] = {}
+        self._pending: RouterPlan | None = None
+        self._collector: Collector | None = None
+        self._observers = 0
+
+    # -- configuration and pushes ------------------------------------------------------------------
+    def configure(self, router: RouterPlan, release: str, launch: Launch) -> None:
+        """A deployment's router settings and launch; applied with its first change of the table."""
+        self._pending = router
+        self.routing.launch[release] = launch
+
+    def _apply_pending(self) -> None:
+        if self._pending is not None:
+            rt, p = self.routing, self._pending
+            rt.port, rt.router_settings = p.port, dict(p.settings)
+            rt.sticky = dict(p.sticky) if p.sticky is not None else None
+            self._pending = None
+
+    async def push(self) -> None:
+        if self.routing.port is None:
+            return
+        try:
+            await self.link.push(self.env, self.routing.table)
+        except RouterError as err:
+            if "in use" in str(err):
+                raise BadInput(f"cannot serve {self.env} on port {self.routing.port}: {err}") from err
+            raise DeployFailed(f"router refused the table for {self.env}: {err}") from err
+        self.routing.save()
+
+    def record(self, status: InstanceStatus) -> None:
+        self.store.upsert_instance(instance_rec(status, self.routing.role(status.release), self.clock.time()))
+
+    # -- DeployTarget ------------------------------------------------------------------------------
+    async def start(self, release: str, count: int, role: str) -> list[str]:
+        self.cancel_warm(release)
+        self._apply_pending()
+        # The router must be able to listen on the environment's port before anything starts.
+        await self.push()
+        return await self.start_instances(release, count, role)
+
+    async def start_instances(self, release: str, count: int, role: str) -> list[str]:
+        rt = self.routing
+        if not self.instances.paths.release_dir(release).is_dir():
+            raise DeployFailed(f"release {release} is not on disk (pruned?)")
+        launch = rt.launch[release]
+        used = {s.index for s in rt.instances() if s.release == release}
+        rt.roles.setdefault(release, role)
+        ids: list[str] = []
+        index = 0
+        for _ in range(count):
+            while index in used:
+                index += 1
+            used.add(index)
+            iid = f"{self.env}-{release}-{index}-{_secrets.token_hex(2)}"
+            status = await self.supervisor.start(
+                self.instances.spec(self.env, release, index, iid, free_port(), role, launch))
+            self.record(status)
+            ids.append(iid)
+        await self.push()
+        return ids
+
+    async def wait_ready(self, ids: Sequence[str], timeout: float) -> None:
+        # A crash loop fails the step after a few restarts instead of waiting out deploy_timeout.
+        ok = await self.supervisor.wait_ready(ids, timeout, max_restarts=3)
+        if not ok:
+            states = [self.supervisor.status(i) for i in ids]
+            bad = [s for s in states if s is None or not s.ready]
+            detail = "; ".join(f"{s.id}: {s.state}" + (f" ({s.last_exit})" if s.last_exit else "")
+                               for s in bad if s is not None)
+            raise DeployFailed(f"{len(bad)} of {len(ids)} instance(s) not ready within "
+                               f"{format_duration(timeout)}: {detail}")
+
+    async def set_weights(self, weights: Mapping[str, int], commit: RoutingCommit | None) -> None:
+        rt = self.routing
+        self._apply_pending()
+        for rel, w in weights.items():
+            if w > 0 and not rt.ready_ids(rel):
+                raise DeployFailed(f"refusing to route traffic to {rel}: no ready instance")
+        rt.weights = {**{r: 0 for r in rt.weights}, **weights}
+        for rel, w in weights.items():
+            # A canary stays labelled canary until it takes all the traffic.
+            if w > 0 and (w == 100 or rt.roles.get(rel) != "canary"):
+                rt.roles[rel] = "stable"
+        await self.push()
+        if commit is not None:
+            rt.record_current(commit.current, commit.previous)
+
+    async def unroute(self, ids: Sequence[str], weights: Mapping[str, int] | None) -> None:
+        self.routing.unrouted.update(ids)
+        if weights:
+            self.routing.weights = {**{r: 0 for r in self.routing.weights}, **weights}
+        await self.push()
+
+    async def drain(self, release: str | None, ids: Sequence[str] | None, timeout: float) -> DrainResult:
+        if release is not None:
+            reply = await self.link.call("drain", timeout + 10, env=self.env, release=release, timeout=timeout)
+            return DrainResult(bool(reply.get("drained", True)), int(reply.get("inflight", 0)))
+        # Instances already out of rotation: wait until the router has no request in flight to them.
+        deadline = self.clock.monotonic() + timeout
+        inflight, unknown = 0, None
+        while True:
+            try:
+                inflight, unknown = await self.link.inflight(self.env, ids or ()), None
+                if inflight == 0:
+                    return DrainResult(True, 0)
+            except RouterError as err:
+                # Not knowing is not "nothing in flight": keep waiting, up to the timeout.
+                unknown = f"the router could not say what is in flight: {err}"
+            if self.clock.monotonic() >= deadline:
+                return DrainResult(False, inflight, unknown)
+            await self.clock.sleep(0.05)
+
+    async def stop(self, ids: Sequence[str] | None, release: str | None) -> None:
+        if ids is None and release is not None:
+            self.cancel_warm(release)
+            ids = self.routing.ids_of(release)
+        await self.stop_instances(list(ids or []))
+
+    async def stop_instances(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        rt = self.routing
+        # Out of the table first so no new request can reach an instance that is going away.
+        rt.unrouted.update(ids)
+        await self.push()
+        await asyncio.gather(*(self.supervisor.stop(i) for i in ids))
+        for i in ids:
+            rt.unrouted.discard(i)
+            self.store.delete_instance(i)
+        rt.forget_empty_releases()
+        await self.push()
+
+    async def keep_warm(self, release: str, delay: float) -> None:
+        self.routing.roles[release] = "old"
+        await self.push()
+        if delay <= 0:
+            await self.stop_instances(self.routing.ids_of(release))
+        else:
+            self.schedule_scale_down(release, delay)
+
+    async def recover(self, serving: str | None, started: Sequence[str], committed: bool) -> None:
+        rt = self.routing
+        try:
+            if serving and rt.ready_ids(serving):
+                moved = any(w > 0 for r, w in rt.weights.items() if r != serving)
+                rt.weights = {serving: 100}
+                rt.roles[serving] = "stable"
+                rt.unrouted.difference_update(rt.ids_of(serving))
+                await self.push()
+                if committed:
+                    rt.record_current(serving, None)
+                if moved and started:
+                    # Traffic had reached the new instances: let their in-flight requests finish first.
+                    rt.unrouted.update(started)
+                    await self.push()
+                    await self.drain(None, started, timeout=RECOVER_DRAIN_S)
+            await self.stop_instances(list(started))
+        except ShipyardError as err:
+            self.events.add(self.env, "recover_failed", f"could not fully restore {serving}: {err}")
+
+    @contextlib.asynccontextmanager
+    async def observe(self) -> AsyncIterator[MetricSource]:
+        """The environment's collector, shared by a canary and a watch, stopped when the last one ends."""
+        if self._collector is None:
+            self._collector = Collector(self.link, self.supervisor, self.clock, self.env)
+        col = self._collector
+        self._observers += 1
+        col.start()
+        try:
+            yield col
+        finally:
+            self._observers -= 1
+            if self._observers == 0:
+                await col.stop()
+                self._collector = None
+
+    def endpoint(self, release: str, preview: bool) -> str:
+        if not preview:
+            return f"http://127.0.0.1:{self.routing.port}"
+        # Before the switch the new release has no traffic share: load one of its instances directly.
+        ready = self.routing.ready_ids(release)
+        st = self.supervisor.status(ready[0]) if ready else None
+        if st is None:
+            raise DeployFailed(f"no ready instance of {release} to verify")
+        return f"http://127.0.0.1:{st.port}"
+
+    # -- warm releases -----------------------------------------------------------------------------
+    def cancel_warm(self, release: str) -> None:
+        task = self.warm_tasks.pop(release, None)
+        if task:
+            task.cancel()
+
+    def schedule_scale_down(self, release: str, delay: float) -> None:
+        self.cancel_warm(release)
+
+        async def later() -> None:
+            await self.clock.sleep(delay)
+            if self.routing.weights.get(release, 0) == 0 and release in self.routing.roles:
+                self.events.add(self.env, "scale_down", f"stopping warm release {release}")
+                self.warm_tasks.pop(release, None)
+                await self.stop_instances(self.routing.ids_of(release))
+
+        self.warm_tasks[release] = guarded(later(), f"scale-down-{self.env}-{release}")
+        self.events.add(self.env, "keep_warm", f"{release} kept warm for {format_duration(delay)}",
+                        data={"release": release, "until": self.clock.time() + delay})
+
+    def close(self) -> None:
+        for task in list(self.warm_tasks.values()):
+            task.cancel()
+
+
+class Targets:
+    """One ``LocalTarget`` per environment, its routing restored from the state database."""
+
+    def __init__(self, *, supervisor: Supervisor, link: RouterLink, instances: InstanceFactory, store: Store,
+                 events: EventLog, clock: Clock) -> None:
+        self.supervisor, self.link, self.instances = supervisor, link, instances
+        self.store, self.events, self.clock = store, events, clock
+        self._targets: dict[str, LocalTarget] = {}
+
+    def get(self, env: str) -> LocalTarget:
+        target = self._targets.get(env)
+        if target is None:
+            routing = EnvRouting(env, self.supervisor, self.store, self.clock)
+            rec = self.store.get_environment(env)
+            if rec is not None:
+                routing.restore(rec.routing)
+            target = self._targets[env] = LocalTarget(
+                routing, supervisor=self.supervisor, link=self.link, instances=self.instances, store=self.store,
+                events=self.events, clock=self.clock)
+        return target
+
+    def known(self) -> list[LocalTarget]:
+        return list(self._targets.values())
+
+    def on_instance_change(self, status: InstanceStatus) -> None:
+        """The supervisor's callback: record the instance, and let readiness flips reach the router."""
+        if status.state == "stopped":
+            return
+        target = self._targets.get(status.env)
+        if target is None:
+            return
+        target.record(status)
+        if target.routing.port is not None:
+            self.link.push_soon(status.env, target.routing.table)
+
+    def serving_releases(self) -> set[str]:
+        return {s.release for t in self._targets.values() for s in t.routing.instances()}
+
+    def close(self) -> None:
+        for t in self._targets.values():
+            t.close()

@@ -1,0 +1,245 @@
+"""The plan is a value: ``prepare`` turns a spec snapshot and what is known about an environment into
+a frozen ``Plan``. Pure: no I/O, no clock. ``--plan`` renders the ``Plan``; applying runs exactly its
+steps (the build included) with exactly its settings — the spec is never read again for it.
+
+The caller (the control plane) gathers ``PlanInputs`` — it loads shipyard.toml once per request, reads
+the environment's state, the release index, the history and the commits between two releases — and
+calls ``prepare``. Bad requests (unknown strategy, nothing to roll back to) raise ``BadInput`` here.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from shipyard.engine.analysis.conditions import Condition, conditions_from_spec
+from shipyard.engine.rollout.canary import CanaryStep, canary_triggers, expand, plan_lines
+from shipyard.engine.rollout.launch import Launch
+from shipyard.engine.rollout.state import EnvState
+from shipyard.engine.rollout.steps import BuildStep, CanaryPhaseStep, Step
+from shipyard.engine.rollout.strategies import RolloutSettings, plan_deploy, plan_rollback
+from shipyard.errors import BadInput
+from shipyard.primitives.spec.diff import diff_config
+from shipyard.primitives.spec.durations import format_duration
+from shipyard.primitives.spec.masking import spec_snapshot
+from shipyard.primitives.spec.models import EnvSpec, Spec
+from shipyard.primitives.spec.rollout import CanarySpec, RollbackSpec
+from shipyard.primitives.spec.verify import VerifySpec
+
+Kind = Literal["deploy", "rollback"]
+STRATEGIES = ("rolling", "blue-green", "canary")
+# Rough first-time estimates (seconds) per step kind, replaced by this environment's history.
+DEFAULT_ESTIMATE = {"build": 2.0, "start": 0.3, "wait_ready": 3.0, "route": 0.01, "unroute": 0.01, "drain": 0.5,
+                    "stop": 1.0, "keep_warm": 0.01, "verify": 60.0}
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    short: str = ""
+    message: str = ""
+    author: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"sha": self.sha, "short": self.short or self.sha[:12], "message": self.message,
+                "author": self.author}
+
+
+@dataclass(frozen=True)
+class ReleaseChoice:
+    """The release a deployment goes to: an existing one, or a new id built from ``commit``."""
+
+    id: str
+    commit: CommitInfo
+    build: bool = False
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class History:
+    """What this environment's past deployments tell the plan."""
+
+    config: Mapping[str, Any] | None = None  # the last succeeded deployment's config snapshot
+    secrets: Mapping[str, Any] | None = None  # its secrets names and version
+    launches: Mapping[str, Launch] = field(default_factory=dict)  # how each release was last launched here
+    durations: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # step kind → recent durations
+    build_estimate: float = DEFAULT_ESTIMATE["build"]
+
+
+@dataclass(frozen=True)
+class SecretsInfo:
+    names: tuple[str, ...] = ()
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    kind: Kind
+    env: str
+    spec: Spec
+    state: EnvState
+    release: ReleaseChoice
+    history: History = History()
+    secrets: SecretsInfo = SecretsInfo()
+    commits: tuple[CommitInfo, ...] | None = None  # between the serving release and the target, newest first
+    strategy: str | None = None  # --strategy
+
+
+@dataclass(frozen=True)
+class RouterPlan:
+    port: int
+    settings: Mapping[str, Any]
+    sticky: Mapping[str, str] | None
+
+
+@dataclass(frozen=True)
+class CanaryPlan:
+    spec: CanarySpec
+    steps: tuple[CanaryStep, ...]  # expanded once; the plan's canary steps carry these very objects
+    rollback: RollbackSpec | None
+    triggers: tuple[Condition, ...]  # checked on the canary every second: rollback triggers + crash check
+
+
+@dataclass(frozen=True)
+class Plan:
+    kind: Kind
+    env: str
+    strategy: str
+    release: str
+    previous: str | None
+    steps: tuple[Step, ...]
+    settings: RolloutSettings
+    launch: Launch
+    router: RouterPlan
+    commit: CommitInfo
+    changes: Mapping[str, Any]
+    estimates: tuple[float, ...]
+    spec: Spec  # the snapshot the plan was made from (the release record keeps every environment's part)
+    triggers: tuple[Condition, ...] = ()  # rollback triggers (rollout and post-deploy watch)
+    canary: CanaryPlan | None = None
+    verify: VerifySpec | None = None
+    watch_s: float = 0.0
+    keep_releases: int = 5  # the fewest any environment keeps: pruning after the deploy uses it
+    warm_switch: bool = False
+    build: BuildStep | None = None
+    note: str | None = None  # why this deployment happens when nobody asked (automatic rollback)
+    trigger: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``deploy --plan --json`` prints (and the live view's first event)."""
+        steps = [{"name": s.kind, "kind": s.kind, "description": s.description, "params": s.params,
+                  "estimate_s": e} for s, e in zip(self.steps, self.estimates, strict=True)]
+        launch = self.launch
+        gates: dict[str, Any] = {"health": _probe_json(launch.health)}
+        if launch.ready:
+            gates["ready"] = {"path": launch.ready.path}
+        gates["deploy_timeout_s"] = self.settings.deploy_timeout
+        out: dict[str, Any] = {
+            "kind": self.kind, "env": self.env, "strategy": self.strategy, "release": self.release,
+            "previous_release": self.previous, "build": self.build is not None, "commit": self.commit.to_json(),
+            "warm_switch": self.warm_switch, "steps": steps,
+            "estimated_duration_s": round(sum(self.estimates), 2), "health_gates": gates,
+            "changes": {k: v for k, v in self.changes.items() if k != "config"},
+        }
+        if self.canary is not None and any(isinstance(s, CanaryPhaseStep) for s in self.steps):
+            out["canary"] = {"lines": plan_lines(self.canary.spec, self.canary.rollback),
+                             "steps": [c.to_json() for c in self.canary.steps]}
+        out["rollback_triggers"] = [c.describe() for c in self.triggers]
+        if self.watches:
+            out["watch"] = (f"after the deploy, watch {self.release} for {format_duration(self.watch_s)}; "
+                            f"a trigger firing rolls back to {self.previous or 'the previous release'}")
+        return out
+
+    @property
+    def watches(self) -> bool:
+        """Whether a successful deploy starts the post-deploy watch."""
+        return (self.kind == "deploy" and bool(self.triggers) and self.watch_s > 0 and self.previous is not None
+                and self.previous != self.release)
+
+
+def _probe_json(p: Any) -> dict[str, Any]:
+    return {"path": p.path, "interval_s": p.interval, "timeout_s": p.timeout, "retries": p.retries,
+            "start_period_s": p.start_period}
+
+
+def settings_for(envspec: EnvSpec, canary_steps: tuple[CanaryStep, ...] = ()) -> RolloutSettings:
+    verify = envspec.verify
+    return RolloutSettings(replicas=envspec.replicas, max_surge=envspec.max_surge,
+                           max_unavailable=envspec.max_unavailable, drain_timeout=envspec.drain_timeout,
+                           scale_down_delay=envspec.scale_down_delay, deploy_timeout=envspec.deploy_timeout,
+                           verify=verify is not None, verify_before_switch=bool(verify and verify.before_switch),
+                           canary_steps=canary_steps)
+
+
+def prepare(inputs: PlanInputs) -> Plan:
+    spec, env = inputs.spec, inputs.env
+    envspec = spec.env(env)
+    state, target = inputs.state, inputs.release.id
+    canary_spec = envspec.canary or CanarySpec()
+    expanded = tuple(expand(canary_spec))
+    warm = False
+    if inputs.kind == "deploy":
+        strategy = inputs.strategy or envspec.strategy
+        if strategy not in STRATEGIES:
+            raise BadInput(f"unknown strategy '{strategy}' (expected rolling, blue-green or canary)")
+        settings = settings_for(envspec, expanded if strategy == "canary" else ())
+        steps: list[Step] = plan_deploy(strategy, settings, state, target)
+        launch = Launch.from_spec(spec, env)
+    else:
+        strategy = "blue-green"
+        settings = settings_for(envspec)
+        steps, warm = plan_rollback(settings, state, target)
+        launch = inputs.history.launches.get(target) or Launch.from_spec(spec, env)
+    build = None
+    if inputs.release.build:
+        build = BuildStep(description=f"build release {target} from {inputs.release.commit.to_json()['short']}",
+                          release=target, ref=inputs.release.ref or "HEAD", sha=inputs.release.commit.sha,
+                          commands=tuple(spec.app.build), shared=tuple(spec.app.shared))
+        steps.insert(0, build)
+    canary = None
+    if any(isinstance(s, CanaryPhaseStep) for s in steps):
+        canary = CanaryPlan(canary_spec, expanded, envspec.rollback, canary_triggers(canary_spec, envspec.rollback))
+    return Plan(
+        kind=inputs.kind, env=env, strategy=strategy, release=target, previous=state.current_release,
+        steps=tuple(steps), settings=settings, launch=launch,
+        router=RouterPlan(envspec.port, envspec.router.table_settings(env), envspec.router.table_sticky()),
+        commit=inputs.release.commit, changes=describe_changes(inputs, spec_snapshot(spec, env)),
+        estimates=estimate(inputs.history, steps), spec=spec, triggers=conditions_from_spec(envspec.rollback),
+        canary=canary, verify=envspec.verify, watch_s=float(envspec.watch),
+        keep_releases=min(e.keep_releases for e in spec.environments.values()), warm_switch=warm, build=build)
+
+
+def estimate(history: History, steps: list[Step]) -> tuple[float, ...]:
+    out: list[float] = []
+    for s in steps:
+        if s.kind == "build":
+            out.append(history.build_estimate)
+        elif history.durations.get(s.kind):
+            out.append(round(statistics.median(history.durations[s.kind]), 3))
+        else:
+            out.append(DEFAULT_ESTIMATE.get(s.kind, 1.0))
+    return tuple(out)
+
+
+def describe_changes(inputs: PlanInputs, snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """Release A → B with the commits between them, config keys changed, secrets changed by name."""
+    out: dict[str, Any] = {"release": {"from": inputs.state.current_release, "to": inputs.release.id}}
+    if inputs.commits is not None:
+        out["commits"] = [{"sha": c.short or c.sha[:12], "message": c.message, "author": c.author}
+                          for c in inputs.commits]
+    old_config = inputs.history.config
+    out["config_changed"] = diff_config(old_config, snapshot) if old_config else []
+    names = sorted(inputs.secrets.names)
+    old = inputs.history.secrets
+    if old is not None:
+        changed = sorted(set(names) ^ set(old.get("names", [])))
+        if old.get("version") != inputs.secrets.version and not changed:
+            changed = ["(values changed: " + ", ".join(names) + ")"] if names else []
+        out["secrets_changed"] = changed
+    else:
+        out["secrets_changed"] = names
+    out["config"] = dict(snapshot)
+    out["secrets"] = {"names": names, "version": inputs.secrets.version}
+    return out
