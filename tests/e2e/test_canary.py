@@ -141,7 +141,7 @@ def test_manual_gate_pause_resume_promote_and_abort(project: Project) -> None:
     project.commit("v3")
     proc = _deploy_async(project)
     try:
-        assert wait_for(lambda: (_canary(project) or {}).get("step", {}).get("kind") == "gate", 60)
+        assert wait_for(lambda: ((_canary(project) or {}).get("step") or {}).get("kind") == "gate", 60)
         project.ok("abort", "--env", "staging")
         res = _result(proc)
     finally:

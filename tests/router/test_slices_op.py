@@ -15,6 +15,7 @@ from typing import Any
 
 from shipyard.control.collector import Collector, samples_from_slices
 from shipyard.engine.analysis.measurements import rollup
+from shipyard.primitives.clock import SystemClock
 from shipyard.primitives.metrics import Series, bucket_bounds
 from shipyard.primitives.pgcluster import free_port
 from shipyard.primitives.routerproto import AsyncRouterClient
@@ -141,11 +142,12 @@ def test_a_refusing_canary_shows_as_retried_errors(router: RouterProc,
                      {"r1": 80, "r2": 20})
     client = AsyncRouterClient(router.sock)
 
-    async def router_call(op: str, **fields: Any) -> dict[str, Any]:
-        return {"ok": True, **await client.call(op, timeout=10.0, fields=fields)}
+    async def call(op: str, **fields: Any) -> dict[str, Any]:
+        return await client.call(op, timeout=10.0, fields=fields)
 
-    daemon: Any = SimpleNamespace(router_call=router_call, supervisor=SimpleNamespace(all=lambda env: []))
-    col = Collector(daemon, "prod")
+    link: Any = SimpleNamespace(call=call)
+    supervisor: Any = SimpleNamespace(all=lambda env: [])
+    col = Collector(link, supervisor, SystemClock(), "prod")
     start = int(time.time())
     col.end = start
     seen: Counter[int] = Counter()

@@ -43,8 +43,9 @@ class ReleaseService:
         return self.store.get_release(release)
 
     def new_id(self, commit: CommitInfo) -> str:
-        """``r<UTC yyyymmddHHMMSS>-<short sha>``, ``-2``, ``-3``… when taken: sorting ids sorts by build time."""
-        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(self.clock.time()))
+        """``r<UTC yyyymmddHHMMSS of the commit>-<short sha>`` (``-2``, ``-3``… when taken): the same commit
+        gets the same id in ``--plan`` and in the deploy that follows, and ids sort by commit time."""
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(commit.committed_at or self.clock.time()))
         base = f"r{stamp}-{commit.sha[:7]}"
         rid, n = base, 1
         while self.store.get_release(rid) is not None or self.on_disk(rid):

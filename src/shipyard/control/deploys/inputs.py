@@ -61,7 +61,7 @@ class InputGatherer:
             return ReleaseChoice(req.release, CommitInfo(rec.commit, rec.commit[:12], rec.message, rec.author))
         ref = req.ref or "HEAD"
         commit = resolve_ref(self.paths.project, ref)
-        info = CommitInfo(commit.sha, commit.short, commit.message, commit.author)
+        info = CommitInfo(commit.sha, commit.short, commit.message, commit.author, commit.committed_at)
         existing = self.releases.for_commit(commit.sha)
         if existing:
             return ReleaseChoice(existing, info, ref=ref)

@@ -14,13 +14,19 @@ class StoreRecorder:
     def __init__(self, store: Store, deployment_id: int) -> None:
         self.store = store
         self.dep = deployment_id
+        self._planned: dict[int, dict[str, Any]] = {}
 
     def step_started(self, index: int, step: StepBase, at: float) -> int:
-        return self.store.add_step(self.dep, index=index, name=step.kind, status="running", started_at=at,
-                                   detail={"description": step.description, "params": step.params})
+        planned = {"description": step.description, "params": step.params}
+        step_id = self.store.add_step(self.dep, index=index, name=step.kind, status="running", started_at=at,
+                                      detail=planned)
+        self._planned[step_id] = planned
+        return step_id
 
     def step_finished(self, step_id: int, status: str, duration_s: float, detail: dict[str, Any] | None) -> None:
-        self.store.update_step(step_id, status=status, duration_s=duration_s, detail=detail)
+        # What happened goes beside what was planned, never over it.
+        self.store.update_step(step_id, status=status, duration_s=duration_s,
+                               detail={**self._planned.pop(step_id, {}), **(detail or {})})
 
 
 def progress_event(what: str, item: StepResult | Step, index: int) -> dict[str, Any]:

@@ -41,6 +41,7 @@ class CommitInfo:
     short: str = ""
     message: str = ""
     author: str = ""
+    committed_at: float = 0.0
 
     def to_json(self) -> dict[str, str]:
         return {"sha": self.sha, "short": self.short or self.sha[:12], "message": self.message,
