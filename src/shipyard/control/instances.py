@@ -10,8 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from shipyard.control.instancespec import InstanceSpec, InstanceStatus
 from shipyard.control.paths import Paths
-from shipyard.control.supervisor import InstanceSpec, InstanceStatus
 from shipyard.engine.rollout.launch import Launch
 from shipyard.primitives.spec.envvars import dotenv_path, read_dotenv
 from shipyard.primitives.spec.secrets import SecretStore

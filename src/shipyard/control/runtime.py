@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipyard.control.supervisor import InstanceStatus, Supervisor
+from shipyard.control.instancespec import InstanceStatus
+from shipyard.control.supervisor import Supervisor
 from shipyard.engine.rollout.launch import Launch
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.store import Store

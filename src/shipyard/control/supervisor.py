@@ -18,92 +18,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal
 
 from shipyard.control import logfiles
 from shipyard.control.health import Action, HealthChecker, HealthState
+from shipyard.control.instancespec import (
+    BACKOFF_RESET_AFTER,
+    InstanceSpec,
+    InstanceStatus,
+    OnChange,
+    OnEvent,
+    backoff_delay,
+    instance_environment,
+)
 from shipyard.errors import ShipyardError
 from shipyard.primitives import process
 from shipyard.primitives.clock import Clock
-from shipyard.primitives.probe import Probe
+
+__all__ = ["InstanceSpec", "InstanceStatus", "Supervisor", "backoff_delay", "instance_environment"]
 
 log = logging.getLogger("shipyard.supervisor")
-
-State = Literal["starting", "ready", "unready", "restarting", "stopping", "stopped", "crashed"]
-
-BACKOFF_FIRST = 1.0
-BACKOFF_MAX = 30.0
-# Ready this long without a crash and the backoff starts again from the first step.
-BACKOFF_RESET_AFTER = 60.0
-
-
-@dataclass(frozen=True)
-class InstanceSpec:
-    id: str
-    env: str
-    release: str
-    index: int
-    cmd: str | list[str]
-    cwd: Path
-    env_vars: dict[str, str]
-    port: int
-    log_path: Path
-    health: Probe
-    ready: Probe | None = None
-    stop_signal: str = "SIGTERM"
-    stop_grace: float = 30.0
-    role: str = "stable"
-
-
-@dataclass(frozen=True)
-class InstanceStatus:
-    id: str
-    env: str
-    release: str
-    index: int
-    port: int
-    pid: int | None
-    create_time: float | None
-    state: State
-    ready: bool
-    restarts: int
-    started_at: float | None        # wall clock, when the current process started
-    cpu_percent: float = 0.0
-    rss_bytes: int = 0
-    last_exit: str | None = None
-    consecutive_health_failures: int = 0
-    role: str = "stable"
-    adopted: bool = False
-
-
-OnChange = Callable[[InstanceStatus], None]
-OnEvent = Callable[[str, str, str, dict[str, Any]], None]
-
-
-def backoff_delay(streak: int) -> float:
-    """Delay before restart number ``streak`` (0-based) of an instance that keeps failing."""
-    return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** min(streak, 16)))
-
-
-def instance_environment(spec: InstanceSpec, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The process environment: ours (minus shipyard's own settings, which may carry secrets such as
-    the master key or a database URL) → the instance's variables → what shipyard sets."""
-    inherited = dict(os.environ if base is None else base)
-    env = {k: v for k, v in inherited.items() if not k.startswith("SHIPYARD_")}
-    # Python buffers stdout when it is not a terminal; `shipyard logs` should show lines as they come.
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    env.update(spec.env_vars)
-    env.update({
-        "PORT": str(spec.port),
-        "SHIPYARD_ENV": spec.env,
-        "SHIPYARD_RELEASE": spec.release,
-        "SHIPYARD_INSTANCE": spec.id,
-    })
-    return env
 
 
 @dataclass
@@ -413,8 +349,8 @@ class Supervisor:
                 self._sample(inst)
                 try:
                     # Copying up to log_max_bytes is the only slow part; keep it off the loop.
-                    if inst.spec.log_path.exists() and inst.spec.log_path.stat().st_size > self.log_max_bytes:
-                        await asyncio.to_thread(logfiles.rotate, inst.spec.log_path, self.log_keep)
+                    if await asyncio.to_thread(logfiles.rotate_if_needed, inst.spec.log_path, self.log_max_bytes,
+                                               self.log_keep):
                         log.info("rotated %s", inst.spec.log_path)
                 except OSError as exc:
                     log.warning("cannot rotate %s: %s", inst.spec.log_path, exc)

@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from shipyard.control.collector import Collector
 from shipyard.control.events import EventLog
 from shipyard.control.instances import InstanceFactory, instance_rec
+from shipyard.control.instancespec import InstanceStatus
 from shipyard.control.routerlink import RouterLink
 from shipyard.control.runtime import EnvRouting
-from shipyard.control.supervisor import InstanceStatus, Supervisor
+from shipyard.control.supervisor import Supervisor
 from shipyard.control.tasks import guarded
 from shipyard.engine.rollout.launch import Launch
 from shipyard.engine.rollout.plan import RouterPlan

@@ -1,0 +1,87 @@
+"""What the supervisor runs and reports: an instance's spec, its status, its environment, its backoff.
+
+Plain values, kept apart from the supervisor's machinery so the routing state and the deploy target
+can use them without importing it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from shipyard.primitives.probe import Probe
+
+State = Literal["starting", "ready", "unready", "restarting", "stopping", "stopped", "crashed"]
+
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+# Ready this long without a crash and the backoff starts again from the first step.
+BACKOFF_RESET_AFTER = 60.0
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    id: str
+    env: str
+    release: str
+    index: int
+    cmd: str | list[str]
+    cwd: Path
+    env_vars: dict[str, str]
+    port: int
+    log_path: Path
+    health: Probe
+    ready: Probe | None = None
+    stop_signal: str = "SIGTERM"
+    stop_grace: float = 30.0
+    role: str = "stable"
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    id: str
+    env: str
+    release: str
+    index: int
+    port: int
+    pid: int | None
+    create_time: float | None
+    state: State
+    ready: bool
+    restarts: int
+    started_at: float | None        # wall clock, when the current process started
+    cpu_percent: float = 0.0
+    rss_bytes: int = 0
+    last_exit: str | None = None
+    consecutive_health_failures: int = 0
+    role: str = "stable"
+    adopted: bool = False
+
+
+OnChange = Callable[[InstanceStatus], None]
+OnEvent = Callable[[str, str, str, dict[str, Any]], None]
+
+
+def backoff_delay(streak: int) -> float:
+    """Delay before restart number ``streak`` (0-based) of an instance that keeps failing."""
+    return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** min(streak, 16)))
+
+
+def instance_environment(spec: InstanceSpec, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The process environment: ours (minus shipyard's own settings, which may carry secrets such as
+    the master key or a database URL) → the instance's variables → what shipyard sets."""
+    inherited = dict(os.environ if base is None else base)
+    env = {k: v for k, v in inherited.items() if not k.startswith("SHIPYARD_")}
+    # Python buffers stdout when it is not a terminal; `shipyard logs` should show lines as they come.
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(spec.env_vars)
+    env.update({
+        "PORT": str(spec.port),
+        "SHIPYARD_ENV": spec.env,
+        "SHIPYARD_RELEASE": spec.release,
+        "SHIPYARD_INSTANCE": spec.id,
+    })
+    return env
