@@ -2,7 +2,7 @@
 
 The executor stays thin: it performs a step (set weights, wait, promote), and while a step runs it
 calls ``decide`` about once a second with the latest judgement and firing triggers, doing what the
-``Decision`` says. ``--plan`` renders ``CanaryStep.description`` and ``plan_lines``.
+``CanaryDecision`` says. ``--plan`` renders ``CanaryStep.description`` and ``plan_lines``.
 
 Short form ``steps = [10, 50, 100]`` expands to: weight 10 → bake ``step_duration`` → weight 50 →
 bake → weight 100 → promote. In the full form every item is taken literally (``{ pause = "1m" }`` is a
@@ -113,7 +113,7 @@ def expand(spec: CanarySpec) -> list[CanaryStep]:
 
 
 @dataclass(frozen=True)
-class Decision:
+class CanaryDecision:
     action: Action
     reason: str
     verdict: Verdict | None = None
@@ -137,7 +137,7 @@ def decide(
     command: Command | None = None,
     paused: bool = False,
     inconclusive_limit: float = 120.0,
-) -> Decision:
+) -> CanaryDecision:
     """What to do now, ``elapsed`` seconds into ``step``.
 
     ``verdict``: the latest judgement of the canary over the current step's window (None: not judged).
@@ -146,39 +146,39 @@ def decide(
     rollback or a promote command gets out of it (``shipyard resume`` clears it in the executor).
     """
     if command == "abort":
-        return Decision("rollback", "aborted by the operator", verdict, tuple(firing))
+        return CanaryDecision("rollback", "aborted by the operator", verdict, tuple(firing))
     if firing:
         reasons = "; ".join(_where(e) + e.reason for e in firing)
-        return Decision("rollback", f"rollback trigger fired: {reasons}", verdict, tuple(firing))
+        return CanaryDecision("rollback", f"rollback trigger fired: {reasons}", verdict, tuple(firing))
     if verdict is not None and verdict.outcome == "fail":
-        return Decision("rollback", f"canary judged worse than stable: {verdict.reason}", verdict)
+        return CanaryDecision("rollback", f"canary judged worse than stable: {verdict.reason}", verdict)
     if command == "promote_full":
-        return Decision("promote", "promoted by the operator (remaining steps skipped)", verdict)
+        return CanaryDecision("promote", "promoted by the operator (remaining steps skipped)", verdict)
     if step.kind == "weight":
-        return Decision("continue", step.description, verdict)
+        return CanaryDecision("continue", step.description, verdict)
     if step.kind == "promote":
-        return Decision("promote", "all steps passed", verdict)
+        return CanaryDecision("promote", "all steps passed", verdict)
     if command == "promote":
-        return Decision("continue", f"step {step.index + 1} ({step.kind}) ended by the operator", verdict)
+        return CanaryDecision("continue", f"step {step.index + 1} ({step.kind}) ended by the operator", verdict)
     if paused:
         judged_now = verdict.reason if verdict is not None else "not judged yet"
-        return Decision("wait", f"paused at {step.weight}% (`shipyard resume` or `shipyard promote` to go on, "
+        return CanaryDecision("wait", f"paused at {step.weight}% (`shipyard resume` or `shipyard promote` to go on, "
                         f"`shipyard abort` to roll back): {judged_now}", verdict)
     if step.kind == "gate":
-        return Decision("wait", f"manual gate at {step.weight}%: waiting for `shipyard promote`", verdict)
+        return CanaryDecision("wait", f"manual gate at {step.weight}%: waiting for `shipyard promote`", verdict)
     duration = step.duration or 0.0
     judged = verdict.reason if verdict is not None else "not judged yet"
     if elapsed < duration:
-        return Decision("wait", f"{step.kind} {format_duration(elapsed)} of {format_duration(duration)} at "
+        return CanaryDecision("wait", f"{step.kind} {format_duration(elapsed)} of {format_duration(duration)} at "
                         f"{step.weight}%: {judged}", verdict)
     if verdict is not None and verdict.outcome == "pass":
-        return Decision("continue", f"canary passed at {step.weight}%: {verdict.reason}", verdict)
+        return CanaryDecision("continue", f"canary passed at {step.weight}%: {verdict.reason}", verdict)
     over = elapsed - duration
     if over >= inconclusive_limit:
-        return Decision("pause", f"still inconclusive {format_duration(over)} after the {step.kind} at "
+        return CanaryDecision("pause", f"still inconclusive {format_duration(over)} after the {step.kind} at "
                         f"{step.weight}% ended ({judged}); pausing for a human: `shipyard promote` to go on, "
                         "`shipyard abort` to roll back", verdict)
-    return Decision("wait", f"inconclusive at {step.weight}%, waiting for more traffic "
+    return CanaryDecision("wait", f"inconclusive at {step.weight}%, waiting for more traffic "
                     f"(up to {format_duration(inconclusive_limit)}): {judged}", verdict)
 
 
