@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from shipyard.engine.releases import (
     BUILD_LOG,
     RELEASE_META,
+    BuiltRelease,
+    Commit,
     build_release,
     commits_between,
     content_hash,
-    list_releases,
-    load_release,
     prune_releases,
     releases_to_prune,
     remove_leftovers,
@@ -33,6 +33,26 @@ from shipyard.primitives.clock import ManualClock, SystemClock
 from shipyard.primitives.pgcluster import free_port
 
 ID_RE = re.compile(r"^r\d{14}-[0-9a-f]{7,}(-\d+)?$")
+
+
+def load_release(state_dir: Path, release_id: str) -> BuiltRelease:
+    """A built release read back from its metadata; NotFound while the directory holds none."""
+    path = state_dir.absolute() / "releases" / release_id
+    try:
+        data = json.loads((path / RELEASE_META).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise NotFound(f"release '{release_id}' not found") from exc
+    return BuiltRelease(id=data["id"], path=path, commit=Commit(**data["commit"]), ref=data["ref"],
+                        build_duration_s=float(data["build_duration_s"]), content_hash=data["content_hash"],
+                        build_log=path / BUILD_LOG, built_at=float(data.get("built_at", 0.0)))
+
+
+def list_releases(state_dir: Path) -> list[BuiltRelease]:
+    """Complete releases (those with metadata) on disk, newest first."""
+    root = state_dir.absolute() / "releases"
+    found = [load_release(state_dir, e.name) for e in root.iterdir()
+             if not e.name.startswith(".") and (e / RELEASE_META).is_file()] if root.is_dir() else []
+    return sorted(found, key=lambda r: (r.built_at, r.id), reverse=True)
 
 
 def build(repo: Any, state: Path, ref: str = "v1", **kw: object):  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ runs the ``app.build`` commands inside it through the shell, hashes the result a
 The build runs in the release's final directory, not in a temporary one renamed at the end: builds
 bake absolute paths into what they make (a virtualenv's script shebangs, generated configs), which a
 rename would break. Completeness is marked instead: ``.shipyard-release.json`` is written (atomically)
-last, and only a directory holding it is a release (``load_release``, ``list_releases``). A failed
+last, and only a directory holding it is a release. A failed
 build removes its directory; one interrupted by a crash is removed by ``remove_leftovers``.
 
 Release ids are ``r<UTC yyyymmddHHMMSS>-<short sha>`` (``-2``, ``-3``... appended if that id is taken):
@@ -48,8 +48,6 @@ __all__ = [
     "build_release",
     "commits_between",
     "content_hash",
-    "list_releases",
-    "load_release",
     "new_release_id",
     "prune_releases",
     "releases_to_prune",
@@ -358,47 +356,6 @@ def _to_json(release: BuiltRelease) -> dict[str, Any]:
     data["path"] = str(release.path)
     data["build_log"] = str(release.build_log)
     return data
-
-
-def _from_json(data: dict[str, Any], path: Path) -> BuiltRelease:
-    return BuiltRelease(
-        id=data["id"],
-        path=path,
-        commit=Commit(**data["commit"]),
-        ref=data["ref"],
-        build_duration_s=float(data["build_duration_s"]),
-        content_hash=data["content_hash"],
-        build_log=path / BUILD_LOG,
-        built_at=float(data.get("built_at", 0.0)),
-    )
-
-
-def load_release(state_dir: Path, release_id: str) -> BuiltRelease:
-    """A built release read back from its directory; NotFound when absent."""
-    if not _ID_RE.match(release_id):
-        raise NotFound(f"release '{release_id}' not found")
-    path = state_dir.absolute() / "releases" / release_id
-    try:
-        data = json.loads((path / RELEASE_META).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise NotFound(f"release '{release_id}' not found in {path.parent}") from exc
-    except (OSError, ValueError) as exc:
-        raise ShipyardError(f"release '{release_id}' metadata is unreadable: {exc}") from exc
-    return _from_json(data, path)
-
-
-def list_releases(state_dir: Path) -> list[BuiltRelease]:
-    """Complete releases on disk, newest first."""
-    releases_dir = state_dir.absolute() / "releases"
-    if not releases_dir.is_dir():
-        return []
-    found: list[BuiltRelease] = []
-    for entry in releases_dir.iterdir():
-        if entry.name.startswith(".") or not (entry / RELEASE_META).is_file():
-            continue
-        with contextlib.suppress(ShipyardError):
-            found.append(load_release(state_dir, entry.name))
-    return sorted(found, key=lambda r: (r.built_at, r.id), reverse=True)
 
 
 def releases_to_prune(all_ids_newest_first: list[str], keep_ids: set[str], keep_newest: int) -> list[str]:

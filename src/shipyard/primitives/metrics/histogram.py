@@ -92,10 +92,3 @@ class Histogram:
             if seen >= rank:
                 return bucket_midpoint(i)
         return bucket_midpoint(max(self.counts))  # pragma: no cover - rank <= total always hits
-
-    def fraction_above(self, seconds: float) -> float:
-        """Share of samples in buckets whose lower edge is at or above ``seconds`` (exact at bucket edges)."""
-        if self.total == 0:
-            return 0.0
-        cut = bucket_index(seconds)
-        return sum(n for i, n in self.counts.items() if i >= cut) / self.total
