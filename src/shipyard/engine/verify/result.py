@@ -6,13 +6,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from shipyard.engine.verify.histogram import Histogram
 from shipyard.engine.verify.thresholds import ThresholdResult
 from shipyard.errors import NoGo
+from shipyard.primitives.metrics import Histogram
 
 
-def _ms(value_us: float) -> float:
-    return value_us / 1000.0
+def ms(seconds: float | None) -> float:
+    """Seconds (None: no value) as milliseconds (NaN: no value), the unit of results and thresholds."""
+    return math.nan if seconds is None else seconds * 1000.0
 
 
 def _num(value: float, digits: int = 3) -> float | None:
@@ -36,9 +37,8 @@ class LatencySummary:
         if not h.total:
             nan = math.nan
             return cls(nan, nan, nan, nan, nan, nan, nan)
-        q = h.quantile_us
-        return cls(_ms(q(0.5)), _ms(q(0.9)), _ms(q(0.95)), _ms(q(0.99)), _ms(h.max_us), _ms(h.min_us),
-                   _ms(h.mean_us()))
+        q = h.quantile
+        return cls(ms(q(0.5)), ms(q(0.9)), ms(q(0.95)), ms(q(0.99)), ms(h.max), ms(h.min), ms(h.mean))
 
     def to_json(self) -> dict[str, float | None]:
         return {k: _num(getattr(self, k)) for k in ("p50", "p90", "p95", "p99", "max", "min", "avg")}
