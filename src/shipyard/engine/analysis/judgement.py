@@ -60,7 +60,7 @@ class JudgementSettings:
 
 
 @dataclass(frozen=True)
-class Check:
+class JudgementCheck:
     name: Literal["errors", "latency"]
     outcome: Outcome
     reason: str
@@ -80,7 +80,7 @@ class Check:
 @dataclass(frozen=True)
 class Verdict:
     outcome: Outcome
-    checks: tuple[Check, ...]
+    checks: tuple[JudgementCheck, ...]
     start: int  # the window judged: [start, end)
     end: int
     canary: str
@@ -110,11 +110,11 @@ def _ms(v: float) -> str:
     return f"{v * 1000:.1f}ms"
 
 
-def check_errors(canary: Window, stable: Window, s: JudgementSettings) -> Check:
+def check_errors(canary: Window, stable: Window, s: JudgementSettings) -> JudgementCheck:
     nc, ns = canary.requests, stable.requests
     xc, xs = canary.errors, stable.errors
     if nc < s.min_samples or ns < s.min_samples:
-        return Check(
+        return JudgementCheck(
             "errors", "inconclusive",
             f"too little traffic to judge errors: canary {nc} requests, stable {ns} "
             f"(need {s.min_samples} each)",
@@ -133,15 +133,15 @@ def check_errors(canary: Window, stable: Window, s: JudgementSettings) -> Check:
         outcome = "pass"
         reason = (f"error rate {observed}: not worse beyond tolerance {_pct(tol)} "
                   f"(p={test.p_value:.2g}, {test.method})")
-    return Check("errors", outcome, reason, nc, ns, rc, rs, diff, tol, test.p_value, test.method)
+    return JudgementCheck("errors", outcome, reason, nc, ns, rc, rs, diff, tol, test.p_value, test.method)
 
 
-def check_latency(canary: Window, stable: Window, s: JudgementSettings) -> Check:
+def check_latency(canary: Window, stable: Window, s: JudgementSettings) -> JudgementCheck:
     hc, hs = canary.histogram, stable.histogram
     nc, ns = sum(hc.values()), sum(hs.values())
     mc, ms = quantile(hc, 0.5), quantile(hs, 0.5)
     if nc < s.min_samples or ns < s.min_samples or mc is None or ms is None:
-        return Check(
+        return JudgementCheck(
             "latency", "inconclusive",
             f"too little traffic to judge latency: canary {nc} responses, stable {ns} "
             f"(need {s.min_samples} each)",
@@ -157,7 +157,7 @@ def check_latency(canary: Window, stable: Window, s: JudgementSettings) -> Check
     else:
         outcome = "pass"
         reason = f"latency {observed}: not slower beyond tolerance {_ms(tol)} (p={test.p_value:.2g})"
-    return Check("latency", outcome, reason, nc, ns, mc, ms, diff, tol, test.p_value, "Mann-Whitney U")
+    return JudgementCheck("latency", outcome, reason, nc, ns, mc, ms, diff, tol, test.p_value, "Mann-Whitney U")
 
 
 def judge(

@@ -18,9 +18,9 @@ from shipyard.engine.backup.manifest import Manifest
 from shipyard.engine.backup.pipeline import EncryptingSink, decrypted, drain
 from shipyard.engine.backup.pitr import Stanza, backups_of, parse_at
 from shipyard.engine.backup.repository import Repository, new_backup_id
-from shipyard.engine.backup.retention import Decision, apply_policy
+from shipyard.engine.backup.retention import RetentionDecision, apply_policy
 from shipyard.engine.backup.sources import files, postgres, sqlite
-from shipyard.engine.backup.sources.base import Check, DumpInfo, Target
+from shipyard.engine.backup.sources.base import DumpInfo, RestoreCheck, RestoreTarget
 from shipyard.errors import BadInput, NotFound, Refused, ShipyardError
 from shipyard.primitives.clock import Clock, SystemClock
 from shipyard.primitives.spec.backup import BackupSpec, FilesSource, PostgresSource, SqliteSource
@@ -61,7 +61,7 @@ class RunResult:
 
 
 @dataclass(frozen=True)
-class VerifyResult:
+class BackupVerifyResult:
     repository: str
     source: str
     backup_id: str
@@ -81,7 +81,7 @@ class RestoreResult:
     backup_id: str
     target: str
     duration_s: float
-    checks: tuple[Check, ...] = ()
+    checks: tuple[RestoreCheck, ...] = ()
     note: str | None = None  # what to do next (PITR: how to start the restored cluster)
 
     @property
@@ -122,7 +122,7 @@ class PitrStatus:
 class ForgetResult:
     repository: str
     source: str
-    decisions: tuple[Decision, ...] = field(default_factory=tuple)
+    decisions: tuple[RetentionDecision, ...] = field(default_factory=tuple)
     removed: bool = False  # False for --dry-run
 
     def to_dict(self) -> dict[str, Any]:
@@ -280,7 +280,7 @@ class Backups:
 
     # -- verify ------------------------------------------------------------------------------------------
     def verify(self, only: str | None = None, subset: float | None = None,
-               rng: random.Random | None = None) -> list[VerifyResult]:
+               rng: random.Random | None = None) -> list[BackupVerifyResult]:
         """Full: every manifest, checksum and chunk. ``subset`` (0..1]: manifests and sizes of all, and a
         random fraction of the chunks decrypted (restic's ``--read-data-subset``)."""
         rng = rng or random.Random()
@@ -291,26 +291,26 @@ class Backups:
                 try:
                     out.append(self._verify_one(repo, repo.load(m.source, m.id, self.key), subset, rng))
                 except ShipyardError as exc:
-                    out.append(VerifyResult(str(repo.root), m.source, m.id, False, m.chunks, 0, str(exc)))
+                    out.append(BackupVerifyResult(str(repo.root), m.source, m.id, False, m.chunks, 0, str(exc)))
         return out
 
-    def _verify_pitr(self, only: str | None) -> list[VerifyResult]:
+    def _verify_pitr(self, only: str | None) -> list[BackupVerifyResult]:
         """PITR sources: ``pgbackrest verify`` over all their backup sets and WAL (no subset sampling)."""
-        out: list[VerifyResult] = []
+        out: list[BackupVerifyResult] = []
         for src in self.sources(only):
             if not (isinstance(src, PostgresSource) and src.pitr) or not self.stanza(src).dir.exists():
                 continue
             try:
                 ok, detail = self._pitr_ready(src).verify()
-                out.append(VerifyResult(str(self.stanza(src).repo_path), src.name, "pgbackrest", ok, 0, 0,
+                out.append(BackupVerifyResult(str(self.stanza(src).repo_path), src.name, "pgbackrest", ok, 0, 0,
                                         None if ok else detail, detail))
             except ShipyardError as exc:
-                out.append(VerifyResult(str(self.stanza(src).repo_path), src.name, "pgbackrest", False, 0, 0,
+                out.append(BackupVerifyResult(str(self.stanza(src).repo_path), src.name, "pgbackrest", False, 0, 0,
                                         str(exc)))
         return out
 
     def _verify_one(self, repo: Repository, m: Manifest, subset: float | None,
-                    rng: random.Random) -> VerifyResult:
+                    rng: random.Random) -> BackupVerifyResult:
         label = _label(repo, m)
         actual = repo.data_path(m).stat().st_size
         if actual != m.stored_size:
@@ -321,12 +321,12 @@ class Backups:
         with repo.open_data(m) as fh:
             if subset is None:
                 drain(decrypted(fh, m, self.key, label=label))
-                return VerifyResult(str(repo.root), m.source, m.id, True, m.chunks, m.chunks)
+                return BackupVerifyResult(str(repo.root), m.source, m.id, True, m.chunks, m.chunks)
             reader = ChunkReader(fh, self.key.data_key(m.id), m.id, label=label, size=m.stored_size)
             n = max(1, math.ceil(subset * reader.chunks))
             for index in sorted(rng.sample(range(reader.chunks), min(n, reader.chunks))):
                 reader.read_chunk(index)
-            return VerifyResult(str(repo.root), m.source, m.id, True, m.chunks, min(n, reader.chunks))
+            return BackupVerifyResult(str(repo.root), m.source, m.id, True, m.chunks, min(n, reader.chunks))
 
     # -- restore -----------------------------------------------------------------------------------------
     def pick(self, source: str, backup_id: str | None) -> Manifest:
@@ -360,7 +360,7 @@ class Backups:
             raise BadInput(f"source {source!r} is {src.kind}: restore it with --to-path DIR")
         m = self.pick(source, backup_id)
         t0 = self.clock.monotonic()
-        checks, where = self.restore_into(src, m, Target(url=to_url, path=to_path, replace=replace))
+        checks, where = self.restore_into(src, m, RestoreTarget(url=to_url, path=to_path, replace=replace))
         return RestoreResult(source, m.id, where, self.clock.monotonic() - t0, tuple(checks))
 
     def _restore_pitr(self, src: PostgresSource, label: str | None, to_url: str | None, to_path: Path | None,
@@ -391,8 +391,8 @@ class Backups:
         return pitr_restore.restore_to_dir(self._pitr_ready(src), dest, at=at, label=label, now=self.clock.time(),
                                            user_sql=user_sql)
 
-    def restore_into(self, src: AnySource, m: Manifest, target: Target,
-                      user_sql: bool = False) -> tuple[list[Check], str]:
+    def restore_into(self, src: AnySource, m: Manifest, target: RestoreTarget,
+                      user_sql: bool = False) -> tuple[list[RestoreCheck], str]:
         label = _label(self.repo, m)
         with self.repo.open_data(m) as fh:
             blocks = decrypted(fh, m, self.key, label=label)

@@ -22,7 +22,7 @@ from typing import cast
 import httptools
 
 from shipyard.engine.verify.recorder import LoadRecorder
-from shipyard.engine.verify.scenarios import Prepared
+from shipyard.engine.verify.scenarios import PreparedScenario
 from shipyard.engine.verify.schedule import Schedule
 from shipyard.errors import ShipyardError
 
@@ -111,7 +111,7 @@ class _Conn(asyncio.Protocol):
 
 
 class Generator:
-    def __init__(self, host: str, port: int, scenarios: list[Prepared], picks: list[int], schedule: Schedule,
+    def __init__(self, host: str, port: int, scenarios: list[PreparedScenario], picks: list[int], schedule: Schedule,
                  *, max_conns: int, timeout: float,
                  on_tick: Callable[[Progress], None] | None = None) -> None:
         self.host = host
