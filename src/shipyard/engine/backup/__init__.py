@@ -9,15 +9,15 @@ from __future__ import annotations
 from shipyard.engine.backup.drill import DrillResult, run_drills
 from shipyard.engine.backup.keys import BackupKey, load_key
 from shipyard.engine.backup.manifest import Manifest
-from shipyard.engine.backup.retention import RetentionDecision, apply_policy
-from shipyard.engine.backup.service import (
-    Backups,
+from shipyard.engine.backup.results import (
     BackupVerifyResult,
     CopyResult,
     ForgetResult,
     RestoreResult,
     RunResult,
 )
+from shipyard.engine.backup.retention import RetentionDecision, apply_policy
+from shipyard.engine.backup.service import Backups
 from shipyard.engine.backup.sources.base import RestoreCheck
 
 __all__ = [
