@@ -120,8 +120,8 @@ class VerifyResult:
     def failing(self) -> list[ThresholdResult]:
         return [t for t in self.thresholds if not t.ok]
 
-    def summary(self) -> str:
-        """One line for logs and deploy steps."""
+    def headline(self) -> str:
+        """One line for logs: verdict, rate, latency, failed share and the failing thresholds."""
         head = (f"verify {self.verdict}: {self.requests} requests at {self.rate_achieved:.0f}/s "
                 f"(asked {self.rate_requested:g}/s), p95 {_fmt_ms(self.latency.p95)}, "
                 f"p99 {_fmt_ms(self.latency.p99)}, failed {self.failed_rate:.2%}")
@@ -130,10 +130,12 @@ class VerifyResult:
             head += "; failed: " + ", ".join(f"{t.metric} {t.expr} (observed {t.observed_text()})" for t in bad)
         return head
 
+    summary = headline  # alias until cli/ is moved to verify_gate (GateOutcome.summary() is the dict)
+
     def require_go(self) -> None:
         """Raise ``NoGo`` (exit 99) naming the thresholds that failed."""
         if not self.go:
-            raise NoGo(self.summary())
+            raise NoGo(self.headline())
 
     def to_json(self) -> dict[str, Any]:
         return {
