@@ -44,6 +44,17 @@ def test_out_of_range_values_clamp_and_bad_index_is_refused() -> None:
         bucket_bounds(NUM_BUCKETS)
 
 
+def test_record_counts_each_value_in_its_bucket() -> None:
+    values = [0.0, MIN_VALUE / 3, MIN_VALUE, 0.0004, 0.5, 0.4999999, 2.0, MAX_VALUE * 0.99, MAX_VALUE, 1e9]
+    h = Histogram()
+    for v in values:
+        h.record(v)
+    want: dict[int, int] = {}
+    for v in values:
+        want[bucket_index(v)] = want.get(bucket_index(v), 0) + 1
+    assert h.counts == want and h.total == len(values) and (h.min, h.max) == (0.0, 1e9)
+
+
 def test_buckets_are_contiguous() -> None:
     for i in range(1, NUM_BUCKETS):
         assert bucket_bounds(i - 1)[1] == bucket_bounds(i)[0]

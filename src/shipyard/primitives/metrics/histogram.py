@@ -113,9 +113,15 @@ class Histogram:
         return cls(counts)
 
     def record(self, seconds: float) -> None:
-        i = bucket_index(seconds)
-        self.counts[i] = self.counts.get(i, 0) + 1
-        if self.total == 0:
+        # bucket_index inlined: this runs up to three times per response on the load generator's hot path.
+        if MIN_VALUE <= seconds < MAX_VALUE:
+            m, e = frexp(seconds)
+            i = (e - _E_LO) * SUB_BUCKETS + int((m - 0.5) * (2 * SUB_BUCKETS))
+        else:
+            i = 0 if seconds < MIN_VALUE else NUM_BUCKETS - 1
+        counts = self.counts
+        counts[i] = counts.get(i, 0) + 1
+        if not self.total:
             self._min = self._max = seconds
         elif seconds < self._min:
             self._min = seconds
