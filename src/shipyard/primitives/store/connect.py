@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -126,7 +127,7 @@ def create_engine(url: URL, *, readonly: bool = False) -> Engine:
     if path is not None:
         if readonly:
             existing_sqlite_file(path)
-            url = url.set(database=f"file:{path}", query={"mode": "ro", "uri": "true"})
+            url = url.set(database=f"file:{quote(str(path))}", query={"mode": "ro", "uri": "true"})
         else:
             ensure_sqlite_file(path)
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
