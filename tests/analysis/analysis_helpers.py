@@ -1,5 +1,5 @@
-"""Shared helpers for the analysis tests: a log-linear bucket layout like the router's, sample builders
-and a seeded traffic simulator (numpy is a test-only dependency, via scipy)."""
+"""Shared helpers for the analysis tests: sample builders on the router's (the one) bucket layout and a
+seeded traffic simulator (numpy is a test-only dependency, via scipy)."""
 
 from __future__ import annotations
 
@@ -7,29 +7,24 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from shipyard.engine.analysis.measurements import Sample, bounds_from_edges, bucket_of
-
-
-def log_linear_edges(lo_exp: int = -14, hi_exp: int = 7, sub: int = 32) -> list[float]:
-    """Powers of two split into `sub` equal buckets: edges at exactly 0.5 s and 2 s, width ≤ 1/sub."""
-    edges: list[float] = [0.0]
-    for k in range(lo_exp, hi_exp):
-        base = 2.0**k
-        edges += [base + base * i / sub for i in range(sub)]
-    edges.append(2.0**hi_exp)
-    return edges
-
-
-EDGES = log_linear_edges()
-BOUNDS = bounds_from_edges(EDGES)
+from shipyard.engine.analysis.measurements import Sample
+from shipyard.primitives.metrics import MAX_VALUE, MIN_VALUE, NUM_BUCKETS, SUB_BUCKETS, bucket_index
 
 
 def hist(latencies: Iterable[float]) -> dict[int, int]:
     out: dict[int, int] = {}
     for v in latencies:
-        i = bucket_of(EDGES, v)
+        i = bucket_index(v)
         out[i] = out.get(i, 0) + 1
     return out
+
+
+def bucket_indices(lat: np.ndarray) -> np.ndarray:
+    """``bucket_index`` over an array (the simulator draws thousands of latencies a second)."""
+    m, e = np.frexp(np.clip(lat, MIN_VALUE, MAX_VALUE))
+    lowest_e = int(np.frexp(MIN_VALUE)[1])
+    idx = (e - lowest_e) * SUB_BUCKETS + ((m - 0.5) * (2 * SUB_BUCKETS)).astype(np.int64)
+    return np.clip(idx, 0, NUM_BUCKETS - 1)
 
 
 def sample(t: int, release: str = "r1", *, requests: int = 0, errors: int = 0,
@@ -56,13 +51,12 @@ class Traffic:
                  median: float = 0.020, sigma: float = 0.5, shift: float = 0.0) -> None:
         self.rng, self.release, self.rps = rng, release, rps
         self.error_rate, self.median, self.sigma, self.shift = error_rate, median, sigma, shift
-        self._edges = np.asarray(EDGES)
 
     def second(self, t: int) -> Sample:
         n = int(self.rng.poisson(self.rps))
         errors = int(self.rng.binomial(n, self.error_rate)) if n else 0
         lat = self.rng.lognormal(np.log(self.median), self.sigma, n) + self.shift
-        idx = np.clip(np.searchsorted(self._edges, lat, side="right") - 1, 0, len(self._edges) - 1)
+        idx = bucket_indices(lat)
         uniq, counts = np.unique(idx, return_counts=True)
         return Sample(t=t, release=self.release, requests=n, errors=errors,
                       latency={int(i): int(c) for i, c in zip(uniq, counts, strict=True)})

@@ -13,7 +13,7 @@ import statistics
 from dataclasses import dataclass
 
 import numpy as np
-from analysis_helpers import BOUNDS, Traffic
+from analysis_helpers import Traffic
 
 from shipyard.engine.analysis.judgement import JudgementSettings, judge
 from shipyard.engine.analysis.measurements import Sample, Window
@@ -39,7 +39,7 @@ def detection_seconds(kind: str, seed: int, total_rps: int = 1000, weight: int =
     for t in range(limit):
         cs.append(canary.second(t))
         ss.append(stable.second(t))
-        v = judge(Window.of(cs, 0, t + 1), Window.of(ss, 0, t + 1), BOUNDS, settings)
+        v = judge(Window.of(cs, 0, t + 1), Window.of(ss, 0, t + 1), settings=settings)
         if v.outcome == "fail":
             return t + 1
     return None
@@ -78,7 +78,7 @@ def healthy_rollout(seed: int, total_rps: int = 200, spec: CanarySpec | None = N
         cs.append(canary.second(t))
         ss.append(stable.second(t))
         t += 1
-        v = judge(Window.of(cs, step_start, t), Window.of(ss, step_start, t), BOUNDS, settings)
+        v = judge(Window.of(cs, step_start, t), Window.of(ss, step_start, t), settings=settings)
         d = decide(step, elapsed=t - step_start, verdict=v, inconclusive_limit=spec.inconclusive_limit)
         if d.action in ("rollback", "pause", "promote"):
             return RolloutResult(d.action, t, d.reason)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from analysis_helpers import BOUNDS, sample
+from analysis_helpers import sample
 
 from shipyard.engine.analysis.conditions import Condition, Evaluation, evaluate
 from shipyard.engine.analysis.judgement import Verdict, judge
@@ -17,7 +17,7 @@ def verdict(outcome: str) -> Verdict:
         bad = outcome == "fail"
         c = [sample(0, "c", requests=1000, errors=100 if bad else 0, latencies=[0.02] * 1000)]
         s = [sample(0, "s", requests=1000, latencies=[0.02] * 1000)]
-    v = judge(Window.of(c, 0, 1), Window.of(s, 0, 1), BOUNDS)
+    v = judge(Window.of(c, 0, 1), Window.of(s, 0, 1))
     assert v.outcome == outcome
     return v
 

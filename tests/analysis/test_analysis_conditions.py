@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from analysis_helpers import BOUNDS, sample, steady
+from analysis_helpers import sample, steady
 
 from shipyard.engine.analysis.conditions import (
     RESOLUTION,
@@ -16,6 +16,7 @@ from shipyard.engine.analysis.conditions import (
     firing,
 )
 from shipyard.engine.analysis.measurements import Sample
+from shipyard.primitives.metrics import bucket_bounds
 from shipyard.primitives.spec.rollout import RollbackSpec
 
 ERR = Condition("error_rate", 0.05, "above", 60.0)  # above 5% for 1m
@@ -30,7 +31,7 @@ def errors_at(rate_fn: Callable[[int], float], start: int, end: int, rps: int = 
 
 def test_fires_when_held_over_whole_window() -> None:
     s = errors_at(lambda t: 0.10, 0, 100)
-    e = evaluate(ERR, s, 100, BOUNDS, release="r1")
+    e = evaluate(ERR, s, 100, release="r1")
     assert e.firing and e.held_s == 60
     assert (e.start, e.end) == (40, 100)
     assert e.value == pytest.approx(0.10)
@@ -40,52 +41,52 @@ def test_fires_when_held_over_whole_window() -> None:
 def test_partial_window_does_not_fire() -> None:
     # Data began 50 s ago: the oldest points of a 60-s window have no data.
     s = errors_at(lambda t: 0.10, 50, 100)
-    e = evaluate(ERR, s, 100, BOUNDS)
+    e = evaluate(ERR, s, 100)
     assert not e.firing and e.held_s == 50
     # Exactly enough: data since end − for − R + 1 … the first point's sub-window has a sample.
     s = errors_at(lambda t: 0.10, 40, 100)
-    assert evaluate(ERR, s, 100, BOUNDS).firing
+    assert evaluate(ERR, s, 100).firing
 
 
 def test_one_good_stretch_resets() -> None:
     # 10-s sub-windows: a 10-second clean stretch in the middle makes one point ≤ 5%.
     s = errors_at(lambda t: 0.0 if 60 <= t < 70 else 0.10, 0, 100)
-    e = evaluate(ERR, s, 100, BOUNDS)
+    e = evaluate(ERR, s, 100)
     # Point p looks at [p-9, p]: 75 sees 4 clean + 6 bad seconds (6 %), 74 sees 5 + 5 (5 %, not above).
     assert not e.firing and e.held_s == 25
     # A shorter clean stretch is smoothed by the sub-window and still fires.
     s = errors_at(lambda t: 0.0 if 60 <= t < 63 else 0.10, 0, 100)
-    assert evaluate(ERR, s, 100, BOUNDS).firing
+    assert evaluate(ERR, s, 100).firing
 
 
 def test_gap_of_resolution_stops_firing_shorter_gap_does_not() -> None:
     full = errors_at(lambda t: 0.10, 0, 100)
     gap_long = [x for x in full if not 60 <= x.t < 60 + RESOLUTION]
-    assert not evaluate(ERR, gap_long, 100, BOUNDS).firing
+    assert not evaluate(ERR, gap_long, 100).firing
     gap_short = [x for x in full if not 60 <= x.t < 60 + RESOLUTION - 1]
-    assert evaluate(ERR, gap_short, 100, BOUNDS).firing
+    assert evaluate(ERR, gap_short, 100).firing
 
 
 def test_zero_requests_is_no_data_for_error_rate() -> None:
     s = errors_at(lambda t: 0.10, 0, 100)
     s = [Sample(x.t, x.release) if 60 <= x.t < 75 else x for x in s]  # 15 s of samples, no requests
-    assert not evaluate(ERR, s, 100, BOUNDS).firing
+    assert not evaluate(ERR, s, 100).firing
 
 
 def test_exactly_at_threshold_does_not_fire() -> None:
     s = errors_at(lambda t: 0.05, 0, 100)
-    assert not evaluate(ERR, s, 100, BOUNDS).firing
+    assert not evaluate(ERR, s, 100).firing
     s = errors_at(lambda t: 0.06, 0, 100)
-    assert evaluate(ERR, s, 100, BOUNDS).firing
+    assert evaluate(ERR, s, 100).firing
 
 
 def test_samples_after_end_are_ignored_and_end_is_exclusive() -> None:
     s = errors_at(lambda t: 0.10 if t < 100 else 0.0, 0, 200)
-    assert evaluate(ERR, s, 100, BOUNDS).firing
+    assert evaluate(ERR, s, 100).firing
     # Clean from second 100: at end=104 point 103 looks at [94, 103], 6 bad seconds of 10 (6 %);
     # at end=105 point 104 sees 5 of 10 (5 %, not above).
-    assert evaluate(ERR, s, 104, BOUNDS).firing
-    assert not evaluate(ERR, s, 105, BOUNDS).firing
+    assert evaluate(ERR, s, 104).firing
+    assert not evaluate(ERR, s, 105).firing
 
 
 def test_short_for_uses_short_resolution() -> None:
@@ -93,12 +94,12 @@ def test_short_for_uses_short_resolution() -> None:
     assert (c.points, c.resolution) == (3, 3)
     # Points 97, 98, 99; point 97 looks at [95, 97], so errors must start by 96 (2 of 3 > 50 %).
     s = errors_at(lambda t: 1.0 if t >= 96 else 0.0, 0, 100)
-    assert evaluate(c, s, 100, BOUNDS).firing
+    assert evaluate(c, s, 100).firing
     s = errors_at(lambda t: 1.0 if t >= 97 else 0.0, 0, 100)
-    assert not evaluate(c, s, 100, BOUNDS).firing
+    assert not evaluate(c, s, 100).firing
     zero = Condition("error_rate", 0.5, "above", 0.0)
     assert (zero.points, zero.resolution) == (1, 1)
-    assert evaluate(zero, s, 100, BOUNDS).firing
+    assert evaluate(zero, s, 100).firing
 
 
 # --- each kind -----------------------------------------------------------------------------------------
@@ -112,32 +113,36 @@ def test_latency_quantiles(kind: str, slow: float, fast: float, threshold: float
     c = Condition(kind, threshold, "above", 30.0)  # type: ignore[arg-type]
     bad = steady("r1", 0, 60, rps=20, latency=slow)
     good = steady("r1", 0, 60, rps=20, latency=fast)
-    e = evaluate(c, bad, 60, BOUNDS)
+    e = evaluate(c, bad, 60)
     assert e.firing and e.value is not None and e.value > threshold
-    assert not evaluate(c, good, 60, BOUNDS).firing
+    assert not evaluate(c, good, 60).firing
 
 
 def test_p95_sees_the_tail_p50_does_not() -> None:
     # 10 % of requests at 3 s, the rest at 50 ms.
     s = [sample(t, requests=20, latencies=[3.0] * 2 + [0.05] * 18) for t in range(60)]
-    assert evaluate(Condition("p95", 2.0, "above", 30.0), s, 60, BOUNDS).firing
-    assert not evaluate(Condition("p50", 2.0, "above", 30.0), s, 60, BOUNDS).firing
+    assert evaluate(Condition("p95", 2.0, "above", 30.0), s, 60).firing
+    assert not evaluate(Condition("p50", 2.0, "above", 30.0), s, 60).firing
 
 
-def test_latency_needs_bounds() -> None:
-    with pytest.raises(ValueError, match="bucket bounds"):
-        evaluate(Condition("p95", 1.0, "above", 5.0), steady("r", 0, 10), 10, None)
+def test_latency_reads_the_one_bucket_layout() -> None:
+    slow = steady("r", 0, 10, latency=2.0)
+    cond = Condition("p95", 1.0, "above", 5.0)
+    # control/ still passes the router's bucket_bounds positionally: the same layout, the same answer.
+    assert evaluate(cond, slow, 10, bucket_bounds).firing and evaluate(cond, slow, 10).firing
+    with pytest.raises(ValueError, match="bucket layout"):
+        evaluate(cond, slow, 10, lambda i: (float(i), float(i + 1)))
 
 
 def test_request_rate_below_counts_empty_seconds_as_data() -> None:
     c = Condition("request_rate", 5.0, "below", 30.0)
     idle = [Sample(t, "r1", requests=0) for t in range(60)]
-    e = evaluate(c, idle, 60, BOUNDS)
+    e = evaluate(c, idle, 60)
     assert e.firing and e.value == 0.0
-    assert not evaluate(c, steady("r1", 0, 60, rps=10), 60, BOUNDS).firing
-    assert not evaluate(c, [], 60, BOUNDS).firing  # no samples at all is no data, not "0 rps"
+    assert not evaluate(c, steady("r1", 0, 60, rps=10), 60).firing
+    assert not evaluate(c, [], 60).firing  # no samples at all is no data, not "0 rps"
     at = steady("r1", 0, 60, rps=5)
-    assert not evaluate(c, at, 60, BOUNDS).firing  # exactly at threshold
+    assert not evaluate(c, at, 60).firing  # exactly at threshold
 
 
 def test_cpu_per_instance_mean_over_subwindow() -> None:
@@ -191,10 +196,10 @@ def test_evaluate_all_scopes() -> None:
         samples.append(sample(t, "canary", instance="b", requests=90, latencies=[0.01] * 90, cpu=0.95,
                               health_failures=0))
         samples.append(sample(t, "stable", instance="s", requests=100, latencies=[0.01] * 100, cpu=0.1))
-    evs = evaluate_all(conds, samples, 60, BOUNDS)
+    evs = evaluate_all(conds, samples, 60)
     hot = {(e.condition.kind, e.release, e.instance) for e in firing(evs)}
     assert hot == {("error_rate", "canary", None), ("cpu", "canary", "b")}
-    only_stable = evaluate_all(conds, samples, 60, BOUNDS, releases=["stable"])
+    only_stable = evaluate_all(conds, samples, 60, releases=["stable"])
     assert not firing(only_stable)
     assert {e.release for e in only_stable} == {"stable"}
     assert only_stable[0].to_json()["condition"] == "error_rate"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from analysis_helpers import BOUNDS, Traffic, sample
+from analysis_helpers import Traffic, sample
 
 from shipyard.engine.analysis.judgement import (
     JudgementSettings,
@@ -24,7 +24,7 @@ def traffic(seed: int, seconds: int, *, canary_err: float = 0.001, stable_err: f
 
 
 def test_bad_canary_errors_fail_with_numbers() -> None:
-    v = judge_samples(traffic(1, 10, canary_err=0.05), "canary", "stable", 0, 10, BOUNDS)
+    v = judge_samples(traffic(1, 10, canary_err=0.05), "canary", "stable", 0, 10)
     assert v.outcome == "fail"
     errors = v.checks[0]
     assert errors.name == "errors" and errors.outcome == "fail"
@@ -35,7 +35,7 @@ def test_bad_canary_errors_fail_with_numbers() -> None:
 
 
 def test_slow_canary_fails_on_latency() -> None:
-    v = judge_samples(traffic(2, 10, shift=0.300), "canary", "stable", 0, 10, BOUNDS)
+    v = judge_samples(traffic(2, 10, shift=0.300), "canary", "stable", 0, 10)
     assert v.outcome == "fail"
     lat = v.checks[1]
     assert lat.name == "latency" and lat.outcome == "fail"
@@ -44,14 +44,14 @@ def test_slow_canary_fails_on_latency() -> None:
 
 
 def test_good_canary_passes() -> None:
-    v = judge_samples(traffic(3, 20), "canary", "stable", 0, 20, BOUNDS)
+    v = judge_samples(traffic(3, 20), "canary", "stable", 0, 20)
     assert v.outcome == "pass", v.reason
     assert all(c.outcome == "pass" for c in v.checks)
 
 
 def test_low_traffic_is_inconclusive_with_counts_never_pass() -> None:
     samples = traffic(4, 10, canary_rps=5, stable_rps=45)
-    v = judge_samples(samples, "canary", "stable", 0, 10, BOUNDS)
+    v = judge_samples(samples, "canary", "stable", 0, 10)
     assert v.outcome == "inconclusive"
     c = v.checks[0]
     assert c.canary_n < 100 <= c.stable_n
@@ -61,7 +61,7 @@ def test_low_traffic_is_inconclusive_with_counts_never_pass() -> None:
 
 def test_no_canary_traffic_at_all_is_inconclusive() -> None:
     samples = [x for x in traffic(5, 10) if x.release == "stable"]
-    v = judge_samples(samples, "canary", "stable", 0, 10, BOUNDS)
+    v = judge_samples(samples, "canary", "stable", 0, 10)
     assert v.outcome == "inconclusive"
     assert "canary 0 requests" in v.reason
 
@@ -70,7 +70,7 @@ def test_fail_wins_over_inconclusive() -> None:
     # Every canary request fails fast: errors judged, latency below min samples → still a fail.
     c = [sample(t, "canary", requests=100, errors=100) for t in range(5)]
     s = [sample(t, "stable", requests=900, latencies=[0.02] * 900) for t in range(5)]
-    v = judge(Window.of(c, 0, 5), Window.of(s, 0, 5), BOUNDS)
+    v = judge(Window.of(c, 0, 5), Window.of(s, 0, 5))
     assert v.outcome == "fail"
     assert [x.outcome for x in v.checks] == ["fail", "inconclusive"]
 
@@ -101,10 +101,10 @@ def test_latency_tolerance_floor_for_fast_services() -> None:
     # 1 ms vs 2 ms medians: hugely significant, +100 %, but under the 10 ms floor.
     c = Window.of([sample(0, "c", requests=1000, latencies=[0.002] * 1000)], 0, 1)
     s = Window.of([sample(0, "s", requests=1000, latencies=[0.001] * 1000)], 0, 1)
-    v = judge(c, s, BOUNDS)
+    v = judge(c, s)
     assert v.checks[1].outcome == "pass"
     strict = JudgementSettings(latency_tolerance_min=0.0005)
-    assert judge(c, s, BOUNDS, strict).checks[1].outcome == "fail"
+    assert judge(c, s, settings=strict).checks[1].outcome == "fail"
 
 
 def test_settings_from_spec() -> None:
@@ -122,7 +122,7 @@ def test_judge_samples_rolls_up_instances_and_uses_same_window() -> None:
     c = [sample(t, "canary", instance=i, requests=150, errors=15, latencies=[0.02] * 150)
          for t in range(10) for i in ("a", "b")]
     s = [sample(t, "stable", instance="x", requests=900, latencies=[0.02] * 900) for t in range(20)]
-    v = judge_samples(c + s, "canary", "stable", 0, 10, BOUNDS)
+    v = judge_samples(c + s, "canary", "stable", 0, 10)
     assert v.checks[0].canary_n == 3000 and v.checks[0].stable_n == 9000
     assert (v.start, v.end, v.canary, v.stable) == (0, 10, "canary", "stable")
     assert v.outcome == "fail"

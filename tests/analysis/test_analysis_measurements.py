@@ -1,60 +1,31 @@
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import pytest
-from analysis_helpers import BOUNDS, EDGES, hist, sample
+from analysis_helpers import bucket_indices, hist, sample
 
-from shipyard.engine.analysis.measurements import (
-    Sample,
-    Window,
-    bounds_from_edges,
-    bucket_of,
-    merge_histograms,
-    quantile,
-    rollup,
-)
+from shipyard.engine.analysis.measurements import Sample, Window, rollup
+from shipyard.primitives.metrics import bucket_index, merge_counts, quantile
 
 
-def test_layout_has_edges_at_half_and_two_seconds() -> None:
-    assert 0.5 in EDGES and 2.0 in EDGES
-    i = bucket_of(EDGES, 0.5)
-    assert BOUNDS(i)[0] == 0.5 and BOUNDS(i - 1)[1] == 0.5
+def test_layout_is_the_routers_with_edges_at_half_and_two_seconds() -> None:
+    lat = np.array([1e-7, 0.0004, 0.01, 0.4999, 0.5, 1.9999, 2.0, 300.0, 5000.0])
+    assert bucket_indices(lat).tolist() == [bucket_index(float(v)) for v in lat]
+    assert bucket_index(0.5) == bucket_index(0.4999) + 1 and bucket_index(2.0) == bucket_index(1.9999) + 1
 
 
-def test_bounds_from_edges() -> None:
-    b = bounds_from_edges([0, 1, 2, 4])
-    assert b(0) == (0.0, 1.0) and b(2) == (2.0, 4.0)
-    assert b(3) == (4.0, math.inf) and b(10) == (4.0, math.inf)
-    with pytest.raises(ValueError):
-        b(-1)
-    with pytest.raises(ValueError):
-        bounds_from_edges([1, 1, 2])
-
-
-def test_quantile_interpolates_inside_bucket() -> None:
-    b = bounds_from_edges([0.0, 0.1, 0.2, 0.3])
-    h = {0: 50, 1: 50}
-    assert quantile(h, 0.5, b) == pytest.approx(0.1)
-    assert quantile(h, 0.75, b) == pytest.approx(0.15)
-    assert quantile(h, 1.0, b) == pytest.approx(0.2)
-    assert quantile({}, 0.5, b) is None
-    assert quantile({3: 5}, 0.5, b) == 0.3  # overflow bucket: its lower edge
-    with pytest.raises(ValueError):
-        quantile(h, 0.0, b)
-
-
-def test_quantiles_within_bucket_width_of_truth() -> None:
+def test_window_latency_is_the_metrics_quantile() -> None:
     values = [0.001 * 1.01**i for i in range(600)]  # 1 ms … ~390 ms
-    h = hist(values)
+    w = Window.of([sample(1, requests=600, latencies=values)], 0, 2)
     for q in (0.5, 0.95, 0.99):
-        truth = sorted(values)[math.ceil(q * len(values)) - 1]
-        got = quantile(h, q, BOUNDS)
-        assert got is not None and abs(got - truth) / truth < 0.035
+        truth = float(np.quantile(values, q, method="inverted_cdf"))
+        got = w.latency(q)
+        assert got == quantile(hist(values), q)
+        assert got is not None and abs(got - truth) / truth <= 1 / 64
 
 
-def test_merge_histograms_drops_zeros() -> None:
-    assert merge_histograms([{1: 2, 2: 0}, {1: 1, 5: 3}]) == {1: 3, 5: 3}
+def test_merge_counts_drops_zeros() -> None:
+    assert merge_counts([{1: 2, 2: 0}, {1: 1, 5: 3}]) == {1: 3, 5: 3}
 
 
 def test_window_totals_and_coverage() -> None:
@@ -78,7 +49,7 @@ def test_window_excludes_end_second() -> None:
 
 def test_window_empty_values_are_none() -> None:
     w = Window.of([sample(1, requests=0)], 0, 5)
-    assert w.error_rate is None and w.latency(0.5, BOUNDS) is None
+    assert w.error_rate is None and w.latency(0.5) is None
     assert w.request_rate == 0.0
     assert w.cpu is None and w.memory_share is None and w.health_failures is None
 

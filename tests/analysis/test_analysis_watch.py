@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from analysis_helpers import BOUNDS, sample
+from analysis_helpers import sample
 
 from shipyard.engine.analysis.conditions import Condition, evaluate_all, firing
 from shipyard.engine.analysis.watch import decide_watch
@@ -14,7 +14,7 @@ def test_watch_rolls_back_when_a_trigger_fires() -> None:
                       latencies=[0.02] * 50) for t in range(200)]
     first = None
     for now in range(1, 200):
-        d = decide_watch(elapsed=now, watch=3600, firing=firing(evaluate_all([ERR], samples, now, BOUNDS)))
+        d = decide_watch(elapsed=now, watch=3600, firing=firing(evaluate_all([ERR], samples, now)))
         if d.action == "rollback":
             first = now
             assert "[r2] error_rate 20% above 5% for 30s" in d.reason

@@ -20,10 +20,21 @@ import psycopg
 import pytest
 
 from shipyard.engine.backup import BackupKey, Backups, run_drills
-from shipyard.engine.backup.pitr import archive_timeout_for, parse_at, retention_options, wait_archived
-from shipyard.errors import BadInput
+from shipyard.engine.backup.pitr import Stanza, archive_timeout_for, parse_at, retention_options
+from shipyard.errors import BadInput, ShipyardError
 from shipyard.primitives.pgcluster import PgCluster, find_pg_bin, free_port
 from shipyard.primitives.spec.backup import BackupSpec, PostgresSource, RetentionSpec
+
+
+def wait_archived(stanza: Stanza, segment: str, timeout: float = 60) -> None:
+    """Waits until ``segment`` is in the archive."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(a.get("max", "") >= segment for a in stanza.info().get("archive", [])):
+            return
+        time.sleep(0.2)
+    raise ShipyardError(f"WAL segment {segment} was not archived within {timeout:.0f}s")
+
 
 # `make test` installs pgBackRest (scripts/setup-system.sh); without it these tests fail, they are not skipped.
 

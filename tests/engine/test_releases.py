@@ -18,12 +18,14 @@ from hypothesis import strategies as st
 from shipyard.engine.releases import (
     BUILD_LOG,
     RELEASE_META,
+    BuiltRelease,
+    Commit,
     build_release,
     commits_between,
     content_hash,
-    list_releases,
-    load_release,
+    new_release_id,
     prune_releases,
+    release_dir,
     releases_to_prune,
     remove_leftovers,
     resolve_ref,
@@ -33,6 +35,26 @@ from shipyard.primitives.clock import ManualClock, SystemClock
 from shipyard.primitives.pgcluster import free_port
 
 ID_RE = re.compile(r"^r\d{14}-[0-9a-f]{7,}(-\d+)?$")
+
+
+def load_release(state_dir: Path, release_id: str) -> BuiltRelease:
+    """A built release read back from its metadata; NotFound while the directory holds none."""
+    path = state_dir.absolute() / "releases" / release_id
+    try:
+        data = json.loads((path / RELEASE_META).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise NotFound(f"release '{release_id}' not found") from exc
+    return BuiltRelease(id=data["id"], path=path, commit=Commit(**data["commit"]), ref=data["ref"],
+                        build_duration_s=float(data["build_duration_s"]), content_hash=data["content_hash"],
+                        build_log=path / BUILD_LOG, built_at=float(data.get("built_at", 0.0)))
+
+
+def list_releases(state_dir: Path) -> list[BuiltRelease]:
+    """Complete releases (those with metadata) on disk, newest first."""
+    root = state_dir.absolute() / "releases"
+    found = [load_release(state_dir, e.name) for e in root.iterdir()
+             if not e.name.startswith(".") and (e / RELEASE_META).is_file()] if root.is_dir() else []
+    return sorted(found, key=lambda r: (r.built_at, r.id), reverse=True)
 
 
 def build(repo: Any, state: Path, ref: str = "v1", **kw: object):  # type: ignore[no-untyped-def]
@@ -212,6 +234,29 @@ def test_ids_are_unique_and_sortable_within_one_second(example_repo: Any, tmp_pa
     with pytest.raises(BadInput, match="invalid release id"):
         build(example_repo, state, release_id="../x")
     assert build(example_repo, state, release_id="custom-1").id == "custom-1"
+
+
+def test_new_release_id_asks_the_caller_what_is_taken() -> None:
+    commit = Commit(sha="0123456789abcdef" * 2 + "01234567", short="0123456789", message="m", author="a",
+                    committed_at=0.0)
+    taken = {"r20231114221320-0123456", "r20231114221320-0123456-2"}
+    asked: list[str] = []
+
+    def is_taken(rid: str) -> bool:
+        asked.append(rid)
+        return rid in taken
+
+    rid = new_release_id(commit, 1_700_000_000.0, is_taken)
+    assert rid == "r20231114221320-0123456-3" and ID_RE.match(rid)
+    assert asked == ["r20231114221320-0123456", "r20231114221320-0123456-2", rid]
+    assert new_release_id(commit, 1_700_000_001.9, lambda _: False) == "r20231114221321-0123456"
+
+
+def test_release_dir_is_the_one_path_and_refuses_odd_ids(tmp_path: Path) -> None:
+    assert release_dir(tmp_path, "r1") == tmp_path / "releases" / "r1"
+    for bad in ("../x", "", ".hidden", "a/b", "x" * 101):
+        with pytest.raises(BadInput, match="invalid release id"):
+            release_dir(tmp_path, bad)
 
 
 def test_project_in_a_subdirectory_releases_only_that_directory(tmp_path: Path, make_repo: Any) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from shipyard.primitives.metrics import (
@@ -12,6 +13,8 @@ from shipyard.primitives.metrics import (
     Series,
     bucket_bounds,
     bucket_index,
+    merge_counts,
+    quantile,
     render,
     window_of,
 )
@@ -41,29 +44,78 @@ def test_out_of_range_values_clamp_and_bad_index_is_refused() -> None:
         bucket_bounds(NUM_BUCKETS)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_quantiles_within_two_percent_of_exact(seed: int) -> None:
-    rnd = random.Random(seed)
-    values = [rnd.lognormvariate(-4.0, 1.2) for _ in range(20_000)]
+def test_record_counts_each_value_in_its_bucket() -> None:
+    values = [0.0, MIN_VALUE / 3, MIN_VALUE, 0.0004, 0.5, 0.4999999, 2.0, MAX_VALUE * 0.99, MAX_VALUE, 1e9]
     h = Histogram()
     for v in values:
         h.record(v)
-    ordered = sorted(values)
-    for q in (0.5, 0.9, 0.95, 0.99, 0.999):
-        exact = ordered[max(0, -(-int(q * len(ordered) * 1000) // 1000) - 1)]
+    want: dict[int, int] = {}
+    for v in values:
+        want[bucket_index(v)] = want.get(bucket_index(v), 0) + 1
+    assert h.counts == want and h.total == len(values) and (h.min, h.max) == (0.0, 1e9)
+
+
+def test_buckets_are_contiguous() -> None:
+    for i in range(1, NUM_BUCKETS):
+        assert bucket_bounds(i - 1)[1] == bucket_bounds(i)[0]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_quantiles_within_one_64th_of_numpy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.lognormal(-4.0, 1.2, 20_000)
+    h = Histogram()
+    for v in values:
+        h.record(float(v))
+    for q in (0.0, 0.001, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0):
+        exact = float(np.quantile(values, q, method="inverted_cdf"))  # nearest rank
         got = h.quantile(q)
         assert got is not None
-        assert abs(got - exact) / exact <= 0.02, (q, got, exact)
+        assert abs(got - exact) / exact <= 1 / 64 + 1e-12, (q, got, exact)
+        assert quantile(h.counts, q) == pytest.approx(got, rel=1 / 32)  # unclamped: the bucket's midpoint
+    assert h.min == values.min() and h.max == values.max()
+    one = Histogram()
+    one.record(0.0123)
+    assert one.quantile(0.0) == one.quantile(1.0) == 0.0123  # clamped to the exact extremes
+    assert h.mean == pytest.approx(values.mean()) and h.total == 20_000
 
 
-def test_pairs_round_trip_and_fraction_above() -> None:
+def test_quantile_of_bare_counts_and_bad_q() -> None:
+    i = bucket_index(0.1)
+    lo, hi = bucket_bounds(i)
+    assert quantile({i: 3, i + 5: 0}, 0.5) == (lo + hi) / 2
+    assert quantile({}, 0.5) is None and quantile({i: 0}, 0.5) is None
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        quantile({i: 1}, 1.5)
+
+
+def test_merge_keeps_exact_extremes_and_bare_counts_drop_them() -> None:
+    rnd = random.Random(4)
+    a, b, both = Histogram(), Histogram(), Histogram()
+    for _ in range(999):
+        v = rnd.uniform(0.001, 0.2)
+        (a if rnd.random() < 0.5 else b).record(v)
+        both.record(v)
+    a.merge(b)
+    a.merge(Histogram())
+    assert a.counts == both.counts and a.total == both.total == 999
+    assert (a.min, a.max) == (both.min, both.max) and a.mean == pytest.approx(both.mean)
+    assert a.quantile(0.5) == both.quantile(0.5)
+    a.add_counts({bucket_index(5.0): 1})
+    assert a.total == 1000 and a.min is None and a.max is None and a.mean is None and not a.exact
+    assert a.quantile(1.0) == pytest.approx(5.0, rel=1 / 64)
+    assert Histogram().min is None and Histogram().mean is None
+    assert merge_counts([{1: 2, 2: 0}, {1: 1, 5: 3}]) == {1: 3, 5: 3}
+
+
+def test_pairs_round_trip() -> None:
     h = Histogram()
     for v in (0.1, 0.4, 0.6, 3.0):
         h.record(v)
     again = Histogram.from_pairs(h.pairs())
     assert again.counts == h.counts and again.total == 4
-    assert again.fraction_above(0.5) == 0.5
-    assert again.fraction_above(2.0) == 0.25
+    assert [n for _, _, n in again.buckets()] == [1, 1, 1, 1]
+    assert [lo for lo, _, _ in h.buckets()] == [bucket_bounds(i)[0] for i, _ in h.pairs()]
     assert Histogram().quantile(0.5) is None
 
 

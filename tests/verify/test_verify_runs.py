@@ -30,7 +30,7 @@ def test_go_against_a_healthy_server(server: str) -> None:
         "http_reqs": ["count==400"], "dropped_iterations": "count==0"})
     ticks: list[Progress] = []
     result = asyncio.run(run_verify(server, spec, on_progress=ticks.append))
-    assert result.go, result.summary()
+    assert result.go, result.headline()
     result.require_go()
     assert result.requests == 400 and result.failed == 0
     assert result.rate_requested == 200
@@ -101,7 +101,7 @@ def test_pool_cap_and_timeouts_are_reported(start_server: Callable[..., str]) ->
 def test_ramp_is_not_judged(server: str) -> None:
     spec = _spec(rate=100, duration=1, ramp=1, thresholds={"http_reqs": "count==100"})
     result = asyncio.run(run_verify(server, spec))
-    assert result.go, result.summary()
+    assert result.go, result.headline()
     assert sum(p.requests for p in result.series) == 150  # 50 in the ramp + 100 judged
     assert result.series[0].ramp
 

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from shipyard.engine.analysis.measurements import BucketBounds, Sample, Window, rollup
+from shipyard.engine.analysis.measurements import BucketBounds, Sample, Window, check_layout, rollup
 from shipyard.primitives.spec.durations import format_duration
 from shipyard.primitives.spec.rollout import RollbackSpec
 
@@ -174,16 +174,14 @@ class Evaluation:
         }
 
 
-def _point_value(cond: Condition, w: Window, bounds: BucketBounds | None) -> float | None:
+def _point_value(cond: Condition, w: Window) -> float | None:
     if not w.by_second:
         return None
     k = cond.kind
     if k == "error_rate":
         return w.error_rate
     if k in _QUANTILES:
-        if bounds is None:
-            raise ValueError(f"{k} needs the router's bucket bounds")
-        return w.latency(_QUANTILES[k], bounds)
+        return w.latency(_QUANTILES[k])
     if k == "request_rate":
         return w.request_rate
     if k == "cpu":
@@ -202,7 +200,11 @@ def evaluate(
     release: str | None = None,
     instance: str | None = None,
 ) -> Evaluation:
-    """Evaluate one sample condition over the samples of ONE scope (a release or an instance)."""
+    """Evaluate one sample condition over the samples of ONE scope (a release or an instance).
+
+    ``bounds``: the router's bucket layout or None (see ``measurements.check_layout``).
+    """
+    check_layout(bounds)
     if cond.kind == "prometheus":
         raise ValueError("use evaluate_prometheus for PromQL conditions")
     r = cond.resolution
@@ -224,12 +226,12 @@ def evaluate(
     held = 0
     # Newest first, so the usual quiet case costs one point.
     for p in range(end - 1, end - f - 1, -1):
-        v = _point_value(cond, window.sub(p - r + 1, p + 1), bounds)
+        v = _point_value(cond, window.sub(p - r + 1, p + 1))
         if v is None or not cond.beyond(v):
             break
         held += 1
     firing = held == f
-    whole = _point_value(cond, window.sub(end - f, end), bounds)
+    whole = _point_value(cond, window.sub(end - f, end))
     shown = cond.format_value(whole)
     limit = cond.format_value(cond.threshold)
     if firing:
@@ -253,6 +255,7 @@ def evaluate_all(
     Release conditions run on each release's rollup; instance conditions on each instance. ``releases``
     limits the evaluation (e.g. to the canary).
     """
+    check_layout(bounds)
     samples = list(samples)
     wanted = set(releases) if releases is not None else {s.release for s in samples}
     by_release: dict[str, list[Sample]] = {}
@@ -266,10 +269,10 @@ def evaluate_all(
     for cond in conditions:
         if cond.kind in RELEASE_KINDS:
             for rel in sorted(wanted):
-                out.append(evaluate(cond, by_release.get(rel, []), end, bounds, release=rel))
+                out.append(evaluate(cond, by_release.get(rel, []), end, release=rel))
         elif cond.kind in INSTANCE_KINDS:
             for (rel, inst), group in sorted(by_instance.items()):
-                out.append(evaluate(cond, group, end, bounds, release=rel, instance=inst))
+                out.append(evaluate(cond, group, end, release=rel, instance=inst))
     return out
 
 

@@ -21,8 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from shipyard.engine.analysis.measurements import BucketBounds, Sample, Window, quantile, rollup
+from shipyard.engine.analysis.measurements import BucketBounds, Sample, Window, check_layout, rollup
 from shipyard.engine.analysis.stats import mann_whitney_binned, proportion_test
+from shipyard.primitives.metrics import quantile
 from shipyard.primitives.spec.durations import format_duration
 from shipyard.primitives.spec.rollout import CanarySpec
 
@@ -59,7 +60,7 @@ class JudgementSettings:
 
 
 @dataclass(frozen=True)
-class Check:
+class JudgementCheck:
     name: Literal["errors", "latency"]
     outcome: Outcome
     reason: str
@@ -79,7 +80,7 @@ class Check:
 @dataclass(frozen=True)
 class Verdict:
     outcome: Outcome
-    checks: tuple[Check, ...]
+    checks: tuple[JudgementCheck, ...]
     start: int  # the window judged: [start, end)
     end: int
     canary: str
@@ -109,11 +110,11 @@ def _ms(v: float) -> str:
     return f"{v * 1000:.1f}ms"
 
 
-def check_errors(canary: Window, stable: Window, s: JudgementSettings) -> Check:
+def check_errors(canary: Window, stable: Window, s: JudgementSettings) -> JudgementCheck:
     nc, ns = canary.requests, stable.requests
     xc, xs = canary.errors, stable.errors
     if nc < s.min_samples or ns < s.min_samples:
-        return Check(
+        return JudgementCheck(
             "errors", "inconclusive",
             f"too little traffic to judge errors: canary {nc} requests, stable {ns} "
             f"(need {s.min_samples} each)",
@@ -132,15 +133,15 @@ def check_errors(canary: Window, stable: Window, s: JudgementSettings) -> Check:
         outcome = "pass"
         reason = (f"error rate {observed}: not worse beyond tolerance {_pct(tol)} "
                   f"(p={test.p_value:.2g}, {test.method})")
-    return Check("errors", outcome, reason, nc, ns, rc, rs, diff, tol, test.p_value, test.method)
+    return JudgementCheck("errors", outcome, reason, nc, ns, rc, rs, diff, tol, test.p_value, test.method)
 
 
-def check_latency(canary: Window, stable: Window, s: JudgementSettings, bounds: BucketBounds) -> Check:
+def check_latency(canary: Window, stable: Window, s: JudgementSettings) -> JudgementCheck:
     hc, hs = canary.histogram, stable.histogram
     nc, ns = sum(hc.values()), sum(hs.values())
-    mc, ms = quantile(hc, 0.5, bounds), quantile(hs, 0.5, bounds)
+    mc, ms = quantile(hc, 0.5), quantile(hs, 0.5)
     if nc < s.min_samples or ns < s.min_samples or mc is None or ms is None:
-        return Check(
+        return JudgementCheck(
             "latency", "inconclusive",
             f"too little traffic to judge latency: canary {nc} responses, stable {ns} "
             f"(need {s.min_samples} each)",
@@ -156,20 +157,22 @@ def check_latency(canary: Window, stable: Window, s: JudgementSettings, bounds: 
     else:
         outcome = "pass"
         reason = f"latency {observed}: not slower beyond tolerance {_ms(tol)} (p={test.p_value:.2g})"
-    return Check("latency", outcome, reason, nc, ns, mc, ms, diff, tol, test.p_value, "Mann-Whitney U")
+    return JudgementCheck("latency", outcome, reason, nc, ns, mc, ms, diff, tol, test.p_value, "Mann-Whitney U")
 
 
 def judge(
     canary: Window,
     stable: Window,
-    bounds: BucketBounds,
+    bounds: BucketBounds | None = None,
     settings: JudgementSettings | None = None,
     *,
     canary_release: str = "canary",
     stable_release: str = "stable",
 ) -> Verdict:
+    """``bounds``: the router's bucket layout or None (see ``measurements.check_layout``)."""
+    check_layout(bounds)
     s = settings or JudgementSettings()
-    checks = (check_errors(canary, stable, s), check_latency(canary, stable, s, bounds))
+    checks = (check_errors(canary, stable, s), check_latency(canary, stable, s))
     outcomes = {c.outcome for c in checks}
     outcome: Outcome = "fail" if "fail" in outcomes else "inconclusive" if "inconclusive" in outcomes else "pass"
     return Verdict(outcome, checks, canary.start, canary.end, canary_release, stable_release)
@@ -181,7 +184,7 @@ def judge_samples(
     stable: str,
     start: int,
     end: int,
-    bounds: BucketBounds,
+    bounds: BucketBounds | None = None,
     settings: JudgementSettings | None = None,
 ) -> Verdict:
     """Judge ``canary`` against ``stable`` over ``[start, end)`` from mixed release/instance samples."""

@@ -13,41 +13,27 @@ Rules the collector must keep (the window semantics depend on them):
 - ``Sample.t`` is a whole second: the sample covers ``[t, t + 1)``.
 - A second the collector knows about gets a sample *even when nothing happened* (``requests=0``).
   A missing second means "no data" (router or collector down), and conditions do not fire on no data.
-- Latency histograms are sparse ``{bucket_index: count}``. The bucket layout is the router's
-  (log-linear, see ``shipyard.primitives.metrics``); this module only needs a ``BucketBounds`` —
-  ``bounds(i) -> (low, high)`` in seconds — with buckets ordered by index (a higher index never holds
-  faster requests). ``bounds_from_edges`` adapts a list of edges.
+- Latency histograms are sparse ``{bucket_index: count}`` in the one bucket layout of
+  ``shipyard.primitives.metrics`` (the router's); quantiles come from its ``quantile``.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from shipyard.primitives.metrics import BucketCounts, bucket_bounds, merge_counts, quantile
+
+# What callers in control/ still pass as ``bounds`` (the router's ``bucket_bounds``). There is one
+# bucket layout now, so the parameter only guards against another one; alias until control/ is moved.
 BucketBounds = Callable[[int], tuple[float, float]]
-Histogram = Mapping[int, int]
 
 
-def bounds_from_edges(edges: Sequence[float]) -> BucketBounds:
-    """Bucket ``i`` is ``[edges[i], edges[i+1])``; the last index is an overflow bucket up to infinity."""
-    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
-        raise ValueError("bucket edges must be at least two strictly increasing numbers")
-    frozen = tuple(float(e) for e in edges)
-
-    def bounds(i: int) -> tuple[float, float]:
-        if i < 0:
-            raise ValueError(f"bucket index must not be negative, got {i}")
-        if i + 1 < len(frozen):
-            return frozen[i], frozen[i + 1]
-        return frozen[-1], float("inf")
-
-    return bounds
-
-
-def bucket_of(edges: Sequence[float], value: float) -> int:
-    """The index of the bucket holding ``value`` for a layout made with ``bounds_from_edges``."""
-    return max(0, bisect.bisect_right(edges, value) - 1)
+def check_layout(bounds: BucketBounds | None) -> None:
+    """Accept ``bounds`` only when it is the one layout (or None): anything else would be misread."""
+    if bounds is not None and bounds is not bucket_bounds:
+        raise ValueError("latency histograms use the router's bucket layout (shipyard.primitives.metrics); "
+                         "pass no bounds")
 
 
 @dataclass(frozen=True)
@@ -60,7 +46,7 @@ class Sample:
     requests: int = 0
     errors: int = 0
     status: Mapping[str, int] = field(default_factory=dict)  # "2xx": n, "5xx": n, …
-    latency: Histogram = field(default_factory=dict)
+    latency: BucketCounts = field(default_factory=dict)
     cpu: float | None = None  # cores
     rss: int | None = None  # bytes
     memory_limit: int | None = None  # bytes: the instance's limit, or the machine's total memory
@@ -72,40 +58,6 @@ class Sample:
         if self.rss is None or not self.memory_limit:
             return None
         return self.rss / self.memory_limit
-
-
-def merge_histograms(hists: Iterable[Histogram]) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for h in hists:
-        for i, n in h.items():
-            if n:
-                out[i] = out.get(i, 0) + n
-    return out
-
-
-def quantile(hist: Histogram, q: float, bounds: BucketBounds) -> float | None:
-    """The q-quantile (0 < q ≤ 1) of a histogram, interpolated linearly inside its bucket.
-
-    None when the histogram is empty. A quantile falling in the overflow bucket is its lower edge.
-    """
-    if not 0.0 < q <= 1.0:
-        raise ValueError(f"quantile must be in (0, 1], got {q}")
-    total = sum(hist.values())
-    if total <= 0:
-        return None
-    rank = q * total
-    seen = 0
-    for i in sorted(hist):
-        n = hist[i]
-        if n <= 0:
-            continue
-        if seen + n >= rank:
-            lo, hi = bounds(i)
-            if hi == float("inf"):
-                return lo
-            return lo + (hi - lo) * ((rank - seen) / n)
-        seen += n
-    raise AssertionError("unreachable: rank is within the total")
 
 
 def rollup(samples: Iterable[Sample]) -> list[Sample]:
@@ -138,7 +90,7 @@ def rollup(samples: Iterable[Sample]) -> list[Sample]:
             requests=sum(s.requests for s in group),
             errors=sum(s.errors for s in group),
             status=status,
-            latency=merge_histograms(s.latency for s in group),
+            latency=merge_counts(s.latency for s in group),
             cpu=sum(cpus) if cpus else None,
             rss=sum(rss) if rss else None,
             health_failures=max(health) if health else None,
@@ -207,10 +159,11 @@ class Window:
 
     @property
     def histogram(self) -> dict[int, int]:
-        return merge_histograms(s.latency for s in self.by_second.values())
+        return merge_counts(s.latency for s in self.by_second.values())
 
-    def latency(self, q: float, bounds: BucketBounds) -> float | None:
-        return quantile(self.histogram, q, bounds)
+    def latency(self, q: float) -> float | None:
+        """The q-quantile (seconds) of the window's latency histogram; None without responses."""
+        return quantile(self.histogram, q)
 
     @property
     def cpu(self) -> float | None:

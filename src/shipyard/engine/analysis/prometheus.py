@@ -28,7 +28,7 @@ class PrometheusError(ShipyardError):
 
 
 @dataclass(frozen=True)
-class Series:
+class PromSeries:
     metric: dict[str, str] = field(default_factory=dict)
     t: float = 0.0
     value: float = math.nan
@@ -37,7 +37,7 @@ class Series:
 @dataclass(frozen=True)
 class QueryResult:
     result_type: str  # "vector" | "scalar"
-    series: tuple[Series, ...]
+    series: tuple[PromSeries, ...]
 
     def value(self, direction: str = "above") -> float | None:
         """The single number a condition compares: None when there is no (finite or infinite) value."""
@@ -82,7 +82,7 @@ def parse_query_response(body: bytes | str | dict[str, Any]) -> QueryResult:
     result = data.get("result")
     if rtype == "scalar":
         t, v = _pair(result, "scalar")
-        return QueryResult("scalar", (Series({}, t, v),))
+        return QueryResult("scalar", (PromSeries({}, t, v),))
     if rtype == "vector":
         if not isinstance(result, list):
             raise PrometheusError("unexpected Prometheus answer: vector result is not a list")
@@ -92,7 +92,7 @@ def parse_query_response(body: bytes | str | dict[str, Any]) -> QueryResult:
                 raise PrometheusError(f"unexpected Prometheus answer: result[{i}] is not an object")
             metric = item.get("metric") or {}
             t, v = _pair(item.get("value"), f"result[{i}]")
-            series.append(Series({str(k): str(val) for k, val in metric.items()}, t, v))
+            series.append(PromSeries({str(k): str(val) for k, val in metric.items()}, t, v))
         return QueryResult("vector", tuple(series))
     raise PrometheusError(
         f"the query returned a {rtype} result; a condition needs an instant vector or a scalar "

@@ -9,18 +9,18 @@ from __future__ import annotations
 from shipyard.engine.backup.drill import DrillResult, run_drills
 from shipyard.engine.backup.keys import BackupKey, load_key
 from shipyard.engine.backup.manifest import Manifest
-from shipyard.engine.backup.retention import Decision, apply_policy
-from shipyard.engine.backup.service import (
-    Backups,
+from shipyard.engine.backup.results import (
+    BackupVerifyResult,
     CopyResult,
     ForgetResult,
     RestoreResult,
     RunResult,
-    VerifyResult,
 )
-from shipyard.engine.backup.sources.base import Check
+from shipyard.engine.backup.retention import RetentionDecision, apply_policy
+from shipyard.engine.backup.service import Backups
+from shipyard.engine.backup.sources.base import RestoreCheck
 
 __all__ = [
-    "BackupKey", "Backups", "Check", "CopyResult", "Decision", "DrillResult", "ForgetResult", "Manifest",
-    "RestoreResult", "RunResult", "VerifyResult", "apply_policy", "load_key", "run_drills",
+    "BackupKey", "BackupVerifyResult", "Backups", "CopyResult", "DrillResult", "ForgetResult", "Manifest",
+    "RestoreCheck", "RestoreResult", "RetentionDecision", "RunResult", "apply_policy", "load_key", "run_drills",
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.engine.backup.service import AnySource, Backups
-from shipyard.engine.backup.sources.base import Check, Target
+from shipyard.engine.backup.sources.base import RestoreCheck, RestoreTarget
 from shipyard.errors import ShipyardError
 from shipyard.primitives.pgcluster import PgCluster
 from shipyard.primitives.spec.backup import PostgresSource
@@ -27,7 +27,7 @@ class DrillResult:
     started_at: float
     rto_s: float | None
     rpo_s: float | None
-    checks: tuple[Check, ...]
+    checks: tuple[RestoreCheck, ...]
     backup_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -37,11 +37,11 @@ class DrillResult:
                 "checks": [c.to_dict() for c in self.checks], "backup_id": self.backup_id, "kind": self.kind}
 
 
-def _objective(name: str, measured: float, limit: float | None) -> Check | None:
+def _objective(name: str, measured: float, limit: float | None) -> RestoreCheck | None:
     if limit is None:
         return None
     ok = measured <= limit
-    return Check(name, ok, f"{format_duration(measured)} {'≤' if ok else '>'} objective {format_duration(limit)}")
+    return RestoreCheck(name, ok, f"{format_duration(measured)} {'≤' if ok else '>'} objective {format_duration(limit)}")
 
 
 def run_drills(backups: Backups, only: str | None = None,
@@ -57,27 +57,27 @@ def drill_one(backups: Backups, src: AnySource, cluster_factory: Callable[[], Pg
     newest = backups.newest(src.name)
     if newest is None:
         return DrillResult(src.name, src.kind, False, started, None, None,
-                           (Check("backup", False, "no backup to restore"),))
+                           (RestoreCheck("backup", False, "no backup to restore"),))
     scratch = Path(tempfile.mkdtemp(prefix="shipyard-drill-"))
     cluster: PgCluster | None = None
-    checks: list[Check] = []
+    checks: list[RestoreCheck] = []
     rto: float | None = None
     try:
         if isinstance(src, PostgresSource):
             # The scratch server's startup is drill scaffolding, not part of the measured restore.
             cluster = cluster_factory()
             cluster.init().start()
-            target = Target(url=cluster.dsn("drill"))
+            target = RestoreTarget(url=cluster.dsn("drill"))
         else:
-            target = Target(path=scratch / ("restored.db" if src.kind == "sqlite" else "restored"))
+            target = RestoreTarget(path=scratch / ("restored.db" if src.kind == "sqlite" else "restored"))
         t0 = clock.monotonic()
         try:
             m = backups.pick(src.name, newest.id)
             restored, _ = backups.restore_into(src, m, target, user_sql=True)
-            checks.append(Check("restore", True, f"backup {m.id}"))
+            checks.append(RestoreCheck("restore", True, f"backup {m.id}"))
             checks.extend(restored)
         except ShipyardError as exc:
-            checks.append(Check("restore", False, str(exc)))
+            checks.append(RestoreCheck("restore", False, str(exc)))
         rto = clock.monotonic() - t0
     finally:
         if cluster is not None:
@@ -100,7 +100,7 @@ def drill_pitr(backups: Backups, src: PostgresSource) -> DrillResult:
     started = clock.time()
     scratch = Path(tempfile.mkdtemp(prefix="shipyard-drill-"))
     os.chmod(scratch, 0o711)  # the cluster's OS user must reach the data directory inside
-    checks: list[Check] = []
+    checks: list[RestoreCheck] = []
     label: str | None = None
     t0 = clock.monotonic()
     try:
@@ -108,7 +108,7 @@ def drill_pitr(backups: Backups, src: PostgresSource) -> DrillResult:
         label = restored.label
         checks.extend(restored.checks)
     except ShipyardError as exc:
-        checks.append(Check("restore", False, str(exc)))
+        checks.append(RestoreCheck("restore", False, str(exc)))
     finally:
         rto = clock.monotonic() - t0
         shutil.rmtree(scratch, ignore_errors=True)
@@ -117,10 +117,10 @@ def drill_pitr(backups: Backups, src: PostgresSource) -> DrillResult:
         stanza = backups.stanza(src)
         newest = stanza.restorable_until(stanza.info(), clock.time())
     except ShipyardError as exc:
-        checks.append(Check("archive", False, str(exc)))
+        checks.append(RestoreCheck("archive", False, str(exc)))
         newest = None
     if newest is None:
-        checks.append(Check("rpo", False, "no archived WAL"))
+        checks.append(RestoreCheck("rpo", False, "no archived WAL"))
     else:
         rpo = max(0.0, clock.time() - newest)
         checks.extend(c for c in [_objective("rpo", rpo, spec.rpo)] if c is not None)

@@ -23,7 +23,6 @@ import pwd
 import shlex
 import shutil
 import subprocess
-import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -323,14 +322,3 @@ def caught_up(src: PostgresSource, archived: str) -> bool:
 
 def backups_of(info: dict[str, Any]) -> list[dict[str, Any]]:
     return list(info.get("backup", []))
-
-
-def wait_archived(stanza: Stanza, segment: str, timeout: float = 60) -> None:
-    """Waits until ``segment`` is in the archive (used by tests and the benchmark)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        arch = stanza.info().get("archive", [])
-        if any(a.get("max", "") >= segment for a in arch):
-            return
-        time.sleep(0.2)
-    raise ShipyardError(f"WAL segment {segment} was not archived within {timeout:.0f}s")

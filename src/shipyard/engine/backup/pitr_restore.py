@@ -27,7 +27,7 @@ from psycopg.conninfo import make_conninfo
 
 from shipyard.engine.backup.pitr import Stanza, backups_of, iso, pg_time
 from shipyard.engine.backup.sources import postgres
-from shipyard.engine.backup.sources.base import Check
+from shipyard.engine.backup.sources.base import RestoreCheck
 from shipyard.errors import BadInput, NotFound, Refused, ShipyardError
 from shipyard.primitives.pgcluster import find_pg_bin, free_port
 
@@ -39,7 +39,7 @@ _LAST_TX = re.compile(r"last completed transaction was at log time (.+)$", re.M)
 class PitrRestored:
     label: str
     target: str
-    checks: tuple[Check, ...]
+    checks: tuple[RestoreCheck, ...]
     note: str
 
 
@@ -174,7 +174,7 @@ def restore_to_dir(stanza: Stanza, dest: Path, *, at: datetime | None, label: st
         # Archiving off: the restored copy must never push its WAL (a new timeline) into the source's archive.
         base = [f"--pg1-path={dest}", "--archive-mode=off"]
         stanza.pgbackrest("restore", *base, *_restore_args(chosen, at))
-        checks = [Check("restore", True, f"backup set {chosen}")]
+        checks = [RestoreCheck("restore", True, f"backup set {chosen}")]
         try:
             checks += _check_started(stanza, dest, user_sql)
         except _RecoveryFailed as exc:
@@ -195,11 +195,11 @@ def restore_to_dir(stanza: Stanza, dest: Path, *, at: datetime | None, label: st
     return PitrRestored(chosen, str(dest), tuple(checks), note)
 
 
-def _check_started(stanza: Stanza, dest: Path, user_sql: bool, extra: str = "") -> list[Check]:
+def _check_started(stanza: Stanza, dest: Path, user_sql: bool, extra: str = "") -> list[RestoreCheck]:
     with started(stanza, dest) as (conninfo, log):
         found = _LAST_TX.findall(log)
         detail = f"promoted; last transaction {found[-1].strip()}" if found else "promoted"
-        checks = [Check("recovery", True, f"{detail}; {extra}" if extra else detail)]
+        checks = [RestoreCheck("recovery", True, f"{detail}; {extra}" if extra else detail)]
         checks += postgres.check(stanza.src, conninfo, {}, user_sql=user_sql)
     return checks
 
@@ -217,6 +217,6 @@ def restore_over_original(stanza: Stanza, *, at: datetime | None, label: str | N
     chosen = choose_set(stanza, stanza.info(), at, label, now)
     stanza.pgbackrest("restore", "--delta", *_restore_args(chosen, at))
     what = f"to {pg_time(at)}" if at is not None else "to the end of the WAL archive"
-    return PitrRestored(chosen, facts.data_dir, (Check("restore", True, f"backup set {chosen}"),),
+    return PitrRestored(chosen, facts.data_dir, (RestoreCheck("restore", True, f"backup set {chosen}"),),
                         f"start PostgreSQL: it replays the archived WAL {what} and promotes to a new timeline "
                         "(archiving into the same stanza continues)")

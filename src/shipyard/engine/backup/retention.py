@@ -18,7 +18,7 @@ from shipyard.primitives.spec.backup import RetentionSpec
 
 
 @dataclass(frozen=True)
-class Decision:
+class RetentionDecision:
     id: str
     time: float
     keep: bool
@@ -44,7 +44,7 @@ _BUCKETS: list[tuple[str, str, Callable[[dt.datetime, int], int]]] = [
 ]
 
 
-def apply_policy(backups: Sequence[tuple[str, float]], policy: RetentionSpec | None, now: float) -> list[Decision]:
+def apply_policy(backups: Sequence[tuple[str, float]], policy: RetentionSpec | None, now: float) -> list[RetentionDecision]:
     """Decisions for ``(id, time)`` pairs, newest first. An absent or empty policy is refused."""
     if policy is None:
         raise BadInput("no retention policy: set [environments.<env>.backup.retention] (e.g. keep_daily = 7); "
@@ -56,7 +56,7 @@ def apply_policy(backups: Sequence[tuple[str, float]], policy: RetentionSpec | N
     latest = max(past) if past else ordered[-1][1]
     counts = {field: getattr(policy, field) or 0 for field, _, _ in _BUCKETS}
     last_val: dict[str, int | None] = {field: None for field, _, _ in _BUCKETS}
-    out: list[Decision] = []
+    out: list[RetentionDecision] = []
     for nr, (bid, t) in enumerate(ordered):
         reasons: list[str] = []
         if policy.keep_within is not None and t > latest - policy.keep_within:
@@ -75,5 +75,5 @@ def apply_policy(backups: Sequence[tuple[str, float]], policy: RetentionSpec | N
                 continue
             last_val[field] = val
             counts[field] -= 1
-        out.append(Decision(bid, t, bool(reasons), tuple(reasons)))
+        out.append(RetentionDecision(bid, t, bool(reasons), tuple(reasons)))
     return out

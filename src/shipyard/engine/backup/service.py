@@ -6,10 +6,8 @@ import math
 import os
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from shipyard.engine.backup import pitr_restore, pitr_setup
 from shipyard.engine.backup.chunks import DEFAULT_CHUNK, ChunkReader
@@ -18,117 +16,25 @@ from shipyard.engine.backup.manifest import Manifest
 from shipyard.engine.backup.pipeline import EncryptingSink, decrypted, drain
 from shipyard.engine.backup.pitr import Stanza, backups_of, parse_at
 from shipyard.engine.backup.repository import Repository, new_backup_id
-from shipyard.engine.backup.retention import Decision, apply_policy
+from shipyard.engine.backup.results import (
+    BackupVerifyResult,
+    CopyResult,
+    ForgetResult,
+    PitrStatus,
+    RestoreResult,
+    RunResult,
+)
+from shipyard.engine.backup.retention import apply_policy
 from shipyard.engine.backup.sources import files, postgres, sqlite
-from shipyard.engine.backup.sources.base import Check, DumpInfo, Target
+from shipyard.engine.backup.sources.base import DumpInfo, RestoreCheck, RestoreTarget
 from shipyard.errors import BadInput, NotFound, Refused, ShipyardError
 from shipyard.primitives.clock import Clock, SystemClock
 from shipyard.primitives.spec.backup import BackupSpec, FilesSource, PostgresSource, SqliteSource
 
 AnySource = PostgresSource | SqliteSource | FilesSource
 
-
-@dataclass(frozen=True)
-class CopyResult:
-    repository: str
-    ok: bool
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class RunResult:
-    source: str
-    kind: str
-    ok: bool
-    started_at: float
-    duration_s: float
-    backup_id: str | None = None
-    plain_size: int = 0
-    stored_size: int = 0
-    error: str | None = None
-    copies: tuple[CopyResult, ...] = ()
-    cleaned: int = 0
-    pitr: dict[str, Any] | None = None  # pgBackRest runs: {"type": full|incr, "notes": [...]}
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {"source": self.source, "kind": self.kind, "ok": self.ok, "backup_id": self.backup_id,
-               "started_at": self.started_at, "duration_s": round(self.duration_s, 3),
-               "plain_size": self.plain_size, "stored_size": self.stored_size, "error": self.error,
-               "copies": [c.__dict__ for c in self.copies], "cleaned": self.cleaned}
-        if self.pitr is not None:
-            out["pitr"] = self.pitr
-        return out
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    repository: str
-    source: str
-    backup_id: str
-    ok: bool
-    chunks: int
-    chunks_read: int
-    error: str | None = None
-    detail: str | None = None  # pgBackRest: its verify summary
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class RestoreResult:
-    source: str
-    backup_id: str
-    target: str
-    duration_s: float
-    checks: tuple[Check, ...] = ()
-    note: str | None = None  # what to do next (PITR: how to start the restored cluster)
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "backup_id": self.backup_id, "target": self.target, "ok": self.ok,
-                "duration_s": round(self.duration_s, 3), "checks": [c.to_dict() for c in self.checks],
-                "note": self.note}
-
-
-@dataclass(frozen=True)
-class PitrStatus:
-    """What a PITR source's pgBackRest repository holds: backup sets and the WAL archive range."""
-
-    source: str
-    repository: str
-    backups: tuple[dict[str, Any], ...] = ()  # label, type, start, stop, size, stored
-    archive_min: str | None = None
-    archive_max: str | None = None
-    newest_archived_at: float | None = None  # arrival of the newest archived segment
-    restorable_until: float | None = None  # the newest restorable point (now when nothing is pending)
-    error: str | None = None
-
-    @property
-    def restorable_from(self) -> float | None:
-        return min((b["stop"] for b in self.backups), default=None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "repository": self.repository, "backups": list(self.backups),
-                "archive": {"min": self.archive_min, "max": self.archive_max,
-                            "newest_archived_at": self.newest_archived_at},
-                "restorable": {"from": self.restorable_from, "to": self.restorable_until}, "error": self.error}
-
-
-@dataclass(frozen=True)
-class ForgetResult:
-    repository: str
-    source: str
-    decisions: tuple[Decision, ...] = field(default_factory=tuple)
-    removed: bool = False  # False for --dry-run
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"repository": self.repository, "source": self.source, "removed": self.removed,
-                "keep": [{"id": d.id, "reasons": list(d.reasons)} for d in self.decisions if d.keep],
-                "remove": [d.id for d in self.decisions if not d.keep]}
+__all__ = ["AnySource", "BackupVerifyResult", "Backups", "CopyResult", "ForgetResult", "PitrStatus", "RestoreResult",
+           "RunResult"]
 
 
 def _label(repo: Repository, m: Manifest) -> str:
@@ -280,7 +186,7 @@ class Backups:
 
     # -- verify ------------------------------------------------------------------------------------------
     def verify(self, only: str | None = None, subset: float | None = None,
-               rng: random.Random | None = None) -> list[VerifyResult]:
+               rng: random.Random | None = None) -> list[BackupVerifyResult]:
         """Full: every manifest, checksum and chunk. ``subset`` (0..1]: manifests and sizes of all, and a
         random fraction of the chunks decrypted (restic's ``--read-data-subset``)."""
         rng = rng or random.Random()
@@ -291,26 +197,26 @@ class Backups:
                 try:
                     out.append(self._verify_one(repo, repo.load(m.source, m.id, self.key), subset, rng))
                 except ShipyardError as exc:
-                    out.append(VerifyResult(str(repo.root), m.source, m.id, False, m.chunks, 0, str(exc)))
+                    out.append(BackupVerifyResult(str(repo.root), m.source, m.id, False, m.chunks, 0, str(exc)))
         return out
 
-    def _verify_pitr(self, only: str | None) -> list[VerifyResult]:
+    def _verify_pitr(self, only: str | None) -> list[BackupVerifyResult]:
         """PITR sources: ``pgbackrest verify`` over all their backup sets and WAL (no subset sampling)."""
-        out: list[VerifyResult] = []
+        out: list[BackupVerifyResult] = []
         for src in self.sources(only):
             if not (isinstance(src, PostgresSource) and src.pitr) or not self.stanza(src).dir.exists():
                 continue
             try:
                 ok, detail = self._pitr_ready(src).verify()
-                out.append(VerifyResult(str(self.stanza(src).repo_path), src.name, "pgbackrest", ok, 0, 0,
+                out.append(BackupVerifyResult(str(self.stanza(src).repo_path), src.name, "pgbackrest", ok, 0, 0,
                                         None if ok else detail, detail))
             except ShipyardError as exc:
-                out.append(VerifyResult(str(self.stanza(src).repo_path), src.name, "pgbackrest", False, 0, 0,
+                out.append(BackupVerifyResult(str(self.stanza(src).repo_path), src.name, "pgbackrest", False, 0, 0,
                                         str(exc)))
         return out
 
     def _verify_one(self, repo: Repository, m: Manifest, subset: float | None,
-                    rng: random.Random) -> VerifyResult:
+                    rng: random.Random) -> BackupVerifyResult:
         label = _label(repo, m)
         actual = repo.data_path(m).stat().st_size
         if actual != m.stored_size:
@@ -321,12 +227,12 @@ class Backups:
         with repo.open_data(m) as fh:
             if subset is None:
                 drain(decrypted(fh, m, self.key, label=label))
-                return VerifyResult(str(repo.root), m.source, m.id, True, m.chunks, m.chunks)
+                return BackupVerifyResult(str(repo.root), m.source, m.id, True, m.chunks, m.chunks)
             reader = ChunkReader(fh, self.key.data_key(m.id), m.id, label=label, size=m.stored_size)
             n = max(1, math.ceil(subset * reader.chunks))
             for index in sorted(rng.sample(range(reader.chunks), min(n, reader.chunks))):
                 reader.read_chunk(index)
-            return VerifyResult(str(repo.root), m.source, m.id, True, m.chunks, min(n, reader.chunks))
+            return BackupVerifyResult(str(repo.root), m.source, m.id, True, m.chunks, min(n, reader.chunks))
 
     # -- restore -----------------------------------------------------------------------------------------
     def pick(self, source: str, backup_id: str | None) -> Manifest:
@@ -360,7 +266,7 @@ class Backups:
             raise BadInput(f"source {source!r} is {src.kind}: restore it with --to-path DIR")
         m = self.pick(source, backup_id)
         t0 = self.clock.monotonic()
-        checks, where = self.restore_into(src, m, Target(url=to_url, path=to_path, replace=replace))
+        checks, where = self.restore_into(src, m, RestoreTarget(url=to_url, path=to_path, replace=replace))
         return RestoreResult(source, m.id, where, self.clock.monotonic() - t0, tuple(checks))
 
     def _restore_pitr(self, src: PostgresSource, label: str | None, to_url: str | None, to_path: Path | None,
@@ -391,8 +297,8 @@ class Backups:
         return pitr_restore.restore_to_dir(self._pitr_ready(src), dest, at=at, label=label, now=self.clock.time(),
                                            user_sql=user_sql)
 
-    def restore_into(self, src: AnySource, m: Manifest, target: Target,
-                      user_sql: bool = False) -> tuple[list[Check], str]:
+    def restore_into(self, src: AnySource, m: Manifest, target: RestoreTarget,
+                      user_sql: bool = False) -> tuple[list[RestoreCheck], str]:
         label = _label(self.repo, m)
         with self.repo.open_data(m) as fh:
             blocks = decrypted(fh, m, self.key, label=label)

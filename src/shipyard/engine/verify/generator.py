@@ -21,8 +21,8 @@ from typing import cast
 
 import httptools
 
-from shipyard.engine.verify.recorder import Recorder
-from shipyard.engine.verify.scenarios import Prepared
+from shipyard.engine.verify.recorder import LoadRecorder
+from shipyard.engine.verify.scenarios import PreparedScenario
 from shipyard.engine.verify.schedule import Schedule
 from shipyard.errors import ShipyardError
 
@@ -111,7 +111,7 @@ class _Conn(asyncio.Protocol):
 
 
 class Generator:
-    def __init__(self, host: str, port: int, scenarios: list[Prepared], picks: list[int], schedule: Schedule,
+    def __init__(self, host: str, port: int, scenarios: list[PreparedScenario], picks: list[int], schedule: Schedule,
                  *, max_conns: int, timeout: float,
                  on_tick: Callable[[Progress], None] | None = None) -> None:
         self.host = host
@@ -122,7 +122,7 @@ class Generator:
         self.max_conns = max_conns
         self.timeout = timeout
         self.on_tick = on_tick
-        self.rec = Recorder(len(scenarios), steady_from=schedule.ramp)
+        self.rec = LoadRecorder(len(scenarios), steady_from=schedule.ramp)
         self.t0 = 0.0
         self._next = 0
         self._total = schedule.total
@@ -345,7 +345,8 @@ class Generator:
             return
         seconds = self.rec.seconds
         last = seconds[int(now) - 1] if 0 < int(now) <= len(seconds) else None
-        p95 = last.hist.quantile_us(0.95) / 1000 if last and last.hist.total else float("nan")
+        q95 = last.hist.quantile(0.95) if last else None
+        p95 = q95 * 1000 if q95 is not None else float("nan")
         self.on_tick(Progress(now, self.schedule.end, self._next, self._total, float(last.requests) if last else 0.0, p95,
                           sum(s.failed for s in seconds), self._inflight, len(self._conns)))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shipyard.engine.verify.histogram import Histogram
+from shipyard.primitives.metrics import Histogram
 
 # A request sent this much after its scheduled time counts as late (the generator fell behind).
 LATE_AFTER = 0.010
@@ -22,7 +22,9 @@ class Second:
     hist: Histogram = field(default_factory=Histogram)
 
 
-class Recorder:
+class LoadRecorder:
+    """The load generator's bookkeeping: latencies (seconds) in the one histogram, counts, lag."""
+
     def __init__(self, n_scenarios: int, steady_from: float) -> None:
         self.steady_from = steady_from
         self.latency = Histogram()  # from scheduled time, steady phase
@@ -60,17 +62,17 @@ class Recorder:
             self.last_sent = sent
 
     def on_response(self, sched: float, sent: float, done: float, status: int, ok: bool, scenario: int) -> None:
-        lat_us = int((done - sched) * 1e6)
+        latency = done - sched
         sec = self._second(done)
         sec.requests += 1
-        sec.hist.record(lat_us)
+        sec.hist.record(latency)
         if not ok:
             sec.failed += 1
         self.statuses[status] = self.statuses.get(status, 0) + 1
         if sched >= self.steady_from:
             self.completed += 1
-            self.latency.record(lat_us)
-            self.service.record(int((done - sent) * 1e6))
+            self.latency.record(latency)
+            self.service.record(done - sent)
             counts = self.by_scenario[scenario]
             counts[0] += 1
             if not ok:
@@ -93,8 +95,8 @@ class Recorder:
             counts[0] += 1
             counts[1] += 1
             if sent is not None:
-                self.latency.record(int((done - sched) * 1e6))
-                self.service.record(int((done - sent) * 1e6))
+                self.latency.record(done - sched)
+                self.service.record(done - sent)
 
     def on_dropped(self, sched: float) -> None:
         if sched >= self.steady_from:

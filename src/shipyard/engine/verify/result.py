@@ -6,13 +6,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from shipyard.engine.verify.histogram import Histogram
 from shipyard.engine.verify.thresholds import ThresholdResult
 from shipyard.errors import NoGo
+from shipyard.primitives.metrics import Histogram
 
 
-def _ms(value_us: float) -> float:
-    return value_us / 1000.0
+def ms(seconds: float | None) -> float:
+    """Seconds (None: no value) as milliseconds (NaN: no value), the unit of results and thresholds."""
+    return math.nan if seconds is None else seconds * 1000.0
 
 
 def _num(value: float, digits: int = 3) -> float | None:
@@ -36,9 +37,8 @@ class LatencySummary:
         if not h.total:
             nan = math.nan
             return cls(nan, nan, nan, nan, nan, nan, nan)
-        q = h.quantile_us
-        return cls(_ms(q(0.5)), _ms(q(0.9)), _ms(q(0.95)), _ms(q(0.99)), _ms(h.max_us), _ms(h.min_us),
-                   _ms(h.mean_us()))
+        q = h.quantile
+        return cls(ms(q(0.5)), ms(q(0.9)), ms(q(0.95)), ms(q(0.99)), ms(h.max), ms(h.min), ms(h.mean))
 
     def to_json(self) -> dict[str, float | None]:
         return {k: _num(getattr(self, k)) for k in ("p50", "p90", "p95", "p99", "max", "min", "avg")}
@@ -120,8 +120,8 @@ class VerifyResult:
     def failing(self) -> list[ThresholdResult]:
         return [t for t in self.thresholds if not t.ok]
 
-    def summary(self) -> str:
-        """One line for logs and deploy steps."""
+    def headline(self) -> str:
+        """One line for logs: verdict, rate, latency, failed share and the failing thresholds."""
         head = (f"verify {self.verdict}: {self.requests} requests at {self.rate_achieved:.0f}/s "
                 f"(asked {self.rate_requested:g}/s), p95 {_fmt_ms(self.latency.p95)}, "
                 f"p99 {_fmt_ms(self.latency.p99)}, failed {self.failed_rate:.2%}")
@@ -130,10 +130,12 @@ class VerifyResult:
             head += "; failed: " + ", ".join(f"{t.metric} {t.expr} (observed {t.observed_text()})" for t in bad)
         return head
 
+    summary = headline  # alias until cli/ is moved to verify_gate (GateOutcome.summary() is the dict)
+
     def require_go(self) -> None:
         """Raise ``NoGo`` (exit 99) naming the thresholds that failed."""
         if not self.go:
-            raise NoGo(self.summary())
+            raise NoGo(self.headline())
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import math
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from shipyard.engine.verify.generator import Generator, GeneratorStats, Progress
-from shipyard.engine.verify.recorder import LATE_AFTER, Recorder
+from shipyard.engine.verify.recorder import LATE_AFTER, LoadRecorder
 from shipyard.engine.verify.result import (
     GeneratorSummary,
     LatencySummary,
     ScenarioResult,
     SecondPoint,
     VerifyResult,
+    ms,
 )
 from shipyard.engine.verify.scenarios import load_scenarios, pick_cycle, prepare
 from shipyard.engine.verify.schedule import Schedule
@@ -98,7 +98,7 @@ async def run_verify(target: str, spec: VerifySpec, *, rate: float | None = None
         service=LatencySummary.of(rec.service),
         thresholds=results,
         series=_series(rec, schedule),
-        histogram=tuple((lo / 1000, hi / 1000, c) for lo, hi, c in rec.latency.buckets()),
+        histogram=tuple((lo * 1000, hi * 1000, c) for lo, hi, c in rec.latency.buckets()),
         scenarios=tuple(ScenarioResult(p.label, p.weight, n, f) for p, (n, f) in zip(prepared, rec.by_scenario,
                                                                                       strict=True)),
         statuses=tuple(sorted(rec.statuses.items())),
@@ -136,46 +136,46 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def _observed(rec: Recorder, schedule: Schedule) -> Observed:
+def _observed(rec: LoadRecorder, schedule: Schedule) -> Observed:
     h = rec.latency
 
     def quantile_ms(q: float) -> float:
-        return h.quantile_us(q) / 1000
+        return ms(h.quantile(q))
 
     return Observed(
         seconds=_send_span(rec, schedule),
         requests=rec.sent,
         failed=rec.failed,
         dropped=rec.dropped,
-        avg_ms=h.mean_us() / 1000,
-        min_ms=h.min_us / 1000 if h.total else math.nan,
-        max_ms=h.max_us / 1000 if h.total else math.nan,
+        avg_ms=ms(h.mean),
+        min_ms=ms(h.min),
+        max_ms=ms(h.max),
         quantile_ms=quantile_ms,
     )
 
 
-def _achieved(rec: Recorder, schedule: Schedule) -> float:
+def _achieved(rec: LoadRecorder, schedule: Schedule) -> float:
     """Sent requests per second of the judged part; a generator that fell behind took longer to send them."""
     return rec.sent / _send_span(rec, schedule) if rec.sent else 0.0
 
 
-def _send_span(rec: Recorder, schedule: Schedule) -> float:
+def _send_span(rec: LoadRecorder, schedule: Schedule) -> float:
     """Seconds the judged requests took to send: the duration, or longer if the generator fell behind."""
     if rec.sent == 0:
         return schedule.duration
     return max(schedule.duration, rec.last_sent - schedule.ramp + 1.0 / schedule.rate)
 
 
-def _series(rec: Recorder, schedule: Schedule) -> tuple[SecondPoint, ...]:
+def _series(rec: LoadRecorder, schedule: Schedule) -> tuple[SecondPoint, ...]:
     out = []
     for t, sec in enumerate(rec.seconds):
-        q = sec.hist.quantile_us
-        out.append(SecondPoint(t, sec.requests, sec.failed, q(0.5) / 1000, q(0.95) / 1000, q(0.99) / 1000,
-                               sec.hist.max_us / 1000 if sec.hist.total else math.nan, t < schedule.ramp))
+        q = sec.hist.quantile
+        out.append(SecondPoint(t, sec.requests, sec.failed, ms(q(0.5)), ms(q(0.95)), ms(q(0.99)), ms(sec.hist.max),
+                               t < schedule.ramp))
     return tuple(out)
 
 
-def _warnings(rec: Recorder, schedule: Schedule, gen: GeneratorSummary, spec: VerifySpec) -> list[str]:
+def _warnings(rec: LoadRecorder, schedule: Schedule, gen: GeneratorSummary, spec: VerifySpec) -> list[str]:
     out = []
     if rec.dropped:
         out.append(f"could not hold the rate: {rec.dropped} requests were dropped after waiting "

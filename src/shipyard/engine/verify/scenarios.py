@@ -22,7 +22,7 @@ _MAX_CYCLE = 10_000
 
 
 @dataclass(frozen=True)
-class Prepared:
+class PreparedScenario:
     """A scenario ready to send: the exact request bytes and the statuses that count as success."""
 
     label: str
@@ -80,7 +80,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
 
 
-def prepare(scenarios: list[ScenarioSpec], host: str) -> list[Prepared]:
+def prepare(scenarios: list[ScenarioSpec], host: str) -> list[PreparedScenario]:
     out = []
     for s in scenarios:
         body = (s.body or "").encode()
@@ -89,7 +89,7 @@ def prepare(scenarios: list[ScenarioSpec], host: str) -> list[Prepared]:
         if body or s.method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body)}")
         payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        out.append(Prepared(s.label, s.weight, s.method, payload, frozenset(s.expect_status) or None))
+        out.append(PreparedScenario(s.label, s.weight, s.method, payload, frozenset(s.expect_status) or None))
     return out
 
 

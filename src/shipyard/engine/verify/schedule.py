@@ -27,11 +27,6 @@ class Schedule:
         return max(0, math.ceil(self.ramp_requests + self.rate * self.duration - 1e-9))
 
     @property
-    def first_steady(self) -> int:
-        """Index of the first request due at or after the end of the ramp."""
-        return math.ceil(self.ramp_requests - 1e-9)
-
-    @property
     def end(self) -> float:
         return self.ramp + self.duration
 
@@ -50,8 +45,3 @@ class Schedule:
         else:
             n = math.floor(self.ramp_requests + self.rate * (elapsed - self.ramp) + 1e-9) + 1
         return min(n, self.total)
-
-    def rate_at(self, elapsed: float) -> float:
-        if elapsed < self.ramp:
-            return self.rate * elapsed / self.ramp
-        return self.rate if elapsed < self.end else 0.0

@@ -1,8 +1,9 @@
-"""Router measurements: log-linear latency histograms in 1-second slices, windows, Prometheus text.
+"""Router measurements: the one log-linear latency histogram, 1-second slices, windows, Prometheus text.
 
-Reading a ``stats`` reply: each release/instance carries ``histogram`` as ``[[bucket_index, count], ...]``;
-``bucket_bounds(index)`` gives the bucket's ``(lower, upper)`` seconds and ``Histogram.from_pairs`` rebuilds
-a histogram to merge, compare or take quantiles from.
+Reading a ``stats`` or ``slices`` reply: each release/instance carries ``histogram`` as
+``[[bucket_index, count], ...]``; ``bucket_bounds(index)`` gives the bucket's ``(lower, upper)`` seconds,
+``quantile(counts, q)`` a quantile of ``{index: count}``, and ``Histogram.from_pairs`` rebuilds a histogram
+to merge, compare or take quantiles from. The verify recorder and the analysis use the same type.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from shipyard.primitives.metrics.histogram import (
     NUM_BUCKETS,
     SCHEME,
     SUB_BUCKETS,
+    BucketCounts,
     Histogram,
     bucket_bounds,
     bucket_index,
     bucket_midpoint,
+    merge_counts,
+    quantile,
 )
 from shipyard.primitives.metrics.prometheus import render
 from shipyard.primitives.metrics.slices import RETENTION_S, Series, Slice, WindowStats, slice_json, window_of
@@ -28,6 +32,7 @@ __all__ = [
     "RETENTION_S",
     "SCHEME",
     "SUB_BUCKETS",
+    "BucketCounts",
     "Histogram",
     "Series",
     "Slice",
@@ -35,6 +40,8 @@ __all__ = [
     "bucket_bounds",
     "bucket_index",
     "bucket_midpoint",
+    "merge_counts",
+    "quantile",
     "render",
     "slice_json",
     "window_of",

@@ -128,7 +128,7 @@ class WindowStats:
             self.bytes_in += s.bytes_in
             self.bytes_out += s.bytes_out
             self.lat_sum += s.lat_sum
-            self.hist.merge(s.hist)
+            self.hist.add_counts(s.hist)
 
     def add(self, other: WindowStats) -> None:
         for k in range(6):
@@ -138,7 +138,7 @@ class WindowStats:
         self.bytes_out += other.bytes_out
         self.lat_sum += other.lat_sum
         self.inflight += other.inflight
-        self.hist.merge(other.hist.counts)
+        self.hist.merge(other.hist)
 
     @property
     def requests(self) -> int:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import secrets
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -50,20 +53,90 @@ def safe_url(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def create_engine(url: URL) -> Engine:
-    if url.get_backend_name() == "sqlite":
-        assert url.database is not None
-        folder = Path(url.database).parent
+def sqlite_path(url: URL) -> Path | None:
+    """The database file of a SQLite URL; None for PostgreSQL."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    assert url.database is not None
+    return Path(url.database)
+
+
+def empty_file_message(path: Path) -> str:
+    return (f"state database {path} is empty (0 bytes): it was truncated or never finished, and shipyard "
+            "will not start a new state over it. Restore it from a backup, or, if it holds nothing you need, "
+            "delete it and run the command again")
+
+
+def existing_sqlite_file(path: Path) -> None:
+    """Refuse a missing or empty database file (a reader must not create one)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ShipyardError(f"no state database at {path}") from None
+    except OSError as exc:
+        raise ShipyardError(f"cannot read the state database {path}: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise ShipyardError(empty_file_message(path))
+
+
+def ensure_sqlite_file(path: Path) -> None:
+    """Create the database file if there is none; refuse an empty one.
+
+    A new file is made whole (its header written, WAL mode set) under a temporary name and linked into
+    place, so shipyard never leaves a 0-byte ``state.db`` behind itself: one found is damage, and opening it
+    as a new database would silently throw the state away.
+    """
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ShipyardError(f"cannot create the state directory {folder}: {exc.strerror or exc}") from exc
+    try:
+        size: int | None = path.stat().st_size
+    except FileNotFoundError:
+        size = None
+    except OSError as exc:
+        raise ShipyardError(f"cannot read the state database {path}: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise ShipyardError(empty_file_message(path))
+    if size is not None:
+        return
+    tmp = folder / f".{path.name}.new-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        conn = sqlite3.connect(tmp)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ShipyardError(f"cannot create the state directory {folder}: {exc.strerror or exc}") from exc
+            conn.execute("PRAGMA journal_mode = WAL")
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+        except OSError:  # no hard links on this file system
+            if not path.exists():
+                os.replace(tmp, path)
+    except (OSError, sqlite3.Error) as exc:
+        raise ShipyardError(f"cannot create the state database {path}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def create_engine(url: URL, *, readonly: bool = False) -> Engine:
+    """An engine for ``url``; ``readonly`` opens connections that cannot write (and create nothing)."""
+    path = sqlite_path(url)
+    if path is not None:
+        if readonly:
+            existing_sqlite_file(path)
+            url = url.set(database=f"file:{quote(str(path))}", query={"mode": "ro", "uri": "true"})
+        else:
+            ensure_sqlite_file(path)
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "connect", _sqlite_on_connect_readonly if readonly else _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
+    options = {"options": "-c default_transaction_read_only=on"} if readonly else {}
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
-                            connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S})
+                            connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S, **options})
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -76,6 +149,16 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur.execute("PRAGMA foreign_keys = ON")
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cur.close()
+
+
+def _sqlite_on_connect_readonly(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA query_only = ON")
     finally:
         cur.close()
 

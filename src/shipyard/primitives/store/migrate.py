@@ -12,13 +12,16 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from shipyard.primitives.store.connect import WRITE_OPTION
+from shipyard.errors import ShipyardError
+from shipyard.primitives.store.connect import WRITE_OPTION, safe_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "shipyard_alembic_version"
 # The newest revision in migrations/versions (a test checks it against Alembic's own head); knowing it
 # lets an up-to-date database open without importing Alembic.
 HEAD_REVISION = "0001"
+# Every revision, oldest first (a test checks them against Alembic's history); the last is the head.
+REVISIONS: tuple[str, ...] = ("0001",)
 # pg_advisory_xact_lock key: any constant, shared by every shipyard process on the server.
 _PG_LOCK_KEY = 0x5348_4950  # "SHIP"
 
@@ -30,11 +33,31 @@ def current_revision(conn: sa.Connection) -> str | None:
     return rows[0] if len(rows) == 1 else None
 
 
+def schema_problem(revision: str | None) -> str | None:
+    """Why a database at ``revision`` cannot be read as it is by this shipyard; None at the head."""
+    if revision == HEAD_REVISION:
+        return None
+    if revision is None:
+        return "it has no shipyard schema (shipyard never opened it, or it is not a state database)"
+    if revision in REVISIONS:
+        return (f"its schema is revision {revision}, older than this shipyard's {HEAD_REVISION}; a read-only "
+                "view never migrates: open it read-write once (e.g. `shipyard up`) and try again")
+    return newer_message(revision)
+
+
+def newer_message(revision: str) -> str:
+    return (f"its schema is revision {revision}, which this shipyard does not know (its newest is "
+            f"{HEAD_REVISION}): it was written by a newer shipyard; upgrade shipyard to use it")
+
+
 def upgrade_to_head(engine: Engine) -> None:
     with engine.connect() as conn:
         with conn.begin():
-            if current_revision(conn) == HEAD_REVISION:
+            revision = current_revision(conn)
+            if revision == HEAD_REVISION:
                 return
+            if revision is not None and revision not in REVISIONS:
+                raise ShipyardError(f"state database {safe_url(engine.url)}: {newer_message(revision)}")
         conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
             if conn.dialect.name == "postgresql":

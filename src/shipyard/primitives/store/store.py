@@ -1,5 +1,5 @@
 """The state database: releases, environments, deployments (with their lock), steps, events, instances,
-backup runs and drills.
+backup runs and drills. ``Store`` is ``StoreReader`` (reading.py: the queries) plus the writes here.
 
 Every method is one short transaction. Times are given by the caller (float epoch seconds); the store
 never reads a clock. Methods are blocking; the control plane calls them from worker threads.
@@ -15,25 +15,22 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import URL, Engine
 
 from shipyard.errors import LockHeld, NotFound, Refused, ShipyardError
 from shipyard.primitives.store import schema as t
-from shipyard.primitives.store.connect import WRITE_OPTION, safe_url, translated
+from shipyard.primitives.store.connect import WRITE_OPTION, translated
+from shipyard.primitives.store.reading import StoreReader
 from shipyard.primitives.store.records import (
     DEPLOYMENT_OUTCOMES,
     RELEASE_STATUSES,
     STEP_STATUSES,
-    BackupRunRec,
     DeploymentRec,
-    DrillRec,
     EnvironmentRec,
-    EventRec,
     InstanceRec,
     JSONDict,
     ReleaseRec,
-    StepRec,
 )
+from shipyard.primitives.store.rows import to_deployment, to_environment
 
 INTERRUPTED_REASON = "the control plane stopped while this deployment was running"
 
@@ -45,36 +42,10 @@ class _Unset(Enum):
 UNSET = _Unset.UNSET
 
 
-class Store:
-    def __init__(self, engine: Engine, url: URL) -> None:
-        self._engine = engine
-        self._url = url
-
-    @property
-    def url(self) -> str:
-        """The database URL, password hidden."""
-        return safe_url(self._url)
-
-    @property
-    def backend(self) -> str:
-        """"sqlite" or "postgresql"."""
-        return self._engine.dialect.name
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+class Store(StoreReader):
+    """The state database, read and written."""
 
     # -- plumbing -------------------------------------------------------------------------------------
-
-    @contextmanager
-    def _read(self) -> Iterator[sa.Connection]:
-        with translated(self._url, "reading"), self._engine.connect() as conn, conn.begin():
-            yield conn
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
@@ -106,17 +77,6 @@ class Store:
         except sa.exc.IntegrityError as exc:
             raise ShipyardError(f"release {rec.id} already exists") from exc
 
-    def get_release(self, release_id: str) -> ReleaseRec | None:
-        with self._read() as conn:
-            row = conn.execute(t.releases.select().where(t.releases.c.id == release_id)).first()
-        return None if row is None else _release(row)
-
-    def list_releases(self) -> list[ReleaseRec]:
-        """Newest first."""
-        query = t.releases.select().order_by(t.releases.c.created_at.desc(), t.releases.c.id.desc())
-        with self._read() as conn:
-            return [_release(row) for row in conn.execute(query)]
-
     def delete_release(self, release_id: str) -> None:
         """Forget a release. Refused while an environment serves it or an instance runs it."""
         with self._write() as conn:
@@ -133,16 +93,6 @@ class Store:
             conn.execute(t.releases.delete().where(t.releases.c.id == release_id))
 
     # -- environments ---------------------------------------------------------------------------------
-
-    def get_environment(self, name: str) -> EnvironmentRec | None:
-        with self._read() as conn:
-            row = conn.execute(t.environments.select().where(t.environments.c.name == name)).first()
-        return None if row is None else _environment(row)
-
-    def list_environments(self) -> list[EnvironmentRec]:
-        with self._read() as conn:
-            rows = conn.execute(t.environments.select().order_by(t.environments.c.name))
-            return [_environment(row) for row in rows]
 
     def upsert_environment(
         self,
@@ -166,7 +116,7 @@ class Store:
         with self._write() as conn:
             conn.execute(self._upsert(t.environments, values, "name", given))
             row = conn.execute(t.environments.select().where(t.environments.c.name == name)).one()
-        return _environment(row)
+        return to_environment(row)
 
     # -- deployments and the per-environment lock -------------------------------------------------------
 
@@ -195,7 +145,7 @@ class Store:
                     dep_id = _new_id(result)
                     conn.execute(t.locks.insert().values(env=env, deployment_id=dep_id, acquired_at=started_at))
                     row = conn.execute(t.deployments.select().where(t.deployments.c.id == dep_id)).one()
-                return _deployment(row)
+                return to_deployment(row)
             except sa.exc.IntegrityError as exc:
                 holder = self.running_deployment(env)
                 if holder is not None:
@@ -229,34 +179,12 @@ class Store:
             if not updated:
                 raise ShipyardError(f"deployment {deployment_id} is not running (it is {row.status})")
             conn.execute(t.locks.delete().where(t.locks.c.deployment_id == deployment_id))
-        return _deployment(row)
+        return to_deployment(row)
 
     def set_deployment_detail(self, deployment_id: int, detail: JSONDict | None) -> None:
         with self._write() as conn:
             conn.execute(t.deployments.update().where(t.deployments.c.id == deployment_id)
                          .values(detail=detail))
-
-    def get_deployment(self, deployment_id: int) -> DeploymentRec | None:
-        with self._read() as conn:
-            row = conn.execute(t.deployments.select().where(t.deployments.c.id == deployment_id)).first()
-        return None if row is None else _deployment(row)
-
-    def list_deployments(self, env: str | None, limit: int = 50) -> list[DeploymentRec]:
-        """Newest first; every environment's when ``env`` is None."""
-        query = t.deployments.select().order_by(t.deployments.c.id.desc()).limit(limit)
-        if env is not None:
-            query = query.where(t.deployments.c.env == env)
-        with self._read() as conn:
-            return [_deployment(row) for row in conn.execute(query)]
-
-    def running_deployment(self, env: str) -> DeploymentRec | None:
-        """The deployment holding ``env``'s lock, if any."""
-        query = (t.deployments.select()
-                 .join_from(t.deployments, t.locks, t.locks.c.deployment_id == t.deployments.c.id)
-                 .where(t.locks.c.env == env))
-        with self._read() as conn:
-            row = conn.execute(query).first()
-        return None if row is None else _deployment(row)
 
     def interrupt_running(self, now: float) -> list[DeploymentRec]:
         """Mark every running deployment interrupted and release every lock (control plane restart).
@@ -278,7 +206,7 @@ class Store:
                              .values(status="skipped"))
             conn.execute(t.locks.delete())
             rows = conn.execute(d.select().where(d.c.id.in_(ids)).order_by(d.c.id)).all() if ids else []
-        return [_deployment(row) for row in rows]
+        return [to_deployment(row) for row in rows]
 
     # -- steps ----------------------------------------------------------------------------------------
 
@@ -322,13 +250,6 @@ class Store:
             if not conn.execute(t.steps.update().where(t.steps.c.id == step_id).values(**values)).rowcount:
                 raise NotFound(f"step {step_id} does not exist")
 
-    def list_steps(self, deployment_id: int) -> list[StepRec]:
-        """In index order."""
-        query = (t.steps.select().where(t.steps.c.deployment_id == deployment_id)
-                 .order_by(t.steps.c.idx, t.steps.c.id))
-        with self._read() as conn:
-            return [_step(row) for row in conn.execute(query)]
-
     # -- events ---------------------------------------------------------------------------------------
 
     def add_event(self, env: str | None, kind: str, message: str, *, data: JSONDict | None = None,
@@ -338,17 +259,6 @@ class Store:
                                                            at=at))
             return _new_id(result)
 
-    def list_events(self, env: str | None = None, limit: int = 100,
-                    kinds: Iterable[str] | None = None) -> list[EventRec]:
-        """The ``limit`` newest events, newest first; every environment's when ``env`` is None."""
-        query = t.events.select().order_by(t.events.c.id.desc()).limit(limit)
-        if env is not None:
-            query = query.where(t.events.c.env == env)
-        if kinds is not None:
-            query = query.where(t.events.c.kind.in_(list(kinds)))
-        with self._read() as conn:
-            return [_event(row) for row in conn.execute(query)]
-
     # -- instances ------------------------------------------------------------------------------------
 
     def upsert_instance(self, rec: InstanceRec) -> None:
@@ -357,19 +267,6 @@ class Store:
                   "started_at": rec.started_at, "restarts": rec.restarts}
         with self._write() as conn:
             conn.execute(self._upsert(t.instances, values, "id", [k for k in values if k != "id"]))
-
-    def get_instance(self, instance_id: str) -> InstanceRec | None:
-        with self._read() as conn:
-            row = conn.execute(t.instances.select().where(t.instances.c.id == instance_id)).first()
-        return None if row is None else _instance(row)
-
-    def list_instances(self, env: str | None = None) -> list[InstanceRec]:
-        i = t.instances
-        query = i.select().order_by(i.c.env, i.c.release, i.c.idx, i.c.id)
-        if env is not None:
-            query = query.where(i.c.env == env)
-        with self._read() as conn:
-            return [_instance(row) for row in conn.execute(query)]
 
     def delete_instance(self, instance_id: str) -> None:
         with self._write() as conn:
@@ -385,27 +282,11 @@ class Store:
                 backup_id=backup_id, detail=detail))
             return _new_id(result)
 
-    def list_backup_runs(self, env: str | None, limit: int = 50) -> list[BackupRunRec]:
-        """Newest first."""
-        query = t.backup_runs.select().order_by(t.backup_runs.c.id.desc()).limit(limit)
-        if env is not None:
-            query = query.where(t.backup_runs.c.env == env)
-        with self._read() as conn:
-            return [_backup_run(row) for row in conn.execute(query)]
-
     def add_drill(self, env: str, *, ok: bool, started_at: float, detail: JSONDict) -> int:
         with self._write() as conn:
             result = conn.execute(t.drills.insert().values(env=env, ok=ok, started_at=started_at,
                                                            detail=detail))
             return _new_id(result)
-
-    def list_drills(self, env: str | None, limit: int = 50) -> list[DrillRec]:
-        """Newest first."""
-        query = t.drills.select().order_by(t.drills.c.id.desc()).limit(limit)
-        if env is not None:
-            query = query.where(t.drills.c.env == env)
-        with self._read() as conn:
-            return [_drill(row) for row in conn.execute(query)]
 
 
 def _new_id(result: sa.CursorResult[Any]) -> int:
@@ -417,50 +298,3 @@ def _new_id(result: sa.CursorResult[Any]) -> int:
 def _check(value: str, allowed: frozenset[str], what: str) -> None:
     if value not in allowed:
         raise ValueError(f"{what} must be one of {', '.join(sorted(allowed))}, got {value!r}")
-
-
-# -- rows → records -------------------------------------------------------------------------------------
-
-def _release(row: sa.Row[Any]) -> ReleaseRec:
-    return ReleaseRec(id=row.id, commit=row.commit_sha, ref=row.ref, message=row.message, author=row.author,
-                      created_at=row.created_at, build_duration_s=row.build_duration_s,
-                      content_hash=row.content_hash, spec=row.spec, secrets_version=row.secrets_version,
-                      build_log=row.build_log, status=row.status)
-
-
-def _environment(row: sa.Row[Any]) -> EnvironmentRec:
-    return EnvironmentRec(name=row.name, current_release=row.current_release,
-                          previous_release=row.previous_release, routing=row.routing,
-                          secrets_version=row.secrets_version, updated_at=row.updated_at)
-
-
-def _deployment(row: sa.Row[Any]) -> DeploymentRec:
-    return DeploymentRec(id=row.id, env=row.env, kind=row.kind, release=row.release,
-                         previous_release=row.previous_release, strategy=row.strategy, status=row.status,
-                         reason=row.reason, started_at=row.started_at, finished_at=row.finished_at,
-                         plan=row.plan, detail=row.detail)
-
-
-def _step(row: sa.Row[Any]) -> StepRec:
-    return StepRec(id=row.id, deployment_id=row.deployment_id, index=row.idx, name=row.name,
-                   status=row.status, started_at=row.started_at, duration_s=row.duration_s, detail=row.detail)
-
-
-def _event(row: sa.Row[Any]) -> EventRec:
-    return EventRec(id=row.id, env=row.env, kind=row.kind, message=row.message, data=row.data, at=row.at)
-
-
-def _instance(row: sa.Row[Any]) -> InstanceRec:
-    return InstanceRec(id=row.id, env=row.env, release=row.release, index=row.idx, port=row.port, pid=row.pid,
-                       create_time=row.create_time, role=row.role, state=row.state, started_at=row.started_at,
-                       restarts=row.restarts)
-
-
-def _backup_run(row: sa.Row[Any]) -> BackupRunRec:
-    return BackupRunRec(id=row.id, env=row.env, source=row.source, status=row.status,
-                        started_at=row.started_at, finished_at=row.finished_at, backup_id=row.backup_id,
-                        detail=row.detail)
-
-
-def _drill(row: sa.Row[Any]) -> DrillRec:
-    return DrillRec(id=row.id, env=row.env, ok=bool(row.ok), started_at=row.started_at, detail=row.detail)

@@ -17,7 +17,7 @@ class DumpInfo:
 
 
 @dataclass(frozen=True)
-class Check:
+class RestoreCheck:
     name: str
     ok: bool
     detail: str = ""
@@ -27,7 +27,7 @@ class Check:
 
 
 @dataclass(frozen=True)
-class Target:
+class RestoreTarget:
     """Where a restore goes: a PostgreSQL URL, a path, or (``original``) the source itself."""
 
     url: str | None = None

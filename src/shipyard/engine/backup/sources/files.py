@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from shipyard.engine.backup.pipeline import StreamReader, drain
-from shipyard.engine.backup.sources.base import BLOCK, Check, DumpInfo, Target, Writable
+from shipyard.engine.backup.sources.base import BLOCK, DumpInfo, RestoreCheck, RestoreTarget, Writable
 from shipyard.errors import NotFound, Refused, ShipyardError
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec.backup import FilesSource
@@ -114,7 +114,7 @@ def _keep_modes(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     return safe.replace(mode=member.mode, deep=False)
 
 
-def restore(src: FilesSource, original: Path, blocks: Iterator[bytes], target: Target) -> Path:
+def restore(src: FilesSource, original: Path, blocks: Iterator[bytes], target: RestoreTarget) -> Path:
     dest = target.path or original
     occupied = dest.exists() and (not dest.is_dir() or any(dest.iterdir()))
     if occupied and not target.replace:
@@ -141,11 +141,11 @@ def restore(src: FilesSource, original: Path, blocks: Iterator[bytes], target: T
     return dest
 
 
-def check(path: Path, meta: dict[str, Any]) -> list[Check]:
+def check(path: Path, meta: dict[str, Any]) -> list[RestoreCheck]:
     got = tree_digest(path)
     return [
-        Check("entries", got["entries"] == meta.get("entries"), f"{got['entries']}, manifest {meta.get('entries')}"),
-        Check("bytes", got["bytes"] == meta.get("bytes"), f"{got['bytes']}, manifest {meta.get('bytes')}"),
-        Check("tree_sha256", got["tree_sha256"] == meta.get("tree_sha256"),
+        RestoreCheck("entries", got["entries"] == meta.get("entries"), f"{got['entries']}, manifest {meta.get('entries')}"),
+        RestoreCheck("bytes", got["bytes"] == meta.get("bytes"), f"{got['bytes']}, manifest {meta.get('bytes')}"),
+        RestoreCheck("tree_sha256", got["tree_sha256"] == meta.get("tree_sha256"),
               "hashes, modes and mtimes match" if got["tree_sha256"] == meta.get("tree_sha256") else "differs"),
     ]

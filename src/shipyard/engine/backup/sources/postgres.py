@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from shipyard.engine.backup.sources.base import BLOCK, Check, DumpInfo, Target, Writable
+from shipyard.engine.backup.sources.base import BLOCK, DumpInfo, RestoreCheck, RestoreTarget, Writable
 from shipyard.errors import BadInput, Refused, ShipyardError
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec.backup import PostgresSource
@@ -139,7 +139,7 @@ def _ensure_database(url: str, replace: bool) -> bool:
     return has_tables
 
 
-def restore(src: PostgresSource, blocks: Iterator[bytes], target: Target) -> None:
+def restore(src: PostgresSource, blocks: Iterator[bytes], target: RestoreTarget) -> None:
     """Restores into ``target.url`` (created if missing) or, with ``target.replace``, over the source."""
     url = target.url or src.url
     if target.url is None and not target.replace:
@@ -170,14 +170,14 @@ def restore(src: PostgresSource, blocks: Iterator[bytes], target: Target) -> Non
             raise ShipyardError(f"pg_restore into {url.rsplit('@', 1)[-1]} failed (exit {rc}): {_stderr_tail(err)}")
 
 
-def check(src: PostgresSource, url: str, expected: dict[str, int], *, user_sql: bool) -> list[Check]:
+def check(src: PostgresSource, url: str, expected: dict[str, int], *, user_sql: bool) -> list[RestoreCheck]:
     """Row counts per table against the manifest; with ``user_sql`` the source's ``check_sql`` too."""
-    checks: list[Check] = []
+    checks: list[RestoreCheck] = []
     with connect(url, "restored database", autocommit=True) as conn:
         got = _counts(conn) if expected else {}
         for table, rows in sorted(expected.items()):
             have = got.get(table)
-            checks.append(Check(f"rows {table}", have == rows,
+            checks.append(RestoreCheck(f"rows {table}", have == rows,
                                 f"{have} rows, manifest {rows}" if have is not None else "table missing"))
         if user_sql:
             for stmt in src.check_sql:
@@ -186,7 +186,7 @@ def check(src: PostgresSource, url: str, expected: dict[str, int], *, user_sql: 
                     row = cur.fetchone() if cur.description else None
                     value = None if row is None else row[0]
                     ok = row is None or bool(value)
-                    checks.append(Check(f"sql {stmt}", ok, "" if ok else f"returned {value!r}"))
+                    checks.append(RestoreCheck(f"sql {stmt}", ok, "" if ok else f"returned {value!r}"))
                 except psycopg.Error as exc:
-                    checks.append(Check(f"sql {stmt}", False, str(exc).strip()))
+                    checks.append(RestoreCheck(f"sql {stmt}", False, str(exc).strip()))
     return checks

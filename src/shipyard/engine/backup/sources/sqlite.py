@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from shipyard.engine.backup.sources.base import BLOCK, Check, DumpInfo, Target, Writable
+from shipyard.engine.backup.sources.base import BLOCK, DumpInfo, RestoreCheck, RestoreTarget, Writable
 from shipyard.errors import NotFound, Refused, ShipyardError
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec.backup import SqliteSource
@@ -53,24 +53,24 @@ def dump(src: SqliteSource, path: Path, sink: Writable, clock: Clock) -> DumpInf
     return DumpInfo(snapshot_time, meta, {"sqlite": sqlite3.sqlite_version})
 
 
-def integrity(path: Path) -> Check:
+def integrity(path: Path) -> RestoreCheck:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         rows = [r[0] for r in conn.execute("PRAGMA integrity_check")]
-    return Check("integrity_check", rows == ["ok"], "; ".join(rows)[:300])
+    return RestoreCheck("integrity_check", rows == ["ok"], "; ".join(rows)[:300])
 
 
-def check(path: Path, expected: dict[str, int]) -> list[Check]:
+def check(path: Path, expected: dict[str, int]) -> list[RestoreCheck]:
     checks = [integrity(path)]
     with contextlib.closing(sqlite3.connect(path)) as conn:
         got = _counts(conn)
     for table, rows in sorted(expected.items()):
         have = got.get(table)
-        checks.append(Check(f"rows {table}", have == rows,
+        checks.append(RestoreCheck(f"rows {table}", have == rows,
                             f"{have} rows, manifest {rows}" if have is not None else "table missing"))
     return checks
 
 
-def restore(src: SqliteSource, original: Path, blocks: Iterator[bytes], target: Target) -> Path:
+def restore(src: SqliteSource, original: Path, blocks: Iterator[bytes], target: RestoreTarget) -> Path:
     """Writes the database to ``target.path`` (or over ``original`` with ``target.replace``); returns it."""
     dest = target.path or original
     if dest.exists() and not target.replace:

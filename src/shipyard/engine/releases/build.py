@@ -1,0 +1,142 @@
+"""``build_release``: a git ref → a complete release directory (archive, shared links, build, hash, meta)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path, PurePosixPath
+
+from shipyard.engine import gitrepo
+from shipyard.engine.gitrepo import Commit
+from shipyard.engine.releases.catalog import (
+    BUILD_LOG,
+    RELEASE_META,
+    BuiltRelease,
+    new_release_id,
+    release_dir,
+    write_meta,
+)
+from shipyard.engine.releases.commands import run_build
+from shipyard.engine.releases.content import content_hash
+from shipyard.engine.releases.refs import resolve_ref
+from shipyard.errors import BadInput, DeployFailed, NotFound
+from shipyard.primitives.clock import Clock
+
+DEFAULT_BUILD_TIMEOUT_S = 600.0
+ARCHIVE_TIMEOUT_S = 300.0
+
+
+def build_release(
+    *,
+    project_dir: Path,
+    state_dir: Path,
+    ref: str,
+    build_cmds: list[str],
+    shared: list[str],
+    clock: Clock,
+    release_id: str | None = None,
+    on_output: Callable[[str], None] | None = None,
+    build_timeout: float = DEFAULT_BUILD_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+) -> BuiltRelease:
+    """Build a release of ``ref``; blocking (run it in a worker thread from async code).
+
+    ``on_output`` receives each build-log line (without newline) in the calling thread.
+    ``build_timeout`` applies to each build command. ``env`` is the build commands' environment
+    (default: this process's), to which SHIPYARD_RELEASE and SHIPYARD_COMMIT are added.
+    Raises NotFound (ref), BadInput (not a repo, bad shared path, taken id), DeployFailed (build).
+    """
+    started = clock.monotonic()
+    project_dir = project_dir.absolute()
+    state_dir = state_dir.absolute()
+    commit = resolve_ref(project_dir, ref)
+    shared_paths = [_shared_path(name) for name in shared]
+    if release_id is None:
+        release_id = new_release_id(commit, clock.time(), lambda rid: release_dir(state_dir, rid).exists())
+    work = release_dir(state_dir, release_id)
+    work.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        work.mkdir(mode=0o755)  # claims the id, also against a concurrent build
+    except FileExistsError as exc:
+        raise BadInput(f"release {release_id} already exists") from exc
+    try:
+        _unpack(project_dir, commit, ref, work)
+        _link_shared(state_dir / "shared", work, shared_paths)
+        build_env = dict(os.environ if env is None else env)
+        build_env.update(SHIPYARD_RELEASE=release_id, SHIPYARD_COMMIT=commit.sha)
+        run_build(build_cmds, work, build_env, on_output, build_timeout, clock)
+        digest = content_hash(work, exclude=[BUILD_LOG, RELEASE_META, *(str(p) for p in shared_paths)])
+        release = BuiltRelease(
+            id=release_id,
+            path=work,
+            commit=commit,
+            ref=ref,
+            build_duration_s=round(clock.monotonic() - started, 3),
+            content_hash=digest,
+            build_log=work / BUILD_LOG,
+            built_at=clock.time(),
+        )
+        write_meta(release)  # last: its appearance is what makes the release complete
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return release
+
+
+def _shared_path(name: str) -> PurePosixPath:
+    path = PurePosixPath(name.strip().rstrip("/"))
+    if not name.strip() or path.is_absolute() or ".." in path.parts or str(path) in (".", ""):
+        raise BadInput(f"app.shared: {name!r} must be a relative path inside the release (no '..')")
+    return path
+
+
+def _unpack(project_dir: Path, commit: Commit, ref: str, dest: Path) -> None:
+    """Stream ``git archive`` into dest: no temporary tarball is written."""
+    argv = gitrepo.archive_argv(project_dir, commit.sha)
+    with tempfile.TemporaryFile() as errf:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errf, env=gitrepo.archive_env())
+        killer = threading.Timer(ARCHIVE_TIMEOUT_S, proc.kill)
+        killer.daemon = True
+        killer.start()
+        failure: Exception | None = None
+        try:
+            assert proc.stdout is not None
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                # "data" refuses absolute paths, links leaving the release and device files.
+                tar.extractall(dest, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            failure = exc
+        finally:
+            killer.cancel()
+            if proc.stdout is not None:
+                proc.stdout.close()
+            rc = proc.wait()
+        errf.seek(0)
+        stderr = errf.read().decode("utf-8", "replace").strip()
+    if rc != 0:
+        if "untracked" in stderr:
+            raise NotFound(f"{project_dir.name}/ does not exist at ref '{ref}' ({commit.short})")
+        raise DeployFailed(f"git archive of {commit.short} failed: {stderr or f'exit {rc}'}") from failure
+    if failure is not None:
+        raise DeployFailed(f"could not unpack {commit.short} into {dest.parent}: {failure}") from failure
+
+
+def _link_shared(shared_root: Path, release_dir: Path, paths: list[PurePosixPath]) -> None:
+    for rel in paths:
+        target = shared_root / rel
+        target.mkdir(parents=True, exist_ok=True)
+        link = release_dir / rel
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        elif link.is_dir():
+            shutil.rmtree(link)  # whatever the archive had there is replaced by the shared dir
+        link.parent.mkdir(parents=True, exist_ok=True)
+        # Relative, so the project (and its .shipyard/ with it) can move.
+        link.symlink_to(os.path.relpath(target, link.parent), target_is_directory=True)
+
+
