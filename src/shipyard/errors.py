@@ -11,9 +11,13 @@ Exit codes (documented in the README):
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ShipyardError(Exception):
     exit_code = 1
+    # What a failed deploy step records beside the message (a canary's failing conditions, a verify summary).
+    detail: dict[str, Any] | None = None
 
     def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
         super().__init__(message)

@@ -25,16 +25,15 @@ import psutil
 from shipyard.control.routerlink import RouterLink
 from shipyard.control.supervisor import Supervisor
 from shipyard.control.tasks import guarded
-from shipyard.engine.analysis.measurements import BucketBounds, Sample
+from shipyard.engine.analysis.measurements import Sample
 from shipyard.errors import ShipyardError
 from shipyard.primitives.clock import Clock
-from shipyard.primitives.metrics import RETENTION_S, bucket_bounds
+from shipyard.primitives.metrics import RETENTION_S
 
 log = logging.getLogger("shipyard.control")
 
 # Pull this long after each second ends, so the router has closed the second's slice.
 PULL_OFFSET_S = 0.05
-BOUNDS: BucketBounds = bucket_bounds  # the router's histogram layout, for quantiles and the latency judgement
 _CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
 
 
@@ -97,10 +96,6 @@ class Collector:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-
-    @property
-    def bounds(self) -> BucketBounds:
-        return BOUNDS
 
     async def _run(self) -> None:
         clock = self.clock

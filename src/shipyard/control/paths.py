@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipyard.engine.releases import release_dir
+
 
 @dataclass(frozen=True)
 class Paths:
@@ -43,12 +45,8 @@ class Paths:
     def router_logs(self) -> Path:
         return self.state / "logs" / "router"
 
-    @property
-    def releases(self) -> Path:
-        return self.state / "releases"
-
     def release_dir(self, release: str) -> Path:
-        return self.releases / release
+        return release_dir(self.state, release)
 
     def instance_log(self, env: str, instance: str) -> Path:
         return self.state / "logs" / env / f"{instance}.log"

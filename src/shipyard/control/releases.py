@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from shipyard.control.paths import Paths
-from shipyard.engine.releases import build_release, prune_releases
-from shipyard.engine.rollout.plan import CommitInfo
+from shipyard.engine.gitrepo import Commit
+from shipyard.engine.releases import build_release, new_release_id, prune_releases
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.store import Store
 from shipyard.primitives.store.records import ReleaseRec
@@ -42,16 +41,11 @@ class ReleaseService:
     def get(self, release: str) -> ReleaseRec | None:
         return self.store.get_release(release)
 
-    def new_id(self, commit: CommitInfo) -> str:
-        """``r<UTC yyyymmddHHMMSS of the commit>-<short sha>`` (``-2``, ``-3``… when taken): the same commit
-        gets the same id in ``--plan`` and in the deploy that follows, and ids sort by commit time."""
-        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(commit.committed_at or self.clock.time()))
-        base = f"r{stamp}-{commit.sha[:7]}"
-        rid, n = base, 1
-        while self.store.get_release(rid) is not None or self.on_disk(rid):
-            n += 1
-            rid = f"{base}-{n}"
-        return rid
+    def new_id(self, commit: Commit) -> str:
+        """Stamped with the commit's time, not the build's: the same commit gets the same id in ``--plan``
+        and in the deploy that follows (ids then sort by commit time)."""
+        return new_release_id(commit, commit.committed_at or self.clock.time(),
+                              lambda rid: self.store.get_release(rid) is not None or self.on_disk(rid))
 
     async def build(self, release: str, ref: str, *, build_cmds: list[str], shared: list[str],
                     snapshot: Mapping[str, Any], secrets_version: int, on_output: Callable[[str], None]) -> None:

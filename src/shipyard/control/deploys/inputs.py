@@ -65,7 +65,7 @@ class InputGatherer:
         existing = self.releases.for_commit(commit.sha)
         if existing:
             return ReleaseChoice(existing, info, ref=ref)
-        return ReleaseChoice(self.releases.new_id(info), info, build=True, ref=ref)
+        return ReleaseChoice(self.releases.new_id(commit), info, build=True, ref=ref)
 
     def _rollback_target(self, env: str, to: str | None, state: EnvState) -> ReleaseChoice:
         if state.current_release is None:

@@ -19,14 +19,6 @@ from shipyard.primitives.spec.secrets import SecretStore
 from shipyard.primitives.spec.verify import VerifySpec
 
 
-class VerifyNoGo(NoGo):
-    """A deploy's verify step said no-go; ``detail`` goes into the step's record."""
-
-    def __init__(self, message: str, detail: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.detail = detail
-
-
 class LocalRunners:
     def __init__(self, plan: Plan, target: LocalTarget, releases: ReleaseService, paths: Paths, clock: Clock,
                  secrets: SecretStore, emit: Callable[[dict[str, Any]], None], canary: CanaryRunner | None) -> None:
@@ -50,13 +42,12 @@ class LocalRunners:
 
     async def verify(self, step: VerifyStep) -> dict[str, Any]:
         url = self.target.endpoint(step.release, step.preview)
-        result, report = await verify_gate(url, self.plan.verify or VerifySpec(), env=self.plan.env,
-                                           state_dir=self.paths.state, project_dir=self.paths.project,
-                                           clock=self.clock)
-        summary = result.to_json()
-        detail = {"go": summary.get("go"), "rate_achieved": summary.get("rate_achieved"),
-                  "latency_ms": summary.get("latency_ms"), "failed_rate": summary.get("failed_rate"),
-                  "report": str(report)}
-        if not result.go:
-            raise VerifyNoGo(result.summary(), {"verify": detail})
-        return detail
+        outcome = await verify_gate(url, self.plan.verify or VerifySpec(), env=self.plan.env,
+                                    state_dir=self.paths.state, project_dir=self.paths.project, clock=self.clock)
+        summary = outcome.summary()
+        try:
+            outcome.require_go()
+        except NoGo as err:
+            err.detail = {"verify": summary}  # the step's record keeps it
+            raise
+        return summary

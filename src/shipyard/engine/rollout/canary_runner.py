@@ -139,8 +139,8 @@ class CanaryRunner:
                 t0 = clock.monotonic() - (cs.duration or 0.0)
             verdict = None
             if end is not None and end > start_sec:
-                verdict = judge_samples(col.since(start_sec), run.release, run.stable, start_sec, end, col.bounds,
-                                        settings)
+                verdict = judge_samples(col.since(start_sec), run.release, run.stable, start_sec, end,
+                                        settings=settings)
             since = run.first_sec if run.first_sec is not None else start_sec
             firing = self.triggers.firing(col, run.release, since, cs.conditions)
             command, run.command = run.command, None

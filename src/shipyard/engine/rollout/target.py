@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shipyard.engine.analysis.measurements import BucketBounds, Sample
+from shipyard.engine.analysis.measurements import Sample
 from shipyard.engine.rollout.steps import BuildStep, CanaryPhaseStep, RoutingCommit, StepBase, VerifyStep
 
 
@@ -39,10 +39,6 @@ class MetricSource(Protocol):
     @property
     def end(self) -> int | None:
         """First second not collected yet (None before the first pull)."""
-
-    @property
-    def bounds(self) -> BucketBounds:
-        """The latency histogram's bucket bounds of the samples."""
 
     async def next_tick(self, timeout: float = 3.0) -> bool: ...
 

@@ -41,8 +41,7 @@ class Triggers:
         ``since`` on (data from before the rollout or the promotion does not count)."""
         if source.end is None:
             return []
-        out = evaluate_all([*self.sample_conditions, *extra], source.since(since), source.end, source.bounds,
-                           releases=[release])
+        out = evaluate_all([*self.sample_conditions, *extra], source.since(since), source.end, releases=[release])
         self._maybe_query()
         now = self.clock.time()
         for cond, readings in self.readings.items():
