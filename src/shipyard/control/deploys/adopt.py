@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from shipyard.control.events import EventLog
 from shipyard.control.supervisor import Supervisor
-from shipyard.control.target import Targets
+from shipyard.control.target import LocalTarget, Targets
+from shipyard.errors import ShipyardError
 from shipyard.primitives import process
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec import Spec
 from shipyard.primitives.store import Store
+from shipyard.primitives.store.records import EnvironmentRec
 
 ADOPT_READY_S = 15.0
 DEFAULT_SCALE_DOWN_S = 300.0
+DEFAULT_READY_S = 300.0
 
 
 async def adopt(*, store: Store, targets: Targets, supervisor: Supervisor, events: EventLog, clock: Clock,
@@ -25,41 +28,74 @@ async def adopt(*, store: Store, targets: Targets, supervisor: Supervisor, event
         events.add(dep.env, "interrupted", f"deployment {dep.id} ({dep.kind} of {dep.release}) was interrupted "
                    "by a control-plane restart")
     for env in store.list_environments():
-        target = targets.get(env.name)
-        rt = target.routing
-        current, previous = env.current_release, env.previous_release
-        adopted: list[str] = []
-        strays: list[tuple[int, float, str]] = []
-        for rec in store.list_instances(env.name):
-            pid, ct = rec.pid or 0, rec.create_time or 0.0
-            alive = pid > 0 and process.is_alive(pid, ct)
-            if alive and rec.release in (current, previous) and rec.release in rt.launch:
-                spec_i = target.instances.spec(env.name, rec.release, rec.index, rec.id, rec.port, rec.role,
-                                               rt.launch[rec.release])
-                if supervisor.adopt(spec_i, pid, ct):
-                    adopted.append(rec.id)
-                    continue
-            if alive:
-                strays.append((pid, ct, rec.id))
-            store.delete_instance(rec.id)
-        if current is None:
-            continue
+        try:
+            await _adopt_env(env, store=store, targets=targets, supervisor=supervisor, events=events,
+                             clock=clock, spec=spec)
+        except ShipyardError as err:
+            # One environment that cannot come back must not keep the others (or the control plane) down.
+            events.add(env.name, "restore_failed", f"could not bring {env.name} back: {err}")
+
+
+async def _adopt_env(env: EnvironmentRec, *, store: Store, targets: Targets, supervisor: Supervisor,
+                     events: EventLog, clock: Clock, spec: Spec | None) -> None:
+    target = targets.get(env.name)
+    rt = target.routing
+    current, previous = env.current_release, env.previous_release
+    adopted: list[str] = []
+    strays: list[tuple[int, float, str]] = []
+    for rec in store.list_instances(env.name):
+        pid, ct = rec.pid or 0, rec.create_time or 0.0
+        alive = pid > 0 and process.is_alive(pid, ct)
+        if alive and rec.release in (current, previous) and rec.release in rt.launch:
+            spec_i = target.instances.spec(env.name, rec.release, rec.index, rec.id, rec.port, rec.role,
+                                           rt.launch[rec.release])
+            if supervisor.adopt(spec_i, pid, ct):
+                adopted.append(rec.id)
+                continue
+        if alive:
+            strays.append((pid, ct, rec.id))
+        store.delete_instance(rec.id)
+    if current is None:
+        return
+    envspec = spec.environments.get(env.name) if spec is not None else None
+    cur_ids = [i for i in adopted if (st := supervisor.status(i)) is not None and st.release == current]
+    missing = (envspec.replicas if envspec else max(len(cur_ids), 1)) - len(cur_ids)
+    if missing > 0 and current in rt.launch:
+        await _restart_serving(target, store, events, clock, current, previous, missing,
+                               envspec.deploy_timeout if envspec else DEFAULT_READY_S, stopped=not cur_ids)
+    elif cur_ids:
         # Ready again only after a passing probe; until then the router keeps its last table.
-        statuses = [supervisor.status(i) for i in adopted]
-        cur_ids = [st.id for st in statuses if st is not None and st.release == current]
-        if cur_ids:
-            await supervisor.wait_ready(cur_ids, ADOPT_READY_S)
-        rt.weights = {current: 100}
-        rt.roles = {current: "stable", **({previous: "old"} if previous and rt.ids_of(previous) else {})}
-        rt.unrouted = set()
-        await target.push()
-        for pid, ct, iid in strays:
-            events.add(env.name, "stray_stopped", f"stopped {iid}, left over from an interrupted deployment")
-            await process.stop_process_group(pid, ct, sig="SIGTERM", grace=10.0, clock=clock)
-        envspec = spec.environments.get(env.name) if spec is not None else None
-        missing = (envspec.replicas if envspec else len(cur_ids)) - len(rt.ids_of(current))
-        if missing > 0 and current in rt.launch:
-            events.add(env.name, "restore", f"starting {missing} missing instance(s) of {current}")
-            await target.start_instances(current, missing, "stable")
-        if previous and rt.ids_of(previous):
-            target.schedule_scale_down(previous, envspec.scale_down_delay if envspec else DEFAULT_SCALE_DOWN_S)
+        await supervisor.wait_ready(cur_ids, ADOPT_READY_S)
+    rt.weights = {current: 100}
+    rt.roles = {current: "stable", **({previous: "old"} if previous and rt.ids_of(previous) else {})}
+    rt.unrouted = set()
+    await target.push()
+    for pid, ct, iid in strays:
+        events.add(env.name, "stray_stopped", f"stopped {iid}, left over from an interrupted deployment")
+        await process.stop_process_group(pid, ct, sig="SIGTERM", grace=10.0, clock=clock)
+    if previous and rt.ids_of(previous):
+        target.schedule_scale_down(previous, envspec.scale_down_delay if envspec else DEFAULT_SCALE_DOWN_S)
+
+
+async def _restart_serving(target: LocalTarget, store: Store, events: EventLog, clock: Clock, current: str,
+                           previous: str | None, missing: int, timeout: float, *, stopped: bool) -> None:
+    """Start what is missing of the serving release — all of it after ``shipyard down`` or a reboot — and
+    record it in the environment's history as a ``restore``."""
+    env, rt = target.env, target.routing
+    why = ("nothing of it was running (after `shipyard down` or a reboot)" if stopped
+           else f"{missing} instance(s) were gone")
+    events.add(env, "restore", f"starting {missing} instance(s) of {current}: {why}")
+    dep = store.begin_deployment(env, kind="restore", release=current, previous_release=previous,
+                                 strategy="restore", plan=[], started_at=clock.time())
+    outcome, reason = "failed", None
+    try:
+        # Routing only to releases that have instances: the saved weights may name a pool that is gone.
+        rt.weights = {r: w for r, w in rt.weights.items() if rt.ids_of(r)}
+        await target.start_instances(current, missing, "stable")
+        await target.wait_ready(rt.ids_of(current), timeout)
+        outcome, reason = "succeeded", f"control plane restarted: {current} serves again ({why})"
+    except ShipyardError as err:
+        reason = f"could not restart {current}: {err}"
+        raise
+    finally:
+        store.finish_deployment(dep.id, outcome=outcome, reason=reason, finished_at=clock.time())

@@ -1,0 +1,53 @@
+"""Coming back: `shipyard up` after `shipyard down`, and after a reboot (every shipyard process and instance
+killed), serves the last release again and says so in history."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .conftest import Project, wait_for
+
+
+def _serving(project: Project, version: str) -> bool:
+    try:
+        status, body = project.get("/")
+    except OSError:
+        return False
+    return status == 200 and body.get("version") == version
+
+
+def _deployed_v2(project: Project) -> Any:
+    project.ok("up", "--detach", timeout=90)
+    assert project.json("deploy", "--env", "staging")["outcome"] == "succeeded"  # type: ignore[index]
+    project.commit("v2")
+    res: Any = project.json("deploy", "--env", "staging")
+    assert res["outcome"] == "succeeded", res
+    return res
+
+
+def _restored(project: Project, release: str) -> None:
+    t0 = time.monotonic()
+    project.ok("up", "--detach", timeout=90)
+    assert wait_for(lambda: _serving(project, "v2"), timeout=30), "the last release serves again"
+    assert time.monotonic() - t0 < 30
+    status: Any = project.json("status", "--env", "staging")
+    assert status["release"] == release and status["weights"] == {release: 100}
+    assert sum(1 for i in status["instances"] if i["release"] == release and i["ready"]) == 3
+    hist: Any = project.json("history", "--env", "staging")
+    assert hist[0]["kind"] == "restore" and hist[0]["outcome"] == "succeeded", hist[0]
+    assert release in (hist[0]["reason"] or "")
+
+
+def test_up_after_down_serves_the_last_release(project: Project) -> None:
+    res = _deployed_v2(project)
+    project.ok("down", timeout=120)
+    assert not _serving(project, "v2"), "down stops everything"
+    _restored(project, res["release"])
+
+
+def test_up_after_a_reboot_serves_the_last_release(project: Project) -> None:
+    res = _deployed_v2(project)
+    project.kill_everything()  # SIGKILL: control plane, router and every instance, as a power cut would
+    assert wait_for(lambda: not _serving(project, "v2"), timeout=10)
+    _restored(project, res["release"])
