@@ -3,8 +3,13 @@ killed), serves the last release again and says so in history."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import time
 from typing import Any
+
+from traffic import Traffic
 
 from .conftest import Project, wait_for
 
@@ -51,3 +56,24 @@ def test_up_after_a_reboot_serves_the_last_release(project: Project) -> None:
     project.kill_everything()  # SIGKILL: control plane, router and every instance, as a power cut would
     assert wait_for(lambda: not _serving(project, "v2"), timeout=10)
     _restored(project, res["release"])
+
+
+def test_a_killed_router_is_restarted_with_every_table(project: Project) -> None:
+    res = _deployed_v2(project)
+    router = project.dir / ".shipyard" / "run" / "router.json"
+    pid = json.loads(router.read_text())["pid"]
+    with Traffic(project.port, rate=200, connections=8) as traffic:
+        time.sleep(0.5)
+        os.kill(pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        assert wait_for(lambda: json.loads(router.read_text())["pid"] != pid and _serving(project, "v2"),
+                        timeout=10, interval=0.02)
+        back = time.monotonic() - t0
+        time.sleep(0.5)
+    assert back < 2.0, f"serving again after {back:.2f}s"
+    counts = traffic.counts
+    assert counts.ok > 0 and counts.versions["v2"] > 0
+    status: Any = project.json("status", "--env", "staging")
+    assert status["weights"] == {res["release"]: 100}
+    hist: Any = project.json("history", "--env", "staging")
+    assert hist[0]["kind"] == "restore" and "router" in (hist[0]["reason"] or ""), hist[0]

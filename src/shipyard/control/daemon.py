@@ -23,7 +23,7 @@ import psutil
 
 from shipyard.control.api import ApiContext, build_routes
 from shipyard.control.backups import start_scheduler
-from shipyard.control.deploys.adopt import adopt
+from shipyard.control.deploys.adopt import adopt, router_restarted
 from shipyard.control.deploys.registry import Registry
 from shipyard.control.deploys.service import DeployService
 from shipyard.control.events import EventLog
@@ -35,6 +35,7 @@ from shipyard.control.routerlink import RouterLink
 from shipyard.control.specsource import SpecSource
 from shipyard.control.supervisor import Supervisor
 from shipyard.control.target import Targets
+from shipyard.control.tasks import guarded
 from shipyard.control.token import ensure_token
 from shipyard.engine.releases import remove_leftovers
 from shipyard.errors import ShipyardError
@@ -86,6 +87,7 @@ class ControlPlane:
             log.warning("cannot read the spec while re-adopting: %s", err)
         await adopt(store=self.store, targets=self.targets, supervisor=self.supervisor, events=self.events,
                     clock=self.clock, spec=spec)
+        keeper = guarded(self.link.keep_running(self._router_restarted), "router-keeper")
         scheduler = None
         if spec is not None:
             scheduler = start_scheduler(spec, store=self.store, secrets=self.secrets, paths=self.paths,
@@ -108,12 +110,17 @@ class ControlPlane:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         await self.stopping.wait()
+        keeper.cancel()
         await server.close()
         if scheduler is not None and sched_task is not None:
             sched_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await scheduler.aclose()
         await self.shutdown()
+
+    async def _router_restarted(self, why: str) -> None:
+        await router_restarted(why, store=self.store, targets=self.targets, registry=self.registry,
+                               events=self.events, clock=self.clock)
 
     async def shutdown(self) -> None:
         # Watches first: instances going away must not look like a bad release.

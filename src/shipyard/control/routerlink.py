@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from shipyard.control.paths import Paths
@@ -37,6 +37,7 @@ class RouterLink:
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: dict[str, bool] = {}
         self._soon: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
 
     async def call(self, op: str, _timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
         """One control-socket request; ``RouterError`` carries the router's refusal. (``_timeout``: the
@@ -98,10 +99,8 @@ class RouterLink:
                                f"free it or change environments.{env}.port") from exc
 
     async def ensure_running(self) -> None:
-        info: dict[str, Any] = {}
-        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
-            info = json.loads(self.paths.router_pid.read_text())
-        if info and process.is_alive(int(info["pid"]), float(info["create_time"])):
+        info = self._pid_info()
+        if info and process.is_alive(*info):
             with contextlib.suppress(ShipyardError):
                 await self.call("ping", 3)
                 return
@@ -121,8 +120,34 @@ class RouterLink:
         raise ShipyardError(f"the router did not start; see {self.paths.router_logs / 'router.log'}")
 
     async def shutdown(self) -> None:
+        self._stopping = True
         with contextlib.suppress(ShipyardError):
             await self.call("shutdown", 5)
+
+    async def keep_running(self, on_restart: Callable[[str], Awaitable[None]]) -> None:
+        """Restart the router whenever its process ends (it is the data plane: a dead one refuses every
+        connection), then let ``on_restart(why)`` send every table again. Event-driven: a pidfd."""
+        while not self._stopping:
+            info = self._pid_info()
+            if info is None:
+                await self.clock.sleep(0.5)
+                continue
+            pid, create_time = info
+            await process.wait_exit(pid, create_time, clock=self.clock)
+            if self._stopping:
+                return
+            code = process.reap(pid)
+            why = f"the router (pid {pid}) {process.describe_exit(code)}"
+            log.warning("%s; starting it again", why)
+            await self.ensure_running()
+            await on_restart(why)
+
+    def _pid_info(self) -> tuple[int, float] | None:
+        try:
+            info = json.loads(self.paths.router_pid.read_text())
+            return int(info["pid"]), float(info["create_time"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
 
 
 def router_environment(base: dict[str, str] | os._Environ[str]) -> dict[str, str]:

@@ -7,6 +7,7 @@ instances of a half-deployed release stopped, and the previous release kept warm
 
 from __future__ import annotations
 
+from shipyard.control.deploys.registry import Registry
 from shipyard.control.events import EventLog
 from shipyard.control.supervisor import Supervisor
 from shipyard.control.target import LocalTarget, Targets
@@ -99,3 +100,26 @@ async def _restart_serving(target: LocalTarget, store: Store, events: EventLog, 
         raise
     finally:
         store.finish_deployment(dep.id, outcome=outcome, reason=reason, finished_at=clock.time())
+
+
+async def router_restarted(why: str, *, store: Store, targets: Targets, registry: Registry, events: EventLog,
+                           clock: Clock) -> None:
+    """The router died and was started again, empty: send every environment's table, and say so in each
+    environment's history (as a ``restore``, unless a deployment holds it; then as an event)."""
+    for target in targets.known():
+        if target.routing.port is None:
+            continue
+        env = target.env
+        reason = f"{why}; started again and its routing table re-sent"
+        try:
+            await target.push()
+        except ShipyardError as err:
+            reason = f"{why}; started again, but the table was refused: {err}"
+        events.add(env, "router_restarted", reason)
+        rec = store.get_environment(env)
+        if rec is None or rec.current_release is None or registry.is_busy(env):
+            continue
+        dep = store.begin_deployment(env, kind="restore", release=rec.current_release,
+                                     previous_release=rec.previous_release, strategy="restore", plan=[],
+                                     started_at=clock.time())
+        store.finish_deployment(dep.id, outcome="succeeded", reason=reason, finished_at=clock.time())
