@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -38,7 +39,7 @@ from shipyard.control.target import Targets
 from shipyard.control.tasks import guarded
 from shipyard.control.token import ensure_token
 from shipyard.engine.releases import remove_leftovers
-from shipyard.errors import ShipyardError
+from shipyard.errors import Refused, ShipyardError
 from shipyard.primitives.clock import SystemClock
 from shipyard.primitives.spec.secrets import SecretStore
 from shipyard.primitives.store import open_store
@@ -156,8 +157,31 @@ def main(argv: list[str] | None = None) -> None:
 
 
 async def _serve(project: Path, port: int, ready_fd: int | None) -> None:
-    # Built inside the loop: asyncio primitives bind to the running loop.
-    await ControlPlane(project).serve(port, ready_fd)
+    paths = Paths(project.resolve())
+    paths.ensure()
+    lock = _one_control_plane(paths)
+    if lock is None:
+        # Another `shipyard up` won the race: it is the project's control plane; this one leaves quietly.
+        if ready_fd is not None:
+            os.write(ready_fd, b"already running\n")
+            os.close(ready_fd)
+        raise Refused(f"the control plane is already running for {paths.project}")
+    try:
+        # Built inside the loop: asyncio primitives bind to the running loop.
+        await ControlPlane(project).serve(port, ready_fd)
+    finally:
+        os.close(lock)
+
+
+def _one_control_plane(paths: Paths) -> int | None:
+    """Hold ``run/control.lock`` for the process's lifetime; None when another process holds it."""
+    fd = os.open(paths.control_lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 if __name__ == "__main__":

@@ -34,6 +34,10 @@ class Paths:
         return self.state / "run"
 
     @property
+    def control_lock(self) -> Path:
+        return self.run / "control.lock"
+
+    @property
     def router_socket(self) -> Path:
         return self.run / "router.sock"
 
