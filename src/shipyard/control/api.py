@@ -58,7 +58,10 @@ def build_routes(d: Daemon) -> dict[tuple[str, str], Handler]:
         d.stopping.set()
         return {"ok": True}
 
+    from shipyard.control.reads import ReadContext, read_routes  # wiring (cli)
+
     return {
+        **read_routes(ReadContext(d.store, d.paths, d.clock, d.load_spec, d.backups)),  # wiring (cli)
         ("GET", "/v1/ping"): ping,
         ("POST", "/v1/deploy"): deploy,
         ("POST", "/v1/rollback"): rollback,

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from shipyard.control.backups import BackupService  # wiring (cli)
 from shipyard.control.canary import CanaryRun
 from shipyard.control.collector import Collector
 from shipyard.control.launch import Launch
@@ -60,6 +61,8 @@ class Daemon:
         self.collectors: dict[str, Collector] = {}
         self.canaries: dict[str, CanaryRun] = {}
         self.watches: dict[str, Watch] = {}
+        self.backups = BackupService(store=self.store, secrets=self.secrets, paths=self.paths,  # wiring (cli)
+                                     load_spec=self.load_spec, clock=self.clock)  # wiring (cli)
 
     # -- spec, config, secrets -------------------------------------------------------------------
     def load_spec(self) -> Any:
@@ -313,7 +316,7 @@ class Daemon:
         await adopt(self)
         from shipyard.control.backups import start_scheduler
 
-        scheduler = start_scheduler(self)
+        scheduler = start_scheduler(self.backups)  # wiring (cli)
         sched_task = asyncio.create_task(scheduler.run_forever()) if scheduler else None
         server = ApiServer(token, build_routes(self))
         api_port = await server.start("127.0.0.1", port)
