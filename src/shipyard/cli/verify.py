@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -62,6 +60,9 @@ def command(
 
 def _run(target: str, spec: VerifySpec, rate: float | None, seconds: float | None, err: Console, *, quiet: bool,
          project_dir: Path) -> VerifyResult:
+    import asyncio
+    import math
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from shipyard.engine.verify.generator import Progress as Tick
@@ -85,6 +86,8 @@ def _run(target: str, spec: VerifySpec, rate: float | None, seconds: float | Non
 
 def _run_locust(locustfile: Path, target: str, spec: VerifySpec, users: int, seconds: float | None,
                 rate: float | None, err: Console, *, quiet: bool) -> VerifyResult:
+    import asyncio
+
     from shipyard.cli.app import esc
     from shipyard.engine.verify.locust import run_locust
 
@@ -95,6 +98,8 @@ def _run_locust(locustfile: Path, target: str, spec: VerifySpec, users: int, sec
 
 
 def render_summary(out: Console, r: VerifyResult) -> None:
+    import math
+
     from rich.table import Table
 
     from shipyard.cli.app import esc
