@@ -45,6 +45,8 @@ def test_logs_and_history(running: Project) -> None:
         running.get("/")
     logs = running.ok("logs", "--env", "staging").stdout
     assert "[staging-" in logs, logs  # several instances: each line is prefixed with its instance
+    records = [json.loads(line) for line in running.ok("logs", "--env", "staging", "--json").stdout.splitlines()]
+    assert records and all(set(r) == {"instance", "line"} and r["instance"].startswith("staging-") for r in records)
     one = running.ok("logs", "--env", "staging", "--instance", "0").stdout
     assert "[staging-" not in one
     bad = running.cli("logs", "--env", "staging", "--instance", "9")
@@ -75,3 +77,20 @@ def test_version_comes_from_the_package() -> None:
 
     out = subprocess.run([sys.executable, "-m", "shipyard", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == f"shipyard {version('shipyard')}"
+
+
+def test_up_in_the_foreground_becomes_the_control_plane(project: Project) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "shipyard", "up"], cwd=project.dir, env=project.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the control plane's log: wait for it to say it is ready
+            if "control plane ready" in line:
+                break
+        assert project.control_pid() == proc.pid  # the CLI process became it (exec), no child in between
+        assert "staging" in project.ok("status").stdout
+        assert "stopped" in project.ok("down").stdout
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.wait()
