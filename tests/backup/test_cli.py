@@ -1,4 +1,5 @@
-"""`shipyard backup ...` end to end in a project directory (real subprocesses, real state store)."""
+"""`shipyard backup ...` end to end in a project directory: real CLI subprocesses talking to a real
+control plane (`shipyard up --detach`), which opens the backups and records them in the state store."""
 
 from __future__ import annotations
 
@@ -8,12 +9,21 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from shipyard.primitives.spec.secrets import SecretStore
 from shipyard.primitives.store import open_store
 
 from .conftest import make_tree
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+
+from sandbox import Project, make_project  # noqa: E402
+
+MASTER_KEY = base64.b64encode(b"m" * 32).decode()
 
 TOML = """
 [app]
@@ -46,18 +56,43 @@ path = "app.db"
 
 
 def sh(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SHIPYARD_MASTER_KEY": base64.b64encode(b"m" * 32).decode()}
+    env = {**os.environ, "SHIPYARD_MASTER_KEY": MASTER_KEY}
     return subprocess.run([sys.executable, "-m", "shipyard", "backup", *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=180)
 
 
-def test_backup_cli_end_to_end(tmp_path: Path, port: int) -> None:
-    (tmp_path / "shipyard.toml").write_text(TOML.format(port=port, rpo="1h"))
-    (tmp_path / "uploads").mkdir()
-    make_tree(tmp_path / "uploads")
-    with sqlite3.connect(tmp_path / "app.db") as db:
+@pytest.fixture
+def backup_project(tmp_path: Path) -> Iterator[Project]:
+    """A project with backups configured; the control plane is started by the test."""
+    proj = make_project(tmp_path)
+    proj.env["SHIPYARD_MASTER_KEY"] = MASTER_KEY
+    (proj.dir / "shipyard.toml").write_text(TOML.format(port=proj.port, rpo="1h"))
+    (proj.dir / "uploads").mkdir()
+    make_tree(proj.dir / "uploads")
+    with sqlite3.connect(proj.dir / "app.db") as db:
         db.execute("CREATE TABLE t (x)")
         db.execute("INSERT INTO t VALUES (1)")
+    try:
+        yield proj
+    finally:
+        if proj.control_pid():
+            proj.cli("down", timeout=120)
+        proj.kill_everything()
+
+
+def test_backup_commands_need_the_control_plane(backup_project: Project) -> None:
+    r = sh(backup_project.dir, "list", "--env", "staging")
+    assert r.returncode == 1 and "shipyard up --detach" in r.stderr and "Traceback" not in r.stderr
+    # Input that is wrong whatever the state is refused first, with its own exit code.
+    r = sh(backup_project.dir, "restore", "--env", "staging", "--source", "cache")
+    assert r.returncode == 3 and "--yes" in r.stderr
+    r = sh(backup_project.dir, "list", "--env", "prod")
+    assert r.returncode == 2 and "unknown environment 'prod'" in r.stderr
+
+
+def test_backup_cli_end_to_end(backup_project: Project) -> None:
+    tmp_path, port = backup_project.dir, backup_project.port
+    backup_project.ok("up", "--detach", timeout=90)
 
     for _ in range(2):
         r = sh(tmp_path, "run", "--env", "staging")

@@ -77,3 +77,29 @@ def test_a_killed_router_is_restarted_with_every_table(project: Project) -> None
     assert status["weights"] == {res["release"]: 100}
     hist: Any = project.json("history", "--env", "staging")
     assert hist[0]["kind"] == "restore" and "router" in (hist[0]["reason"] or ""), hist[0]
+
+
+def test_five_concurrent_ups_leave_one_control_plane_and_one_router(project: Project) -> None:
+    import subprocess
+    import sys
+
+    import psutil
+
+    procs = [subprocess.Popen([sys.executable, "-m", "shipyard", "up", "--detach"], cwd=project.dir, env=project.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(5)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 5, outs
+    said = [o[0] for o in outs]
+    assert sum("already running" in s for s in said) == 4, said
+    state = str(project.dir / ".shipyard")
+
+    def ours(p: psutil.Process, what: str) -> bool:
+        try:
+            cmd = " ".join(p.cmdline())
+        except psutil.Error:
+            return False
+        return what in cmd and (state in cmd or str(project.dir) in cmd)
+
+    procs_now = list(psutil.process_iter())
+    assert sum(ours(p, "shipyard.control.daemon") for p in procs_now) == 1
+    assert sum(ours(p, "shipyard.router") for p in procs_now) == 1

@@ -8,10 +8,11 @@ import typer
 
 
 def command(
+    ctx: typer.Context,
     env: Annotated[str, typer.Option("--env", "-e", help="Environment whose canary to abort.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Abort the running canary: traffic back to stable, canary drained and stopped."""
     from shipyard.cli.canary_control import send
 
-    send(env, "abort", json_out)
+    send(ctx, env, "abort", json_out)

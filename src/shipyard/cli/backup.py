@@ -1,8 +1,13 @@
-"""shipyard backup run|list|verify|restore|forget|drill: encrypted backups of an environment's data."""
+"""shipyard backup run|list|verify|restore|forget|drill: encrypted backups of an environment's data.
+
+Every subcommand asks the control plane (``control/reads.py``), which opens the backups, does the work
+and records it: the CLI never touches the state store or a repository. Input that is wrong whatever the
+state (``--to`` with ``--to-path``, a malformed ``--at``, a restore over the original without ``--yes``)
+is refused here first, with its exit code, even when the control plane is not running.
+"""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,8 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from shipyard.cli.common import Project
-    from shipyard.engine.backup import Backups
+    from shipyard.cli.app import AppContext
 
 app = typer.Typer(help="Back up an environment's data, verify it, restore it and prove it with drills.",
                   no_args_is_help=True)
@@ -20,36 +24,41 @@ Env = Annotated[str, typer.Option("--env", "-e", help="Environment.")]
 Source = Annotated[str | None, typer.Option("--source", "-s", help="Only this source.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
-
-def _open(env: str, *, create_key: bool = False) -> tuple[Project, Backups]:
-    from shipyard.cli.common import find_project, load_project_spec
-    from shipyard.engine.backup import Backups, load_key
-    from shipyard.errors import BadInput
-    from shipyard.primitives.spec.secrets import SecretStore
-
-    project = find_project()
-    spec = load_project_spec(project)
-    backup = spec.env(env).backup
-    if backup is None:
-        raise BadInput(f"environment {env!r} has no backups configured ([environments.{env}.backup])")
-    secret = SecretStore(project.state_dir).values(env).get("BACKUP_KEY")
-    key = load_key(secret, project.state_dir / "backup.key", create=create_key)
-    return project, Backups(backup, key, base_dir=spec.project_dir)
+# The control plane sends a heartbeat every few seconds while a long operation runs.
+IDLE_TIMEOUT_S = 60.0
 
 
-def _record(project: Project, what: str, fn: Any) -> None:
-    """Records in the state store; a store problem is reported but does not undo the work done."""
+def _app(ctx: typer.Context, env: str) -> AppContext:
+    from shipyard.cli.app import AppContext
+
+    ap = AppContext.of(ctx)
+    ap.env(env)  # bad config or unknown environment: exit 2 before anything else
+    return ap
+
+
+def _long(ap: AppContext, op: str, path: str, body: dict[str, Any], *, quiet: bool) -> Any:
+    """POST a long operation and follow its events to the result (a spinner on a terminal)."""
+    from shipyard.cli.client import raise_remote
     from shipyard.errors import ShipyardError
-    from shipyard.primitives.store import open_store
 
+    status = None if quiet or not ap.err.is_terminal else ap.err.status(f"{op}…")
+    if status is not None:
+        status.start()
     try:
-        store = open_store(None, project.state_dir)
-        try:
-            fn(store)
-        finally:
-            store.close()
-    except ShipyardError as exc:
-        print(f"warning: could not record the {what}: {exc}", file=sys.stderr)
+        for ev in ap.client.stream(path, body, idle_timeout=IDLE_TIMEOUT_S):
+            kind = ev.get("event")
+            if "error" in ev and kind in (None, "error"):
+                raise_remote(ev)
+            if kind == "heartbeat" and status is not None:
+                status.update(f"{op}… {ev.get('elapsed_s', 0):.0f}s")
+            elif kind == "result":
+                for warning in ev.get("warnings") or []:
+                    ap.warn(warning)
+                return ev.get("result")
+    finally:
+        if status is not None:
+            status.stop()
+    raise ShipyardError(f"the control plane ended the {op} without a result (see {ap.paths.daemon_log})")
 
 
 def _size(n: int) -> str:
@@ -70,94 +79,74 @@ def _utc(t: float) -> str:
 
 
 @app.command()
-def run(env: Env, source: Source = None, json_out: Json = False) -> None:
+def run(ctx: typer.Context, env: Env, source: Source = None, json_out: Json = False) -> None:
     """Back up every source now (or one), replicate to copy_to, and record the run."""
-    from shipyard.cli.common import print_json
-
-    project, backups = _open(env, create_key=True)
-    results = backups.run(source)
-
-    def record(store: Any) -> None:
-        for r in results:
-            store.add_backup_run(env, r.source, status="ok" if r.ok else "failed", started_at=r.started_at,
-                                 finished_at=r.started_at + r.duration_s, backup_id=r.backup_id,
-                                 detail=r.to_dict())
-
-    _record(project, "backup run", record)
+    ap = _app(ctx, env)
+    results = _long(ap, "backup run", "/v1/backups/run", {"env": env, "source": source}, quiet=json_out)
     if json_out:
-        print_json([r.to_dict() for r in results])
+        ap.print_json(results)
     else:
         for r in results:
-            if r.backup_id and r.pitr:
-                print(f"{r.source:<12} ok  {r.backup_id}  pgBackRest {r.pitr['type']}  {_size(r.plain_size)} cluster, "
-                      f"{_size(r.stored_size)} stored  {r.duration_s:.1f}s")
-                for note in r.pitr.get("notes", []):
-                    print(f"  {note}")
-            elif r.backup_id:
-                copies = "".join(f"  copy {c.repository}: {'ok' if c.ok else c.error}" for c in r.copies)
-                print(f"{r.source:<12} {'ok' if r.ok else 'FAILED'}  {r.backup_id}  {_size(r.plain_size)} → "
-                      f"{_size(r.stored_size)} stored  {r.duration_s:.1f}s{copies}")
+            took = f"{r['duration_s']:.1f}s"
+            if r["backup_id"] and r.get("pitr"):
+                ap.echo(f"{r['source']:<12} ok  {r['backup_id']}  pgBackRest {r['pitr']['type']}  "
+                        f"{_size(r['plain_size'])} cluster, {_size(r['stored_size'])} stored  {took}")
+                for note in r["pitr"].get("notes", []):
+                    ap.echo(f"  {note}")
+            elif r["backup_id"]:
+                copies = "".join(f"  copy {c['repository']}: {'ok' if c['ok'] else c['error']}" for c in r["copies"])
+                ap.echo(f"{r['source']:<12} {'ok' if r['ok'] else 'FAILED'}  {r['backup_id']}  "
+                        f"{_size(r['plain_size'])} → {_size(r['stored_size'])} stored  {took}{copies}")
             else:
-                print(f"{r.source:<12} FAILED  {r.error}")
-    if not all(r.ok for r in results):
+                ap.echo(f"{r['source']:<12} FAILED  {r['error']}")
+    if not all(r["ok"] for r in results):
         raise SystemExit(1)
 
 
 @app.command("list")
-def list_(env: Env, source: Source = None, json_out: Json = False) -> None:
+def list_(ctx: typer.Context, env: Env, source: Source = None, json_out: Json = False) -> None:
     """List complete backups (newest last) and recent failed or missed scheduled runs."""
-    from shipyard.cli.common import print_json
+    from urllib.parse import urlencode
+
     from shipyard.primitives.spec.durations import format_duration
 
-    project, backups = _open(env)
-    manifests = backups.list_backups(source)
-    pitr = backups.pitr_status(source)
-    problems: list[Any] = []
-
-    def read(store: Any) -> None:
-        problems.extend(r for r in store.list_backup_runs(env, limit=20)
-                        if r.status != "ok" and (source is None or r.source == source))
-
-    _record(project, "run history lookup", read)
-    now = time.time()
+    ap = _app(ctx, env)
+    query = urlencode({"env": env, **({"source": source} if source else {})})
+    doc = ap.client.call("GET", f"/v1/backups?{query}", timeout=IDLE_TIMEOUT_S)
     if json_out:
-        print_json({"env": env, "repository": str(backups.repo.root),
-                    "backups": [{"id": m.id, "source": m.source, "kind": m.kind, "created_at": m.created_at,
-                                 "snapshot_time": m.snapshot_time, "plain_size": m.plain_size,
-                                 "stored_size": m.stored_size, "meta": m.meta} for m in manifests],
-                    "pitr": [p.to_dict() for p in pitr],
-                    "problems": [{"source": r.source, "status": r.status, "started_at": r.started_at,
-                                  "detail": r.detail} for r in problems]})
+        ap.print_json(doc)
         return
-    print(f"repository {backups.repo.root}")
-    for m in manifests:
-        print(f"  {m.source:<12} {m.id}  {_when(m.created_at)}  age {format_duration(now - m.snapshot_time):>6}  "
-              f"{_size(m.plain_size):>9} → {_size(m.stored_size)}")
-    if not manifests and not pitr:
-        print("  no backups")
-    for p in pitr:
-        print(f"  {p.source:<12} pgBackRest {p.repository}" + (f"  {p.error}" if p.error else ""))
-        for b in p.backups:
-            print(f"    {b['label']:<34} {b['type']:<4}  {_when(b['stop'])}  {_size(b['size']):>9} → "
-                  f"{_size(b['stored'])}")
-        if p.archive_max:
-            newest = p.newest_archived_at
+    now = time.time()
+    ap.echo(f"repository {doc['repository']}")
+    for m in doc["backups"]:
+        ap.echo(f"  {m['source']:<12} {m['id']}  {_when(m['created_at'])}  "
+                f"age {format_duration(now - m['snapshot_time']):>6}  "
+                f"{_size(m['plain_size']):>9} → {_size(m['stored_size'])}")
+    if not doc["backups"] and not doc["pitr"]:
+        ap.echo("  no backups")
+    for p in doc["pitr"]:
+        ap.echo(f"  {p['source']:<12} pgBackRest {p['repository']}" + (f"  {p['error']}" if p["error"] else ""))
+        for b in p["backups"]:
+            ap.echo(f"    {b['label']:<34} {b['type']:<4}  {_when(b['stop'])}  {_size(b['size']):>9} → "
+                    f"{_size(b['stored'])}")
+        archive, restorable = p["archive"], p["restorable"]
+        if archive["max"]:
+            newest = archive["newest_archived_at"]
             age = f", newest archived {_when(newest)} (age {format_duration(now - newest)})" if newest else ""
-            print(f"    WAL archive {p.archive_min} … {p.archive_max}{age}")
-        if p.restorable_from is not None and p.restorable_until is not None:
-            print(f"    restorable with --at from {_utc(p.restorable_from)} to {_utc(p.restorable_until)}")
-    for r in problems:
-        error = (r.detail or {}).get("error") or ""
-        print(f"  {r.status.upper()}: {r.source} at {_when(r.started_at)} {error}".rstrip())
+            ap.echo(f"    WAL archive {archive['min']} … {archive['max']}{age}")
+        if restorable["from"] is not None and restorable["to"] is not None:
+            ap.echo(f"    restorable with --at from {_utc(restorable['from'])} to {_utc(restorable['to'])}")
+    for r in doc["problems"]:
+        error = (r["detail"] or {}).get("error") or ""
+        ap.echo(f"  {r['status'].upper()}: {r['source']} at {_when(r['started_at'])} {error}".rstrip())
 
 
 @app.command()
-def verify(env: Env, source: Source = None, json_out: Json = False,
+def verify(ctx: typer.Context, env: Env, source: Source = None, json_out: Json = False,
            read_data_subset: Annotated[str | None, typer.Option(
                "--read-data-subset", help="Decrypt only this share of the chunks, e.g. 10%.")] = None) -> None:
     """Check every manifest and checksum (all data decrypted unless --read-data-subset)."""
-    from shipyard.cli.common import print_json
-    from shipyard.errors import BadInput
+    from shipyard.cli.app import abort
     from shipyard.primitives.spec.durations import parse_percent
 
     subset = None
@@ -165,28 +154,46 @@ def verify(env: Env, source: Source = None, json_out: Json = False,
         try:
             subset = parse_percent(read_data_subset)
         except ValueError as exc:
-            raise BadInput(f"--read-data-subset: {exc}") from None
+            abort(f"--read-data-subset: {exc}", 2)
         if subset <= 0:
-            raise BadInput("--read-data-subset must be more than 0%")
-    _, backups = _open(env)
-    results = backups.verify(source, subset)
+            abort("--read-data-subset must be more than 0%", 2)
+    ap = _app(ctx, env)
+    results = _long(ap, "backup verify", "/v1/backups/verify", {"env": env, "source": source, "subset": subset},
+                    quiet=json_out)
     if json_out:
-        print_json([r.to_dict() for r in results])
+        ap.print_json(results)
     else:
         for r in results:
-            if r.backup_id == "pgbackrest":
-                state = f"ok (pgBackRest verify: {r.detail})" if r.ok else f"FAILED (pgBackRest verify): {r.error}"
+            if r["backup_id"] == "pgbackrest":
+                state = (f"ok (pgBackRest verify: {r['detail']})" if r["ok"]
+                         else f"FAILED (pgBackRest verify): {r['error']}")
             else:
-                state = f"ok ({r.chunks_read}/{r.chunks} chunks read)" if r.ok else f"FAILED: {r.error}"
-            print(f"{r.repository}  {r.source:<12} {r.backup_id}  {state}")
+                state = f"ok ({r['chunks_read']}/{r['chunks']} chunks read)" if r["ok"] else f"FAILED: {r['error']}"
+            ap.echo(f"{r['repository']}  {r['source']:<12} {r['backup_id']}  {state}")
         if not results:
-            print("no backups to verify")
-    if not all(r.ok for r in results):
+            ap.echo("no backups to verify")
+    if not all(r["ok"] for r in results):
         raise SystemExit(1)
+
+
+def _check_at(text: str) -> None:
+    """``--at`` is read again, authoritatively, by the engine; this only refuses a typo up front."""
+    from datetime import datetime
+
+    from shipyard.cli.app import abort
+
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        abort(f"--at {text!r} is not a time; write e.g. '2026-11-22 10:00:00+00' (ISO 8601 with a UTC offset)", 2)
+    if at.tzinfo is None:
+        abort(f"--at {text!r} has no UTC offset; add one, e.g. '{text.strip()}+00' for UTC "
+              "(a point in time must not depend on the machine's time zone)", 2)
 
 
 @app.command()
 def restore(
+    ctx: typer.Context,
     env: Env,
     source: Annotated[str, typer.Option("--source", "-s", help="The source to restore.")],
     backup_id: Annotated[str | None, typer.Option("--backup", help="Backup id (default: newest).")] = None,
@@ -198,72 +205,68 @@ def restore(
     json_out: Json = False,
 ) -> None:
     """Restore a backup to a new target, or over the original with --yes; --at: to a point in time."""
-    from shipyard.cli.common import print_json
-    from shipyard.errors import BadInput, Refused
+    import os
+
+    from shipyard.cli.app import abort
 
     if to and to_path:
-        raise BadInput("give either --to or --to-path, not both")
+        abort("give either --to or --to-path, not both", 2)
     if at is not None:
-        from shipyard.engine.backup.pitr import parse_at
-
-        parse_at(at)  # a typo is reported before anything is opened
+        _check_at(at)
     if not to and not to_path and not yes:
-        raise Refused(f"restoring over the original of source {source!r} replaces its data; pass --yes "
-                      "(or restore elsewhere with --to / --to-path)")
-    _, backups = _open(env)
-    result = backups.restore(source, backup_id=backup_id, to_url=to, to_path=to_path, replace=yes, at=at)
+        abort(f"restoring over the original of source {source!r} replaces its data; pass --yes "
+              "(or restore elsewhere with --to / --to-path)", 3)
+    ap = _app(ctx, env)
+    # --to-path is relative to where the command runs, not to the control plane.
+    body = {"env": env, "source": source, "backup": backup_id, "to": to, "at": at, "yes": yes,
+            "to_path": os.path.abspath(to_path) if to_path is not None else None}
+    result = _long(ap, "backup restore", "/v1/backups/restore", body, quiet=json_out)
     if json_out:
-        print_json(result.to_dict())
+        ap.print_json(result)
     else:
-        print(f"restored {source} from {result.backup_id} into {result.target} in {result.duration_s:.1f}s")
-        for c in result.checks:
-            print(f"  {'ok  ' if c.ok else 'FAIL'} {c.name} {c.detail}")
-        if result.note:
-            print(result.note)
-    if not result.ok:
+        ap.echo(f"restored {source} from {result['backup_id']} into {result['target']} in "
+                f"{result['duration_s']:.1f}s")
+        for c in result["checks"]:
+            ap.echo(f"  {'ok  ' if c['ok'] else 'FAIL'} {c['name']} {c['detail']}")
+        if result.get("note"):
+            ap.echo(result["note"])
+    if not result["ok"]:
         raise SystemExit(1)
 
 
 @app.command()
-def forget(env: Env, source: Source = None, json_out: Json = False,
+def forget(ctx: typer.Context, env: Env, source: Source = None, json_out: Json = False,
            dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would go.")] = False) -> None:
     """Remove backups the retention policy does not keep (restic semantics)."""
-    from shipyard.cli.common import print_json
-
-    _, backups = _open(env)
-    results = backups.forget(source, dry_run=dry_run)
+    ap = _app(ctx, env)
+    results = ap.client.call("POST", "/v1/backups/forget", {"env": env, "source": source, "dry_run": dry_run},
+                             timeout=IDLE_TIMEOUT_S)
     if json_out:
-        print_json([r.to_dict() for r in results])
+        ap.print_json(results)
         return
+    verb = "would remove" if dry_run else "removed"
     for r in results:
-        verb = "would remove" if dry_run else "removed"
-        for d in r.decisions:
-            print(f"{r.repository}  {r.source:<12} {d.id}  "
-                  + (f"keep ({', '.join(d.reasons)})" if d.keep else verb))
+        # Newest first, as the policy decided (backup ids begin with their UTC time).
+        decisions = [(k["id"], f"keep ({', '.join(k['reasons'])})") for k in r["keep"]] + \
+                    [(i, verb) for i in r["remove"]]
+        for backup_id, what in sorted(decisions, reverse=True):
+            ap.echo(f"{r['repository']}  {r['source']:<12} {backup_id}  {what}")
 
 
 @app.command()
-def drill(env: Env, source: Source = None, json_out: Json = False) -> None:
+def drill(ctx: typer.Context, env: Env, source: Source = None, json_out: Json = False) -> None:
     """Restore the newest backups into scratch targets, check them, measure RTO/RPO; exit 1 if missed."""
-    from shipyard.cli.common import print_json
-    from shipyard.engine.backup import run_drills
-
-    project, backups = _open(env)
-    results = run_drills(backups, source)
-    ok = all(r.ok for r in results)
-    docs = [r.to_dict() for r in results]
-    started = min((r.started_at for r in results), default=time.time())
-    _record(project, "drill", lambda store: store.add_drill(env, ok=ok, started_at=started,
-                                                            detail={"sources": docs}))
+    ap = _app(ctx, env)
+    results = _long(ap, "backup drill", "/v1/backups/drill", {"env": env, "source": source}, quiet=json_out)
     if json_out:
-        print_json(docs)
+        ap.print_json(results)
     else:
         for r in results:
-            rto = "-" if r.rto_s is None else f"{r.rto_s:.1f}s"
-            rpo = "-" if r.rpo_s is None else f"{r.rpo_s:.0f}s"
-            print(f"{r.source:<12} {'ok' if r.ok else 'FAILED'}  RTO {rto}  RPO {rpo}")
-            for c in r.checks:
-                if not c.ok:
-                    print(f"  FAIL {c.name}: {c.detail}")
-    if not ok:
+            rto = "-" if r["rto_s"] is None else f"{r['rto_s']:.1f}s"
+            rpo = "-" if r["rpo_s"] is None else f"{r['rpo_s']:.0f}s"
+            ap.echo(f"{r['source']:<12} {'ok' if r['ok'] else 'FAILED'}  RTO {rto}  RPO {rpo}")
+            for c in r["checks"]:
+                if not c["ok"]:
+                    ap.echo(f"  FAIL {c['name']}: {c['detail']}")
+    if not all(r["ok"] for r in results):
         raise SystemExit(1)

@@ -7,17 +7,14 @@ from typing import Any
 import typer
 
 
-def send(env: str, command: str, json_out: bool) -> None:
-    from shipyard.cli.common import find_project, load_project_spec, print_json
-    from shipyard.control.client import ControlClient
-    from shipyard.control.paths import Paths
+def send(ctx: typer.Context, env: str, command: str, json_out: bool) -> None:
+    from shipyard.cli.app import AppContext
 
-    project = find_project()
-    load_project_spec(project).env(env)
-    client = ControlClient(Paths(project.dir))
-    reply: Any = client.call("POST", "/v1/canary", {"env": env, "command": command})
+    app = AppContext.of(ctx)
+    app.env(env)
+    reply: Any = app.client.call("POST", "/v1/canary", {"env": env, "command": command})
     if json_out:
-        print_json(reply)
+        app.print_json(reply)
         return
     canary = reply.get("canary") or {}
-    typer.echo(f"{env}: {reply.get('message')} (canary {canary.get('release')} at {canary.get('weight')}%)")
+    app.echo(f"{env}: {reply.get('message')} (canary {canary.get('release')} at {canary.get('weight')}%)")

@@ -11,24 +11,24 @@ app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_help=Tr
 
 @app.command("show")
 def show(
+    ctx: typer.Context,
     env: Annotated[str, typer.Option("--env", "-e", help="Environment.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Show the environment's resolved config and instance environment (secret values as ***)."""
-    from shipyard.cli.common import find_project, load_project_spec, print_json
+    from shipyard.cli.app import AppContext
     from shipyard.primitives.spec.masking import resolved_config
     from shipyard.primitives.spec.secrets import SecretStore
 
-    project = find_project()
-    spec = load_project_spec(project)
-    spec.env(env)
-    data = resolved_config(spec, env, SecretStore(project.state_dir), project.dir)
+    ap = AppContext.of(ctx)
+    ap.env(env)
+    data = resolved_config(ap.spec, env, SecretStore(ap.project.state_dir), ap.project.dir)
     if json_out:
-        print_json(data)
+        ap.print_json(data)
         return
     import tomli_w
 
-    print(tomli_w.dumps(_tomlable(data)))  # type: ignore[arg-type]
+    ap.echo(tomli_w.dumps(_tomlable(data)))  # type: ignore[arg-type]
 
 
 def _tomlable(obj: object) -> object:

@@ -8,6 +8,7 @@ import typer
 
 
 def command(
+    ctx: typer.Context,
     env: Annotated[str, typer.Option("--env", "-e", help="Environment to deploy to.")],
     ref: Annotated[str | None, typer.Option("--ref", help="Git ref to build and deploy (default HEAD).")] = None,
     release: Annotated[str | None, typer.Option("--release", help="Deploy an existing release id.")] = None,
@@ -16,19 +17,15 @@ def command(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Deploy a git ref (or an existing release) to an environment."""
-    from shipyard.cli.common import find_project, load_project_spec
+    from shipyard.cli.app import AppContext
     from shipyard.cli.render import follow
-    from shipyard.control.client import ControlClient
-    from shipyard.control.paths import Paths
-    from shipyard.errors import BadInput
 
+    app = AppContext.of(ctx)
     if ref and release:
-        raise BadInput("give either --ref or --release, not both")
+        app.abort("give either --ref or --release, not both", 2)
     if strategy and strategy not in ("rolling", "blue-green", "canary"):
-        raise BadInput(f"unknown strategy '{strategy}' (expected rolling, blue-green or canary)")
-    project = find_project()
-    load_project_spec(project).env(env)  # bad config or unknown environment: exit 2 before anything else
-    client = ControlClient(Paths(project.dir))
-    events = client.stream("/v1/deploy", {"env": env, "ref": ref, "release": release, "strategy": strategy,
-                                          "plan": plan})
-    raise typer.Exit(follow(events, as_json=json_out, plan_only=plan))
+        app.abort(f"unknown strategy '{strategy}' (expected rolling, blue-green or canary)", 2)
+    app.env(env)  # bad config or unknown environment: exit 2 before anything else
+    events = app.client.stream("/v1/deploy", {"env": env, "ref": ref, "release": release, "strategy": strategy,
+                                              "plan": plan})
+    raise typer.Exit(follow(app, events, as_json=json_out, plan_only=plan))

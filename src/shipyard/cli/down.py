@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
-import psutil
+import typer
 
 
-def command() -> None:
+def command(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
     """Stop all environments of this project, the router and the control plane."""
-    from shipyard.cli.common import find_project
-    from shipyard.control.client import ControlClient
-    from shipyard.control.paths import Paths
+    import psutil
+
+    from shipyard.cli.app import AppContext
     from shipyard.errors import ControlPlaneUnavailable
 
-    paths = Paths(find_project().dir)
+    app = AppContext.of(ctx)
     try:
-        client = ControlClient(paths)
+        client = app.client
     except ControlPlaneUnavailable:
-        print("the control plane is not running")
+        if json_out:
+            app.print_json({"stopped": False, "was_running": False})
+        else:
+            app.echo("the control plane is not running")
         return
     pid = int(client.info()["pid"])  # type: ignore[index]
     client.call("POST", "/v1/down", {"all": True})
@@ -30,4 +37,7 @@ def command() -> None:
         except psutil.NoSuchProcess:
             break
         time.sleep(0.1)
-    print("stopped: instances, router and control plane")
+    if json_out:
+        app.print_json({"stopped": True, "was_running": True, "pid": pid})
+    else:
+        app.echo("stopped: instances, router and control plane")

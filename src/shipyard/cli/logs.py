@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,42 +12,59 @@ import typer
 
 
 def command(
+    ctx: typer.Context,
     env: Annotated[str, typer.Option("--env", "-e", help="Environment.")],
     instance: Annotated[int | None, typer.Option("--instance", "-i", help="Only instance N (its index).")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="Lines of history per instance.")] = 50,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line: {instance, line}.")] = False,
 ) -> None:
     """Print (and follow) the output of an environment's instances."""
-    from shipyard.cli.common import find_project, load_project_spec
-    from shipyard.errors import NotFound
-    from shipyard.primitives.store import open_store
+    from urllib.parse import quote
 
-    project = find_project()
-    load_project_spec(project).env(env)
-    logdir = project.state_dir / "logs" / env
-    store = open_store(None, project.state_dir)
+    from shipyard.cli.app import AppContext
+    from shipyard.errors import ControlPlaneUnavailable
+
+    app = AppContext.of(ctx)
+    app.env(env)
+    logdir = app.paths.state / "logs" / env
     try:
-        live = {i.id: i for i in store.list_instances(env)}
-    finally:
-        store.close()
+        live = {i["id"]: i for i in app.client.call("GET", f"/v1/instances?env={quote(env)}")}
+    except ControlPlaneUnavailable:
+        # Instances outlive the control plane, and so do their logs: read the files without it.
+        live = {}
+        app.warn("the control plane is not running; showing every log file of the environment")
     files = sorted(logdir.glob("*.log")) if logdir.is_dir() else []
     # Prefer the instances that are running now; fall back to every log we have.
     chosen = [f for f in files if f.stem in live] or files
     if instance is not None:
-        chosen = [f for f in chosen if f.stem in live and live[f.stem].index == instance] or \
+        chosen = [f for f in chosen if f.stem in live and live[f.stem]["index"] == instance] or \
                  [f for f in chosen if f.stem.split("-")[-2:-1] == [str(instance)]]
         if not chosen:
-            raise NotFound(f"no instance {instance} in {env}")
+            app.abort(f"no instance {instance} in {env}", 2)
     if not chosen:
-        print(f"no logs for {env} yet", file=sys.stderr)
+        app.echo(f"no logs for {env} yet", stderr=True)
         return
-    prefix = len(chosen) > 1
+    write = _writer(json_out, prefix=len(chosen) > 1)
     for f in chosen:
         for line in _tail(f, lines):
-            sys.stdout.write(f"[{f.stem}] {line}" if prefix else line)
+            write(f.stem, line)
     sys.stdout.flush()
     if follow:
-        _follow(chosen, prefix)
+        _follow(chosen, write)
+
+
+def _writer(json_out: bool, *, prefix: bool) -> Callable[[str, str], None]:
+    """How a line of an instance is printed: as is, prefixed with its instance, or as NDJSON."""
+    import json
+
+    def write(instance: str, line: str) -> None:
+        if json_out:
+            sys.stdout.write(json.dumps({"instance": instance, "line": line.rstrip("\n")}) + "\n")
+        else:
+            sys.stdout.write(f"[{instance}] {line}" if prefix else line)
+
+    return write
 
 
 def _tail(path: Path, n: int) -> list[str]:
@@ -58,7 +76,7 @@ def _tail(path: Path, n: int) -> list[str]:
     return data.splitlines(keepends=True)[-n:]
 
 
-def _follow(paths: list[Path], prefix: bool) -> None:
+def _follow(paths: list[Path], write: Callable[[str, str], None]) -> None:
     handles = {p: open(p, "rb") for p in paths}  # noqa: SIM115 - closed at exit
     for fh in handles.values():
         fh.seek(0, 2)
@@ -68,8 +86,7 @@ def _follow(paths: list[Path], prefix: bool) -> None:
                 if fh.tell() > p.stat().st_size:  # truncated by rotation
                     fh.seek(0)
                 for raw in fh.readlines():
-                    line = raw.decode(errors="replace")
-                    sys.stdout.write(f"[{p.stem}] {line}" if prefix else line)
+                    write(p.stem, raw.decode(errors="replace"))
             sys.stdout.flush()
             time.sleep(0.25)
     except KeyboardInterrupt:

@@ -1,16 +1,22 @@
 """The ``shipyard`` command: one module per subcommand, imported when registered.
 
 Commands are registered here; each lives in ``shipyard/cli/<command>.py``. Sub-apps (``secrets``,
-``config``, ``backup``) expose a ``typer.Typer`` named ``app``.
+``config``, ``backup``) expose a ``typer.Typer`` named ``app``. Command modules import only typer at
+the top; everything else is imported inside the command, so ``shipyard --help`` starts fast.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
 from shipyard.errors import ShipyardError
+
+COMMANDS = ["init", "up", "down", "deploy", "rollback", "status", "history", "releases", "logs", "verify",
+            "promote", "abort", "pause", "resume"]
+SUB_APPS = ["secrets", "config", "backup"]
 
 app = typer.Typer(
     name="shipyard",
@@ -21,39 +27,44 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"shipyard {version('shipyard')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print shipyard's version and exit.")] = False,
+) -> None:
+    from shipyard.cli.app import AppContext
+
+    ctx.obj = AppContext()
+
+
 def _register() -> None:
     import importlib
 
-    commands = ["init", "up", "down", "deploy", "rollback", "status", "history", "releases", "logs",
-                "verify", "promote", "abort", "pause", "resume"]
-    for name in commands:
-        try:
-            mod = importlib.import_module(f"shipyard.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"shipyard.cli.{name}":
-                continue  # not built yet
-            raise
-        app.command(name=name)(mod.command)
-    for name in ["secrets", "config", "backup"]:
-        try:
-            mod = importlib.import_module(f"shipyard.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"shipyard.cli.{name}":
-                continue
-            raise
-        app.add_typer(mod.app, name=name)
+    for name in COMMANDS:
+        app.command(name=name)(importlib.import_module(f"shipyard.cli.{name}").command)
+    for name in SUB_APPS:
+        app.add_typer(importlib.import_module(f"shipyard.cli.{name}").app, name=name)
 
 
 _register()
 
 
 def run() -> None:
-    from shipyard.cli.common import fail
+    from shipyard.cli.app import abort
 
     try:
         app()
     except ShipyardError as err:
-        fail(err)
+        abort(str(err), err.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None

@@ -8,10 +8,11 @@ import typer
 
 
 def command(
+    ctx: typer.Context,
     env: Annotated[str, typer.Option("--env", "-e", help="Environment whose canary to pause.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Pause the running canary; a failing judgement or trigger still rolls it back."""
     from shipyard.cli.canary_control import send
 
-    send(env, "pause", json_out)
+    send(ctx, env, "pause", json_out)

@@ -1,14 +1,22 @@
-"""Rendering deploy / rollback event streams: a live step view for people, one JSON document for --json."""
+"""Rendering deploy / rollback event streams: a live step view for people, one JSON document for --json.
+
+Every piece of text from the control plane goes through ``esc``: plans and reasons quote spec tables
+(``[rollback]``, ``[environments.staging.canary]``) that rich would otherwise take for markup.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
-from shipyard.cli.common import print_json
+from shipyard.cli.app import esc
+from shipyard.cli.client import raise_remote
 from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from shipyard.cli.app import AppContext
 
 EXIT = {"succeeded": 0, "failed": 1, "rolled_back": 1, "interrupted": 1}
 
@@ -16,39 +24,40 @@ EXIT = {"succeeded": 0, "failed": 1, "rolled_back": 1, "interrupted": 1}
 def render_plan(console: Console, plan: dict[str, Any]) -> None:
     ch = plan.get("changes", {})
     frm = plan.get("previous_release") or "(nothing)"
-    console.print(f"[bold]{plan['kind']}[/] {plan['env']}: {frm} → [bold]{plan['release']}[/] "
-                  f"({plan['strategy']}{', warm switch' if plan.get('warm_switch') else ''})")
+    console.print(f"[bold]{esc(plan['kind'])}[/] {esc(plan['env'])}: {esc(frm)} → [bold]{esc(plan['release'])}[/] "
+                  f"({esc(plan['strategy'])}{', warm switch' if plan.get('warm_switch') else ''})")
     commit = plan.get("commit") or {}
     if commit.get("message"):
-        console.print(f"  commit {commit.get('short') or str(commit.get('sha', ''))[:12]}  {commit['message']}")
+        short = commit.get("short") or str(commit.get("sha", ""))[:12]
+        console.print(f"  commit {esc(short)}  {esc(commit['message'])}")
     for c in ch.get("commits", [])[:10]:
-        console.print(f"    {c['sha']} {c['message']}  [dim]{c.get('author', '')}[/]")
+        console.print(f"    {esc(c['sha'])} {esc(c['message'])}  [dim]{esc(c.get('author', ''))}[/]")
     if ch.get("config_changed"):
-        console.print(f"  config changed: {', '.join(ch['config_changed'])}")
+        console.print(f"  config changed: {esc(', '.join(ch['config_changed']))}")
     if ch.get("secrets_changed"):
-        console.print(f"  secrets changed: {', '.join(ch['secrets_changed'])}")
+        console.print(f"  secrets changed: {esc(', '.join(ch['secrets_changed']))}")
     gates = plan.get("health_gates", {})
     if gates.get("health"):
         h = gates["health"]
-        console.print(f"  health gate: GET {h['path']} every {h['interval_s']}s, {h['retries']} failures → "
-                      f"restart; ready: {gates.get('ready', {}).get('path', h['path'])}; "
-                      f"timeout {gates.get('deploy_timeout_s')}s")
+        ready = gates.get("ready", {}).get("path", h["path"])
+        console.print(esc(f"  health gate: GET {h['path']} every {h['interval_s']}s, {h['retries']} failures → "
+                          f"restart; ready: {ready}; timeout {gates.get('deploy_timeout_s')}s"))
 
 
 def render_plan_steps(console: Console, plan: dict[str, Any]) -> None:
     for i, s in enumerate(plan["steps"], 1):
-        est = "" if s["name"] == "canary" else f"  [dim]~{s['estimate_s']}s[/]"
-        console.print(f"  {i:>2}. {s['description']}{est}")
+        est = "" if s["name"] == "canary" else f"  [dim]~{esc(s['estimate_s'])}s[/]"
+        console.print(f"  {i:>2}. {esc(s['description'])}{est}")
     if plan.get("canary"):
         console.print("  canary:")
         for line in plan["canary"]["lines"]:
-            console.print(f"    {line}")
+            console.print(f"    {esc(line)}")
     elif plan.get("rollback_triggers"):
-        console.print("  rollback triggers: " + "; ".join(plan["rollback_triggers"]))
+        console.print("  rollback triggers: " + esc("; ".join(plan["rollback_triggers"])))
     if plan.get("watch"):
-        console.print(f"  {plan['watch']}")
-    console.print(f"  estimated: ~{plan['estimated_duration_s']}s" + (" plus the canary's judged steps"
-                                                                        if plan.get("canary") else ""))
+        console.print(f"  {esc(plan['watch'])}")
+    console.print(f"  estimated: ~{esc(plan['estimated_duration_s'])}s" + (" plus the canary's judged steps"
+                                                                             if plan.get("canary") else ""))
 
 
 def render_failure(console: Console, failure: dict[str, Any] | None) -> None:
@@ -56,11 +65,11 @@ def render_failure(console: Console, failure: dict[str, Any] | None) -> None:
     canary = (failure or {}).get("canary")
     if not canary:
         return
-    console.print(f"  canary was at {canary.get('weight')}% when it was rolled back")
+    console.print(f"  canary was at {esc(canary.get('weight'))}% when it was rolled back")
     for f in canary.get("failing", []):
         start, end = f.get("window") or (None, None)
         window = f" over {_clock(start)}–{_clock(end)}" if start is not None else ""
-        console.print(f"    [red]{f['condition']}[/]: {f['reason']}{window}")
+        console.print(f"    [red]{esc(f['condition'])}[/]: {esc(f['reason'])}{window}")
 
 
 def _clock(t: float | None) -> str:
@@ -69,8 +78,8 @@ def _clock(t: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t)) if t is not None else "?"
 
 
-def follow(events: Iterator[dict[str, Any]], *, as_json: bool, plan_only: bool) -> int:
-    console = Console(stderr=False, highlight=False)
+def follow(app: AppContext, events: Iterator[dict[str, Any]], *, as_json: bool, plan_only: bool) -> int:
+    console = app.out
     status = None
     last_canary: object = None
     result: dict[str, Any] | None = None
@@ -78,11 +87,11 @@ def follow(events: Iterator[dict[str, Any]], *, as_json: bool, plan_only: bool) 
         for ev in events:
             kind = ev.get("event")
             if "error" in ev and kind in (None, "error"):
-                raise _remote(ev)
+                raise_remote(ev)
             if kind == "plan":
                 if plan_only:
                     if as_json:
-                        print_json(ev["plan"])
+                        app.print_json(ev["plan"])
                     else:
                         render_plan(console, ev["plan"])
                         render_plan_steps(console, ev["plan"])
@@ -92,18 +101,18 @@ def follow(events: Iterator[dict[str, Any]], *, as_json: bool, plan_only: bool) 
             elif kind == "step" and not as_json:
                 if ev["status"] == "started":
                     if status is None:
-                        status = console.status(ev["description"])
+                        status = console.status(esc(ev["description"]))
                         status.start()
                     else:
-                        status.update(ev["description"])
+                        status.update(esc(ev["description"]))
                 else:
                     mark = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]"}.get(ev["status"], "·")
-                    console.print(f"  {mark} {ev['description']}  [dim]{ev.get('duration_s', 0):.2f}s[/]")
+                    console.print(f"  {mark} {esc(ev['description'])}  [dim]{ev.get('duration_s', 0):.2f}s[/]")
                     if ev.get("error"):
-                        console.print(f"    [red]{ev['error']}[/]")
+                        console.print(f"    [red]{esc(ev['error'])}[/]")
             elif kind == "canary" and not as_json:
                 # One line per change of action; the spinner shows the latest reason.
-                line = f"canary {ev.get('weight')}%: {ev['reason']}"
+                line = esc(f"canary {ev.get('weight')}%: {ev['reason']}")
                 if status is not None:
                     status.update(line)
                 if ev.get("action") != last_canary:
@@ -111,7 +120,7 @@ def follow(events: Iterator[dict[str, Any]], *, as_json: bool, plan_only: bool) 
                     colour = {"rollback": "red", "pause": "yellow", "continue": "green"}.get(str(last_canary), "dim")
                     console.print(f"    [{colour}]{line}[/]")
             elif kind == "log" and not as_json:
-                console.print(f"    [dim]{ev['line'].rstrip()}[/]")
+                console.print(f"    [dim]{esc(ev['line'].rstrip())}[/]")
             elif kind == "result":
                 result = ev["result"]
     finally:
@@ -120,25 +129,23 @@ def follow(events: Iterator[dict[str, Any]], *, as_json: bool, plan_only: bool) 
     if result is None:
         raise ShipyardError("the control plane ended the deployment stream without a result (see 'shipyard status')")
     if as_json:
-        print_json(result)
+        app.print_json(result)
     else:
-        colour = "green" if result["outcome"] == "succeeded" else "red"
-        line = (f"[{colour}]{result['kind']} {result['outcome']}[/]: {result['env']} "
-                f"{'now serves' if result['outcome'] == 'succeeded' else 'kept'} "
-                f"{result['release'] if result['outcome'] == 'succeeded' else (result['previous_release'] or 'nothing')}"
-                f" in {result['duration_s']:.2f}s (deployment {result['deployment']})")
-        console.print(line)
-        if result.get("reason"):
-            console.print(f"  reason: {result['reason']}")
-        render_failure(console, result.get("rollback"))
-        if result.get("watch"):
-            w = result["watch"]
-            console.print(f"  watching {w['release']} until {_clock(w['until'])}: a rollback trigger firing "
-                          f"rolls back to {w['previous']}")
+        render_result(console, result)
     return EXIT.get(result["outcome"], 1)
 
 
-def _remote(ev: dict[str, Any]) -> ShipyardError:
-    err = ShipyardError(ev["error"])
-    err.exit_code = int(ev.get("exit_code", 1))
-    return err
+def render_result(console: Console, result: dict[str, Any]) -> None:
+    ok = result["outcome"] == "succeeded"
+    kept = result["release"] if ok else (result["previous_release"] or "nothing")
+    console.print(f"[{'green' if ok else 'red'}]{esc(result['kind'])} {esc(result['outcome'])}[/]: "
+                  + esc(f"{result['env']} {'now serves' if ok else 'kept'} {kept} in {result['duration_s']:.2f}s "
+                        f"(deployment {result['deployment']})"))
+    if result.get("reason"):
+        console.print(f"  reason: {esc(result['reason'])}")
+    render_failure(console, result.get("rollback"))
+    if result.get("watch"):
+        w = result["watch"]
+        console.print(esc(f"  watching {w['release']} until {_clock(w['until'])}: a rollback trigger firing "
+                          f"rolls back to {w['previous']}"))
+

@@ -3,73 +3,80 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from shipyard.cli.app import AppContext
+    from shipyard.primitives.spec.secrets import SecretStore
 
 app = typer.Typer(help="Manage an environment's secrets (encrypted at rest; values never shown).",
                   no_args_is_help=True)
 
+Env = Annotated[str, typer.Option("--env", "-e", help="Environment.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+def _open(ctx: typer.Context, env: str) -> tuple[AppContext, SecretStore]:
+    from shipyard.cli.app import AppContext
+    from shipyard.primitives.spec.secrets import SecretStore
+
+    ap = AppContext.of(ctx)
+    ap.env(env)
+    return ap, SecretStore(ap.project.state_dir)
+
 
 @app.command("set")
 def set_(
+    ctx: typer.Context,
     pairs: Annotated[list[str], typer.Argument(help="KEY=VALUE pairs; KEY=- reads the value from stdin.")],
-    env: Annotated[str, typer.Option("--env", "-e", help="Environment.")],
+    env: Env,
+    json_out: Json = False,
 ) -> None:
     """Set secrets (applied to instances at the next deploy)."""
-    from shipyard.cli.common import find_project, load_project_spec
-    from shipyard.errors import BadInput
-    from shipyard.primitives.spec.secrets import SecretStore
-
-    project = find_project()
-    load_project_spec(project).env(env)
+    ap, store = _open(ctx, env)
     values: dict[str, str] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise BadInput(f"expected KEY=VALUE, got '{pair.split('=')[0]}' with no '='")
+            ap.abort(f"expected KEY=VALUE, got '{pair.split('=')[0]}' with no '='", 2)
         key, value = pair.split("=", 1)
         if value == "-":
             value = sys.stdin.read().rstrip("\n")
         values[key] = value
-    store = SecretStore(project.state_dir)
     store.set(env, values)
-    print(f"set {', '.join(sorted(values))} for {env} (secrets version {store.version(env)}); "
-          "running instances get them at the next deploy")
+    if json_out:
+        ap.print_json({"env": env, "set": sorted(values), "version": store.version(env)})
+        return
+    ap.echo(f"set {', '.join(sorted(values))} for {env} (secrets version {store.version(env)}); "
+            "running instances get them at the next deploy")
 
 
 @app.command("unset")
 def unset(
+    ctx: typer.Context,
     keys: Annotated[list[str], typer.Argument(help="Secret names to remove.")],
-    env: Annotated[str, typer.Option("--env", "-e", help="Environment.")],
+    env: Env,
+    json_out: Json = False,
 ) -> None:
     """Remove secrets."""
-    from shipyard.cli.common import find_project, load_project_spec
-    from shipyard.primitives.spec.secrets import SecretStore
-
-    project = find_project()
-    load_project_spec(project).env(env)
-    store = SecretStore(project.state_dir)
+    ap, store = _open(ctx, env)
     store.unset(env, keys)
-    print(f"removed {', '.join(keys)} from {env} (secrets version {store.version(env)})")
+    if json_out:
+        ap.print_json({"env": env, "unset": keys, "version": store.version(env)})
+        return
+    ap.echo(f"removed {', '.join(keys)} from {env} (secrets version {store.version(env)})")
 
 
 @app.command("list")
-def list_(
-    env: Annotated[str, typer.Option("--env", "-e", help="Environment.")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
-) -> None:
+def list_(ctx: typer.Context, env: Env, json_out: Json = False) -> None:
     """List secret names (never values)."""
-    from shipyard.cli.common import find_project, load_project_spec, print_json
-    from shipyard.primitives.spec.secrets import SecretStore
-
-    project = find_project()
-    load_project_spec(project).env(env)
-    store = SecretStore(project.state_dir)
+    ap, store = _open(ctx, env)
     names = sorted(store.names(env))
     if json_out:
-        print_json({"env": env, "version": store.version(env), "names": names})
+        ap.print_json({"env": env, "version": store.version(env), "names": names})
         return
     for n in names:
-        print(n)
+        ap.echo(n)
     if not names:
-        print(f"no secrets for {env}", file=sys.stderr)
+        ap.echo(f"no secrets for {env}", stderr=True)

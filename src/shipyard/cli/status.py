@@ -3,71 +3,80 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 
 def command(
+    ctx: typer.Context,
     env: Annotated[str | None, typer.Option("--env", "-e", help="Only this environment.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Show releases, weights and instances per environment."""
-    from rich.console import Console
+    from urllib.parse import quote
+
+    from shipyard.cli.app import AppContext
+
+    app = AppContext.of(ctx)
+    # The control plane validates the spec and the environment (exit 2): no need to load it here too.
+    data: Any = app.client.call("GET", "/v1/status" + (f"?env={quote(env)}" if env else ""))
+    if json_out:
+        app.print_json(data)
+        return
+    for st in [data] if env else data:
+        render_env(app.out, st)
+
+
+def _at(t: float, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return time.strftime(fmt, time.localtime(t))
+
+
+def render_env(console: Console, st: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from shipyard.cli.common import find_project, load_project_spec, print_json
-    from shipyard.control.client import ControlClient
-    from shipyard.control.paths import Paths
+    from shipyard.cli.app import esc
 
-    project = find_project()
-    spec = load_project_spec(project)
-    if env:
-        spec.env(env)
-    client = ControlClient(Paths(project.dir))
-    data: Any = client.call("GET", "/v1/status" + (f"?env={env}" if env else ""))
-    if json_out:
-        print_json(data)
-        return
-    console = Console(highlight=False)
-    for st in [data] if env else data:
-        weights = ", ".join(f"{r} {w}%" for r, w in st["weights"].items()) or "no traffic"
-        console.print(f"[bold]{st['env']}[/]  {st['url']}  release [bold]{st['release'] or '-'}[/]  ({weights})")
-        if st.get("deployment"):
-            d = st["deployment"]
-            console.print(f"  deployment {d['id']} running: {d['kind']} of {d['release']}")
-        elif st.get("last_deployment"):
-            d = st["last_deployment"]
-            console.print(f"  last deployment {d['id']}: {d['kind']} of {d['release']} {d['outcome']}"
-                          + (f" — {d['reason']}" if d.get("reason") else ""))
-        if st.get("canary"):
-            c = st["canary"]
-            step = c.get("step") or {}
-            console.print(f"  canary {c['release']} at {c['weight']}% (step {step.get('index', -1) + 1} of "
-                          f"{c['total_steps']}{', [yellow]PAUSED[/]' if c['paused'] else ''}): "
-                          f"{(c.get('decision') or {}).get('reason', step.get('description', ''))}")
-        if st.get("watch"):
-            w = st["watch"]
-            until = time.strftime("%H:%M:%S", time.localtime(w["until"]))
-            console.print(f"  watch: {w['release']} {w['state']} until {until} ({w['reason']})")
-        b = st.get("backup")
-        if b:
-            last_ok = time.strftime("%Y-%m-%d %H:%M", time.localtime(b["last_ok"])) if b.get("last_ok") else "never"
-            line = f"  backups: last good {last_ok}"
-            if b.get("last_problem"):
-                p = b["last_problem"]
-                line += f"; [red]{p['status']}[/] run of {p['source']} at " + \
-                    time.strftime("%Y-%m-%d %H:%M", time.localtime(p["at"]))
-            if b.get("last_drill"):
-                line += f"; last drill {'ok' if b['last_drill']['ok'] else '[red]FAILED[/]'}"
-            console.print(line)
-        if st["instances"]:
-            t = Table(box=None, pad_edge=False)
-            for col in ("instance", "release", "role", "pid", "port", "ready", "state", "restarts", "cpu", "rss"):
-                t.add_column(col)
-            for i in st["instances"]:
-                rss = f"{(i.get('rss_bytes') or 0) / 1048576:.0f}M"
-                t.add_row(i["id"], i["release"], i["role"], str(i["pid"]), str(i["port"]),
-                          "yes" if i["ready"] else "no", i["state"], str(i["restarts"]),
-                          f"{i.get('cpu_percent') or 0:.0f}%", rss)
-            console.print(t)
+    weights = ", ".join(f"{r} {w}%" for r, w in st["weights"].items()) or "no traffic"
+    console.print(f"[bold]{esc(st['env'])}[/]  {esc(st['url'])}  release [bold]{esc(st['release'] or '-')}[/]  "
+                  f"({esc(weights)})")
+    if st.get("deployment"):
+        d = st["deployment"]
+        console.print(esc(f"  deployment {d['id']} running: {d['kind']} of {d['release']}"))
+    elif st.get("last_deployment"):
+        d = st["last_deployment"]
+        console.print(esc(f"  last deployment {d['id']}: {d['kind']} of {d['release']} {d['outcome']}"
+                          + (f" — {d['reason']}" if d.get("reason") else "")))
+    if st.get("canary"):
+        c = st["canary"]
+        step = c.get("step") or {}
+        reason = (c.get("decision") or {}).get("reason", step.get("description", ""))
+        console.print(esc(f"  canary {c['release']} at {c['weight']}% (step {step.get('index', -1) + 1} of "
+                          f"{c['total_steps']}") + (", [yellow]PAUSED[/]" if c["paused"] else "")
+                      + f"): {esc(reason)}")
+    if st.get("watch"):
+        w = st["watch"]
+        console.print(esc(f"  watch: {w['release']} {w['state']} until {_at(w['until'], '%H:%M:%S')} "
+                          f"({w['reason']})"))
+    b = st.get("backup")
+    if b:
+        line = f"  backups: last good {_at(b['last_ok']) if b.get('last_ok') else 'never'}"
+        if b.get("last_problem"):
+            p = b["last_problem"]
+            line += f"; [red]{esc(p['status'])}[/] run of {esc(p['source'])} at {_at(p['at'])}"
+        if b.get("last_drill"):
+            line += f"; last drill {'ok' if b['last_drill']['ok'] else '[red]FAILED[/]'}"
+        console.print(line)
+    if st["instances"]:
+        t = Table(box=None, pad_edge=False)
+        for col in ("instance", "release", "role", "pid", "port", "ready", "state", "restarts", "cpu", "rss"):
+            t.add_column(col, no_wrap=col in ("instance", "release", "state"))
+        for i in st["instances"]:
+            rss = f"{(i.get('rss_bytes') or 0) / 1048576:.0f}M"
+            t.add_row(esc(i["id"]), esc(i["release"]), esc(i["role"]), str(i["pid"]), str(i["port"]),
+                      "yes" if i["ready"] else "no", esc(i["state"]), str(i["restarts"]),
+                      f"{i.get('cpu_percent') or 0:.0f}%", rss)
+        console.print(t)

@@ -7,44 +7,43 @@ import select
 import subprocess
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+if TYPE_CHECKING:
+    from shipyard.cli.app import AppContext
+    from shipyard.cli.client import ControlClient
+
 
 def command(
+    ctx: typer.Context,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background; return once ready.")] = False,
     port: Annotated[int, typer.Option("--port", help="Control API port on 127.0.0.1 (default: any free).")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document (with --detach).")] = False,
 ) -> None:
     """Start the control plane (API, deploy engine, supervisor, router)."""
-    from shipyard.cli.common import find_project, load_project_spec
-    from shipyard.control.client import ControlClient
-    from shipyard.control.paths import Paths
+    from shipyard.cli.app import AppContext
+    from shipyard.cli.client import ControlClient
     from shipyard.errors import ControlPlaneUnavailable, ShipyardError
 
-    project = find_project()
-    load_project_spec(project)
-    paths = Paths(project.dir)
-    try:
-        client = ControlClient(paths)
-        print(f"control plane already running (pid {client.info()['pid']}, port {client.port})")  # type: ignore[index]
+    app = AppContext.of(ctx)
+    app.spec  # noqa: B018 - a bad spec is reported (exit 2) before anything starts
+    paths = app.paths
+    if _report_running(app, json_out, ControlClient, ControlPlaneUnavailable):
         return
-    except ControlPlaneUnavailable:
-        pass
+    argv = [sys.executable, "-m", "shipyard.control.daemon", "--project", str(app.project.dir), "--port", str(port)]
     if not detach:
-        from shipyard.control.daemon import main
-
-        main(["--project", str(project.dir), "--port", str(port)])
-        return
+        # The control plane is its own program (the CLI never imports it): become it.
+        sys.stdout.flush()
+        os.chdir(app.project.dir)
+        os.execv(sys.executable, argv)
     paths.ensure()
     paths.daemon_log.parent.mkdir(parents=True, exist_ok=True)
     rfd, wfd = os.pipe()
     with open(paths.daemon_log, "ab") as logf:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "shipyard.control.daemon", "--project", str(project.dir), "--port", str(port),
-             "--ready-fd", str(wfd)],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True, pass_fds=(wfd,),
-            cwd=str(project.dir))
+        proc = subprocess.Popen([*argv, "--ready-fd", str(wfd)], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                start_new_session=True, pass_fds=(wfd,), cwd=str(app.project.dir))
     os.close(wfd)
     deadline = time.monotonic() + 60
     buf = b""
@@ -53,13 +52,42 @@ def command(
         if r:
             chunk = os.read(rfd, 64)
             buf += chunk
-            if b"ready" in buf or not chunk:
+            if b"\n" in buf or not chunk:
                 break
         if proc.poll() is not None:
             break
     os.close(rfd)
-    if b"ready" not in buf:
+    if buf.startswith(b"already running"):
+        # Another `shipyard up` started it a moment ago: report that one once it answers.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if _report_running(app, json_out, ControlClient, ControlPlaneUnavailable):
+                return
+            time.sleep(0.1)
+    if not buf.startswith(b"ready"):
         tail = paths.daemon_log.read_text(errors="replace").splitlines()[-5:]
         raise ShipyardError("the control plane did not start:\n" + "\n".join(tail))
     client = ControlClient(paths)
-    print(f"control plane ready (pid {proc.pid}, API on 127.0.0.1:{client.port}); logs: {paths.daemon_log}")
+    _report(app, json_out, f"control plane ready (pid {proc.pid}, API on 127.0.0.1:{client.port}); "
+            f"logs: {paths.daemon_log}",
+            {"pid": proc.pid, "port": client.port, "already_running": False, "log": str(paths.daemon_log)})
+
+
+def _report_running(app: AppContext, json_out: bool, client_type: type[ControlClient],
+                    unavailable: type[Exception]) -> bool:
+    """Say "already running" (True) when the project's control plane answers."""
+    try:
+        client = client_type(app.paths)
+    except unavailable:
+        return False
+    pid = (client.info() or {}).get("pid")
+    _report(app, json_out, f"control plane already running (pid {pid}, port {client.port})",
+            {"pid": pid, "port": client.port, "already_running": True, "log": str(app.paths.daemon_log)})
+    return True
+
+
+def _report(app: AppContext, json_out: bool, line: str, doc: dict[str, object]) -> None:
+    if json_out:
+        app.print_json(doc)
+    else:
+        app.echo(line)

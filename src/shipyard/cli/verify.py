@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,6 +15,7 @@ if TYPE_CHECKING:
 
 
 def command(
+    ctx: typer.Context,
     env: Annotated[str, typer.Option("--env", "-e", help="Environment to verify (its router port).")],
     rate: Annotated[float | None, typer.Option("--rate", help="Requests per second (default: the spec's).")] = None,
     duration: Annotated[str | None, typer.Option("--duration", help="How long, e.g. 60s (default: the spec's).")] = None,
@@ -26,44 +25,44 @@ def command(
     users: Annotated[int, typer.Option("--users", help="Locust users (with --locustfile).")] = 10,
 ) -> None:
     """Verify an environment under load: exit 0 on go, 99 on no-go."""
-    from rich.console import Console
-
-    from shipyard.cli.common import find_project, load_project_spec, print_json
+    from shipyard.cli.app import AppContext, esc
     from shipyard.engine.verify.report import report_path, write_report
-    from shipyard.errors import BadInput, NoGo
+    from shipyard.errors import NoGo
     from shipyard.primitives.spec.durations import parse_duration
     from shipyard.primitives.spec.verify import VerifySpec
 
-    project = find_project()
-    env_spec = load_project_spec(project).env(env)
+    app = AppContext.of(ctx)
+    env_spec = app.env(env)
     spec = env_spec.verify or VerifySpec()
     seconds = None
     if duration is not None:
         try:
             seconds = parse_duration(duration)
         except ValueError as exc:
-            raise BadInput(f"--duration: {exc}") from None
+            app.abort(f"--duration: {exc}", 2)
     target = env_spec.url
-    err = Console(stderr=True, highlight=False)
     if locustfile is not None:
-        result = _run_locust(locustfile, target, spec, users, seconds, rate, err, quiet=json_out)
+        result = _run_locust(locustfile, target, spec, users, seconds, rate, app.err, quiet=json_out)
     else:
-        result = _run(target, spec, rate, seconds, err, quiet=json_out, project_dir=project.dir)
-    path = write_report(result, report or report_path(project.state_dir, env, result.started_at), env=env)
+        result = _run(target, spec, rate, seconds, app.err, quiet=json_out, project_dir=app.project.dir)
+    path = write_report(result, report or report_path(app.project.state_dir, env, result.started_at), env=env)
     if json_out:
-        print_json({**result.to_json(), "env": env, "report": str(path)})
+        app.print_json({**result.to_json(), "env": env, "report": str(path)})
     else:
-        out = Console(highlight=False)
+        out = app.out
         if env_spec.verify is None:
-            out.print(f"[dim]{env} has no [environments.{env}.verify] table: default load, no thresholds[/]")
+            out.print(f"[dim]{esc(f'{env} has no [environments.{env}.verify] table: default load, no thresholds')}[/]")
         render_summary(out, result)
-        out.print(f"report: {path}")
+        out.print(f"report: {esc(path)}")
     if not result.go:
         raise NoGo(result.summary())
 
 
 def _run(target: str, spec: VerifySpec, rate: float | None, seconds: float | None, err: Console, *, quiet: bool,
          project_dir: Path) -> VerifyResult:
+    import asyncio
+    import math
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from shipyard.engine.verify.generator import Progress as Tick
@@ -87,20 +86,28 @@ def _run(target: str, spec: VerifySpec, rate: float | None, seconds: float | Non
 
 def _run_locust(locustfile: Path, target: str, spec: VerifySpec, users: int, seconds: float | None,
                 rate: float | None, err: Console, *, quiet: bool) -> VerifyResult:
+    import asyncio
+
+    from shipyard.cli.app import esc
     from shipyard.engine.verify.locust import run_locust
+
     if not quiet:
-        err.print(f"running locust -f {locustfile} with {users} users against {target}")
+        err.print(esc(f"running locust -f {locustfile} with {users} users against {target}"))
     return asyncio.run(run_locust(locustfile, target, spec, users=users, duration=seconds, rate=rate,
-                                  on_output=None if quiet else err.print))
+                                  on_output=None if quiet else lambda line: err.print(esc(line))))
 
 
 def render_summary(out: Console, r: VerifyResult) -> None:
+    import math
+
     from rich.table import Table
+
+    from shipyard.cli.app import esc
 
     def ms(v: float) -> str:
         return "n/a" if math.isnan(v) else f"{v:.1f} ms"
 
-    out.print(f"target {r.target}  ·  {r.requests} requests in {r.duration:g}s  ·  "
+    out.print(f"target {esc(r.target)}  ·  {r.requests} requests in {r.duration:g}s  ·  "
               f"rate {r.rate_achieved:,.1f}/s (asked {r.rate_requested:g}/s)  ·  failed {r.failed_rate:.3%}")
     out.print(f"latency  p50 {ms(r.latency.p50)}  p95 {ms(r.latency.p95)}  p99 {ms(r.latency.p99)}  "
               f"max {ms(r.latency.max)}")
@@ -109,10 +116,11 @@ def render_summary(out: Console, r: VerifyResult) -> None:
         out.print(f"[dim]generator  CPU {g.cpu_percent:.0f}% of a core  ·  {g.connections} connections  ·  "
                   f"late {g.late}  ·  dropped {g.dropped}[/]")
     for w in r.warnings:
-        out.print(f"[yellow]warning:[/] {w}")
+        out.print(f"[yellow]warning:[/] {esc(w)}")
     if r.thresholds:
         table = Table("metric", "threshold", "observed", "result")
         for t in r.thresholds:
-            table.add_row(t.metric, t.expr, t.observed_text(), "[green]pass[/]" if t.ok else "[red bold]FAIL[/]")
+            table.add_row(esc(t.metric), esc(t.expr), esc(t.observed_text()),
+                          "[green]pass[/]" if t.ok else "[red bold]FAIL[/]")
         out.print(table)
     out.print("[bold green]GO[/]" if r.go else "[bold red]NO-GO[/]")

@@ -11,22 +11,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shipyard.control.backups import BackupService
 from shipyard.control.deploys.inputs import DeployRequest
 from shipyard.control.deploys.registry import Registry
 from shipyard.control.deploys.service import DeployService
 from shipyard.control.deploys.status import status_json
 from shipyard.control.events import EventLog
 from shipyard.control.httpserver import Handler
+from shipyard.control.paths import Paths
+from shipyard.control.reads import ReadContext, read_routes
 from shipyard.control.specsource import SpecSource
 from shipyard.control.target import Targets
 from shipyard.engine.rollout.canary_runner import COMMANDS
 from shipyard.errors import BadInput, Refused
+from shipyard.primitives.clock import Clock
 from shipyard.primitives.store import Store
 
 
 @dataclass(frozen=True)
 class ApiContext:
     project: Path
+    paths: Paths
+    clock: Clock
+    backups: BackupService
     specs: SpecSource
     deploys: DeployService
     registry: Registry
@@ -78,6 +85,7 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
         return {"ok": True}
 
     return {
+        **read_routes(ReadContext(ctx.store, ctx.paths, ctx.clock, ctx.specs.load, ctx.backups)),
         ("GET", "/v1/ping"): ping,
         ("POST", "/v1/deploy"): deploy,
         ("POST", "/v1/rollback"): rollback,

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 
 from shipyard.control.api import ApiContext, build_routes
-from shipyard.control.backups import start_scheduler
+from shipyard.control.backups import BackupService, start_scheduler
 from shipyard.control.deploys.adopt import adopt, router_restarted
 from shipyard.control.deploys.registry import Registry
 from shipyard.control.deploys.service import DeployService
@@ -70,6 +70,8 @@ class ControlPlane:
         self.deploys = DeployService(specs=self.specs, paths=paths, store=store, secrets=secrets, clock=clock,
                                      events=events, targets=self.targets, releases=self.releases,
                                      registry=self.registry)
+        self.backups = BackupService(store=store, secrets=secrets, paths=paths, load_spec=self.specs.load,
+                                     clock=clock)
         self.stopping = asyncio.Event()
         self.stop_everything = False
 
@@ -89,13 +91,10 @@ class ControlPlane:
         await adopt(store=self.store, targets=self.targets, supervisor=self.supervisor, events=self.events,
                     clock=self.clock, spec=spec)
         keeper = guarded(self.link.keep_running(self._router_restarted), "router-keeper")
-        scheduler = None
-        if spec is not None:
-            scheduler = start_scheduler(spec, store=self.store, secrets=self.secrets, paths=self.paths,
-                                        clock=self.clock, events=self.events)
+        scheduler = start_scheduler(self.backups)
         sched_task = asyncio.create_task(scheduler.run_forever()) if scheduler else None
         server = ApiServer(token, build_routes(ApiContext(
-            project=self.paths.project, specs=self.specs, deploys=self.deploys, registry=self.registry,
+            project=self.paths.project, paths=self.paths, clock=self.clock, backups=self.backups, specs=self.specs, deploys=self.deploys, registry=self.registry,
             targets=self.targets, store=self.store, events=self.events, stop=self.stop)))
         api_port = await server.start("127.0.0.1", port)
         tmp = self.paths.control.with_suffix(".tmp")

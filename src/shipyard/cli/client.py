@@ -16,7 +16,8 @@ class _Remote(ShipyardError):
     pass
 
 
-def _raise_remote(obj: Any) -> None:
+def raise_remote(obj: Any) -> None:
+    """A control plane's error answer (``{"error", "exit_code"}``) raised here with its exit code."""
     if isinstance(obj, dict) and "error" in obj:
         err = _Remote(obj["error"])
         err.exit_code = int(obj.get("exit_code", 1))
@@ -70,19 +71,25 @@ class ControlClient:
             raise ShipyardError(f"control plane answered {resp.status} with non-JSON") from exc
         if resp.status == 401:
             raise ShipyardError("the control plane refused our token (.shipyard/token changed?)")
-        _raise_remote(obj)
+        raise_remote(obj)
         return obj
 
-    def stream(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """POST and yield NDJSON events until the server closes (deploys can take minutes)."""
-        resp = self._request("POST", path, body, None)
+    def stream(self, path: str, body: dict[str, Any], *, idle_timeout: float | None = None
+               ) -> Iterator[dict[str, Any]]:
+        """POST and yield NDJSON events until the server closes (deploys can take minutes). With
+        ``idle_timeout`` the server must send something (an event or a heartbeat) at least that often."""
+        resp = self._request("POST", path, body, idle_timeout)
         if resp.status != 200 or resp.getheader("Content-Type", "").startswith("application/json"):
             obj = json.loads(resp.read() or b"{}")
-            _raise_remote(obj)
+            raise_remote(obj)
             yield obj
             return
         while True:
-            line = resp.readline()
+            try:
+                line = resp.readline()
+            except TimeoutError as exc:
+                raise ControlPlaneUnavailable(f"the control plane sent nothing for {idle_timeout:g}s "
+                                              f"(see {self.paths.daemon_log})") from exc
             if not line:
                 break
             yield json.loads(line)

@@ -1,0 +1,145 @@
+"""The one context every command runs in (hatch's ``cli/application.py``).
+
+``AppContext`` holds what a command needs and builds each part when first asked: the project (found by
+walking up from the working directory), its spec (loaded once per invocation), the control API client,
+the consoles. The root callback in ``cli/main.py`` puts one in ``ctx.obj``; a command starts with
+``app = AppContext.of(ctx)``. User-facing failures go through ``abort(message, code)`` (or raise a
+``ShipyardError``, which ``main.run`` hands to ``abort``).
+
+Output: rich consoles on a terminal; off a terminal (a pipe, a file, CI) nothing is wrapped or cut, so
+release ids, outcomes and paths stay whole whatever ``COLUMNS`` says. Text that is not markup goes
+through ``esc`` (``rich.markup.escape``): ``[environments.staging]`` must print as written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    import typer
+    from rich.console import Console
+
+    from shipyard.cli.client import ControlClient
+    from shipyard.control.paths import Paths
+    from shipyard.primitives.spec import EnvSpec, Spec
+
+SPEC_FILES = ("shipyard.toml", "shipyard.yaml", "shipyard.yml")
+# "Very wide" off a terminal: no line a command prints comes near it, and nothing pads to it.
+OFF_TTY_WIDTH = 10_000
+
+
+@dataclass(frozen=True)
+class Project:
+    """The project: the directory of its spec file and its ``.shipyard`` state dir."""
+
+    dir: Path
+
+    @property
+    def state_dir(self) -> Path:
+        return self.dir / ".shipyard"
+
+    @property
+    def spec_file(self) -> Path:
+        for name in SPEC_FILES:
+            if (self.dir / name).exists():
+                return self.dir / name
+        return self.dir / SPEC_FILES[0]
+
+
+def find_project(start: Path | None = None) -> Project:
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if any((candidate / n).exists() for n in SPEC_FILES):
+            return Project(candidate)
+    from shipyard.errors import ConfigError
+
+    raise ConfigError(f"no shipyard.toml in {here} or its parents (run 'shipyard init' to write one)")
+
+
+def abort(message: str, code: int = 1) -> NoReturn:
+    """Print ``error: message`` (further lines indented) on stderr and exit with ``code``."""
+    lines = message.splitlines() or [message]
+    sys.stderr.write(f"error: {lines[0]}\n" + "".join(f"  {line}\n" for line in lines[1:]))
+    raise SystemExit(code)
+
+
+def esc(value: object) -> str:
+    """Dynamic text for a console: printed as is, never read as markup."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, width=OFF_TTY_WIDTH, soft_wrap=True)
+
+
+class AppContext:
+    def __init__(self, cwd: Path | None = None) -> None:
+        self._cwd = cwd
+
+    @classmethod
+    def of(cls, ctx: typer.Context) -> AppContext:
+        root = ctx.find_root()
+        if not isinstance(root.obj, AppContext):
+            root.obj = cls()
+        return root.obj
+
+    @cached_property
+    def project(self) -> Project:
+        return find_project(self._cwd)
+
+    @cached_property
+    def paths(self) -> Paths:
+        from shipyard.control.paths import Paths
+
+        return Paths(self.project.dir)
+
+    @cached_property
+    def spec(self) -> Spec:
+        """The project's spec, validated (``ConfigError``: exit 2, one line per problem)."""
+        from shipyard.primitives.spec import load_spec
+
+        return load_spec(self.project.spec_file)
+
+    def env(self, name: str) -> EnvSpec:
+        """An environment of the spec (unknown name: exit 2 naming the known ones)."""
+        return self.spec.env(name)
+
+    @cached_property
+    def client(self) -> ControlClient:
+        """The control API client; the control plane not running: exit 1 telling to run ``shipyard up``."""
+        from shipyard.cli.client import ControlClient
+
+        return ControlClient(self.paths)
+
+    @cached_property
+    def out(self) -> Console:
+        return make_console()
+
+    @cached_property
+    def err(self) -> Console:
+        return make_console(stderr=True)
+
+    def abort(self, message: str, code: int = 1) -> NoReturn:
+        abort(message, code)
+
+    def echo(self, line: str = "", *, stderr: bool = False) -> None:
+        """A plain line (no markup, no wrapping)."""
+        (sys.stderr if stderr else sys.stdout).write(line + "\n")
+
+    def warn(self, message: str) -> None:
+        self.echo(f"warning: {message}", stderr=True)
+
+    def print_json(self, obj: Any) -> None:
+        sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
