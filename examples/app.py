@@ -18,7 +18,7 @@ Fault knobs (env), applied to /, /slow and /echo (never to the probes):
   FAULT_SLOW_START_S=5      /ready answers 503 for the first 5 s
   FAULT_CRASH_AT_START=1    exit 1 immediately
   FAULT_CRASH_AFTER_S=2     serve normally, then exit 1 after 2 s (a crash loop under the supervisor)
-  FAULT_HEALTH_FAIL=1       /health answers 500
+  FAULT_HEALTH_FAIL=1       /health answers 500 (FAULT_HEALTH_FAIL=503: answers 503)
 
 SIGTERM (or SIGINT): stop accepting, let requests in flight finish (up to STOP_GRACE_S, default 30),
 exit 0. HTTP/1.1 keep-alive, every response has Content-Length, no per-request logging.
@@ -85,7 +85,9 @@ class State:
         self.error_rate = _fraction("FAULT_ERROR_RATE")
         self.latency_s = _number("FAULT_LATENCY_MS") / 1000
         self.ready_at = time.monotonic() + _number("FAULT_SLOW_START_S")
-        self.health_fail = os.environ.get("FAULT_HEALTH_FAIL", "").strip().lower() in _TRUE
+        fail = os.environ.get("FAULT_HEALTH_FAIL", "").strip().lower()
+        # 1/true: answer 500; a status code (503): answer that.
+        self.health_fail = int(fail) if fail.isdigit() and len(fail) == 3 else (500 if fail in _TRUE else 0)
         self.stopping = False
         self.inflight = 0
         self._idle = threading.Condition()
@@ -141,7 +143,7 @@ class Handler(BaseHTTPRequestHandler):
             path, _, query = self.path.partition("?")
             if path == "/health":
                 if st.health_fail:
-                    self._send(500, st.json(status="failing", reason="FAULT_HEALTH_FAIL"))
+                    self._send(st.health_fail, st.json(status="failing", reason="FAULT_HEALTH_FAIL"))
                 else:
                     self._send(200, st.json(status="ok", inflight=st.inflight - 1))
             elif path == "/ready":

@@ -18,6 +18,8 @@ def command(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="Lines of history per instance.")] = 50,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line: {instance, line}.")] = False,
+    deployment: Annotated[int | None, typer.Option("--deployment", "-d",
+                                                   help="The instances deployment N started (also stopped ones).")] = None,
 ) -> None:
     """Print (and follow) the output of an environment's instances."""
     from urllib.parse import quote
@@ -28,6 +30,16 @@ def command(
     app = AppContext.of(ctx)
     app.env(env)
     logdir = app.paths.state / "logs" / env
+    if deployment is not None:
+        started = app.client.call("GET", f"/v1/instances?env={quote(env)}&deployment={deployment}")
+        chosen = [Path(i["log"]) for i in started if Path(i["log"]).exists()]
+        if not chosen:
+            app.abort(f"deployment {deployment} on {env} left no instance output", 2)
+        write = _writer(json_out, prefix=len(chosen) > 1)
+        for f in chosen:
+            for line in _tail(f, lines):
+                write(f.stem, line)
+        return
     try:
         live = {i["id"]: i for i in app.client.call("GET", f"/v1/instances?env={quote(env)}")}
     except ControlPlaneUnavailable:

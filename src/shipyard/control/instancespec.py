@@ -57,6 +57,10 @@ class InstanceStatus:
     rss_bytes: int = 0
     last_exit: str | None = None
     consecutive_health_failures: int = 0
+    # Why it was last restarted: "unhealthy" (with the failing probe results) or "exited" (see last_exit).
+    restart_cause: str | None = None
+    health_errors: tuple[str, ...] = ()
+    probe_error: str | None = None  # the newest failing probe result
     role: str = "stable"
     adopted: bool = False
 

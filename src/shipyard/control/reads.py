@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shipyard.control.httpserver import Handler
-from shipyard.errors import BadInput, Refused, ShipyardError
+from shipyard.errors import BadInput, NotFound, Refused, ShipyardError
 
 if TYPE_CHECKING:
     from shipyard.control.backups import BackupService
@@ -83,9 +83,22 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
 
     async def instances(body: dict[str, Any], q: dict[str, str]) -> Any:
         env = known_env(q)
+        if q.get("deployment"):
+            return _started_by(env, _int(q["deployment"], "--deployment"))
         return [{"id": i.id, "env": i.env, "release": i.release, "index": i.index, "port": i.port, "pid": i.pid,
                  "role": i.role, "state": i.state, "started_at": i.started_at, "restarts": i.restarts}
                 for i in ctx.store.list_instances(env)]
+
+    def _started_by(env: str, deployment: int) -> list[dict[str, Any]]:
+        """The instances a deployment started (running or long gone: their logs stay on disk)."""
+        dep = ctx.store.get_deployment(deployment)
+        if dep is None or dep.env != env:
+            raise NotFound(f"no deployment {deployment} on {env} (see 'shipyard history --env {env}')")
+        live = {i.id for i in ctx.store.list_instances(env)}
+        ids = [iid for st in ctx.store.list_steps(deployment) if st.name == "start"
+               for iid in (st.detail or {}).get("instances", [])]
+        return [{"id": iid, "env": env, "release": dep.release, "live": iid in live,
+                 "log": str(ctx.paths.instance_log(env, iid))} for iid in ids]
 
     async def backup_list(body: dict[str, Any], q: dict[str, str]) -> Any:
         return await ctx.backups.listing(env_of(q), _source(q))

@@ -53,6 +53,7 @@ class _Instance:
     health: HealthState | None = None
     restart_now: asyncio.Event = field(default_factory=asyncio.Event)
     stopped: asyncio.Future[None] | None = None  # set while stop() runs, so a second call just waits
+    probe_errors: list[str] = field(default_factory=list)  # the counted liveness failures in a row
 
 
 class Supervisor:
@@ -234,7 +235,9 @@ class Supervisor:
             how = await process.stop_process_group(proc.pid, proc.create_time, sig=spec.stop_signal,
                                                    grace=spec.stop_grace, clock=self.clock)
             detail = inst.health.last_error if inst.health else None
-            self._update(inst, last_exit=how)
+            errors = tuple(inst.probe_errors[-spec.health.retries:])
+            inst.probe_errors.clear()
+            self._update(inst, last_exit=how, restart_cause="unhealthy", health_errors=errors)
             self._emit(spec.env, "instance.unhealthy",
                        f"instance {spec.id} failed {spec.health.retries} health checks in a row"
                        f"{f' ({detail})' if detail else ''}; restarting", inst,
@@ -242,7 +245,7 @@ class Supervisor:
         else:
             code = process.reap(proc.pid)
             how = process.describe_exit(code)
-            self._update(inst, state="crashed", ready=False, last_exit=how)
+            self._update(inst, state="crashed", ready=False, last_exit=how, restart_cause="exited")
             leftovers = await process.kill_leftovers(proc.pid, clock=self.clock)
             self._emit(spec.env, "instance.crashed",
                        f"instance {spec.id} {how}; restarting in {delay:g}s", inst,
@@ -266,8 +269,14 @@ class Supervisor:
                    f"instance {spec.id} restarted (pid {inst.status.pid}, restart {inst.status.restarts})", inst)
 
     def _on_health(self, inst: _Instance, state: HealthState, actions: list[Action]) -> None:
+        before = inst.health.live_failures if inst.health else 0
         inst.health = state
-        changes: dict[str, Any] = {"consecutive_health_failures": state.live_failures}
+        if state.live_failures > before:
+            inst.probe_errors.append(state.last_error or "failed")
+        elif state.live_failures == 0:
+            inst.probe_errors.clear()
+        changes: dict[str, Any] = {"consecutive_health_failures": state.live_failures,
+                                   "probe_error": state.last_error}
         if "ready" in actions:
             inst.ready_since = self.clock.monotonic()
             if inst.status.state == "unready":

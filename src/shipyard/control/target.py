@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets as _secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 
+from shipyard.control import logfiles
 from shipyard.control.collector import Collector
 from shipyard.control.events import EventLog
 from shipyard.control.instances import InstanceFactory, instance_rec
@@ -31,7 +33,9 @@ from shipyard.primitives.routerproto import RouterError
 from shipyard.primitives.spec.durations import format_duration
 from shipyard.primitives.store import Store
 
-RECOVER_DRAIN_S = 10.0  # how long a rolled-back release's in-flight requests get before it is stopped
+RECOVER_DRAIN_S = 10.0
+RESTARTS_BEFORE_GIVING_UP = 3
+TAIL_LINES = 8  # of a crashed instance's output, in the failure's reason  # how long a rolled-back release's in-flight requests get before it is stopped
 
 
 class LocalTarget:
@@ -108,14 +112,33 @@ class LocalTarget:
 
     async def wait_ready(self, ids: Sequence[str], timeout: float) -> None:
         # A crash loop fails the step after a few restarts instead of waiting out deploy_timeout.
-        ok = await self.supervisor.wait_ready(ids, timeout, max_restarts=3)
-        if not ok:
-            states = [self.supervisor.status(i) for i in ids]
-            bad = [s for s in states if s is None or not s.ready]
-            detail = "; ".join(f"{s.id}: {s.state}" + (f" ({s.last_exit})" if s.last_exit else "")
-                               for s in bad if s is not None)
-            raise DeployFailed(f"{len(bad)} of {len(ids)} instance(s) not ready within "
-                               f"{format_duration(timeout)}: {detail}")
+        t0 = self.clock.monotonic()
+        ok = await self.supervisor.wait_ready(ids, timeout, max_restarts=RESTARTS_BEFORE_GIVING_UP)
+        if ok:
+            return
+        took = self.clock.monotonic() - t0
+        statuses = [self.supervisor.status(i) for i in ids]
+        bad = [s for s in statuses if s is not None and not s.ready]
+        when = (f"within {format_duration(timeout)}" if took >= timeout - 0.5 else
+                f"(gave up after {format_duration(took)}: restarted {RESTARTS_BEFORE_GIVING_UP}× without becoming ready)")
+        lines = [f"{len(bad) or len(ids)} of {len(ids)} instance(s) not ready {when}:"]
+        for s in bad:
+            lines += self._why_not_ready(s)
+        raise DeployFailed("\n".join(lines))
+
+    def _why_not_ready(self, s: InstanceStatus) -> list[str]:
+        """The cause in a line (the probe's answers, the exit code) and, for an exit, the output's last lines."""
+        if s.restart_cause == "unhealthy" and s.health_errors:
+            counts = Counter(s.health_errors)
+            seen = ", ".join(f"{what} ×{n}" for what, n in counts.most_common())
+            return [f"{s.id}: failed {len(s.health_errors)} health checks in a row ({seen}, restarted {s.restarts}×)"]
+        if s.restart_cause == "exited":
+            tail = [line for line in logfiles.tail(self.instances.paths.instance_log(self.env, s.id), 200)
+                    if line.strip()][-TAIL_LINES:]
+            out = [f"{s.id}: {s.last_exit} (restarted {s.restarts}×)" + ("; its last output:" if tail else "")]
+            return out + [f"    {line}" for line in tail]
+        probe = f"; last probe: {s.probe_error}" if s.probe_error else ""
+        return [f"{s.id}: {s.state}{probe}"]
 
     async def set_weights(self, weights: Mapping[str, int], commit: RoutingCommit | None) -> None:
         rt = self.routing
