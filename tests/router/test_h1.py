@@ -13,8 +13,8 @@ from shipyard.router.h1 import (
     Limits,
     RequestHead,
     RequestParser,
-    ResponseParser,
 )
+from shipyard.router.h1response import ResponseParser
 
 
 def parse(raw: bytes, limits: Limits | None = None, split: int = 0) -> list[tuple[int, object]]:

@@ -13,6 +13,7 @@ from zlib import crc32
 from shipyard.primitives.metrics import Series
 from shipyard.primitives.spec.router import RateLimitSpec, RouterEnvSpec
 from shipyard.router.h1 import Limits, RequestHead
+from shipyard.router.headers import HeaderPolicy
 from shipyard.router.proxy import ClientConn
 from shipyard.router.ratelimit import RateLimiter
 from shipyard.router.table import Table, TableError
@@ -63,10 +64,7 @@ class EnvRuntime:
         self.maintenance: bytes | None = None
         self.limiter: RateLimiter | None = None
         self._limit_spec: RateLimitSpec | None = None
-        self.sec_names: frozenset[bytes] = frozenset()
-        self.sec_block = b""
-        self.sec_lines: list[tuple[bytes, bytes]] = []
-        self.fwd_proto_line = b"\r\nX-Forwarded-Proto: http\r\n"
+        self.headers = HeaderPolicy()
         self.alog_sample = 0.0
         self.sticky_cookie: str | None = None
         self.sticky_header: bytes | None = None
@@ -122,8 +120,8 @@ class EnvRuntime:
             del self.retired[key]
         self.instances = fresh
         self.table = table
-        self._apply_settings(s)
         self.sticky_cookie = table.sticky_cookie
+        self._apply_settings(s)
         self.sticky_header = table.sticky_header.lower().encode() if table.sticky_header else None
         self.draining &= {p.release for p in table.pools}
         self.set_weights(table.weights)
@@ -143,11 +141,7 @@ class EnvRuntime:
         self.settings = s
         self.limits = Limits(s.max_request_line, s.max_header_size, s.max_headers, s.max_body_size)
         self.max_pause = s.max_pause
-        headers = s.resolved_security_headers(self.name)
-        self.sec_names = frozenset(k.lower().encode() for k in headers)
-        self.sec_lines = [(k.lower().encode(), f"{k}: {v}\r\n".encode()) for k, v in headers.items()]
-        self.sec_block = b"".join(line for _, line in self.sec_lines)
-        self.fwd_proto_line = b"\r\nX-Forwarded-Proto: %s\r\n" % (b"https" if s.tls is not None else b"http")
+        self.headers = HeaderPolicy.for_env(self.name, s, self.sticky_cookie)
         log = self.router.access_log
         self.alog_sample = s.access_log.sample if (log is not None and s.access_log.enabled) else 0.0
         if s.rate_limit != self._limit_spec:
@@ -252,9 +246,6 @@ class EnvRuntime:
             if part.startswith(prefix):
                 return part[len(prefix):].decode("latin-1")
         return None
-
-    def sticky_cookie_line(self, release: str) -> bytes:
-        return f"Set-Cookie: {self.sticky_cookie}={release}; Path=/; HttpOnly; SameSite=Lax\r\n".encode()
 
     # -- control operations --------------------------------------------------------------------------
     def inflight(self, release: str, instance: str | None = None) -> int:

@@ -6,10 +6,11 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from shipyard.primitives.metrics import Series
-from shipyard.router.h1 import ResponseParser
+from shipyard.router.h1response import ResponseParser
 
 if TYPE_CHECKING:
-    from shipyard.router.proxy import ClientConn, Exchange
+    from shipyard.router.exchange import Exchange
+    from shipyard.router.proxy import ClientConn
 
 # Idle pooled connections older than this are not reused: app servers close idle keep-alive connections
 # after a few seconds (gunicorn: 2 s), and reusing one just as it closes costs a retry or a 502.
