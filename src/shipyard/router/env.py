@@ -7,7 +7,7 @@ import html
 import socket
 import ssl
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zlib import crc32
 
 from shipyard.primitives.metrics import Series
@@ -41,6 +41,17 @@ def _listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Share:
+    """A release's place in the smooth weighted round robin (mutated on every pick, so not frozen)."""
+
+    __slots__ = ("release", "weight", "current")
+
+    def __init__(self, release: str, weight: float) -> None:
+        self.release = release
+        self.weight = weight
+        self.current = 0.0
+
+
 class EnvRuntime:
     def __init__(self, router: Router, name: str) -> None:
         self.router = router
@@ -70,7 +81,7 @@ class EnvRuntime:
         self.sticky_header: bytes | None = None
         # Routing state, rebuilt on every change.
         self._by_rel: dict[str, list[Instance]] = {}
-        self._swrr: list[list[Any]] = []
+        self._swrr: list[_Share] = []
         self._total = 0.0
         self._cum: list[tuple[float, str]] = []
         self._rr: dict[str, int] = {}
@@ -164,7 +175,7 @@ class EnvRuntime:
             insts.sort(key=lambda i: i.id)
         eligible = [(rel, w) for rel, w in sorted(self.weights.items()) if w > 0 and by_rel.get(rel)]
         self._by_rel = by_rel
-        self._swrr = [[rel, w, 0.0] for rel, w in eligible]
+        self._swrr = [_Share(rel, w) for rel, w in eligible]
         self._total = sum(w for _, w in eligible)
         cum, acc = [], 0.0
         for rel, w in eligible:
@@ -195,7 +206,7 @@ class EnvRuntime:
                 if inst is not None:
                     return inst, None
         if rel is None:
-            rel = swrr[0][0] if len(swrr) == 1 else self._swrr_next()
+            rel = swrr[0].release if len(swrr) == 1 else self._swrr_next()
         inst = self._pick_in(rel, now, exclude, None)
         if inst is None:
             for other in self._by_rel:
@@ -208,14 +219,13 @@ class EnvRuntime:
     def _swrr_next(self) -> str:
         # Smooth weighted round robin (as nginx): exact shares, evenly interleaved.
         best = None
-        for entry in self._swrr:
-            entry[2] += entry[1]
-            if best is None or entry[2] > best[2]:
-                best = entry
+        for share in self._swrr:
+            share.current += share.weight
+            if best is None or share.current > best.current:
+                best = share
         assert best is not None
-        best[2] -= self._total
-        rel: str = best[0]
-        return rel
+        best.current -= self._total
+        return best.release
 
     def _pick_in(self, rel: str, now: float, exclude: Instance | None, h: int | None) -> Instance | None:
         insts = self._by_rel.get(rel)

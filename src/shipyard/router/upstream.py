@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from shipyard.primitives.metrics import Series
 from shipyard.router.h1response import ResponseParser
@@ -85,8 +85,9 @@ class UpstreamConn(asyncio.Protocol):
         self.reused = False
         self.tunnel: ClientConn | None = None
 
-    def connection_made(self, transport: Any) -> None:
-        self.t = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = self.t = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=256 * 1024)
 
     def data_received(self, data: bytes) -> None:
