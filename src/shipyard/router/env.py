@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 from zlib import crc32
 
 from shipyard.primitives.metrics import Series
+from shipyard.primitives.routerproto import RoutingTable, TableError
 from shipyard.primitives.spec.router import RateLimitSpec, RouterEnvSpec
 from shipyard.router.h1 import Limits, RequestHead
 from shipyard.router.headers import HeaderPolicy
 from shipyard.router.proxy import ClientConn
 from shipyard.router.ratelimit import RateLimiter
-from shipyard.router.table import Table, TableError
 from shipyard.router.upstream import Instance
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class EnvRuntime:
         self.router = router
         self.loop = router.loop
         self.name = name
-        self.table: Table | None = None
+        self.table: RoutingTable | None = None
         self.settings = RouterEnvSpec()
         self.limits = Limits()
         self.server: asyncio.AbstractServer | None = None
@@ -87,10 +87,10 @@ class EnvRuntime:
         self._rr: dict[str, int] = {}
 
     # -- table ---------------------------------------------------------------------------------------
-    async def apply(self, table: Table) -> None:
+    async def apply(self, table: RoutingTable) -> None:
         """Replace the table atomically: in-flight requests keep their instance, new ones use the new table."""
         s = table.settings
-        bind = str(table.raw.get("bind") or "0.0.0.0")
+        bind = table.bind
         tls_key = (s.tls.cert, s.tls.key) if s.tls is not None else None
         if self.server is None or table.port != self.port or bind != self.bind or tls_key != self._tls_key:
             ctx = self._ssl_context(table) if tls_key is not None else None
@@ -131,13 +131,14 @@ class EnvRuntime:
             del self.retired[key]
         self.instances = fresh
         self.table = table
-        self.sticky_cookie = table.sticky_cookie
+        sticky = table.sticky
+        self.sticky_cookie = sticky.cookie if sticky is not None else None
         self._apply_settings(s)
-        self.sticky_header = table.sticky_header.lower().encode() if table.sticky_header else None
+        self.sticky_header = sticky.header.lower().encode() if sticky is not None and sticky.header else None
         self.draining &= {p.release for p in table.pools}
-        self.set_weights(table.weights)
+        self.set_weights(table.effective_weights())
 
-    def _ssl_context(self, table: Table) -> ssl.SSLContext:
+    def _ssl_context(self, table: RoutingTable) -> ssl.SSLContext:
         tls = table.settings.tls
         assert tls is not None
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

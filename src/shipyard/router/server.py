@@ -11,9 +11,9 @@ from pathlib import Path
 from time import monotonic
 
 from shipyard.primitives.metrics import RETENTION_S, SCHEME, Series, WindowStats, slice_json, window_of
+from shipyard.primitives.routerproto import TableError, parse, parse_weights
 from shipyard.router.accesslog import AccessLog
 from shipyard.router.env import EnvRuntime
-from shipyard.router.table import TableError, parse_table, parse_weights
 
 # A control message as decoded from JSON, and the fields of a reply (JSON-serialisable values).
 Message = dict[str, object]
@@ -109,7 +109,7 @@ class Router:
         return {"pid": os.getpid(), "envs": sorted(self.envs)}
 
     async def op_set_table(self, msg: Message) -> Reply:
-        table = parse_table(msg.get("table"))
+        table = parse(msg.get("table"))
         env = self.envs.get(table.env)
         if env is None:
             env = EnvRuntime(self, table.env)
@@ -122,7 +122,7 @@ class Router:
     async def op_get_table(self, msg: Message) -> Reply:
         env = self._env(msg)
         assert env.table is not None
-        table = dict(env.table.raw)
+        table = env.table.to_wire()
         table["weights"] = dict(env.weights)
         return {"table": table, "draining": sorted(env.draining), "paused": env.paused is not None,
                 "maintenance": env.maintenance is not None}
