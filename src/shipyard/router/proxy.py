@@ -82,7 +82,21 @@ class ClientConn(asyncio.Protocol):
         if self.ex is None and not self.events:
             return None  # nothing pending: close
         self._eof = True
+        if self._abandoned():
+            return None
         return True  # keep writing the answers
+
+    def _abandoned(self) -> bool:
+        """After the client's EOF: a request whose body is still incomplete never will be, so its exchange
+        ends now (freeing the upstream connection and the in-flight count a drain waits for). An answer
+        already under way (the instance did not wait for the body) is let through."""
+        ex = self.ex
+        if ex is None or ex.req_done or ex.resp_started:
+            return False
+        ex.client_gone()
+        self.close()
+        return True
+
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -236,7 +250,7 @@ class ClientConn(asyncio.Protocol):
         self.deadline = now + self.env.settings.idle_timeout
         if self.events:
             self.process()
-        if self._eof and self.ex is None and not self.closed:
+        if self._eof and not self.closed and (self.ex is None or self._abandoned()):
             self.close()
             return
         if self._paused:

@@ -1,0 +1,44 @@
+"""Hardening over real sockets: clients that vanish mid-upload, deep pipelining, the listen backlog and
+connect bursts, slow-drip bodies, frozen (SIGSTOPped) upstreams."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from shipyard.primitives.pgcluster import free_port
+
+from .helpers import RouterProc, Upstream, inflight, pool, wait_until
+
+
+@pytest.fixture
+def prod(router: RouterProc, upstreams: Callable[..., list[Upstream]]) -> Iterator[tuple[int, Upstream]]:
+    (a,) = upstreams("a1")
+    port = free_port()
+    router.set_table("prod", port, [pool("r1", [a])], {"r1": 100})
+    yield port, a
+    if a.proc.poll() is None:
+        os.kill(a.proc.pid, signal.SIGCONT)  # a frozen upstream must be able to stop
+
+
+def test_client_gone_mid_upload_frees_upstream_and_inflight_at_once(router: RouterProc,
+                                                                      prod: tuple[int, Upstream]) -> None:
+    port, _ = prod
+    clients = []
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"POST /sink HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nx")
+        clients.append(s)
+    wait_until(lambda: inflight(router, "prod", "r1") == 5, what="5 uploads in flight")
+    for s in clients:
+        s.close()
+    t0 = time.monotonic()
+    reply = router.call("drain", env="prod", release="r1", fields={"timeout": 10})
+    assert reply == {"drained": True, "inflight": 0}
+    assert time.monotonic() - t0 < 1.0
+    assert router.call("stats", env="prod", window_s=60)["connections"] == 0
