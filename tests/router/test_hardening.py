@@ -13,7 +13,7 @@ import pytest
 
 from shipyard.primitives.pgcluster import free_port
 
-from .helpers import RouterProc, Upstream, inflight, pool, wait_until
+from .helpers import RouterProc, Upstream, inflight, pool, read_response, wait_until
 
 
 @pytest.fixture
@@ -42,3 +42,14 @@ def test_client_gone_mid_upload_frees_upstream_and_inflight_at_once(router: Rout
     assert reply == {"drained": True, "inflight": 0}
     assert time.monotonic() - t0 < 1.0
     assert router.call("stats", env="prod", window_s=60)["connections"] == 0
+
+
+def test_deep_pipelining_is_not_mistaken_for_a_huge_head(prod: tuple[int, Upstream]) -> None:
+    port, _ = prod
+    one = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall(one * 2000 + one[:10])  # more than max_header_size + max_request_line in one read
+        statuses = [read_response(s)[0]]  # the router has read the first part
+        s.sendall(one[10:])
+        statuses += [read_response(s)[0] for _ in range(2000)]
+    assert statuses == [200] * 2001

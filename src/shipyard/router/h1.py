@@ -108,7 +108,10 @@ class RequestParser:
         self._head: RequestHead | None = None
         self._url = b""
         self._in_head = False
-        self._raw = 0
+        self._line = 0  # bytes of the head's unfinished line: what llhttp is accumulating for us
+        self._fresh = False  # the head in progress began in the current read
+        self._body_here = 0  # body bytes of the current message in the current read
+        self._prev_body = 0  # ... of the message before it, which precede the new head in this read
         self._hsize = 0
         self._hcount = 0
         self._te = False
@@ -118,6 +121,8 @@ class RequestParser:
     def feed(self, data: bytes) -> None:
         if self.done:
             return
+        self._fresh = False
+        self._body_here = 0
         try:
             self._p.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -137,9 +142,15 @@ class RequestParser:
             self._fail(400, str(exc) or "malformed request")
             return
         if self._in_head:
-            # Head still incomplete: everything fed since it began is head bytes (bounds buffering).
-            self._raw += len(data)
-            if self._raw > self.limits.max_header_size + self.limits.max_request_line:
+            # Head still incomplete. Finished lines are bounded by the callbacks' own counts; what is left
+            # unbounded is the line in progress, so count the head's bytes after the last newline (not the
+            # whole read: it may also hold many pipelined requests, or the previous request's body).
+            nl = data.rfind(b"\n") + 1
+            if nl or self._fresh:
+                self._line = max(0, len(data) - nl - (self._prev_body if self._fresh else 0))
+            else:
+                self._line += len(data)
+            if self._line > self.limits.max_header_size + self.limits.max_request_line:
                 self._fail(431, "request header fields too large")
 
     @property
@@ -155,7 +166,8 @@ class RequestParser:
         self._head = RequestHead()
         self._url = b""
         self._in_head = True
-        self._raw = 0
+        self._fresh = True
+        self._prev_body, self._body_here = self._body_here, 0
         self._hsize = 0
         self._hcount = 0
         self._te = False
@@ -241,6 +253,7 @@ class RequestParser:
         self.events.append((HEAD, head))
 
     def on_body(self, body: bytes) -> None:
+        self._body_here += len(body)
         limit = self.limits.max_body_size
         if limit:
             self._body_seen += len(body)
