@@ -4,10 +4,14 @@ connect bursts, slow-drip bodies, frozen (SIGSTOPped) upstreams."""
 from __future__ import annotations
 
 import os
+import selectors
+import shutil
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +57,47 @@ def test_deep_pipelining_is_not_mistaken_for_a_huge_head(prod: tuple[int, Upstre
         s.sendall(one[10:])
         statuses += [read_response(s)[0] for _ in range(2000)]
     assert statuses == [200] * 2001
+
+
+def _listen_backlog(port: int) -> int:
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+    fields = out.split()
+    assert fields and fields[0] == "LISTEN", out
+    return int(fields[2])  # Send-Q of a listener: its backlog
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+def test_listen_backlog_is_what_the_router_asks_for(prod: tuple[int, Upstream]) -> None:
+    port, _ = prod
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    assert _listen_backlog(port) == min(4096, somaxconn)
+
+
+def test_burst_of_five_thousand_connects_all_accepted(router: RouterProc, prod: tuple[int, Upstream]) -> None:
+    port, _ = prod
+    n = 5000
+    socks: list[socket.socket] = []
+    sel = selectors.DefaultSelector()
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            socks.append(s)
+            sel.register(s, selectors.EVENT_WRITE)
+        connected = 0
+        deadline = time.monotonic() + 15
+        while connected < n and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=1):
+                s = key.fileobj
+                assert isinstance(s, socket.socket)
+                assert s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                sel.unregister(s)
+                connected += 1
+        assert connected == n
+        wait_until(lambda: router.call("stats", env="prod", window_s=5)["connections"] == n, timeout=15,
+                   what=f"{n} accepted connections")
+    finally:
+        sel.close()
+        for s in socks:
+            s.close()

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from shipyard.router.server import Router
 
 RETIRED_KEEP_S = 15 * 60  # removed instances keep reporting stats for the retention window
+# Connects a burst can queue before accept() (the kernel caps it at net.core.somaxconn). The event loop
+# listen()s again when it starts serving, so it must be given the same value, not its default of 100.
+LISTEN_BACKLOG = 4096
 
 
 def _listen_socket(host: str, port: int) -> socket.socket:
@@ -33,7 +36,7 @@ def _listen_socket(host: str, port: int) -> socket.socket:
         # SO_REUSEPORT lets a restarted router bind while the old one still serves (handover, docs/router.md).
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(4096)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except OSError:
         sock.close()
@@ -99,7 +102,8 @@ class EnvRuntime:
             except OSError as exc:
                 raise TableError(f"port {table.port} is in use" if exc.errno in (98, 48, 13)
                                  else f"cannot listen on {bind}:{table.port}: {exc.strerror}") from exc
-            server = await self.loop.create_server(lambda: ClientConn(self), sock=sock, ssl=ctx)
+            server = await self.loop.create_server(lambda: ClientConn(self), sock=sock, ssl=ctx,
+                                                   backlog=LISTEN_BACKLOG)
             old, self.server = self.server, server
             self.port, self.bind, self._tls_key = table.port, bind, tls_key
             if old is not None:
