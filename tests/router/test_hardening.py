@@ -101,3 +101,26 @@ def test_burst_of_five_thousand_connects_all_accepted(router: RouterProc, prod: 
         sel.close()
         for s in socks:
             s.close()
+
+
+def test_slow_drip_body_hits_the_total_body_deadline(router: RouterProc, prod: tuple[int, Upstream]) -> None:
+    port, a = prod
+    router.set_table("prod", port, [pool("r1", [a])], {"r1": 100},
+                     settings={"body_timeout": "2s", "body_deadline": "2s"})
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+        t0 = time.monotonic()
+        s.sendall(b"POST /sink HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n")
+        s.settimeout(0.4)
+        got = b""
+        while time.monotonic() - t0 < 10:
+            try:
+                s.sendall(b"x")  # well inside body_timeout each time: only the total deadline can end it
+                got = s.recv(65536)
+                break
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+        assert got.startswith(b"HTTP/1.1 408 "), got
+        assert b"Connection: close" in got
+        assert time.monotonic() - t0 < 5

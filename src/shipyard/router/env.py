@@ -322,8 +322,7 @@ class EnvRuntime:
         """Once a second: enforce deadlines, expire idle upstream connections, prune rate-limit state."""
         for conn in list(self.conns):
             if conn.dkind and conn.deadline < now:
-                conn.on_deadline()
-                continue
+                conn.on_deadline(now)
             ex = conn.ex
             if ex is not None and ex.resp_deadline and ex.resp_deadline < now and not ex.done:
                 ex.on_response_timeout()

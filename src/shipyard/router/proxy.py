@@ -27,8 +27,8 @@ _MAX_QUEUED_EVENTS = 64
 
 
 class ClientConn(asyncio.Protocol):
-    __slots__ = ("env", "loop", "t", "parser", "events", "ex", "closed", "ip", "deadline", "dkind", "tunnel",
-                 "_blocked", "_paused", "_wpaused", "_eof")
+    __slots__ = ("env", "loop", "t", "parser", "events", "ex", "closed", "ip", "deadline", "dkind", "body_end",
+                 "tunnel", "_blocked", "_paused", "_wpaused", "_eof")
 
     def __init__(self, env: EnvRuntime) -> None:
         self.env = env
@@ -40,6 +40,7 @@ class ClientConn(asyncio.Protocol):
         self.closed = False
         self.ip = b""
         self.deadline = 0.0
+        self.body_end = 0.0  # the whole request body must have arrived by then (body_deadline)
         self.dkind = D_NONE
         self.tunnel: UpstreamConn | None = None
         self._blocked = False  # the upstream cannot take more request bytes
@@ -69,7 +70,8 @@ class ClientConn(asyncio.Protocol):
             self.deadline = monotonic() + self.env.settings.header_timeout
             self.dkind = D_HEAD
         elif dkind == D_BODY:
-            self.deadline = monotonic() + self.env.settings.body_timeout
+            deadline = monotonic() + self.env.settings.body_timeout
+            self.deadline = deadline if deadline < self.body_end else self.body_end
         self.parser.feed(data)
         self.process()
 
@@ -96,7 +98,6 @@ class ClientConn(asyncio.Protocol):
         ex.client_gone()
         self.close()
         return True
-
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -192,7 +193,8 @@ class ClientConn(asyncio.Protocol):
         now = monotonic()
         if head.has_body:
             self.dkind = D_BODY
-            self.deadline = now + env.settings.body_timeout
+            self.body_end = now + env.settings.body_deadline
+            self.deadline = min(now + env.settings.body_timeout, self.body_end)
         else:
             self.dkind = D_NONE
         if env.maintenance is not None:
@@ -280,12 +282,19 @@ class ClientConn(asyncio.Protocol):
         if self.dkind == D_BODY:
             self.dkind = D_NONE
 
-    def on_deadline(self) -> None:
+    def on_deadline(self, now: float) -> None:
         kind = self.dkind
         ex = self.ex
         if kind == D_HEAD and self.parser.in_message:
             self.local_response(None, 408, "request header timeout", close=True)
         elif kind == D_BODY and ex is not None and not ex.req_done:
-            ex.client_error(408, "request body timeout")
+            if now >= self.body_end:
+                ex.client_error(408, "request body deadline")
+            elif self._blocked:
+                # We stopped reading (the instance is not taking the body): not the client's delay. The
+                # instance's side is bounded by response_timeout (Exchange.upstream_stalled).
+                self.deadline = min(now + self.env.settings.body_timeout, self.body_end)
+            else:
+                ex.client_error(408, "request body timeout")
         else:
             self.close()

@@ -78,7 +78,8 @@ class RouterEnvSpec(SpecModel):
     max_body_size: int = Field(default=100 * 1024 * 1024, ge=0)  # 0: unlimited
     header_timeout: Duration = 10.0
     idle_timeout: Duration = 60.0
-    body_timeout: Duration = 60.0
+    body_timeout: Duration = 60.0  # between two reads of a request body
+    body_deadline: Duration = 300.0  # for the whole request body, from the end of its head
     connect_timeout: Duration = 5.0
     response_timeout: Duration = 60.0
     max_pause: Duration = 30.0
