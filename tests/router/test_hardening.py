@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -124,3 +125,54 @@ def test_slow_drip_body_hits_the_total_body_deadline(router: RouterProc, prod: t
         assert got.startswith(b"HTTP/1.1 408 "), got
         assert b"Connection: close" in got
         assert time.monotonic() - t0 < 5
+
+
+def _freeze(up: Upstream) -> None:
+    os.kill(up.proc.pid, signal.SIGSTOP)
+
+
+def test_frozen_upstream_gives_504_and_its_connection_is_not_reused(router: RouterProc,
+                                                                     prod: tuple[int, Upstream]) -> None:
+    port, a = prod
+    router.set_table("prod", port, [pool("r1", [a])], {"r1": 100},
+                     settings={"response_timeout": "1s", "body_timeout": "30s"})
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert read_response(s)[0] == 200  # leaves a pooled upstream connection
+        _freeze(a)
+        t0 = time.monotonic()
+        s.sendall(b"GET /status?code=201 HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert read_response(s)[0] == 504
+        assert time.monotonic() - t0 < 3
+        os.kill(a.proc.pid, signal.SIGCONT)  # the instance now answers the request the router gave up on
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        status, _, body = read_response(s)
+        assert (status, body) == (200, b"a1")  # not the stale 201 from the dropped connection
+
+
+def test_frozen_upstream_that_stops_reading_an_upload_gives_504(router: RouterProc,
+                                                                prod: tuple[int, Upstream]) -> None:
+    port, a = prod
+    router.set_table("prod", port, [pool("r1", [a])], {"r1": 100},
+                     settings={"response_timeout": "1s", "body_timeout": "30s"})
+    size = 64 * 1024 * 1024  # far more than the kernel buffers between router and instance hold
+    _freeze(a)
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+        t0 = time.monotonic()
+        s.sendall(b"POST /sink HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % size)
+
+        def upload() -> None:
+            try:
+                s.sendall(b"\0" * size)
+            except OSError:
+                pass  # the router closed the connection after its answer
+
+        sender = threading.Thread(target=upload, daemon=True)
+        sender.start()
+        try:
+            got = s.recv(65536)
+        except ConnectionResetError:
+            got = b"reset"
+        assert got.startswith(b"HTTP/1.1 504 "), got
+        assert time.monotonic() - t0 < 5
+    sender.join(10)

@@ -206,17 +206,13 @@ class Exchange:
 
     def client_upgrade_data(self, data: bytes) -> None:
         if data:
-            if self.upgrade_buf is None:
-                self.upgrade_buf = []
-            self.upgrade_buf.append(data)
+            self.upgrade_buf = [*(self.upgrade_buf or ()), data]
 
     def client_error(self, status: int, reason: str) -> None:
         """The request turned out malformed (or too slow / too large) after it was routed."""
         self.close_client = True
         if self.up is not None:
-            self.up.ex = None
-            self.up.close()
-            self.up = None
+            self._drop_upstream()
             self.upstream_error = False
         if self.resp_started:
             self._finish(abort=True)
@@ -224,14 +220,9 @@ class Exchange:
             self.respond_local(status, reason)
 
     def client_gone(self) -> None:
-        if self.done:
-            return
-        up = self.up
-        if up is not None:
-            up.ex = None
-            up.close()
-            self.up = None
-        self._finish(abort=True)
+        if not self.done:
+            self._drop_upstream()
+            self._finish(abort=True)
 
     # -- response ------------------------------------------------------------------------------------
     def upstream_events(self, events: deque[ResponseEvent]) -> None:
@@ -321,6 +312,17 @@ class Exchange:
             return
         self.upstream_error = True
         self.respond_local(502, "upstream closed the connection")
+
+    def upstream_stalled(self) -> None:
+        """The instance stopped taking the request body (our write buffer to it is full). A frozen or
+        wedged instance must not hold the request until the client gives up: from now on it has
+        response_timeout to move again or to answer."""
+        if not self.resp_started and not self.resp_deadline:
+            self.resp_deadline = monotonic() + self.env.settings.response_timeout
+
+    def upstream_moving(self) -> None:
+        if not self.req_done and not self.resp_started:
+            self.resp_deadline = 0.0  # still uploading: the clock starts again once the body is complete
 
     def on_response_timeout(self) -> None:
         self.upstream_error = True

@@ -122,14 +122,20 @@ class UpstreamConn(asyncio.Protocol):
                 ex.upstream_lost()
 
     def pause_writing(self) -> None:
-        peer = self.tunnel or (self.ex.conn if self.ex is not None else None)
+        ex = self.ex
+        peer = self.tunnel or (ex.conn if ex is not None else None)
         if peer is not None:
             peer.block_reading(True)
+        if ex is not None:
+            ex.upstream_stalled()
 
     def resume_writing(self) -> None:
-        peer = self.tunnel or (self.ex.conn if self.ex is not None else None)
+        ex = self.ex
+        peer = self.tunnel or (ex.conn if ex is not None else None)
         if peer is not None:
             peer.block_reading(False)
+        if ex is not None:
+            ex.upstream_moving()
 
     def close(self) -> None:
         self.closed = True

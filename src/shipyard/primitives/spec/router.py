@@ -81,7 +81,7 @@ class RouterEnvSpec(SpecModel):
     body_timeout: Duration = 60.0  # between two reads of a request body
     body_deadline: Duration = 300.0  # for the whole request body, from the end of its head
     connect_timeout: Duration = 5.0
-    response_timeout: Duration = 60.0
+    response_timeout: Duration = 60.0  # for the response head, once the instance has all the body or stops taking it
     max_pause: Duration = 30.0
     rate_limit: RateLimitSpec | None = None
     security_headers: dict[str, str] | None = None  # None: defaults for the environment
