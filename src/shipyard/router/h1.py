@@ -2,11 +2,12 @@
 events, with the proxy's own strictness on top (the upstream side is h1response.py).
 
 No sockets here: ``RequestParser.feed(bytes)`` appends ``(kind, payload)`` events to ``.events``; the
-driver (proxy.py, exchange.py) consumes them; what the router writes back is built in headers.py. llhttp already rejects Content-Length with Transfer-Encoding, duplicate
-Content-Length, bad chunk sizes, obs-fold, bare CR/LF, whitespace before the colon and control bytes in
-the request line; this module adds: Transfer-Encoding other than exactly ``chunked``, Transfer-Encoding
-on HTTP/1.0, repeated Host, missing Host on HTTP/1.1, versions other than 1.0/1.1, CONNECT, and the
-size limits (431 / 413).
+driver (proxy.py, exchange.py) consumes them; what the router writes back is built in headers.py.
+
+llhttp already rejects Content-Length with Transfer-Encoding, duplicate Content-Length, bad chunk sizes,
+obs-fold, bare CR/LF, whitespace before the colon and control bytes in the request line; this module
+adds: Transfer-Encoding other than exactly ``chunked``, Transfer-Encoding on HTTP/1.0, repeated Host,
+missing Host on HTTP/1.1, versions other than 1.0/1.1, CONNECT, and the size limits (431 / 413).
 """
 
 from __future__ import annotations
