@@ -25,7 +25,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
@@ -37,6 +37,7 @@ from shipyard.primitives.spec.router import RouterEnvSpec, StickySpec
 Role = Literal["stable", "canary", "preview"]
 ROLES: tuple[Role, ...] = ("stable", "canary", "preview")
 DEFAULT_BIND = "0.0.0.0"
+_T = TypeVar("_T")
 _STICKY_SHAPE = 'table.sticky: expected null, {"cookie": name} or {"header": name}'
 
 
@@ -122,20 +123,19 @@ def _check_port(port: int, where: str) -> None:
         raise TableError(f"{where}: expected 1..65535, got {port}")
 
 
-def _req(obj: Mapping[str, object], key: str, kind: type | tuple[type, ...], where: str) -> object:
+def _req(obj: Mapping[str, object], key: str, kind: type[_T], where: str) -> _T:
     if key not in obj:
         raise TableError(f"{where}: missing '{key}'")
     value = obj[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise TableError(f"{where}.{key}: expected {name}, got {value!r}")
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TableError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
     return value
 
 
 def _object(value: object, where: str) -> Mapping[str, object]:
     if not isinstance(value, dict):
         raise TableError(f"{where}: expected an object")
-    return cast(Mapping[str, object], value)
+    return value
 
 
 def parse_weights(weights: object, releases: list[str] | None, where: str = "weights") -> dict[str, float]:
@@ -154,15 +154,19 @@ def parse_weights(weights: object, releases: list[str] | None, where: str = "wei
 
 def _parse_instance(raw: object, where: str) -> RoutedInstance:
     obj = _object(raw, where)
-    iid = _req(obj, "id", (str, int), where)
-    port = cast(int, _req(obj, "port", int, where))
+    iid = obj.get("id")
+    if iid is None:
+        raise TableError(f"{where}: missing 'id'")
+    if isinstance(iid, bool) or not isinstance(iid, str | int):
+        raise TableError(f"{where}.id: expected str or int, got {iid!r}")
+    port = _req(obj, "port", int, where)
     host = obj.get("host", "127.0.0.1")
     return RoutedInstance(str(iid), port, str(host), bool(obj.get("ready", True)))
 
 
 def _parse_pool(raw: object, where: str) -> ReleasePool:
     obj = _object(raw, where)
-    release = cast(str, _req(obj, "release", str, where))
+    release = _req(obj, "release", str, where)
     role = obj.get("role", "stable")
     if role not in ROLES:
         raise TableError(f"{where}.role: expected one of {', '.join(ROLES)}, got {role!r}")
@@ -187,8 +191,8 @@ def _parse_sticky(raw: object) -> StickySpec | None:
 def parse(raw: object) -> RoutingTable:
     """A routing table from its JSON object; ``TableError`` with the key path when it is not one."""
     obj = _object(raw, "table")
-    env = cast(str, _req(obj, "env", str, "table"))
-    port = cast(int, _req(obj, "port", int, "table"))
+    env = _req(obj, "env", str, "table")
+    port = _req(obj, "port", int, "table")
     pools = obj.get("pools") or []
     if not isinstance(pools, list):
         raise TableError("table.pools: expected a list")

@@ -156,7 +156,7 @@ class Exchange:
             self.conn.t.write(CONTINUE_100)
         if self.req_done:
             self.resp_deadline = monotonic() + self.env.settings.response_timeout
-        if self.conn._wpaused:
+        if self.conn.write_paused:
             t.pause_reading()
 
     def _upstream_head(self) -> bytes:

@@ -28,7 +28,7 @@ _MAX_QUEUED_EVENTS = 64
 
 class ClientConn(asyncio.Protocol):
     __slots__ = ("env", "loop", "t", "parser", "events", "ex", "closed", "ip", "deadline", "dkind", "body_end",
-                 "tunnel", "_blocked", "_paused", "_wpaused", "_eof")
+                 "tunnel", "_blocked", "_paused", "write_paused", "_eof")
 
     def __init__(self, env: EnvRuntime) -> None:
         self.env = env
@@ -45,7 +45,7 @@ class ClientConn(asyncio.Protocol):
         self.tunnel: UpstreamConn | None = None
         self._blocked = False  # the upstream cannot take more request bytes
         self._paused = False  # reading is paused (blocked, or too many queued events)
-        self._wpaused = False  # the client's socket buffer is full
+        self.write_paused = False  # the client's socket buffer is full
         self._eof = False  # the client half-closed: answer what it sent, then close
 
     # -- asyncio protocol ----------------------------------------------------------------------------
@@ -113,7 +113,7 @@ class ClientConn(asyncio.Protocol):
             ex.client_gone()
 
     def pause_writing(self) -> None:
-        self._wpaused = True
+        self.write_paused = True
         tunnel = self.tunnel
         if tunnel is not None and tunnel.t is not None:
             tunnel.t.pause_reading()
@@ -121,7 +121,7 @@ class ClientConn(asyncio.Protocol):
             self.ex.up.t.pause_reading()
 
     def resume_writing(self) -> None:
-        self._wpaused = False
+        self.write_paused = False
         tunnel = self.tunnel
         if tunnel is not None and tunnel.t is not None:
             tunnel.t.resume_reading()
