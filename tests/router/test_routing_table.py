@@ -62,6 +62,18 @@ def test_constructed_table_is_what_the_control_plane_sends() -> None:
     assert back.settings.max_body_size == 1000 and back.sticky == StickySpec(header="X-User")
 
 
+def test_settings_on_the_wire_are_only_what_differs_from_the_defaults() -> None:
+    # An older router (which rejects unknown settings) keeps working with a newer control plane.
+    assert RouterEnvSpec().table_settings("dev") == {"security_headers": {}}
+    spec = RouterEnvSpec.model_validate({"body_deadline": "90s", "access_log": {"sample": "10%"}})
+    wire = spec.table_settings("prod")
+    assert wire["body_deadline"] == 90.0 and wire["access_log"] == {"sample": 0.1}
+    assert "body_timeout" not in wire and "response_timeout" not in wire
+    back = parse({"env": "prod", "port": 1, "settings": wire}).settings
+    assert back.body_deadline == 90.0 and back.body_timeout == spec.body_timeout
+    assert back.resolved_security_headers("prod") == spec.resolved_security_headers("prod")
+
+
 def test_empty_weights_share_among_stable_pools() -> None:
     t = parse({"env": "e", "port": 1, "pools": [{"release": "a"}, {"release": "b"}, {"release": "c", "role": "canary"}]})
     assert t.weights == {} and t.effective_weights() == {"a": 50.0, "b": 50.0}

@@ -98,8 +98,12 @@ class RouterEnvSpec(SpecModel):
         return headers
 
     def table_settings(self, env_name: str) -> dict[str, Any]:
-        """The ``settings`` object of a routing table (JSON), security headers resolved for ``env_name``."""
-        data = self.model_dump(mode="json", exclude={"sticky"})
+        """The ``settings`` object of a routing table (JSON), security headers resolved for ``env_name``.
+
+        Only values that differ from the defaults are sent (the router fills in the same defaults), so a
+        control plane that knows a newer setting still drives a running older router as long as that
+        setting is left alone: the control plane reuses a live router across its own restarts."""
+        data = self.model_dump(mode="json", exclude={"sticky"}, exclude_defaults=True)
         data["security_headers"] = self.resolved_security_headers(env_name)
         return data
 
