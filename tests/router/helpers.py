@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,17 @@ def read_response(s: socket.socket, head_only: bool = False) -> tuple[int, dict[
         if not chunk:
             return status, headers, rest
         rest += chunk
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll a state that has no event to wait on (the router's counters), bounded by ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached within {timeout:g}s")
+        time.sleep(0.02)
+
+
+def inflight(router: RouterProc, env: str, release: str) -> int:
+    rel = router.call("stats", env=env, window_s=5)["releases"].get(release, {})
+    return int(rel.get("inflight", 0))

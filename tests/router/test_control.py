@@ -222,6 +222,10 @@ def test_port_in_use_bad_tables_and_clients(router: RouterProc, upstreams: Calla
         router.call("stats", env="nope", window_s=5)
     with pytest.raises(RouterError, match="unknown op"):
         router.call("frobnicate")
+    router.set_table("prod", free_port(), [pool("r1", [a])])
+    with pytest.raises(RouterError, match="drain: 'timeout' must be a number of seconds, got 'soon'"):
+        router.call("drain", env="prod", release="r1", fields={"timeout": "soon"})
+    router.call("remove_env", env="prod")
     assert router.call("ping")["envs"] == []
     with pytest.raises(RouterUnavailable):
         RouterClient(tmp_path / "none.sock").ping()

@@ -13,8 +13,8 @@ from shipyard.router.h1 import (
     Limits,
     RequestHead,
     RequestParser,
-    ResponseParser,
 )
+from shipyard.router.h1response import ResponseParser
 
 
 def parse(raw: bytes, limits: Limits | None = None, split: int = 0) -> list[tuple[int, object]]:
@@ -150,3 +150,31 @@ def test_response_parser_head_interim_and_until_close() -> None:
     r.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort")
     r.eof()
     assert r.events[-1][0] == ERROR
+
+
+ONE = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+def test_deep_pipelining_in_one_read_is_not_a_huge_head() -> None:
+    p = RequestParser(Limits())
+    p.feed(ONE * 2000 + ONE[:10])  # 54 KB in one read, more than the 40 KB a head may take
+    p.feed(ONE[10:])
+    heads = [ev for ev in p.events if ev[0] == HEAD]
+    assert len(heads) == 2001 and status_of(list(p.events)) is None
+
+
+def test_body_bytes_before_a_new_head_in_the_same_read_are_not_head_bytes() -> None:
+    limits = Limits(max_request_line=256, max_header_size=1024)
+    p = RequestParser(limits)
+    body = b"x" * 5000  # no newline in it
+    p.feed(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n" + body[:100])
+    p.feed(body[100:] + ONE[:10])
+    p.feed(ONE[10:])
+    assert [ev[0] for ev in p.events if ev[0] in (HEAD, END, ERROR)] == [HEAD, END, HEAD, END]
+
+
+@pytest.mark.parametrize("split", [0, 512, 70_000])
+def test_a_never_ending_line_after_pipelined_requests_is_still_431(split: int) -> None:
+    raw = ONE * 100 + b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * 100_000
+    assert status_of(parse(raw, Limits(), split=split)) == 431
+    assert status_of(parse(ONE * 100 + b"GET /" + b"a" * 100_000, Limits(), split=split)) == 431

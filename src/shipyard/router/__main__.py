@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import socket
 import sys
 from pathlib import Path
@@ -24,6 +25,17 @@ def _socket_in_use(path: Path) -> bool:
         return False
     finally:
         s.close()
+
+
+def _raise_fd_limit() -> None:
+    """One descriptor per client and per upstream connection: a soft limit of 1024 would refuse clients
+    long before the listen backlog or memory run out, so take what the hard limit allows."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        pass  # e.g. an unlimited hard limit the kernel will not take as a soft one
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -55,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="take over the control socket path from a running router (handover)")
     ap.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio event loop")
     args = ap.parse_args(argv)
+    _raise_fd_limit()
     if not args.no_uvloop:
         try:
             import uvloop

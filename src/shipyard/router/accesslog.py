@@ -8,10 +8,15 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 _MAX_PENDING = 200_000  # beyond this, records are dropped (and counted) rather than grow memory
 
+
+# (monotonic-derived wall time, env, release, instance, method, path, status, duration s, bytes in, bytes out,
+#  client ip, request id, trace id, span id) — a tuple, so the hot path allocates once per request.
+AccessRecord = tuple[float, str, str | None, str | None, bytes, bytes, int, float, int, int, bytes, bytes | None,
+                     bytes | None, bytes | None]
+_Who = tuple[str, str | None, str | None, bytes, bytes]
 
 _enc = json.encoder.encode_basestring_ascii  # the C encoder json.dumps uses for strings
 
@@ -22,7 +27,7 @@ def _js(v: str | bytes | None) -> str:
     return str(_enc(v.decode("latin-1") if isinstance(v, bytes) else v))
 
 
-def format_record(r: tuple[Any, ...], _ts: dict[int, str] = {}, _who: dict[tuple[Any, ...], str] = {}) -> str:  # noqa: B006
+def format_record(r: AccessRecord, _ts: dict[int, str] = {}, _who: dict[_Who, str] = {}) -> str:  # noqa: B006
     """One JSON line. Hand-assembled with small caches: it runs in the router's process, so every
     microsecond here competes with the proxy for the interpreter. Strings from the network (path,
     request id, trace ids) are always escaped; fragments from our own table are escaped once and cached."""
@@ -51,11 +56,11 @@ class AccessLog:
         self.max_bytes = max_bytes
         self.keep = keep
         self.dropped = 0
-        self._pending: list[tuple[Any, ...]] = []
+        self._pending: list[AccessRecord] = []
         self._task: asyncio.Task[None] | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    def add(self, record: tuple[Any, ...]) -> None:
+    def add(self, record: AccessRecord) -> None:
         if len(self._pending) < _MAX_PENDING:
             self._pending.append(record)
         else:
@@ -80,7 +85,7 @@ class AccessLog:
             self._task.cancel()
         await self.flush()
 
-    def _write(self, batch: list[tuple[Any, ...]]) -> None:
+    def _write(self, batch: list[AccessRecord]) -> None:
         text = "\n".join(format_record(r) for r in batch) + "\n"
         try:
             if self.path.exists() and self.path.stat().st_size + len(text) > self.max_bytes:

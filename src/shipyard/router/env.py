@@ -7,21 +7,25 @@ import html
 import socket
 import ssl
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zlib import crc32
 
 from shipyard.primitives.metrics import Series
+from shipyard.primitives.routerproto import RoutingTable, TableError
 from shipyard.primitives.spec.router import RateLimitSpec, RouterEnvSpec
 from shipyard.router.h1 import Limits, RequestHead
+from shipyard.router.headers import HeaderPolicy
 from shipyard.router.proxy import ClientConn
 from shipyard.router.ratelimit import RateLimiter
-from shipyard.router.table import Table, TableError
 from shipyard.router.upstream import Instance
 
 if TYPE_CHECKING:
     from shipyard.router.server import Router
 
 RETIRED_KEEP_S = 15 * 60  # removed instances keep reporting stats for the retention window
+# Connects a burst can queue before accept() (the kernel caps it at net.core.somaxconn). The event loop
+# listen()s again when it starts serving, so it must be given the same value, not its default of 100.
+LISTEN_BACKLOG = 4096
 
 
 def _listen_socket(host: str, port: int) -> socket.socket:
@@ -32,7 +36,7 @@ def _listen_socket(host: str, port: int) -> socket.socket:
         # SO_REUSEPORT lets a restarted router bind while the old one still serves (handover, docs/router.md).
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(4096)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except OSError:
         sock.close()
@@ -40,12 +44,23 @@ def _listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Share:
+    """A release's place in the smooth weighted round robin (mutated on every pick, so not frozen)."""
+
+    __slots__ = ("release", "weight", "current")
+
+    def __init__(self, release: str, weight: float) -> None:
+        self.release = release
+        self.weight = weight
+        self.current = 0.0
+
+
 class EnvRuntime:
     def __init__(self, router: Router, name: str) -> None:
         self.router = router
         self.loop = router.loop
         self.name = name
-        self.table: Table | None = None
+        self.table: RoutingTable | None = None
         self.settings = RouterEnvSpec()
         self.limits = Limits()
         self.server: asyncio.AbstractServer | None = None
@@ -63,25 +78,22 @@ class EnvRuntime:
         self.maintenance: bytes | None = None
         self.limiter: RateLimiter | None = None
         self._limit_spec: RateLimitSpec | None = None
-        self.sec_names: frozenset[bytes] = frozenset()
-        self.sec_block = b""
-        self.sec_lines: list[tuple[bytes, bytes]] = []
-        self.fwd_proto_line = b"\r\nX-Forwarded-Proto: http\r\n"
+        self.headers = HeaderPolicy()
         self.alog_sample = 0.0
         self.sticky_cookie: str | None = None
         self.sticky_header: bytes | None = None
         # Routing state, rebuilt on every change.
         self._by_rel: dict[str, list[Instance]] = {}
-        self._swrr: list[list[Any]] = []
+        self._swrr: list[_Share] = []
         self._total = 0.0
         self._cum: list[tuple[float, str]] = []
         self._rr: dict[str, int] = {}
 
     # -- table ---------------------------------------------------------------------------------------
-    async def apply(self, table: Table) -> None:
+    async def apply(self, table: RoutingTable) -> None:
         """Replace the table atomically: in-flight requests keep their instance, new ones use the new table."""
         s = table.settings
-        bind = str(table.raw.get("bind") or "0.0.0.0")
+        bind = table.bind
         tls_key = (s.tls.cert, s.tls.key) if s.tls is not None else None
         if self.server is None or table.port != self.port or bind != self.bind or tls_key != self._tls_key:
             ctx = self._ssl_context(table) if tls_key is not None else None
@@ -90,7 +102,8 @@ class EnvRuntime:
             except OSError as exc:
                 raise TableError(f"port {table.port} is in use" if exc.errno in (98, 48, 13)
                                  else f"cannot listen on {bind}:{table.port}: {exc.strerror}") from exc
-            server = await self.loop.create_server(lambda: ClientConn(self), sock=sock, ssl=ctx)
+            server = await self.loop.create_server(lambda: ClientConn(self), sock=sock, ssl=ctx,
+                                                   backlog=LISTEN_BACKLOG)
             old, self.server = self.server, server
             self.port, self.bind, self._tls_key = table.port, bind, tls_key
             if old is not None:
@@ -122,13 +135,14 @@ class EnvRuntime:
             del self.retired[key]
         self.instances = fresh
         self.table = table
+        sticky = table.sticky
+        self.sticky_cookie = sticky.cookie if sticky is not None else None
         self._apply_settings(s)
-        self.sticky_cookie = table.sticky_cookie
-        self.sticky_header = table.sticky_header.lower().encode() if table.sticky_header else None
+        self.sticky_header = sticky.header.lower().encode() if sticky is not None and sticky.header else None
         self.draining &= {p.release for p in table.pools}
-        self.set_weights(table.weights)
+        self.set_weights(table.effective_weights())
 
-    def _ssl_context(self, table: Table) -> ssl.SSLContext:
+    def _ssl_context(self, table: RoutingTable) -> ssl.SSLContext:
         tls = table.settings.tls
         assert tls is not None
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -143,11 +157,7 @@ class EnvRuntime:
         self.settings = s
         self.limits = Limits(s.max_request_line, s.max_header_size, s.max_headers, s.max_body_size)
         self.max_pause = s.max_pause
-        headers = s.resolved_security_headers(self.name)
-        self.sec_names = frozenset(k.lower().encode() for k in headers)
-        self.sec_lines = [(k.lower().encode(), f"{k}: {v}\r\n".encode()) for k, v in headers.items()]
-        self.sec_block = b"".join(line for _, line in self.sec_lines)
-        self.fwd_proto_line = b"\r\nX-Forwarded-Proto: %s\r\n" % (b"https" if s.tls is not None else b"http")
+        self.headers = HeaderPolicy.for_env(self.name, s, self.sticky_cookie)
         log = self.router.access_log
         self.alog_sample = s.access_log.sample if (log is not None and s.access_log.enabled) else 0.0
         if s.rate_limit != self._limit_spec:
@@ -170,7 +180,7 @@ class EnvRuntime:
             insts.sort(key=lambda i: i.id)
         eligible = [(rel, w) for rel, w in sorted(self.weights.items()) if w > 0 and by_rel.get(rel)]
         self._by_rel = by_rel
-        self._swrr = [[rel, w, 0.0] for rel, w in eligible]
+        self._swrr = [_Share(rel, w) for rel, w in eligible]
         self._total = sum(w for _, w in eligible)
         cum, acc = [], 0.0
         for rel, w in eligible:
@@ -201,7 +211,7 @@ class EnvRuntime:
                 if inst is not None:
                     return inst, None
         if rel is None:
-            rel = swrr[0][0] if len(swrr) == 1 else self._swrr_next()
+            rel = swrr[0].release if len(swrr) == 1 else self._swrr_next()
         inst = self._pick_in(rel, now, exclude, None)
         if inst is None:
             for other in self._by_rel:
@@ -214,14 +224,13 @@ class EnvRuntime:
     def _swrr_next(self) -> str:
         # Smooth weighted round robin (as nginx): exact shares, evenly interleaved.
         best = None
-        for entry in self._swrr:
-            entry[2] += entry[1]
-            if best is None or entry[2] > best[2]:
-                best = entry
+        for share in self._swrr:
+            share.current += share.weight
+            if best is None or share.current > best.current:
+                best = share
         assert best is not None
-        best[2] -= self._total
-        rel: str = best[0]
-        return rel
+        best.current -= self._total
+        return best.release
 
     def _pick_in(self, rel: str, now: float, exclude: Instance | None, h: int | None) -> Instance | None:
         insts = self._by_rel.get(rel)
@@ -252,9 +261,6 @@ class EnvRuntime:
             if part.startswith(prefix):
                 return part[len(prefix):].decode("latin-1")
         return None
-
-    def sticky_cookie_line(self, release: str) -> bytes:
-        return f"Set-Cookie: {self.sticky_cookie}={release}; Path=/; HttpOnly; SameSite=Lax\r\n".encode()
 
     # -- control operations --------------------------------------------------------------------------
     def inflight(self, release: str, instance: str | None = None) -> int:
@@ -316,8 +322,7 @@ class EnvRuntime:
         """Once a second: enforce deadlines, expire idle upstream connections, prune rate-limit state."""
         for conn in list(self.conns):
             if conn.dkind and conn.deadline < now:
-                conn.on_deadline()
-                continue
+                conn.on_deadline(now)
             ex = conn.ex
             if ex is not None and ex.resp_deadline and ex.resp_deadline < now and not ex.done:
                 ex.on_response_timeout()

@@ -1,10 +1,8 @@
-"""The I/O driver: one ``ClientConn`` per client connection, one ``Exchange`` per proxied request.
+"""The client side of the I/O driver: one ``ClientConn`` per client connection.
 
-Framing is decided by the sans-io parsers in h1.py; this module moves bytes and keeps state. Requests on
-a connection are handled one at a time in arrival order (pipelined ones wait in the parser's event queue),
-and each request picks its instance from the environment's table *at the moment its head arrives*, so a
-table swap applies to the next request on every keep-alive connection while in-flight ones finish where
-they started.
+Framing is decided by the sans-io parser in h1.py and the bytes written by headers.py; this module moves
+bytes and keeps state. Requests on a connection are handled one at a time in arrival order (pipelined ones
+wait in the parser's event queue); each gets an ``Exchange`` (exchange.py) when its head is next.
 
 Timeouts are deadlines (floats) checked by the router's once-a-second sweep: no timer per request.
 """
@@ -12,41 +10,25 @@ Timeouts are deadlines (floats) checked by the router's once-a-second sweep: no 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from random import random
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
-from shipyard.router import tracing
-from shipyard.router.h1 import (
-    BODY,
-    CONTINUE_100,
-    END,
-    ERROR,
-    HEAD,
-    LAST_CHUNK,
-    UPGRADE,
-    RequestHead,
-    RequestParser,
-    ResponseHead,
-    chunk,
-    simple_response,
-)
-from shipyard.router.upstream import Instance, UpstreamConn
+from shipyard.router.exchange import Exchange
+from shipyard.router.h1 import BODY, END, ERROR, HEAD, RequestHead, RequestParser
+from shipyard.router.headers import simple_response
+from shipyard.router.upstream import UpstreamConn
 
 if TYPE_CHECKING:
     from shipyard.router.env import EnvRuntime
 
 # Client-side deadline kinds.
 D_NONE, D_HEAD, D_IDLE, D_BODY = 0, 1, 2, 3
-_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 _MAX_QUEUED_EVENTS = 64
-_MAX_BUFFERED_BODY = 1024 * 1024
 
 
 class ClientConn(asyncio.Protocol):
-    __slots__ = ("env", "loop", "t", "parser", "events", "ex", "closed", "ip", "deadline", "dkind", "tunnel",
-                 "_blocked", "_paused", "_wpaused", "_eof")
+    __slots__ = ("env", "loop", "t", "parser", "events", "ex", "closed", "ip", "deadline", "dkind", "body_end",
+                 "tunnel", "_blocked", "_paused", "write_paused", "_eof")
 
     def __init__(self, env: EnvRuntime) -> None:
         self.env = env
@@ -58,16 +40,18 @@ class ClientConn(asyncio.Protocol):
         self.closed = False
         self.ip = b""
         self.deadline = 0.0
+        self.body_end = 0.0  # the whole request body must have arrived by then (body_deadline)
         self.dkind = D_NONE
         self.tunnel: UpstreamConn | None = None
         self._blocked = False  # the upstream cannot take more request bytes
         self._paused = False  # reading is paused (blocked, or too many queued events)
-        self._wpaused = False  # the client's socket buffer is full
+        self.write_paused = False  # the client's socket buffer is full
         self._eof = False  # the client half-closed: answer what it sent, then close
 
     # -- asyncio protocol ----------------------------------------------------------------------------
-    def connection_made(self, transport: Any) -> None:
-        self.t = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = self.t = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.ip = (peer[0] if peer else "").encode()
         transport.set_write_buffer_limits(high=256 * 1024)
@@ -86,7 +70,8 @@ class ClientConn(asyncio.Protocol):
             self.deadline = monotonic() + self.env.settings.header_timeout
             self.dkind = D_HEAD
         elif dkind == D_BODY:
-            self.deadline = monotonic() + self.env.settings.body_timeout
+            deadline = monotonic() + self.env.settings.body_timeout
+            self.deadline = deadline if deadline < self.body_end else self.body_end
         self.parser.feed(data)
         self.process()
 
@@ -99,7 +84,20 @@ class ClientConn(asyncio.Protocol):
         if self.ex is None and not self.events:
             return None  # nothing pending: close
         self._eof = True
+        if self._abandoned():
+            return None
         return True  # keep writing the answers
+
+    def _abandoned(self) -> bool:
+        """After the client's EOF: a request whose body is still incomplete never will be, so its exchange
+        ends now (freeing the upstream connection and the in-flight count a drain waits for). An answer
+        already under way (the instance did not wait for the body) is let through."""
+        ex = self.ex
+        if ex is None or ex.req_done or ex.resp_started:
+            return False
+        ex.client_gone()
+        self.close()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -115,7 +113,7 @@ class ClientConn(asyncio.Protocol):
             ex.client_gone()
 
     def pause_writing(self) -> None:
-        self._wpaused = True
+        self.write_paused = True
         tunnel = self.tunnel
         if tunnel is not None and tunnel.t is not None:
             tunnel.t.pause_reading()
@@ -123,7 +121,7 @@ class ClientConn(asyncio.Protocol):
             self.ex.up.t.pause_reading()
 
     def resume_writing(self) -> None:
-        self._wpaused = False
+        self.write_paused = False
         tunnel = self.tunnel
         if tunnel is not None and tunnel.t is not None:
             tunnel.t.resume_reading()
@@ -156,34 +154,35 @@ class ClientConn(asyncio.Protocol):
     def process(self) -> None:
         events = self.events
         while events and not self.closed:
-            kind, payload = events[0]
+            ev = events[0]
             ex = self.ex
-            if kind == HEAD:
+            if ev[0] == HEAD:
                 if ex is not None:
                     break  # pipelined: answered after the current one
                 events.popleft()
-                self._begin(payload)
-            elif kind == BODY:
+                self._begin(ev[1])
+            elif ev[0] == BODY:
                 events.popleft()
                 if ex is not None:
-                    ex.client_body(payload)
-            elif kind == END:
+                    ex.client_body(ev[1])
+            elif ev[0] == END:
                 events.popleft()
                 if ex is not None:
                     ex.client_end()
-            elif kind == ERROR:
+            elif ev[0] == ERROR:
+                status, reason = ev[1]
                 if ex is not None:
                     if not ex.req_done:
                         events.popleft()
-                        ex.client_error(payload[0], payload[1])
+                        ex.client_error(status, reason)
                     break
                 events.popleft()
-                self.local_response(None, payload[0], payload[1], close=True)
+                self.local_response(None, status, reason, close=True)
                 return
             else:  # UPGRADE: bytes after an Upgrade request, for the tunnel
                 events.popleft()
                 if ex is not None:
-                    ex.client_upgrade_data(payload)
+                    ex.client_upgrade_data(ev[1])
                 else:
                     self.close()
         if self._paused or len(events) > _MAX_QUEUED_EVENTS:
@@ -194,7 +193,8 @@ class ClientConn(asyncio.Protocol):
         now = monotonic()
         if head.has_body:
             self.dkind = D_BODY
-            self.deadline = now + env.settings.body_timeout
+            self.body_end = now + env.settings.body_deadline
+            self.deadline = min(now + env.settings.body_timeout, self.body_end)
         else:
             self.dkind = D_NONE
         if env.maintenance is not None:
@@ -252,442 +252,49 @@ class ClientConn(asyncio.Protocol):
         self.deadline = now + self.env.settings.idle_timeout
         if self.events:
             self.process()
-        if self._eof and self.ex is None and not self.closed:
+        if self._eof and not self.closed and (self.ex is None or self._abandoned()):
             self.close()
             return
         if self._paused:
             self._update_reading()
 
-    def on_deadline(self) -> None:
+    def start_tunnel(self, up: UpstreamConn, rest: bytes, early: list[bytes] | None) -> None:
+        """101 Switching Protocols: from now on bytes flow unparsed both ways until either side closes.
+        ``rest`` came from the upstream after its head, ``early`` from the client after its request."""
+        if self.t is None or up.t is None:
+            up.close()
+            self.close()
+            return
+        up.tunnel = self
+        self.tunnel = up
+        self.dkind = D_NONE
+        if rest:
+            self.t.write(rest)
+        if early:
+            up.t.writelines(early)
+        if self._eof and up.t.can_write_eof():
+            up.t.write_eof()  # the client already finished sending
+        self.events.clear()
+        self.block_reading(False)
+
+    def body_done(self) -> None:
+        """The request body is complete: no client deadline until the answer is written."""
+        if self.dkind == D_BODY:
+            self.dkind = D_NONE
+
+    def on_deadline(self, now: float) -> None:
         kind = self.dkind
         ex = self.ex
         if kind == D_HEAD and self.parser.in_message:
             self.local_response(None, 408, "request header timeout", close=True)
         elif kind == D_BODY and ex is not None and not ex.req_done:
-            ex.client_error(408, "request body timeout")
+            if now >= self.body_end:
+                ex.client_error(408, "request body deadline")
+            elif self._blocked:
+                # We stopped reading (the instance is not taking the body): not the client's delay. The
+                # instance's side is bounded by response_timeout (Exchange.upstream_stalled).
+                self.deadline = min(now + self.env.settings.body_timeout, self.body_end)
+            else:
+                ex.client_error(408, "request body timeout")
         else:
             self.close()
-
-
-class Exchange:
-    """One request on its way through: routing, the upstream connection, streaming both bodies."""
-
-    __slots__ = ("conn", "env", "head", "t0", "inst", "up", "req_done", "resp_started", "done", "buf",
-                 "buf_size", "retried", "status", "bytes_in", "bytes_out", "rchunked", "close_client",
-                 "resp_deadline", "rid", "trace", "span", "set_cookie", "upgrade_buf", "upstream_error",
-                 "connecting", "up_keep")
-
-    def __init__(self, conn: ClientConn, head: RequestHead, t0: float) -> None:
-        self.conn = conn
-        self.env = conn.env
-        self.head = head
-        self.t0 = t0
-        self.inst: Instance | None = None
-        self.up: UpstreamConn | None = None
-        self.req_done = False
-        self.resp_started = False
-        self.done = False
-        self.buf: list[bytes] | None = None  # request body received before the upstream was attached
-        self.buf_size = 0
-        self.retried = False
-        self.status = 0
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.rchunked = False
-        self.close_client = False
-        self.resp_deadline = 0.0
-        self.rid: bytes | None = None
-        self.trace: bytes | None = None
-        self.span: bytes | None = None
-        self.set_cookie: str | None = None
-        self.upgrade_buf: list[bytes] | None = None
-        self.upstream_error = False
-        self.connecting = False
-        self.up_keep = True
-
-    # -- routing -------------------------------------------------------------------------------------
-    def hold(self, paused: asyncio.Future[None]) -> None:
-        asyncio.ensure_future(self._await_resume(paused))
-
-    async def _await_resume(self, paused: asyncio.Future[None]) -> None:
-        try:
-            await asyncio.wait_for(asyncio.shield(paused), self.env.max_pause)
-        except TimeoutError:
-            if not self.done:
-                self.respond_local(503, "paused for too long")
-            return
-        if not self.done:
-            self.route()
-
-    def route(self, exclude: Instance | None = None) -> None:
-        env = self.env
-        now = monotonic()
-        inst, cookie = env.pick(self.head, now, exclude)
-        if inst is None:
-            if exclude is not None:
-                self.upstream_error = True
-                self.respond_local(502, "upstream connect failed")
-            else:
-                self.respond_local(503, "no ready instance")
-            return
-        if cookie is not None:
-            self.set_cookie = cookie
-        if self.inst is not None:
-            self.inst.series.inflight -= 1
-        self.inst = inst
-        inst.series.inflight += 1
-        up = inst.take_idle(now)
-        if up is not None:
-            self.attach(up)
-        else:
-            self.connecting = True
-            asyncio.ensure_future(self._connect(inst))
-
-    async def _connect(self, inst: Instance) -> None:
-        loop = self.conn.loop
-        try:
-            _, up = await asyncio.wait_for(
-                loop.create_connection(lambda: UpstreamConn(inst), inst.host, inst.port),
-                self.env.settings.connect_timeout,
-            )
-        except (TimeoutError, OSError):
-            self.connecting = False
-            now = monotonic()
-            inst.down_until = now + 1.0
-            if self.done:
-                return
-            if not self.retried:
-                self.retried = True
-                self.route(exclude=inst)
-                if self.inst is not inst:  # another instance took it: count the failed attempt here
-                    inst.series.note_upstream_error(self.env.router.wall_sec(now))
-            else:
-                self.upstream_error = True
-                self.respond_local(502, "upstream connect failed")
-            return
-        self.connecting = False
-        if self.done or self.inst is not inst:
-            inst.put(up, monotonic())
-            return
-        self.attach(up)
-
-    def attach(self, up: UpstreamConn) -> None:
-        self.up = up
-        up.ex = self
-        head = self.head
-        parser = up.parser
-        parser.reset()
-        parser.no_body = head.method == b"HEAD"
-        t = up.t
-        assert t is not None
-        t.write(self._upstream_head())
-        buf = self.buf
-        if buf:
-            t.writelines(buf)
-            self.buf = None
-            self.buf_size = 0
-            self.conn.block_reading(False)
-        if head.expect_continue and not self.req_done and head.version == "1.1" and self.conn.t is not None:
-            self.conn.t.write(CONTINUE_100)
-        if self.req_done:
-            self.resp_deadline = monotonic() + self.env.settings.response_timeout
-        if self.conn._wpaused:
-            t.pause_reading()
-
-    def _upstream_head(self) -> bytes:
-        head = self.head
-        env = self.env
-        conn = self.conn
-        rid = self.rid = tracing.request_id(head.request_id)
-        tp, self.trace, self.span = tracing.traceparent(head.traceparent)
-        parts = [head.method, b" ", head.target, b" HTTP/1.1\r\n"]
-        parts += [line for _, line in head.lines]
-        xff = conn.ip if head.xff is None else head.xff + b", " + conn.ip
-        if head.host is None:
-            inst = self.inst
-            assert inst is not None
-            parts.append(b"Host: %s:%d\r\n" % (inst.host.encode(), inst.port))
-        else:
-            parts += (b"X-Forwarded-Host: ", head.host, b"\r\n")
-        parts += (b"X-Forwarded-For: ", xff, env.fwd_proto_line, b"X-Request-Id: ", rid, b"\r\ntraceparent: ",
-                  tp, b"\r\n")
-        if head.chunked:
-            parts.append(b"Transfer-Encoding: chunked\r\n")
-        if head.upgrade is not None:
-            parts += (b"Connection: upgrade\r\nUpgrade: ", head.upgrade, b"\r\n")
-        parts.append(b"\r\n")
-        return b"".join(parts)
-
-    # -- request body ----------------------------------------------------------------------------------
-    def client_body(self, data: bytes) -> None:
-        self.bytes_in += len(data)
-        up = self.up
-        if up is not None:
-            if up.t is not None:
-                if self.head.chunked:
-                    up.t.writelines(chunk(data))
-                else:
-                    up.t.write(data)
-            return
-        if self.buf is None:
-            self.buf = []
-        if self.head.chunked:
-            self.buf += chunk(data)
-        else:
-            self.buf.append(data)
-        self.buf_size += len(data)
-        if self.buf_size > _MAX_BUFFERED_BODY:
-            self.conn.block_reading(True)
-
-    def client_end(self) -> None:
-        self.req_done = True
-        conn = self.conn
-        if conn.dkind == D_BODY:
-            conn.dkind = D_NONE
-        if self.head.chunked:
-            up = self.up
-            if up is not None and up.t is not None:
-                up.t.write(LAST_CHUNK)
-            else:
-                if self.buf is None:
-                    self.buf = []
-                self.buf.append(LAST_CHUNK)
-        if self.done:
-            return
-        if self.up is not None:
-            self.resp_deadline = monotonic() + self.env.settings.response_timeout
-
-    def client_upgrade_data(self, data: bytes) -> None:
-        if data:
-            if self.upgrade_buf is None:
-                self.upgrade_buf = []
-            self.upgrade_buf.append(data)
-
-    def client_error(self, status: int, reason: str) -> None:
-        """The request turned out malformed (or too slow / too large) after it was routed."""
-        self.close_client = True
-        if self.up is not None:
-            self.up.ex = None
-            self.up.close()
-            self.up = None
-            self.upstream_error = False
-        if self.resp_started:
-            self._finish(abort=True)
-        else:
-            self.respond_local(status, reason)
-
-    def client_gone(self) -> None:
-        if self.done:
-            return
-        up = self.up
-        if up is not None:
-            up.ex = None
-            up.close()
-            self.up = None
-        self._finish(abort=True)
-
-    # -- response ------------------------------------------------------------------------------------
-    def upstream_events(self, events: deque[tuple[int, Any]]) -> None:
-        conn = self.conn
-        out: list[bytes] = []
-        while events:
-            kind, payload = events.popleft()
-            if kind == BODY:
-                self.bytes_out += len(payload)
-                if self.rchunked:
-                    out += chunk(payload)
-                else:
-                    out.append(payload)
-            elif kind == HEAD:
-                self._response_head(payload, out)
-            elif kind == END:
-                if self.status == 101:
-                    continue  # the tunnel starts with the UPGRADE event
-                if self.rchunked:
-                    out.append(LAST_CHUNK)
-                if out and conn.t is not None:
-                    conn.t.write(b"".join(out))
-                events.clear()
-                self._finish()
-                return
-            elif kind == UPGRADE:
-                if out and conn.t is not None:
-                    conn.t.write(b"".join(out))
-                events.clear()
-                self._start_tunnel(payload)
-                return
-            else:  # ERROR: malformed response
-                events.clear()
-                if out and conn.t is not None:
-                    conn.t.write(b"".join(out))
-                self.upstream_error = True
-                self._drop_upstream()
-                if self.resp_started:
-                    self.close_client = True
-                    self._finish(abort=True)
-                else:
-                    self.respond_local(502, "bad response from upstream")
-                return
-        if out and conn.t is not None:
-            conn.t.write(b"".join(out) if len(out) > 1 else out[0])
-
-    def _response_head(self, rh: ResponseHead, out: list[bytes]) -> None:
-        self.resp_started = True
-        self.resp_deadline = 0.0
-        status = self.status = rh.status
-        self.up_keep = rh.keep_alive
-        head = self.head
-        env = self.env
-        parts = [b"HTTP/1.1 %d %s\r\n" % (status, rh.reason)]
-        sec = env.sec_names
-        parts += [line for _, line in rh.lines]
-        if sec:
-            present = [ln for ln, _ in rh.lines if ln in sec]
-            if present:  # the app's own value wins
-                parts += [line for ln, line in env.sec_lines if ln not in present]
-            else:
-                parts.append(env.sec_block)
-        if self.rid is not None:
-            parts += (b"X-Request-Id: ", self.rid, b"\r\n")
-        if self.set_cookie is not None:
-            parts.append(env.sticky_cookie_line(self.set_cookie))
-        if status == 101:
-            parts += (b"Connection: upgrade\r\nUpgrade: ", rh.upgrade or b"websocket", b"\r\n\r\n")
-            out.append(b"".join(parts))
-            return
-        close = self.close_client or not head.keep_alive or not self.req_done or head.upgrade is not None
-        no_body = head.method == b"HEAD" or status == 204 or status == 304 or status < 200
-        if not no_body and (rh.chunked or rh.until_close):
-            if head.version == "1.1":
-                self.rchunked = True
-                parts.append(b"Transfer-Encoding: chunked\r\n")
-            else:
-                close = True  # HTTP/1.0 client: the body ends when we close
-        if close:
-            self.close_client = True
-            parts.append(b"Connection: close\r\n\r\n")
-        elif head.version == "1.0":
-            parts.append(b"Connection: keep-alive\r\n\r\n")
-        else:
-            parts.append(b"\r\n")
-        out.append(b"".join(parts))
-
-    def _start_tunnel(self, rest: bytes) -> None:
-        """101 Switching Protocols: from now on bytes flow unparsed both ways until either side closes."""
-        conn = self.conn
-        up = self.up
-        assert up is not None
-        self._finish(tunnel=True)
-        if conn.t is None or up.t is None:
-            up.close()
-            conn.close()
-            return
-        up.ex = None
-        up.tunnel = conn
-        conn.tunnel = up
-        conn.dkind = D_NONE
-        if rest:
-            conn.t.write(rest)
-        if self.upgrade_buf:
-            up.t.writelines(self.upgrade_buf)
-            self.upgrade_buf = None
-        if conn._eof and up.t.can_write_eof():
-            up.t.write_eof()  # the client already finished sending
-        pending = conn.events
-        pending.clear()
-        conn.block_reading(False)
-
-    def upstream_lost(self) -> None:
-        """The upstream connection closed before the response ended."""
-        up = self.up
-        self.up = None
-        if up is not None:
-            up.ex = None
-        if self.done:
-            return
-        if self.resp_started:
-            self.upstream_error = True
-            self.close_client = True
-            self._finish(abort=True)
-            return
-        head = self.head
-        if (up is not None and up.reused and not self.retried and not head.has_body
-                and head.method in _IDEMPOTENT):
-            # A pooled connection the instance had just closed: nothing was processed, send it again.
-            self.retried = True
-            if self.inst is not None:
-                self.inst.series.note_upstream_error(self.env.router.wall_sec(monotonic()))
-            self.route()
-            return
-        self.upstream_error = True
-        self.respond_local(502, "upstream closed the connection")
-
-    def on_response_timeout(self) -> None:
-        self.upstream_error = True
-        self._drop_upstream()
-        self.respond_local(504, "upstream response timeout")
-
-    def _drop_upstream(self) -> None:
-        up = self.up
-        self.up = None
-        if up is not None:
-            up.ex = None
-            up.close()
-
-    # -- endings -------------------------------------------------------------------------------------
-    def respond_local(self, status: int, message: str) -> None:
-        """An error answer from the router on behalf of the routed release (502, 503, 504...)."""
-        if self.done:
-            return
-        conn = self.conn
-        head = self.head
-        close = self.close_client or not self.req_done or not head.keep_alive
-        data = simple_response(status, (message + "\n").encode(), close=close,
-                               head_only=head.method == b"HEAD")
-        if conn.t is not None:
-            conn.t.write(data)
-        self.status = status
-        self.close_client = close
-        self.bytes_out = len(data)
-        self._drop_upstream()
-        self._finish()
-
-    def _finish(self, abort: bool = False, tunnel: bool = False) -> None:
-        if self.done:
-            return
-        self.done = True
-        conn = self.conn
-        env = self.env
-        now = monotonic()
-        dur = now - self.t0
-        inst = self.inst
-        if inst is not None:
-            series = inst.series
-            series.inflight -= 1
-            series.record(env.router.wall_sec(now), self.status if not abort else 0, dur, self.bytes_in,
-                          self.bytes_out, self.upstream_error)
-        else:
-            env.unrouted.record(env.router.wall_sec(now), self.status if not abort else 0, dur, self.bytes_in,
-                                self.bytes_out, self.upstream_error)
-        if env.alog_sample > 0.0 and (env.alog_sample >= 1.0 or random() < env.alog_sample):
-            env.log_access(self.head, inst, self.status if not abort else 0, dur, self.bytes_in,
-                           self.bytes_out, conn.ip, self.rid, self.trace, self.span)
-        if tunnel:
-            conn.ex = None
-            return
-        up = self.up
-        if up is not None:
-            self.up = None
-            up.ex = None
-            p = up.parser
-            if (inst is not None and self.req_done and not abort and self.up_keep and not p.dirty
-                    and not p.done and not up.closed):
-                inst.put(up, now)
-            else:
-                up.close()
-        if abort or self.close_client or not self.req_done:
-            conn.ex = None
-            conn.close()
-        else:
-            conn.idle(now)
-

@@ -6,14 +6,25 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from time import monotonic
-from typing import Any
 
 from shipyard.primitives.metrics import RETENTION_S, SCHEME, Series, WindowStats, slice_json, window_of
+from shipyard.primitives.routerproto import TableError, parse, parse_weights
 from shipyard.router.accesslog import AccessLog
 from shipyard.router.env import EnvRuntime
-from shipyard.router.table import TableError, parse_table, parse_weights
+
+# A control message as decoded from JSON, and the fields of a reply (JSON-serialisable values).
+Message = dict[str, object]
+Reply = dict[str, object]
+
+
+def _number(msg: Message, key: str, default: float) -> float:
+    value = msg.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TableError(f"{msg.get('op')}: '{key}' must be a number of seconds, got {value!r}")
+    return float(value)
 
 
 class Router:
@@ -85,7 +96,7 @@ class Router:
             out += [inst.series for inst in env.all_instances()]
         return out
 
-    def _env(self, msg: dict[str, Any]) -> EnvRuntime:
+    def _env(self, msg: Message) -> EnvRuntime:
         name = msg.get("env")
         env = self.envs.get(name) if isinstance(name, str) else None
         if env is None:
@@ -94,11 +105,11 @@ class Router:
         return env
 
     # -- control operations (each returns the reply fields; errors raise TableError) --------------------
-    async def op_ping(self, msg: dict[str, Any]) -> dict[str, Any]:
+    async def op_ping(self, msg: Message) -> Reply:
         return {"pid": os.getpid(), "envs": sorted(self.envs)}
 
-    async def op_set_table(self, msg: dict[str, Any]) -> dict[str, Any]:
-        table = parse_table(msg.get("table"))
+    async def op_set_table(self, msg: Message) -> Reply:
+        table = parse(msg.get("table"))
         env = self.envs.get(table.env)
         if env is None:
             env = EnvRuntime(self, table.env)
@@ -108,29 +119,29 @@ class Router:
             await env.apply(table)
         return {"env": table.env, "port": env.port}
 
-    async def op_get_table(self, msg: dict[str, Any]) -> dict[str, Any]:
+    async def op_get_table(self, msg: Message) -> Reply:
         env = self._env(msg)
         assert env.table is not None
-        table = dict(env.table.raw)
+        table = env.table.to_wire()
         table["weights"] = dict(env.weights)
         return {"table": table, "draining": sorted(env.draining), "paused": env.paused is not None,
                 "maintenance": env.maintenance is not None}
 
-    async def op_set_weights(self, msg: dict[str, Any]) -> dict[str, Any]:
+    async def op_set_weights(self, msg: Message) -> Reply:
         env = self._env(msg)
         assert env.table is not None
         weights = parse_weights(msg.get("weights"), env.table.releases())
         env.set_weights(weights)
         return {"weights": env.weights}
 
-    async def op_drain(self, msg: dict[str, Any]) -> dict[str, Any]:
+    async def op_drain(self, msg: Message) -> Reply:
         env = self._env(msg)
         release = msg.get("release")
         if not isinstance(release, str):
             raise TableError("drain: 'release' must be a string")
         instance = msg.get("instance")
         instance = None if instance is None else str(instance)
-        timeout = float(msg.get("timeout", 30.0))
+        timeout = _number(msg, "timeout", 30.0)
         env.start_drain(release, instance)
         deadline = monotonic() + timeout
         n = env.inflight(release, instance)
@@ -140,7 +151,7 @@ class Router:
         env.finish_drain(release, instance)
         return {"drained": n == 0, "inflight": n}
 
-    async def op_undrain(self, msg: dict[str, Any]) -> dict[str, Any]:
+    async def op_undrain(self, msg: Message) -> Reply:
         env = self._env(msg)
         release = msg.get("release")
         env.draining.discard(str(release))
@@ -150,35 +161,35 @@ class Router:
         env._rebuild()
         return {}
 
-    async def op_pause(self, msg: dict[str, Any]) -> dict[str, Any]:
+    async def op_pause(self, msg: Message) -> Reply:
         env = self._env(msg)
-        mp = msg.get("max_pause")
-        env.pause(float(mp) if mp is not None else None)
+        env.pause(_number(msg, "max_pause", 0.0) if msg.get("max_pause") is not None else None)
         return {"max_pause": env.max_pause}
 
-    async def op_resume(self, msg: dict[str, Any]) -> dict[str, Any]:
+    async def op_resume(self, msg: Message) -> Reply:
         self._env(msg).resume()
         return {}
 
-    async def op_maintenance(self, msg: dict[str, Any]) -> dict[str, Any]:
+    async def op_maintenance(self, msg: Message) -> Reply:
         env = self._env(msg)
         env.set_maintenance(bool(msg.get("on", True)), str(msg.get("message") or ""))
         return {"maintenance": env.maintenance is not None}
 
-    async def op_remove_env(self, msg: dict[str, Any]) -> dict[str, Any]:
+    async def op_remove_env(self, msg: Message) -> Reply:
         env = self._env(msg)
         await env.close()
         del self.envs[env.name]
         return {}
 
-    async def op_stats(self, msg: dict[str, Any]) -> dict[str, Any]:
+    async def op_stats(self, msg: Message) -> Reply:
         env = self._env(msg)
-        window_s = float(msg.get("window_s", 60))
+        window_s = _number(msg, "window_s", 60.0)
         if not 0 < window_s <= 900:
             raise TableError(f"stats: window_s must be in (0, 900], got {window_s}")
         now = monotonic()
         sec = self.wall_sec(now)
-        releases: dict[str, dict[str, Any]] = {}
+        releases: dict[str, dict[str, object]] = {}
+        per_instance: dict[str, dict[str, object]] = {}
         rel_totals: dict[str, WindowStats] = {}
         table = env.table
         roles = {p.release: p.role for p in table.pools} if table is not None else {}
@@ -186,8 +197,9 @@ class Router:
             w = window_of(inst.series, sec, window_s)
             if inst.retired and w.requests == 0 and w.inflight == 0:
                 continue
-            rel = releases.setdefault(inst.release, {"instances": {}})
-            rel["instances"][inst.id] = {**w.to_json(), "host": inst.host, "port": inst.port,
+            insts = per_instance.setdefault(inst.release, {})
+            releases.setdefault(inst.release, {"instances": insts})
+            insts[inst.id] = {**w.to_json(), "host": inst.host, "port": inst.port,
                                          "ready": inst.ready, "retired": inst.retired, "draining": inst.draining}
             rel_totals.setdefault(inst.release, WindowStats(window_s=window_s)).add(w)
         for name, rel in releases.items():
@@ -207,7 +219,7 @@ class Router:
             "maintenance": env.maintenance is not None,
         }
 
-    async def op_slices(self, msg: dict[str, Any]) -> dict[str, Any]:
+    async def op_slices(self, msg: Message) -> Reply:
         """Finished whole seconds ``[since, now_sec)`` per instance — what the control plane's collector
         turns into analysis samples. Instances with no request in a second send no slice for it."""
         env = self._env(msg)
@@ -228,22 +240,23 @@ class Router:
         return {"env": env.name, "since": since, "now_sec": now_sec, "histogram_scheme": SCHEME,
                 "roles": roles, "weights": dict(env.weights), "instances": instances}
 
-    async def op_shutdown(self, msg: dict[str, Any]) -> dict[str, Any]:
-        grace = float(msg.get("grace", 30.0))
+    async def op_shutdown(self, msg: Message) -> Reply:
+        grace = _number(msg, "grace", 30.0)
         asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.shutdown(grace)))
         return {}
 
     OPS = ("ping", "set_table", "get_table", "set_weights", "drain", "undrain", "pause", "resume", "maintenance",
            "remove_env", "stats", "slices", "shutdown")
 
-    async def handle(self, msg: Any) -> dict[str, Any]:
-        if not isinstance(msg, dict) or not isinstance(msg.get("op"), str):
+    async def handle(self, msg: object) -> Reply:
+        op = msg.get("op") if isinstance(msg, dict) else None
+        if not isinstance(msg, dict) or not isinstance(op, str):
             return {"ok": False, "error": "expected a JSON object with an 'op'"}
-        op = msg["op"]
         if op not in self.OPS:
             return {"ok": False, "error": f"unknown op {op!r} (known: {', '.join(self.OPS)})"}
+        handler: Callable[[Message], Awaitable[Reply]] = getattr(self, f"op_{op}")
         try:
-            reply = await getattr(self, f"op_{op}")(msg)
+            reply = await handler(msg)
         except (TableError, ValueError, TypeError) as exc:
             return {"ok": False, "error": str(exc)}
         return {"ok": True, **reply}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from shipyard.primitives.metrics import Series
-from shipyard.router.h1 import ResponseParser
+from shipyard.router.h1response import ResponseParser
 
 if TYPE_CHECKING:
-    from shipyard.router.proxy import ClientConn, Exchange
+    from shipyard.router.exchange import Exchange
+    from shipyard.router.proxy import ClientConn
 
 # Idle pooled connections older than this are not reused: app servers close idle keep-alive connections
 # after a few seconds (gunicorn: 2 s), and reusing one just as it closes costs a retry or a 502.
@@ -84,8 +85,9 @@ class UpstreamConn(asyncio.Protocol):
         self.reused = False
         self.tunnel: ClientConn | None = None
 
-    def connection_made(self, transport: Any) -> None:
-        self.t = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = self.t = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=256 * 1024)
 
     def data_received(self, data: bytes) -> None:
@@ -120,14 +122,20 @@ class UpstreamConn(asyncio.Protocol):
                 ex.upstream_lost()
 
     def pause_writing(self) -> None:
-        peer = self.tunnel or (self.ex.conn if self.ex is not None else None)
+        ex = self.ex
+        peer = self.tunnel or (ex.conn if ex is not None else None)
         if peer is not None:
             peer.block_reading(True)
+        if ex is not None:
+            ex.upstream_stalled()
 
     def resume_writing(self) -> None:
-        peer = self.tunnel or (self.ex.conn if self.ex is not None else None)
+        ex = self.ex
+        peer = self.tunnel or (ex.conn if ex is not None else None)
         if peer is not None:
             peer.block_reading(False)
+        if ex is not None:
+            ex.upstream_moving()
 
     def close(self) -> None:
         self.closed = True

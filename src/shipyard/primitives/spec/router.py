@@ -78,9 +78,10 @@ class RouterEnvSpec(SpecModel):
     max_body_size: int = Field(default=100 * 1024 * 1024, ge=0)  # 0: unlimited
     header_timeout: Duration = 10.0
     idle_timeout: Duration = 60.0
-    body_timeout: Duration = 60.0
+    body_timeout: Duration = 60.0  # between two reads of a request body
+    body_deadline: Duration = 300.0  # for the whole request body, from the end of its head
     connect_timeout: Duration = 5.0
-    response_timeout: Duration = 60.0
+    response_timeout: Duration = 60.0  # for the response head, once the instance has all the body or stops taking it
     max_pause: Duration = 30.0
     rate_limit: RateLimitSpec | None = None
     security_headers: dict[str, str] | None = None  # None: defaults for the environment
@@ -97,8 +98,12 @@ class RouterEnvSpec(SpecModel):
         return headers
 
     def table_settings(self, env_name: str) -> dict[str, Any]:
-        """The ``settings`` object of a routing table (JSON), security headers resolved for ``env_name``."""
-        data = self.model_dump(mode="json", exclude={"sticky"})
+        """The ``settings`` object of a routing table (JSON), security headers resolved for ``env_name``.
+
+        Only values that differ from the defaults are sent (the router fills in the same defaults), so a
+        control plane that knows a newer setting still drives a running older router as long as that
+        setting is left alone: the control plane reuses a live router across its own restarts."""
+        data = self.model_dump(mode="json", exclude={"sticky"}, exclude_defaults=True)
         data["security_headers"] = self.resolved_security_headers(env_name)
         return data
 
