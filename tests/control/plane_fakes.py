@@ -21,7 +21,7 @@ from shipyard.control.specsource import SpecSource
 from shipyard.control.supervisor import InstanceSpec, InstanceStatus
 from shipyard.control.target import Targets
 from shipyard.primitives.clock import ManualClock
-from shipyard.primitives.routerproto import RouterError
+from shipyard.primitives.routerproto import RouterError, RoutingTable
 from shipyard.primitives.spec import Spec, parse_spec
 from shipyard.primitives.spec.secrets import SecretStore
 from shipyard.primitives.store import open_store
@@ -98,11 +98,11 @@ class FakeLink:
             raise RouterError(self.stats_error)
         return self.inflight_now
 
-    async def push(self, env: str, table: Callable[[], dict[str, Any]]) -> None:
-        self.tables.append(table())
+    async def push(self, env: str, table: Callable[[], RoutingTable]) -> None:
+        self.tables.append(table().to_wire())
 
-    def push_soon(self, env: str, table: Callable[[], dict[str, Any]]) -> None:
-        self.tables.append(table())
+    def push_soon(self, env: str, table: Callable[[], RoutingTable]) -> None:
+        self.tables.append(table().to_wire())
 
     def check_port(self, env: str, port: int, ours: bool) -> None:
         pass

@@ -105,7 +105,7 @@ def test_the_table_leaves_out_unrouted_instances_and_maps_our_roles(plane: Plane
     ids = rt.ids_of("r1")
     rt.unrouted.add(ids[0])
     rt.roles["r1"] = "old"
-    table = rt.table()
+    table = rt.table().to_wire()
     assert [i["id"] for p in table["pools"] for i in p["instances"]] == ids[1:]
     assert table["pools"][0]["role"] == "stable"
     # Saved and restored whole: a restarted control plane finds the same picture.

@@ -22,11 +22,11 @@ from shipyard.control.tasks import guarded
 from shipyard.errors import BadInput, ShipyardError
 from shipyard.primitives import process
 from shipyard.primitives.clock import Clock
-from shipyard.primitives.routerproto import AsyncRouterClient, RouterError, RouterUnavailable
+from shipyard.primitives.routerproto import AsyncRouterClient, RouterError, RouterUnavailable, RoutingTable
 
 log = logging.getLogger("shipyard.control")
 
-TableFn = Callable[[], dict[str, Any]]
+TableFn = Callable[[], RoutingTable]
 
 
 class RouterLink:
@@ -71,7 +71,7 @@ class RouterLink:
             if not self._pending.get(env):
                 return  # a push that started after us already sent the newest table
             self._pending[env] = False
-            await self.call("set_table", table=table())
+            await self.call("set_table", table=table().to_wire())
 
     def push_soon(self, env: str, table: TableFn) -> None:
         """Push from a callback (a readiness flip): in a task, failures logged."""

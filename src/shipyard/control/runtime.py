@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from shipyard.control.instancespec import InstanceStatus
 from shipyard.control.supervisor import Supervisor
 from shipyard.engine.rollout.launch import Launch
 from shipyard.primitives.clock import Clock
+from shipyard.primitives.routerproto import ReleasePool, Role, RoutedInstance, RoutingTable
+from shipyard.primitives.spec.router import RouterEnvSpec, StickySpec
 from shipyard.primitives.store import Store
-
-ROUTER_ROLES = ("stable", "canary", "preview")
 
 
 class EnvRouting:
@@ -29,8 +31,8 @@ class EnvRouting:
         self.unrouted: set[str] = set()
         self.roles: dict[str, str] = {}  # release -> stable | canary | preview | old
         self.launch: dict[str, Launch] = {}  # release -> how its instances run here
-        self.router_settings: dict[str, Any] = {}
-        self.sticky: dict[str, str] | None = None
+        self.router_settings = RouterEnvSpec()
+        self.sticky: StickySpec | None = None
 
     def instances(self) -> list[InstanceStatus]:
         return [s for s in self.supervisor.all(self.name) if s.state != "stopped"]
@@ -44,23 +46,20 @@ class EnvRouting:
     def role(self, release: str) -> str:
         return self.roles.get(release, "stable")
 
-    def table(self) -> dict[str, Any]:
-        pools: dict[str, list[dict[str, Any]]] = {}
+    def table(self) -> RoutingTable:
+        """The router's table (raises ``TableError`` for a state the router could not apply)."""
+        assert self.port is not None, "an environment without a port has no table"
+        pools: dict[str, list[RoutedInstance]] = {}
         for st in self.instances():
-            if st.id in self.unrouted:
-                continue
-            pools.setdefault(st.release, []).append(
-                {"id": st.id, "host": "127.0.0.1", "port": st.port, "ready": bool(st.ready)})
-        return {
-            "env": self.name,
-            "port": self.port,
+            if st.id not in self.unrouted:
+                pools.setdefault(st.release, []).append(RoutedInstance(id=st.id, port=st.port, ready=bool(st.ready)))
+        return RoutingTable(
+            env=self.name, port=self.port,
             # "old" (kept warm, no traffic) is our own label; the router knows stable/canary/preview.
-            "pools": [{"release": rel, "role": _router_role(self.role(rel)), "instances": insts}
-                      for rel, insts in pools.items()],
-            "weights": {r: w for r, w in self.weights.items() if w > 0},
-            "settings": self.router_settings,
-            "sticky": self.sticky,
-        }
+            pools=tuple(ReleasePool(release=rel, role=_router_role(self.role(rel)), instances=tuple(insts))
+                        for rel, insts in pools.items()),
+            weights={r: w for r, w in self.weights.items() if w > 0},
+            sticky=self.sticky, settings=self.router_settings)
 
     def forget_empty_releases(self) -> None:
         live = {s.release for s in self.instances()}
@@ -76,8 +75,8 @@ class EnvRouting:
             "unrouted": sorted(self.unrouted),
             "roles": self.roles,
             "launch": {rel: cfg.to_json() for rel, cfg in self.launch.items()},
-            "settings": self.router_settings,
-            "sticky": self.sticky,
+            "settings": self.router_settings.model_dump(mode="json"),
+            "sticky": self.sticky.model_dump(mode="json") if self.sticky is not None else None,
         })
 
     def restore(self, routing: dict[str, Any] | None) -> None:
@@ -88,13 +87,20 @@ class EnvRouting:
         self.unrouted = set(routing.get("unrouted") or [])
         self.roles = dict(routing.get("roles") or {})
         self.launch = {rel: Launch.from_json(cfg) for rel, cfg in (routing.get("launch") or {}).items()}
-        self.router_settings = dict(routing.get("settings") or {})
-        self.sticky = routing.get("sticky")
+        try:
+            self.router_settings = RouterEnvSpec.model_validate(routing.get("settings") or {})
+            sticky = routing.get("sticky")
+            self.sticky = StickySpec.model_validate(sticky) if sticky else None
+        except ValidationError:
+            # Saved by another version: the next deployment's settings replace these defaults.
+            self.router_settings, self.sticky = RouterEnvSpec(), None
 
     def record_current(self, current: str | None, previous: str | None) -> None:
         self.store.upsert_environment(self.name, current_release=current, previous_release=previous,
                                       updated_at=self.clock.time())
 
 
-def _router_role(role: str) -> str:
-    return role if role in ROUTER_ROLES else "stable"
+def _router_role(role: str) -> Role:
+    if role == "canary":
+        return "canary"
+    return "preview" if role == "preview" else "stable"

@@ -29,7 +29,7 @@ from shipyard.engine.rollout.target import DrainResult, MetricSource
 from shipyard.errors import BadInput, DeployFailed, ShipyardError
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.pgcluster import free_port
-from shipyard.primitives.routerproto import RouterError
+from shipyard.primitives.routerproto import RouterError, TableError
 from shipyard.primitives.spec.durations import format_duration
 from shipyard.primitives.store import Store
 
@@ -63,8 +63,7 @@ class LocalTarget:
     def _apply_pending(self) -> None:
         if self._pending is not None:
             rt, p = self.routing, self._pending
-            rt.port, rt.router_settings = p.port, dict(p.settings)
-            rt.sticky = dict(p.sticky) if p.sticky is not None else None
+            rt.port, rt.router_settings, rt.sticky = p.port, p.settings, p.sticky
             self._pending = None
 
     async def push(self) -> None:
@@ -72,6 +71,8 @@ class LocalTarget:
             return
         try:
             await self.link.push(self.env, self.routing.table)
+        except TableError as err:
+            raise DeployFailed(f"cannot build the routing table for {self.env}: {err}") from err
         except RouterError as err:
             if "in use" in str(err):
                 raise BadInput(f"cannot serve {self.env} on port {self.routing.port}: {err}") from err

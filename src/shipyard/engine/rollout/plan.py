@@ -26,6 +26,7 @@ from shipyard.primitives.spec.durations import format_duration
 from shipyard.primitives.spec.masking import spec_snapshot
 from shipyard.primitives.spec.models import EnvSpec, Spec
 from shipyard.primitives.spec.rollout import CanarySpec, RollbackSpec
+from shipyard.primitives.spec.router import RouterEnvSpec, StickySpec
 from shipyard.primitives.spec.verify import VerifySpec
 
 Kind = Literal["deploy", "rollback"]
@@ -91,8 +92,8 @@ class PlanInputs:
 @dataclass(frozen=True)
 class RouterPlan:
     port: int
-    settings: Mapping[str, Any]
-    sticky: Mapping[str, str] | None
+    settings: RouterEnvSpec
+    sticky: StickySpec | None
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ def prepare(inputs: PlanInputs) -> Plan:
     return Plan(
         kind=inputs.kind, env=env, strategy=strategy, release=target, previous=state.current_release,
         steps=tuple(steps), settings=settings, launch=launch,
-        router=RouterPlan(envspec.port, envspec.router.table_settings(env), envspec.router.table_sticky()),
+        router=RouterPlan(envspec.port, envspec.router, envspec.router.sticky),
         commit=inputs.release.commit, changes=describe_changes(inputs, spec_snapshot(spec, env)),
         estimates=estimate(inputs.history, steps), spec=spec, triggers=conditions_from_spec(envspec.rollback),
         canary=canary, verify=envspec.verify, watch_s=float(envspec.watch),
