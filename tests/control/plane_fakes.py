@@ -58,8 +58,10 @@ class FakeSupervisor:
         return st
 
     def adopt(self, spec: InstanceSpec, pid: int, create_time: float) -> bool:
-        self.instances[spec.id] = self._status(spec, True, pid, create_time)
+        # Like the real one: adopted means watched, not ready until a probe passes (here: at wait_ready).
+        st = self.instances[spec.id] = self._status(spec, False, pid, create_time)
         self.adopted.append(spec.id)
+        self.on_change(st)
         return True
 
     async def stop(self, id: str, grace: float | None = None) -> None:
@@ -72,10 +74,14 @@ class FakeSupervisor:
         return [s for s in self.instances.values() if env is None or s.env == env]
 
     async def wait_ready(self, ids: Iterable[str], timeout: float, *, max_restarts: int | None = None) -> bool:
+        for i in ids:  # the first probe passes now
+            if i in self.instances and i in self.adopted and not self.instances[i].ready:
+                self.set_ready(i, True)
         return all((s := self.instances.get(i)) is not None and s.ready for i in ids)
 
     def set_ready(self, id: str, ready: bool) -> None:
-        self.instances[id] = replace(self.instances[id], ready=ready, state="ready" if ready else "unready")
+        st = self.instances[id] = replace(self.instances[id], ready=ready, state="ready" if ready else "unready")
+        self.on_change(st)
 
 
 class FakeLink:
@@ -126,6 +132,7 @@ class Plane:
         link: Any = self.link
         self.targets = Targets(supervisor=sup, link=link, instances=InstanceFactory(self.paths, self.secrets),
                                store=self.store, events=self.events, clock=self.clock)
+        self.supervisor.on_change = self.targets.on_instance_change
         self.releases = ReleaseService(self.paths, self.store, self.clock)
         self.registry = Registry()
         self.deploys = DeployService(specs=SpecSource(project), paths=self.paths, store=self.store,

@@ -238,3 +238,28 @@ def test_adoption_takes_back_live_instances_and_starts_the_missing_ones(tmp_path
         assert "restore" in kinds
     finally:
         again.close()
+
+
+def test_adoption_pushes_no_table_of_unready_instances(tmp_path: Path) -> None:
+    """After a control-plane crash the router serves with its last table; re-adopted instances are "not
+    ready" until probed, and a table saying so would turn every request into a 503 (failed before the fix)."""
+    first = Plane(tmp_path / "proj")
+    first.add_release("r1")
+    _deploy(first, "r1")
+    ids = first.targets.get("staging").routing.ids_of("r1")
+    first.close()
+    pid, ct = alive_pid()
+    again = Plane(tmp_path / "proj", FakeSupervisor())
+    try:
+        for iid in ids:
+            rec = next(r for r in again.store.list_instances("staging") if r.id == iid)
+            again.store.upsert_instance(InstanceRec(**{**rec.__dict__, "pid": pid, "create_time": ct}))
+        again.targets.get("staging")  # known, as at start-up
+        asyncio.run(adopt(store=again.store, targets=again.targets, supervisor=again.supervisor,  # type: ignore[arg-type]
+                          events=again.events, clock=again.clock, spec=make_spec(again.paths.project)))
+        assert again.link.tables, "adoption ends with one consistent table"
+        for table in again.link.tables:
+            ready = [i for p in table["pools"] for i in p["instances"] if i["ready"]]
+            assert ready, f"a table with no ready instance reached the router: {table}"
+    finally:
+        again.close()

@@ -54,3 +54,18 @@ def test_sigkill_control_plane_mid_deploy(running: Project) -> None:
     nxt: Any = running.json("deploy", "--env", "staging")
     assert nxt["outcome"] == "succeeded"
     assert running.get("/")[1]["version"] == "v2"
+
+
+def test_sigkill_and_up_under_load_fail_no_request(running: Project) -> None:
+    """Re-adopted instances are not ready until probed: the router must keep its last table meanwhile."""
+    running.json("deploy", "--env", "staging")
+    with Traffic(running.port, rate=200, connections=8) as traffic:
+        for _ in range(10):
+            pid = running.control_pid()
+            assert pid
+            os.kill(pid, signal.SIGKILL)
+            assert wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 10)
+            running.ok("up", "--detach", timeout=90)
+        before = traffic.counts.sent
+        assert wait_for(lambda: traffic.counts.sent > before + 100, timeout=30)
+    assert traffic.counts.failed == 0, f"{traffic.counts.summary()} {dict(traffic.counts.errors)}"

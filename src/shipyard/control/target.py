@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import secrets as _secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 
 from shipyard.control import logfiles
 from shipyard.control.collector import Collector
@@ -288,6 +288,17 @@ class Targets:
         self.supervisor, self.link, self.instances = supervisor, link, instances
         self.store, self.events, self.clock = store, events, clock
         self._targets: dict[str, LocalTarget] = {}
+        self._held: set[str] = set()
+
+    @contextlib.contextmanager
+    def holding(self, env: str) -> Iterator[None]:
+        """No table pushes from status changes while the block runs: re-adopted instances are "not ready"
+        until their first probe passes, and the router's last table (all of them ready) must keep serving."""
+        self._held.add(env)
+        try:
+            yield
+        finally:
+            self._held.discard(env)
 
     def get(self, env: str) -> LocalTarget:
         target = self._targets.get(env)
@@ -312,7 +323,7 @@ class Targets:
         if target is None:
             return
         target.record(status)
-        if target.routing.port is not None:
+        if target.routing.port is not None and status.env not in self._held:
             self.link.push_soon(status.env, target.routing.table)
 
     def serving_releases(self) -> set[str]:

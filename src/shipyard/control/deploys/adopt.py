@@ -30,8 +30,9 @@ async def adopt(*, store: Store, targets: Targets, supervisor: Supervisor, event
                    "by a control-plane restart")
     for env in store.list_environments():
         try:
-            await _adopt_env(env, store=store, targets=targets, supervisor=supervisor, events=events,
-                             clock=clock, spec=spec)
+            with targets.holding(env.name):
+                await _adopt_env(env, store=store, targets=targets, supervisor=supervisor, events=events,
+                                 clock=clock, spec=spec)
         except ShipyardError as err:
             # One environment that cannot come back must not keep the others (or the control plane) down.
             events.add(env.name, "restore_failed", f"could not bring {env.name} back: {err}")
