@@ -64,7 +64,7 @@ def test_sigkill_and_up_under_load_fail_no_request(running: Project) -> None:
             pid = running.control_pid()
             assert pid
             os.kill(pid, signal.SIGKILL)
-            assert wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 10)
+            assert wait_for(lambda p=pid: not psutil.pid_exists(p) or psutil.Process(p).status() == "zombie", 10)
             running.ok("up", "--detach", timeout=90)
         before = traffic.counts.sent
         assert wait_for(lambda: traffic.counts.sent > before + 100, timeout=30)
