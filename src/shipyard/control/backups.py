@@ -13,25 +13,25 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from shipyard.control.paths import Paths
 from shipyard.control.scheduler import ScheduleEvent, Scheduler
+from shipyard.engine.backup import (
+    Backups,
+    BackupVerifyResult,
+    DrillResult,
+    ForgetResult,
+    RestoreResult,
+    RunResult,
+    load_key,
+    run_drills,
+)
 from shipyard.errors import BadInput, ShipyardError
-
-if TYPE_CHECKING:
-    from shipyard.control.paths import Paths
-    from shipyard.engine.backup import (
-        Backups,
-        BackupVerifyResult,
-        DrillResult,
-        ForgetResult,
-        RestoreResult,
-        RunResult,
-    )
-    from shipyard.primitives.clock import Clock
-    from shipyard.primitives.spec import Spec
-    from shipyard.primitives.spec.secrets import SecretStore
-    from shipyard.primitives.store import Store
+from shipyard.primitives.clock import Clock
+from shipyard.primitives.spec import Spec
+from shipyard.primitives.spec.secrets import SecretStore
+from shipyard.primitives.store import Store
 
 log = logging.getLogger("shipyard.control.backups")
 
@@ -49,8 +49,6 @@ class BackupService:
     def open(self, env: str, *, create_key: bool = False) -> Backups:
         """The environment's backups with its key (the BACKUP_KEY secret, else ``.shipyard/backup.key``,
         generated when ``create_key``). Spec and key are read on every call: edits apply without a restart."""
-        from shipyard.engine.backup import Backups, load_key
-
         spec = self.load_spec()
         backup = spec.env(env).backup
         if backup is None:
@@ -89,8 +87,6 @@ class BackupService:
 
     async def drill(self, env: str, source: str | None = None, *, create_key: bool = False
                     ) -> tuple[list[DrillResult], list[str]]:
-        from shipyard.engine.backup import run_drills
-
         backups = self.open(env, create_key=create_key)
         results = await asyncio.to_thread(run_drills, backups, source)
         ok = all(r.ok for r in results)

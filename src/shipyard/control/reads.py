@@ -16,17 +16,15 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from shipyard.control.backups import BackupService
 from shipyard.control.httpserver import Handler
+from shipyard.control.paths import Paths
 from shipyard.errors import BadInput, NotFound, Refused, ShipyardError
-
-if TYPE_CHECKING:
-    from shipyard.control.backups import BackupService
-    from shipyard.control.paths import Paths
-    from shipyard.primitives.clock import Clock
-    from shipyard.primitives.spec import Spec
-    from shipyard.primitives.store import Store
+from shipyard.primitives.clock import Clock
+from shipyard.primitives.spec import Spec
+from shipyard.primitives.store import Store
 
 log = logging.getLogger("shipyard.control.reads")
 
