@@ -214,22 +214,33 @@ def test_the_watch_rolls_back_when_a_trigger_fires(plane: Plane) -> None:
 
 # -- adoption --------------------------------------------------------------------------------------------------
 
-def test_adoption_takes_back_live_instances_and_starts_the_missing_ones(tmp_path: Path) -> None:
+def _crashed(tmp_path: Path, alive: int) -> tuple[Plane, list[str]]:
+    """A plane that deployed r1 (2 instances) and died; ``alive`` of its instances still run (this very
+    process stands in for them), the others are gone. Returns the new plane, not yet adopted, and the ids."""
     first = Plane(tmp_path / "proj")
     first.add_release("r1")
     _deploy(first, "r1")
     ids = first.targets.get("staging").routing.ids_of("r1")
     first.close()
-    # The control plane died; one instance of two is still alive (this very process stands in for it).
     pid, ct = alive_pid()
     again = Plane(tmp_path / "proj", FakeSupervisor())
+    recs = {r.id: r for r in again.store.list_instances("staging")}
+    for n, iid in enumerate(ids):
+        live = {"pid": pid, "create_time": ct} if n < alive else {"pid": 0}
+        again.store.upsert_instance(InstanceRec(**{**recs[iid].__dict__, **live}))
+    return again, ids
+
+
+def _adopt(plane: Plane) -> None:
+    sup: Any = plane.supervisor
+    asyncio.run(adopt(store=plane.store, targets=plane.targets, supervisor=sup, events=plane.events,
+                      clock=plane.clock, spec=make_spec(plane.paths.project)))
+
+
+def test_adoption_takes_back_live_instances_and_starts_the_missing_ones(tmp_path: Path) -> None:
+    again, ids = _crashed(tmp_path, alive=1)
     try:
-        recs = {r.id: r for r in again.store.list_instances("staging")}
-        live = recs[ids[0]]
-        again.store.upsert_instance(InstanceRec(**{**live.__dict__, "pid": pid, "create_time": ct}))
-        again.store.upsert_instance(InstanceRec(**{**recs[ids[1]].__dict__, "pid": 0}))
-        asyncio.run(adopt(store=again.store, targets=again.targets, supervisor=again.supervisor,  # type: ignore[arg-type]
-                          events=again.events, clock=again.clock, spec=make_spec(again.paths.project)))
+        _adopt(again)
         assert again.supervisor.adopted == [ids[0]], "the live instance is adopted, never started twice"
         running = again.targets.get("staging").routing.ids_of("r1")
         assert len(running) == 2 and ids[0] in running, "the missing one was started"
@@ -243,20 +254,10 @@ def test_adoption_takes_back_live_instances_and_starts_the_missing_ones(tmp_path
 def test_adoption_pushes_no_table_of_unready_instances(tmp_path: Path) -> None:
     """After a control-plane crash the router serves with its last table; re-adopted instances are "not
     ready" until probed, and a table saying so would turn every request into a 503 (failed before the fix)."""
-    first = Plane(tmp_path / "proj")
-    first.add_release("r1")
-    _deploy(first, "r1")
-    ids = first.targets.get("staging").routing.ids_of("r1")
-    first.close()
-    pid, ct = alive_pid()
-    again = Plane(tmp_path / "proj", FakeSupervisor())
+    again, _ = _crashed(tmp_path, alive=2)
     try:
-        for iid in ids:
-            rec = next(r for r in again.store.list_instances("staging") if r.id == iid)
-            again.store.upsert_instance(InstanceRec(**{**rec.__dict__, "pid": pid, "create_time": ct}))
         again.targets.get("staging")  # known, as at start-up
-        asyncio.run(adopt(store=again.store, targets=again.targets, supervisor=again.supervisor,  # type: ignore[arg-type]
-                          events=again.events, clock=again.clock, spec=make_spec(again.paths.project)))
+        _adopt(again)
         assert again.link.tables, "adoption ends with one consistent table"
         for table in again.link.tables:
             ready = [i for p in table["pools"] for i in p["instances"] if i["ready"]]
