@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipyard.engine.rollout.steps import BuildStep, CanaryPhaseStep, VerifyStep
+from shipyard.engine.rollout.steps import BuildStep, CanaryPhaseStep, HookStep, ReleaseCommandStep, VerifyStep
 
 
 class TargetRunners:
@@ -13,6 +13,12 @@ class TargetRunners:
 
     async def build(self, step: BuildStep) -> dict[str, Any]:
         return {"release": step.release}
+
+    async def release_command(self, step: ReleaseCommandStep) -> dict[str, Any]:
+        return {}
+
+    async def hook(self, step: HookStep) -> dict[str, Any]:
+        return {}
 
     async def canary(self, step: CanaryPhaseStep) -> dict[str, Any]:
         c = step.phase

@@ -14,6 +14,7 @@ through ``esc`` (``rich.markup.escape``): ``[environments.staging]`` must print 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from functools import cached_property
@@ -52,6 +53,10 @@ class Project:
 
 
 def find_project(start: Path | None = None) -> Project:
+    # Set for hooks and release commands, which run inside a release (whose own shipyard.toml is a copy).
+    given = os.environ.get("SHIPYARD_PROJECT")
+    if given and start is None and any((Path(given) / n).exists() for n in SPEC_FILES):
+        return Project(Path(given).resolve())
     here = (start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
         if any((candidate / n).exists() for n in SPEC_FILES):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from shipyard.control.deploys.commands import run_commands
 from shipyard.control.paths import Paths
 from shipyard.control.releases import ReleaseService
 from shipyard.control.target import LocalTarget
 from shipyard.engine.rollout.canary_runner import CanaryRunner
 from shipyard.engine.rollout.plan import Plan
-from shipyard.engine.rollout.steps import BuildStep, CanaryPhaseStep, VerifyStep
+from shipyard.engine.rollout.steps import BuildStep, CanaryPhaseStep, HookStep, ReleaseCommandStep, VerifyStep
 from shipyard.engine.verify.gate import verify_gate
 from shipyard.errors import DeployFailed, NoGo
 from shipyard.primitives.clock import Clock
@@ -21,9 +25,11 @@ from shipyard.primitives.spec.verify import VerifySpec
 
 class LocalRunners:
     def __init__(self, plan: Plan, target: LocalTarget, releases: ReleaseService, paths: Paths, clock: Clock,
-                 secrets: SecretStore, emit: Callable[[dict[str, Any]], None], canary: CanaryRunner | None) -> None:
+                 secrets: SecretStore, emit: Callable[[dict[str, Any]], None], canary: CanaryRunner | None,
+                 deployment: int, performer: str = "local") -> None:
         self.plan, self.target, self.releases, self.paths = plan, target, releases, paths
         self.clock, self.secrets, self.emit, self.canary_runner = clock, secrets, emit, canary
+        self.deployment, self.performer = deployment, performer
 
     async def build(self, step: BuildStep) -> dict[str, Any]:
         spec = self.plan.spec
@@ -34,6 +40,38 @@ class LocalRunners:
                                   snapshot=snapshot, secrets_version=version,
                                   on_output=lambda line: self.emit({"event": "log", "line": line}))
         return {"release": step.release}
+
+    async def release_command(self, step: ReleaseCommandStep) -> dict[str, Any]:
+        log = self.paths.state / "logs" / self.plan.env / f"deploy-{self.deployment}-release.log"
+        tail = await run_commands("release command", step.commands, cwd=self.paths.release_dir(step.release),
+                                  env=self._environment(step.release), timeout=step.timeout, log_path=log,
+                                  on_line=self._line)
+        return {"output_tail": tail, "log": str(log)}
+
+    async def hook(self, step: HookStep) -> dict[str, Any]:
+        plan = self.plan
+        log = self.paths.state / "logs" / plan.env / f"deploy-{self.deployment}-{step.hook}.log"
+        env = self._environment(step.release)
+        # Hooks may call shipyard itself (read-only commands): its own bin dir last, so the release's tools win.
+        env["PATH"] = f"{env.get('PATH', '')}{os.pathsep}{Path(sys.executable).parent}"
+        env = {**env,
+               "SHIPYARD_PREVIOUS_RELEASE": plan.previous or "", "SHIPYARD_STRATEGY": plan.strategy,
+               "SHIPYARD_DEPLOYMENT": str(self.deployment), "SHIPYARD_PERFORMER": self.performer,
+               "SHIPYARD_KIND": plan.kind}
+        tail = await run_commands(f"{step.hook} hook", step.commands, cwd=self.paths.release_dir(step.release),
+                                  env=env, timeout=step.timeout, log_path=log, on_line=self._line)
+        return {"output_tail": tail, "log": str(log)}
+
+    def _environment(self, release: str) -> dict[str, str]:
+        """Exactly what the release's instances get (config, .env file, secrets), without a port; plus where
+        the project is, so a hook can run read-only shipyard commands from the release's directory."""
+        plan = self.plan
+        base = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+        return {**base, "PYTHONUNBUFFERED": "1", **self.target.instances.environment(plan.env, plan.launch),
+                "SHIPYARD_ENV": plan.env, "SHIPYARD_RELEASE": release, "SHIPYARD_PROJECT": str(self.paths.project)}
+
+    def _line(self, line: str) -> None:
+        self.emit({"event": "log", "line": line})
 
     async def canary(self, step: CanaryPhaseStep) -> dict[str, Any]:
         if self.canary_runner is None:

@@ -112,9 +112,16 @@ class DeployService:
             with self.releases.protect(plan.release):
                 async with self._canary(plan, target, emit) as canary:
                     runners = LocalRunners(plan, target, self.releases, self.paths, self.clock, self.secrets,
-                                           emit, canary)
-                    res = await execute(plan.steps, target, runners, StoreRecorder(self.store, dep.id), self.clock,
+                                           emit, canary, dep.id)
+                    recorder = StoreRecorder(self.store, dep.id)
+                    res = await execute(plan.steps, target, runners, recorder, self.clock,
                                         serving=plan.previous, on_progress=progress)
+                    if not res.ok and (res.committed or res.shifted) and plan.on_rollback:
+                        # Rolled back (a canary judged bad, a verify no-go): the post_rollback hook runs too.
+                        after = await execute(plan.on_rollback, target, runners, recorder, self.clock,
+                                              serving=None, on_progress=progress, first_index=len(plan.steps))
+                        res = replace(res, results=res.results + after.results,
+                                      warnings=res.warnings + after.warnings)
             if res.ok:
                 outcome, reason = "succeeded", plan.note
             else:

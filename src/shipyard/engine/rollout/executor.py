@@ -15,7 +15,9 @@ from shipyard.engine.rollout.steps import (
     BuildStep,
     CanaryPhaseStep,
     DrainStep,
+    HookStep,
     KeepWarmStep,
+    ReleaseCommandStep,
     RouteStep,
     StartStep,
     Step,
@@ -51,6 +53,7 @@ class ExecResult:
     reason: str | None = None
     committed: bool = False  # whether all traffic was switched to the target release
     shifted: bool = False  # whether some traffic went to the target release (a canary step ran)
+    warnings: tuple[str, ...] = ()  # steps allowed to fail that failed (post_deploy hooks)
 
     def failure(self) -> dict[str, Any] | None:
         """The failed step's record (for a canary: the failing conditions, observed values, windows)."""
@@ -64,12 +67,14 @@ ProgressFn = Callable[[str, StepResult | Step, int], None]
 
 
 async def execute(steps: Sequence[Step], target: DeployTarget, runners: StepRunners, recorder: StepRecorder,
-                  clock: Clock, *, serving: str | None, on_progress: ProgressFn | None = None) -> ExecResult:
+                  clock: Clock, *, serving: str | None, on_progress: ProgressFn | None = None,
+                  first_index: int = 0) -> ExecResult:
     """Run ``steps`` in order; stop at the first failure and restore ``serving``."""
     run = _Run(target, runners)
     results: list[StepResult] = []
+    warnings: list[str] = []
     committed = shifted = False
-    for index, step in enumerate(steps):
+    for index, step in enumerate(steps, start=first_index):
         t0, m0 = clock.time(), clock.monotonic()
         step_id = recorder.step_started(index, step, t0)
         if on_progress:
@@ -88,10 +93,13 @@ async def execute(steps: Sequence[Step], target: DeployTarget, runners: StepRunn
             results.append(res)
             if on_progress:
                 on_progress("failed", res, index)
+            if isinstance(step, HookStep) and step.may_fail:
+                warnings.append(f"{step.hook} hook failed: {message}")
+                continue
             await target.recover(serving, run.started, committed)
-            for later_index, later in enumerate(steps[index + 1:], start=index + 1):
+            for later_index, later in enumerate(steps[index - first_index + 1:], start=index + 1):
                 results.append(StepResult(later_index, later, "skipped", clock.time(), 0.0))
-            return ExecResult(False, tuple(results), message, committed, shifted)
+            return ExecResult(False, tuple(results), message, committed, shifted, tuple(warnings))
         if isinstance(step, RouteStep) and step.commit is not None:
             committed = True
         dur = clock.monotonic() - m0
@@ -100,7 +108,7 @@ async def execute(steps: Sequence[Step], target: DeployTarget, runners: StepRunn
         results.append(res)
         if on_progress:
             on_progress("succeeded", res, index)
-    return ExecResult(True, tuple(results), None, committed, shifted)
+    return ExecResult(True, tuple(results), None, committed, shifted, tuple(warnings))
 
 
 class _Run:
@@ -117,6 +125,10 @@ class _Run:
         match step:
             case BuildStep():
                 return await self.runners.build(step)
+            case ReleaseCommandStep():
+                return await self.runners.release_command(step)
+            case HookStep():
+                return await self.runners.hook(step)
             case StartStep(release=release, count=count, role=role, tag=tag):
                 ids = await t.start(release, count, role)
                 self.tags[tag] = ids

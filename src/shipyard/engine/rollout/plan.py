@@ -18,7 +18,7 @@ from shipyard.engine.analysis.conditions import Condition, conditions_from_spec
 from shipyard.engine.rollout.canary import CanaryStep, canary_triggers, expand, plan_lines
 from shipyard.engine.rollout.launch import Launch
 from shipyard.engine.rollout.state import EnvState
-from shipyard.engine.rollout.steps import BuildStep, CanaryPhaseStep, Step
+from shipyard.engine.rollout.steps import BuildStep, CanaryPhaseStep, HookStep, ReleaseCommandStep, Step
 from shipyard.engine.rollout.strategies import RolloutSettings, plan_deploy, plan_rollback
 from shipyard.errors import BadInput
 from shipyard.primitives.spec.diff import diff_config
@@ -32,7 +32,7 @@ from shipyard.primitives.spec.verify import VerifySpec
 Kind = Literal["deploy", "rollback"]
 STRATEGIES = ("rolling", "blue-green", "canary")
 # Rough first-time estimates (seconds) per step kind, replaced by this environment's history.
-DEFAULT_ESTIMATE = {"build": 2.0, "start": 0.3, "wait_ready": 3.0, "route": 0.01, "unroute": 0.01, "drain": 0.5,
+DEFAULT_ESTIMATE = {"build": 2.0, "release_command": 5.0, "hook": 1.0, "start": 0.3, "wait_ready": 3.0, "route": 0.01, "unroute": 0.01, "drain": 0.5,
                     "stop": 1.0, "keep_warm": 0.01, "verify": 60.0}
 
 
@@ -126,6 +126,7 @@ class Plan:
     keep_releases: int = 5  # the fewest any environment keeps: pruning after the deploy uses it
     warm_switch: bool = False
     build: BuildStep | None = None
+    on_rollback: tuple[HookStep, ...] = ()  # a deploy that ends rolled back runs these (post_rollback)
     note: str | None = None  # why this deployment happens when nobody asked (automatic rollback)
     trigger: Mapping[str, Any] | None = None
 
@@ -195,11 +196,25 @@ def prepare(inputs: PlanInputs) -> Plan:
         steps, warm = plan_rollback(settings, state, target)
         launch = inputs.history.launches.get(target) or Launch.from_spec(spec, env)
     build = None
-    if inputs.release.build:
-        build = BuildStep(description=f"build release {target} from {inputs.release.commit.to_json()['short']}",
-                          release=target, ref=inputs.release.ref or "HEAD", sha=inputs.release.commit.sha,
-                          commands=tuple(spec.app.build), shared=tuple(spec.app.shared))
-        steps.insert(0, build)
+    before: list[Step] = []
+    if inputs.kind == "deploy":
+        if inputs.release.build:
+            before += _hook(spec, "pre_build", target)
+            build = BuildStep(description=f"build release {target} from {inputs.release.commit.to_json()['short']}",
+                              release=target, ref=inputs.release.ref or "HEAD", sha=inputs.release.commit.sha,
+                              commands=tuple(spec.app.build), shared=tuple(spec.app.shared))
+            before.append(build)
+        release_cmds = envspec.release if envspec.release is not None else spec.app.release
+        if release_cmds:
+            before.append(ReleaseCommandStep(
+                description=f"run the release command in {target} with {env}'s configuration: "
+                + "; ".join(release_cmds), release=target, commands=tuple(release_cmds),
+                timeout=spec.app.release_timeout))
+        before += _hook(spec, "pre_deploy", target)
+        steps += _hook(spec, "post_deploy", target)
+    else:
+        steps += _hook(spec, "post_rollback", target)
+    steps[:0] = before
     canary = None
     if any(isinstance(s, CanaryPhaseStep) for s in steps):
         canary = CanaryPlan(canary_spec, expanded, envspec.rollback, canary_triggers(canary_spec, envspec.rollback))
@@ -210,7 +225,19 @@ def prepare(inputs: PlanInputs) -> Plan:
         commit=inputs.release.commit, changes=describe_changes(inputs, spec_snapshot(spec, env)),
         estimates=estimate(inputs.history, steps), spec=spec, triggers=conditions_from_spec(envspec.rollback),
         canary=canary, verify=envspec.verify, watch_s=float(envspec.watch),
-        keep_releases=min(e.keep_releases for e in spec.environments.values()), warm_switch=warm, build=build)
+        keep_releases=min(e.keep_releases for e in spec.environments.values()), warm_switch=warm, build=build,
+        on_rollback=tuple(_hook(spec, "post_rollback", target)) if inputs.kind == "deploy" else ())
+
+
+def _hook(spec: Spec, hook: str, release: str) -> list[HookStep]:
+    cmds = spec.hooks.of(hook)
+    if not cmds:
+        return []
+    may_fail = hook in ("post_deploy", "post_rollback")
+    return [HookStep(description=f"{hook} hook: " + "; ".join(cmds)
+                     + (" (a failure is reported, nothing is undone)" if may_fail else " (a failure aborts)"),
+                     hook=hook, release=release, commands=tuple(cmds), timeout=spec.hooks.timeout,
+                     may_fail=may_fail)]
 
 
 def estimate(history: History, steps: list[Step]) -> tuple[float, ...]:

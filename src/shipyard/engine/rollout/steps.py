@@ -67,6 +67,30 @@ class BuildStep(StepBase):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReleaseCommandStep(StepBase):
+    """The release command (migrations): once, in the new release, with the environment's configuration
+    and secrets, before any instance of the release takes traffic; failing fails the deployment."""
+
+    kind: ClassVar[str] = "release_command"
+    release: str
+    commands: tuple[str, ...]
+    timeout: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class HookStep(StepBase):
+    """A ``[hooks]`` entry. ``may_fail``: a failure is recorded and shown, and the deployment goes on
+    (post_deploy, post_rollback); otherwise it aborts the deployment (pre_build, pre_deploy)."""
+
+    kind: ClassVar[str] = "hook"
+    hook: str
+    release: str
+    commands: tuple[str, ...]
+    timeout: float
+    may_fail: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class StartStep(StepBase):
     kind: ClassVar[str] = "start"
     release: str
@@ -148,8 +172,9 @@ class CanaryPhaseStep(StepBase):
     stable: str
 
 
-Step = (BuildStep | StartStep | WaitReadyStep | RouteStep | UnrouteStep | DrainStep | StopStep | KeepWarmStep
-        | VerifyStep | CanaryPhaseStep)
+Step = (BuildStep | ReleaseCommandStep | HookStep | StartStep | WaitReadyStep | RouteStep | UnrouteStep | DrainStep
+        | StopStep | KeepWarmStep | VerifyStep | CanaryPhaseStep)
 
-STEP_KINDS: tuple[str, ...] = tuple(c.kind for c in (BuildStep, StartStep, WaitReadyStep, RouteStep, UnrouteStep,
-                                                     DrainStep, StopStep, KeepWarmStep, VerifyStep, CanaryPhaseStep))
+STEP_KINDS: tuple[str, ...] = tuple(c.kind for c in (
+    BuildStep, ReleaseCommandStep, HookStep, StartStep, WaitReadyStep, RouteStep, UnrouteStep, DrainStep, StopStep,
+    KeepWarmStep, VerifyStep, CanaryPhaseStep))

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shipyard.engine.analysis.measurements import Sample
-from shipyard.engine.rollout.steps import BuildStep, CanaryPhaseStep, RoutingCommit, StepBase, VerifyStep
+from shipyard.engine.rollout.steps import (
+    BuildStep,
+    CanaryPhaseStep,
+    HookStep,
+    ReleaseCommandStep,
+    RoutingCommit,
+    StepBase,
+    VerifyStep,
+)
 
 
 @dataclass(frozen=True)
@@ -73,9 +81,14 @@ class DeployTarget(Protocol):
 
 
 class StepRunners(Protocol):
-    """The steps that are not infrastructure: building a release, a canary phase, verification."""
+    """The steps that are not infrastructure: building a release, its release command, hooks, a canary
+    phase, verification."""
 
     async def build(self, step: BuildStep) -> dict[str, Any]: ...
+
+    async def release_command(self, step: ReleaseCommandStep) -> dict[str, Any]: ...
+
+    async def hook(self, step: HookStep) -> dict[str, Any]: ...
 
     async def canary(self, step: CanaryPhaseStep) -> dict[str, Any]: ...
 

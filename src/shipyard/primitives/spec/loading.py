@@ -18,10 +18,11 @@ from pydantic import BaseModel, ValidationError
 from shipyard.errors import ConfigError
 from shipyard.primitives.spec.errors import Loc, dotted, problems, show, unknown_key
 from shipyard.primitives.spec.models import AppSpec, EnvSettings, EnvSpec, Spec, check_env_name
+from shipyard.primitives.spec.pipeline import HooksSpec
 from shipyard.primitives.spec.rollout import CanarySpec
 
 SPEC_FILES = ("shipyard.toml", "shipyard.yaml", "shipyard.yml")
-TOP_LEVEL = ("app", "defaults", "environments")
+TOP_LEVEL = ("app", "hooks", "defaults", "environments")
 TOGGLES = ("canary", "rollback", "verify")
 
 Problem = tuple[Loc, str]
@@ -155,6 +156,12 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
         app, errs = _validate(AppSpec, data["app"], ("app",))
         found += errs
 
+    hooks = HooksSpec()
+    if "hooks" in data:
+        parsed, errs = _validate(HooksSpec, data["hooks"], ("hooks",))
+        found += errs
+        hooks = parsed if parsed is not None else hooks
+
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         found.append((("defaults",), f"must be a table, got {show(defaults)}"))
@@ -180,7 +187,7 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
         lines = list(dict.fromkeys(f"{dotted(loc)}: {text}" for loc, text in found))
         raise ConfigError(f"{display_name(path)}: invalid configuration", problems=lines)
     assert app is not None
-    return Spec(app=app, environments=environments, path=path)
+    return Spec(app=app, environments=environments, path=path, hooks=hooks)
 
 
 def _resolve_env(name: str, own: Any, defaults: dict[str, Any]) -> tuple[EnvSpec | None, list[Problem]]:

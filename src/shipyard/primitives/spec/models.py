@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, field_va
 from shipyard.errors import NotFound
 from shipyard.primitives.spec.backup import BackupSpec
 from shipyard.primitives.spec.base import Duration, SpecModel
+from shipyard.primitives.spec.pipeline import Commands, CommandTimeout, HooksSpec
 from shipyard.primitives.spec.rollout import CanarySpec, RollbackSpec
 from shipyard.primitives.spec.router import RouterEnvSpec
 from shipyard.primitives.spec.verify import VerifySpec
@@ -114,6 +115,8 @@ class AppSpec(SpecModel):
     health: ProbeSpec
     ready: ProbeSpec | None = None
     stop: StopSpec = StopSpec()
+    release: Commands = []  # the release command (migrations), see spec/pipeline.py
+    release_timeout: CommandTimeout = 300.0
 
     @field_validator("name")
     @classmethod
@@ -171,6 +174,7 @@ class EnvSettings(SpecModel):
     verify: Annotated[VerifySpec | None, BeforeValidator(_toggle)] = None
     backup: Annotated[BackupSpec | None, BeforeValidator(_toggle_off_only)] = None
     router: RouterEnvSpec = RouterEnvSpec()
+    release: Commands | None = None  # overrides [app] release here; "" skips it
 
 
 class EnvSpec(EnvSettings):
@@ -189,6 +193,7 @@ class Spec(SpecModel):
     app: AppSpec
     environments: dict[str, EnvSpec]
     path: Path
+    hooks: HooksSpec = HooksSpec()
 
     @property
     def project_dir(self) -> Path:
@@ -209,5 +214,6 @@ class Spec(SpecModel):
 # The sections of the file itself; [defaults] and environments stay raw here so they can be merged first.
 class SpecFile(SpecModel):
     app: AppSpec
+    hooks: HooksSpec = HooksSpec()
     defaults: dict[str, Any] = {}
     environments: dict[str, dict[str, Any]]
