@@ -15,6 +15,9 @@ def command(
     strategy: Annotated[str | None, typer.Option("--strategy", help="rolling, blue-green or canary.")] = None,
     plan: Annotated[bool, typer.Option("--plan", help="Show the steps and changes; change nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    override_window: Annotated[bool, typer.Option("--override-window",
+                                                  help="Deploy outside the deploy windows (needs --reason).")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded with --override-window).")] = None,
 ) -> None:
     """Deploy a git ref (or an existing release) to an environment."""
     from shipyard.cli.app import AppContext
@@ -25,7 +28,9 @@ def command(
         app.abort("give either --ref or --release, not both", 2)
     if strategy and strategy not in ("rolling", "blue-green", "canary"):
         app.abort(f"unknown strategy '{strategy}' (expected rolling, blue-green or canary)", 2)
+    if override_window and not reason:
+        app.abort("--override-window needs --reason TEXT (it is recorded)", 2)
     app.env(env)  # bad config or unknown environment: exit 2 before anything else
     events = app.client.stream("/v1/deploy", {"env": env, "ref": ref, "release": release, "strategy": strategy,
-                                              "plan": plan})
+                                              "plan": plan, "override_window": override_window, "reason": reason})
     raise typer.Exit(follow(app, events, as_json=json_out, plan_only=plan))

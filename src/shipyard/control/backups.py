@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from shipyard.control.paths import Paths
 from shipyard.control.scheduler import ScheduleEvent, Scheduler
@@ -163,17 +164,20 @@ def start_scheduler(service: BackupService) -> Scheduler | None:
     sched = Scheduler(service.clock, on_event=service.on_schedule_event)
     jobs = 0
     for name in spec.environments:
-        backup = spec.env(name).backup
+        envspec = spec.env(name)
+        backup = envspec.backup
         if backup is None:
             continue
+        # Cron expressions read in the environment's time zone (its deploy windows'), else the machine's.
+        tz = ZoneInfo(envspec.windows.timezone) if envspec.windows is not None else None
         if backup.schedule:
             runs = service.store.list_backup_runs(name, limit=1)
             sched.add(f"backup:{name}", backup.schedule, service.backup_job(name),
-                      last_run=runs[0].started_at if runs else None)
+                      last_run=runs[0].started_at if runs else None, tz=tz)
             jobs += 1
         if backup.drill_schedule:
             drills = service.store.list_drills(name, limit=1)
             sched.add(f"drill:{name}", backup.drill_schedule, service.drill_job(name),
-                      last_run=drills[0].started_at if drills else None)
+                      last_run=drills[0].started_at if drills else None, tz=tz)
             jobs += 1
     return sched if jobs else None

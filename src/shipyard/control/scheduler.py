@@ -48,6 +48,7 @@ class _Entry:
     cron: str
     job: Job
     due: float
+    tz: dt.tzinfo
     task: asyncio.Task[None] | None = None
     last: ScheduleEvent | None = field(default=None)
 
@@ -65,21 +66,23 @@ class Scheduler:
     def __init__(self, clock: Clock, on_event: OnEvent | None = None, *, tz: dt.tzinfo | None = None) -> None:
         self.clock = clock
         self.on_event = on_event
-        self.tz = tz or dt.datetime.now().astimezone().tzinfo
+        self.tz: dt.tzinfo = tz or dt.datetime.now().astimezone().tzinfo or dt.UTC
         self._jobs: dict[str, _Entry] = {}
         self._changed = asyncio.Event()
 
-    def _next_after(self, cron: str, t: float) -> float:
-        return float(croniter(cron, dt.datetime.fromtimestamp(t, self.tz)).get_next(float))
+    def _next_after(self, cron: str, t: float, tz: dt.tzinfo | None = None) -> float:
+        return float(croniter(cron, dt.datetime.fromtimestamp(t, tz or self.tz)).get_next(float))
 
-    def add(self, name: str, cron: str, job: Job, *, last_run: float | None = None) -> None:
+    def add(self, name: str, cron: str, job: Job, *, last_run: float | None = None,
+            tz: dt.tzinfo | None = None) -> None:
         """Schedules ``job`` (an async callable) on ``cron``. With ``last_run`` (from the state store),
         occurrences since then that never ran are reported missed and caught up once on start."""
         text = " ".join(cron.split())
         if not croniter.is_valid(text):
             raise ConfigError(f"schedule for {name!r}: not a valid cron expression: {cron!r}")
         start = last_run if last_run is not None else self.clock.time()
-        self._jobs[name] = _Entry(name, text, job, self._next_after(text, start))
+        zone = tz or self.tz
+        self._jobs[name] = _Entry(name, text, job, self._next_after(text, start, zone), zone)
         self._changed.set()
 
     def remove(self, name: str) -> None:
@@ -131,9 +134,9 @@ class Scheduler:
             if entry.due > now:
                 continue
             occurrences = [entry.due]
-            while (nxt := self._next_after(entry.cron, occurrences[-1])) <= now and len(occurrences) < 10_000:
+            while (nxt := self._next_after(entry.cron, occurrences[-1], entry.tz)) <= now and len(occurrences) < 10_000:
                 occurrences.append(nxt)
-            entry.due = self._next_after(entry.cron, now)
+            entry.due = self._next_after(entry.cron, now, entry.tz)
             newest = occurrences[-1]
             if len(occurrences) > 1:
                 await self._emit(entry, ScheduleEvent(entry.name, "missed", occurrences[-2], now,

@@ -13,6 +13,7 @@ from shipyard.engine.rollout.launch import Launch
 from shipyard.engine.rollout.plan import CommitInfo, History, Kind, PlanInputs, ReleaseChoice, SecretsInfo
 from shipyard.engine.rollout.state import EnvState, InstanceView
 from shipyard.errors import BadInput, NotFound, ShipyardError
+from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec import Spec
 from shipyard.primitives.spec.secrets import SecretStore
 from shipyard.primitives.store import Store
@@ -30,8 +31,8 @@ class DeployRequest:
 
 class InputGatherer:
     def __init__(self, *, paths: Paths, store: Store, releases: ReleaseService, targets: Targets,
-                 secrets: SecretStore) -> None:
-        self.paths, self.store, self.releases = paths, store, releases
+                 secrets: SecretStore, clock: Clock) -> None:
+        self.paths, self.store, self.releases, self.clock = paths, store, releases, clock
         self.targets, self.secrets = targets, secrets
 
     def gather(self, req: DeployRequest, spec: Spec) -> PlanInputs:
@@ -42,7 +43,10 @@ class InputGatherer:
                           history=self.history(req.env), strategy=req.strategy,
                           secrets=SecretsInfo(tuple(sorted(self.secrets.names(req.env))),
                                               self.secrets.version(req.env)),
-                          commits=self._commits(state.current_release, choice.commit.sha))
+                          commits=self._commits(state.current_release, choice.commit.sha), now=self._now())
+
+    def _now(self) -> float:
+        return self.clock.time()
 
     def env_state(self, env: str) -> EnvState:
         rec = self.store.get_environment(env)

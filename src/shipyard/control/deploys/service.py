@@ -29,7 +29,7 @@ from shipyard.engine.rollout.executor import ExecResult, StepResult, execute
 from shipyard.engine.rollout.plan import Plan, prepare
 from shipyard.engine.rollout.steps import Step
 from shipyard.engine.rollout.triggers import Triggers
-from shipyard.errors import LockHeld, ShipyardError
+from shipyard.errors import LockHeld, Refused, ShipyardError
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec import Spec
 from shipyard.primitives.spec.secrets import SecretStore
@@ -44,7 +44,8 @@ class DeployService:
                  targets: Targets, releases: ReleaseService, registry: Registry) -> None:
         self.specs, self.paths, self.store, self.secrets, self.clock = specs, paths, store, secrets, clock
         self.events, self.targets, self.releases, self.registry = events, targets, releases, registry
-        self.inputs = InputGatherer(paths=paths, store=store, releases=releases, targets=targets, secrets=secrets)
+        self.inputs = InputGatherer(paths=paths, store=store, releases=releases, targets=targets, secrets=secrets,
+                                    clock=clock)
         self.watches = WatchService(registry=registry, targets=targets, events=events, clock=clock,
                                     rollback=self._automatic_rollback)
 
@@ -54,6 +55,18 @@ class DeployService:
     def check_port(self, plan: Plan) -> None:
         target = self.targets.get(plan.env)
         self.targets.link.check_port(plan.env, plan.router.port, ours=target.routing.port == plan.router.port)
+
+    def check_window(self, plan: Plan, override_reason: str | None, performer: str = "local") -> None:
+        """Refuse (exit 3) a deploy outside its windows or inside a freeze, unless overridden with a reason —
+        which is recorded. Rollbacks are never held."""
+        if plan.window.allowed:
+            return
+        if override_reason is None:
+            raise Refused(plan.window.message(plan.env)
+                          + " (`--override-window --reason TEXT` deploys anyway, and is recorded)")
+        self.events.add(plan.env, "window_override", f"{plan.kind} of {plan.release} outside its window by "
+                        f"{performer}: {override_reason} ({plan.window.reason})",
+                        data={"performer": performer, "reason": override_reason})
 
     def check_free(self, env: str) -> None:
         if self.registry.is_busy(env):

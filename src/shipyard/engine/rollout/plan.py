@@ -20,6 +20,8 @@ from shipyard.engine.rollout.launch import Launch
 from shipyard.engine.rollout.state import EnvState
 from shipyard.engine.rollout.steps import BuildStep, CanaryPhaseStep, HookStep, ReleaseCommandStep, Step
 from shipyard.engine.rollout.strategies import RolloutSettings, plan_deploy, plan_rollback
+from shipyard.engine.rollout.windows import WindowVerdict
+from shipyard.engine.rollout.windows import check as check_window
 from shipyard.errors import BadInput
 from shipyard.primitives.spec.diff import diff_config
 from shipyard.primitives.spec.durations import format_duration
@@ -87,6 +89,7 @@ class PlanInputs:
     secrets: SecretsInfo = SecretsInfo()
     commits: tuple[CommitInfo, ...] | None = None  # between the serving release and the target, newest first
     strategy: str | None = None  # --strategy
+    now: float | None = None  # wall time of the request (deploy windows); None: windows not judged
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class Plan:
     warm_switch: bool = False
     build: BuildStep | None = None
     on_rollback: tuple[HookStep, ...] = ()  # a deploy that ends rolled back runs these (post_rollback)
+    window: WindowVerdict = WindowVerdict(True)  # may a deploy start now (rollbacks are never held)
     note: str | None = None  # why this deployment happens when nobody asked (automatic rollback)
     trigger: Mapping[str, Any] | None = None
 
@@ -150,6 +154,9 @@ class Plan:
             out["canary"] = {"lines": plan_lines(self.canary.spec, self.canary.rollback),
                              "steps": [c.to_json() for c in self.canary.steps]}
         out["rollback_triggers"] = [c.describe() for c in self.triggers]
+        if not self.window.allowed:
+            out["window"] = {"allowed": False, "reason": self.window.reason,
+                             "next_open": self.window.next_open.isoformat() if self.window.next_open else None}
         if self.watches:
             out["watch"] = (f"after the deploy, watch {self.release} for {format_duration(self.watch_s)}; "
                             f"a trigger firing rolls back to {self.previous or 'the previous release'}")
@@ -226,7 +233,9 @@ def prepare(inputs: PlanInputs) -> Plan:
         estimates=estimate(inputs.history, steps), spec=spec, triggers=conditions_from_spec(envspec.rollback),
         canary=canary, verify=envspec.verify, watch_s=float(envspec.watch),
         keep_releases=min(e.keep_releases for e in spec.environments.values()), warm_switch=warm, build=build,
-        on_rollback=tuple(_hook(spec, "post_rollback", target)) if inputs.kind == "deploy" else ())
+        on_rollback=tuple(_hook(spec, "post_rollback", target)) if inputs.kind == "deploy" else (),
+        window=check_window(envspec.windows, inputs.now) if inputs.kind == "deploy" and inputs.now is not None
+        else WindowVerdict(True))
 
 
 def _hook(spec: Spec, hook: str, release: str) -> list[HookStep]:
