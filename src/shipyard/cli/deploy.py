@@ -12,6 +12,7 @@ def command(
     env: Annotated[str, typer.Option("--env", "-e", help="Environment to deploy to.")],
     ref: Annotated[str | None, typer.Option("--ref", help="Git ref to build and deploy (default HEAD).")] = None,
     release: Annotated[str | None, typer.Option("--release", help="Deploy an existing release id.")] = None,
+    from_env: Annotated[str | None, typer.Option("--from", help="Deploy the release serving this environment.")] = None,
     strategy: Annotated[str | None, typer.Option("--strategy", help="rolling, blue-green or canary.")] = None,
     plan: Annotated[bool, typer.Option("--plan", help="Show the steps and changes; change nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
@@ -24,13 +25,14 @@ def command(
     from shipyard.cli.render import follow
 
     app = AppContext.of(ctx)
-    if ref and release:
-        app.abort("give either --ref or --release, not both", 2)
+    if sum(x is not None for x in (ref, release, from_env)) > 1:
+        app.abort("give one of --ref, --release or --from", 2)
     if strategy and strategy not in ("rolling", "blue-green", "canary"):
         app.abort(f"unknown strategy '{strategy}' (expected rolling, blue-green or canary)", 2)
     if override_window and not reason:
         app.abort("--override-window needs --reason TEXT (it is recorded)", 2)
     app.env(env)  # bad config or unknown environment: exit 2 before anything else
     events = app.client.stream("/v1/deploy", {"env": env, "ref": ref, "release": release, "strategy": strategy,
-                                              "plan": plan, "override_window": override_window, "reason": reason})
+                                              "plan": plan, "override_window": override_window, "reason": reason,
+                                              "from": from_env})
     raise typer.Exit(follow(app, events, as_json=json_out, plan_only=plan))

@@ -25,6 +25,7 @@ from shipyard.control.target import Targets
 from shipyard.engine.rollout.canary_runner import COMMANDS
 from shipyard.errors import BadInput, Refused
 from shipyard.primitives.clock import Clock
+from shipyard.primitives.spec import Spec
 from shipyard.primitives.store import Store
 
 
@@ -47,10 +48,12 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
     async def ping(body: dict[str, Any], q: dict[str, str]) -> Any:
         return {"ok": True, "pid": os.getpid(), "project": str(ctx.project), "spec_loads": ctx.specs.loads}
 
-    async def _start(req: DeployRequest, plan_only: bool, override: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def _start(req: DeployRequest, plan_only: bool, override: str | None = None,
+                     spec: Spec | None = None) -> AsyncIterator[dict[str, Any]]:
         # Prepared now, so bad input is answered as one JSON error, not inside a stream.
-        plan = ctx.deploys.prepare(req, ctx.specs.load())
+        plan = ctx.deploys.prepare(req, spec or ctx.specs.load())
         if not plan_only:
+            ctx.deploys.check_promotion(plan)
             ctx.deploys.check_window(plan, override)
             ctx.deploys.check_free(plan.env)
         ctx.deploys.check_port(plan)
@@ -58,13 +61,16 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
 
     async def deploy(body: dict[str, Any], q: dict[str, str]) -> Any:
         req = DeployRequest("deploy", _env(body), ref=_opt(body, "ref"), release=_opt(body, "release"),
-                            strategy=_opt(body, "strategy"))
+                            strategy=_opt(body, "strategy"), from_env=_opt(body, "from"))
+        spec = ctx.specs.load()
+        if req.from_env:
+            spec.env(req.from_env)  # unknown environment → clear error
         override = None
         if body.get("override_window"):
             override = _opt(body, "reason")
             if not override:
                 raise BadInput("--override-window needs --reason TEXT (it is recorded)")
-        return await _start(req, bool(body.get("plan")), override)
+        return await _start(req, bool(body.get("plan")), override, spec)
 
     async def rollback(body: dict[str, Any], q: dict[str, str]) -> Any:
         return await _start(DeployRequest("rollback", _env(body), to=_opt(body, "to")), bool(body.get("plan")))

@@ -11,6 +11,7 @@ from shipyard.control.target import Targets
 from shipyard.engine.releases import commits_between, resolve_ref
 from shipyard.engine.rollout.launch import Launch
 from shipyard.engine.rollout.plan import CommitInfo, History, Kind, PlanInputs, ReleaseChoice, SecretsInfo
+from shipyard.engine.rollout.promotion import ServiceRecord
 from shipyard.engine.rollout.state import EnvState, InstanceView
 from shipyard.errors import BadInput, NotFound, ShipyardError
 from shipyard.primitives.clock import Clock
@@ -27,6 +28,7 @@ class DeployRequest:
     release: str | None = None
     strategy: str | None = None
     to: str | None = None  # rollback target
+    from_env: str | None = None  # deploy --from ENV: the release serving there
 
 
 class InputGatherer:
@@ -39,7 +41,13 @@ class InputGatherer:
         spec.env(req.env)  # unknown environment → clear error
         state = self.env_state(req.env)
         choice = self._deploy_target(req) if req.kind == "deploy" else self._rollback_target(req.env, req.to, state)
+        envspec = spec.env(req.env)
+        policy = envspec.promotion if req.kind == "deploy" else None
+        source_env = req.from_env or (policy.from_ if policy is not None else None)
         return PlanInputs(kind=req.kind, env=req.env, spec=spec, state=state, release=choice,
+                          promote_from=req.from_env,
+                          source=self.service_record(policy.from_, choice.id) if policy is not None else None,
+                          source_secrets=tuple(self.secrets.names(source_env)) if source_env else (),
                           history=self.history(req.env), strategy=req.strategy,
                           secrets=SecretsInfo(tuple(sorted(self.secrets.names(req.env))),
                                               self.secrets.version(req.env)),
@@ -58,6 +66,15 @@ class InputGatherer:
                         weights=dict(rt.weights))
 
     def _deploy_target(self, req: DeployRequest) -> ReleaseChoice:
+        if req.from_env:
+            if req.ref or req.release:
+                raise BadInput("give --from alone: it deploys the release serving that environment")
+            rec_env = self.store.get_environment(req.from_env)
+            serving = rec_env.current_release if rec_env else None
+            if not serving:
+                raise BadInput(f"{req.from_env} serves nothing: there is no release to promote "
+                               f"(deploy to {req.from_env} first)")
+            req = DeployRequest(req.kind, req.env, release=serving, strategy=req.strategy)
         if req.release:
             rec = self.releases.get(req.release)
             if rec is None or rec.status != "ready":
@@ -83,6 +100,28 @@ class InputGatherer:
         if not self.releases.on_disk(target):
             raise BadInput(f"release {target} was pruned from disk; deploy it again with --ref {rec.commit[:12]}")
         return ReleaseChoice(target, CommitInfo(rec.commit, rec.commit[:12], rec.message, rec.author))
+
+    def service_record(self, env: str, release: str) -> ServiceRecord:
+        """How long ``release`` served ``env`` (longest continuous stretch) and whether it passed verify there."""
+        deps = [d for d in reversed(self.store.list_deployments(env, limit=1000))
+                if d.status == "succeeded" and d.finished_at is not None]
+        longest: float | None = None
+        cur: str | None = None
+        since = 0.0
+        verified = False
+        for d in deps:
+            if d.release == release and not verified:
+                verified = any(s.name == "verify" and s.status == "succeeded" for s in self.store.list_steps(d.id))
+            if d.release != cur:
+                if cur == release:
+                    longest = max(longest or 0.0, float(d.finished_at or 0.0) - since)
+                cur, since = d.release, float(d.finished_at or 0.0)
+        serving_since = None
+        rec = self.store.get_environment(env)
+        if cur == release and rec is not None and rec.current_release == release:
+            serving_since = since
+            longest = max(longest or 0.0, self.clock.time() - since)
+        return ServiceRecord(longest, serving_since, verified)
 
     def previous_succeeded(self, env: str, current: str) -> str | None:
         for dep in self.store.list_deployments(env, limit=100):

@@ -68,6 +68,12 @@ class DeployService:
                         f"{performer}: {override_reason} ({plan.window.reason})",
                         data={"performer": performer, "reason": override_reason})
 
+    def check_promotion(self, plan: Plan) -> None:
+        """A release the environment's [promotion] does not take yet is refused (exit 3), saying why."""
+        why = (plan.promotion or {}).get("refused")
+        if why:
+            raise Refused(str(why))
+
     def check_free(self, env: str) -> None:
         if self.registry.is_busy(env):
             running = self.store.running_deployment(env)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from shipyard.engine.analysis.conditions import Condition, conditions_from_spec
 from shipyard.engine.rollout.canary import CanaryStep, canary_triggers, expand, plan_lines
 from shipyard.engine.rollout.launch import Launch
+from shipyard.engine.rollout.promotion import ServiceRecord, refusal
 from shipyard.engine.rollout.state import EnvState
 from shipyard.engine.rollout.steps import BuildStep, CanaryPhaseStep, HookStep, ReleaseCommandStep, Step
 from shipyard.engine.rollout.strategies import RolloutSettings, plan_deploy, plan_rollback
@@ -90,6 +91,9 @@ class PlanInputs:
     commits: tuple[CommitInfo, ...] | None = None  # between the serving release and the target, newest first
     strategy: str | None = None  # --strategy
     now: float | None = None  # wall time of the request (deploy windows); None: windows not judged
+    promote_from: str | None = None  # --from ENV: the release serving there
+    source: ServiceRecord | None = None  # the release's record in [promotion] from (None: no policy)
+    source_secrets: tuple[str, ...] = ()  # secret names of the environment promoted from
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,7 @@ class Plan:
     build: BuildStep | None = None
     on_rollback: tuple[HookStep, ...] = ()  # a deploy that ends rolled back runs these (post_rollback)
     window: WindowVerdict = WindowVerdict(True)  # may a deploy start now (rollbacks are never held)
+    promotion: Mapping[str, Any] | None = None  # from where, why refused, what differs between the two
     note: str | None = None  # why this deployment happens when nobody asked (automatic rollback)
     trigger: Mapping[str, Any] | None = None
 
@@ -154,6 +159,8 @@ class Plan:
             out["canary"] = {"lines": plan_lines(self.canary.spec, self.canary.rollback),
                              "steps": [c.to_json() for c in self.canary.steps]}
         out["rollback_triggers"] = [c.describe() for c in self.triggers]
+        if self.promotion is not None:
+            out["promotion"] = dict(self.promotion)
         if not self.window.allowed:
             out["window"] = {"allowed": False, "reason": self.window.reason,
                              "next_open": self.window.next_open.isoformat() if self.window.next_open else None}
@@ -235,7 +242,25 @@ def prepare(inputs: PlanInputs) -> Plan:
         keep_releases=min(e.keep_releases for e in spec.environments.values()), warm_switch=warm, build=build,
         on_rollback=tuple(_hook(spec, "post_rollback", target)) if inputs.kind == "deploy" else (),
         window=check_window(envspec.windows, inputs.now) if inputs.kind == "deploy" and inputs.now is not None
-        else WindowVerdict(True))
+        else WindowVerdict(True), promotion=_promotion(inputs, envspec) if inputs.kind == "deploy" else None)
+
+
+def _promotion(inputs: PlanInputs, envspec: EnvSpec) -> dict[str, Any] | None:
+    policy, source = envspec.promotion, inputs.promote_from
+    if policy is None and source is None:
+        return None
+    src = source or (policy.from_ if policy is not None else "")
+    why = None
+    if policy is not None and inputs.source is not None:
+        why = refusal(inputs.env, inputs.release.id, policy, inputs.source, inputs.now or 0.0)
+    out: dict[str, Any] = {"from": src, "refused": why}
+    if src in inputs.spec.environments:
+        here = {k: v for k, v in spec_snapshot(inputs.spec, inputs.env)["environment"].items() if k != "name"}
+        there = {k: v for k, v in spec_snapshot(inputs.spec, src)["environment"].items() if k != "name"}
+        out["config_differs"] = diff_config(there, here)
+        mine, theirs = set(inputs.secrets.names), set(inputs.source_secrets)
+        out["secrets"] = {"only_here": sorted(mine - theirs), "only_there": sorted(theirs - mine)}
+    return out
 
 
 def _hook(spec: Spec, hook: str, release: str) -> list[HookStep]:

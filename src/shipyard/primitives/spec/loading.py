@@ -182,6 +182,7 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
             if env is not None:
                 environments[env.name] = env
         found += _check_ports(environments, raw_envs)
+        found += _check_promotions(environments)
 
     if found:
         lines = list(dict.fromkeys(f"{dotted(loc)}: {text}" for loc, text in found))
@@ -228,6 +229,21 @@ def _resolve_env(name: str, own: Any, defaults: dict[str, Any]) -> tuple[EnvSpec
     if fields["strategy"] == "canary" and fields["canary"] is None:
         fields["canary"] = CanarySpec()
     return EnvSpec.model_validate({**fields, "name": name}), []
+
+
+def _check_promotions(envs: Mapping[str, EnvSpec]) -> list[Problem]:
+    found: list[Problem] = []
+    for name, env in envs.items():
+        if env.promotion is None:
+            continue
+        source = env.promotion.from_
+        if source == name:
+            found.append((("environments", name, "promotion", "from"), "an environment cannot promote from itself"))
+        elif source not in envs:
+            known = ", ".join(sorted(envs))
+            found.append((("environments", name, "promotion", "from"),
+                          f"unknown environment {source!r} (known: {known})"))
+    return found
 
 
 def _check_ports(envs: Mapping[str, EnvSpec], raw_envs: Mapping[str, Any]) -> list[Problem]:

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, field_va
 from shipyard.errors import NotFound
 from shipyard.primitives.spec.backup import BackupSpec
 from shipyard.primitives.spec.base import Duration, SpecModel
-from shipyard.primitives.spec.pipeline import Commands, CommandTimeout, HooksSpec, WindowsSpec
+from shipyard.primitives.spec.pipeline import Commands, CommandTimeout, HooksSpec, PromotionSpec, WindowsSpec
 from shipyard.primitives.spec.rollout import CanarySpec, RollbackSpec
 from shipyard.primitives.spec.router import RouterEnvSpec
 from shipyard.primitives.spec.verify import VerifySpec
@@ -176,6 +176,7 @@ class EnvSettings(SpecModel):
     router: RouterEnvSpec = RouterEnvSpec()
     release: Commands | None = None  # overrides [app] release here; "" skips it
     windows: WindowsSpec | None = None  # deploy windows and freezes (spec/pipeline.py)
+    promotion: PromotionSpec | None = None  # which releases it takes (spec/pipeline.py)
 
 
 class EnvSpec(EnvSettings):

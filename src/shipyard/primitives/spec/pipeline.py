@@ -111,3 +111,11 @@ class WindowsSpec(SpecModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (an IANA name such as 'Asia/Seoul' or 'UTC')") from None
         return value
+
+
+class PromotionSpec(SpecModel):
+    """``[environments.prod.promotion]``: prod takes only releases that served ``from``…"""
+
+    from_: str = Field(alias="from")
+    soak: Annotated[Duration, Field(ge=0, le=90 * 86400)] = 0.0  # …for at least this long…
+    require_verify: bool = False  # …and passed a deploy's verify step there
