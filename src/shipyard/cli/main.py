@@ -15,7 +15,7 @@ import typer
 from shipyard.errors import ShipyardError
 
 COMMANDS = ["init", "up", "down", "deploy", "rollback", "status", "history", "releases", "logs", "verify",
-            "promote", "abort", "pause", "resume"]
+            "promote", "abort", "pause", "resume", "run"]
 SUB_APPS = ["secrets", "config", "backup"]
 
 app = typer.Typer(
@@ -50,7 +50,9 @@ def _register() -> None:
     import importlib
 
     for name in COMMANDS:
-        app.command(name=name)(importlib.import_module(f"shipyard.cli.{name}").command)
+        mod = importlib.import_module(f"shipyard.cli.{name}")
+        # A command taking arbitrary arguments after `--` (shipyard run) says so in its CONTEXT.
+        app.command(name=name, context_settings=getattr(mod, "CONTEXT", None))(mod.command)
     for name in SUB_APPS:
         app.add_typer(importlib.import_module(f"shipyard.cli.{name}").app, name=name)
 

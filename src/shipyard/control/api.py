@@ -13,6 +13,7 @@ from typing import Any
 
 from shipyard.control.backups import BackupService
 from shipyard.control.deploys.inputs import DeployRequest
+from shipyard.control.deploys.oneoff import OneOffs
 from shipyard.control.deploys.registry import Registry
 from shipyard.control.deploys.service import DeployService
 from shipyard.control.deploys.status import status_json
@@ -39,6 +40,7 @@ class ApiContext:
     deploys: DeployService
     registry: Registry
     targets: Targets
+    oneoffs: OneOffs
     store: Store
     events: EventLog
     stop: Callable[[bool], None]  # `shipyard down`: True stops every instance and the router too
@@ -92,6 +94,22 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
         ctx.events.add(env, "canary_command", f"{command}: {said}")
         return {"ok": True, "env": env, "command": command, "message": said, "canary": run.to_json()}
 
+    async def run(body: dict[str, Any], q: dict[str, str]) -> Any:
+        argv = body.get("argv")
+        if not isinstance(argv, list):
+            raise BadInput("argv: expected the command as a list of strings")
+        job = ctx.oneoffs.prepare(ctx.specs.load(), _env(body), _opt(body, "release"), argv)
+        if body.get("interactive"):
+            return ctx.oneoffs.hand_over(job)
+        return ctx.oneoffs.stream(job, "local")
+
+    async def run_done(body: dict[str, Any], q: dict[str, str]) -> Any:
+        code = body.get("exit_code")
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise BadInput("exit_code: expected a whole number")
+        ctx.oneoffs.finished(str(_opt(body, "run")), code, "local")
+        return {"ok": True}
+
     async def down(body: dict[str, Any], q: dict[str, str]) -> Any:
         ctx.stop(bool(body.get("all", True)))
         return {"ok": True}
@@ -103,6 +121,8 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
         ("POST", "/v1/rollback"): rollback,
         ("GET", "/v1/status"): status,
         ("POST", "/v1/canary"): canary,
+        ("POST", "/v1/run"): run,
+        ("POST", "/v1/run/done"): run_done,
         ("POST", "/v1/down"): down,
     }
 

@@ -25,6 +25,7 @@ import psutil
 from shipyard.control.api import ApiContext, build_routes
 from shipyard.control.backups import BackupService, start_scheduler
 from shipyard.control.deploys.adopt import adopt, router_restarted
+from shipyard.control.deploys.oneoff import OneOffs
 from shipyard.control.deploys.registry import Registry
 from shipyard.control.deploys.service import DeployService
 from shipyard.control.events import EventLog
@@ -95,7 +96,8 @@ class ControlPlane:
         sched_task = asyncio.create_task(scheduler.run_forever()) if scheduler else None
         server = ApiServer(token, build_routes(ApiContext(
             project=self.paths.project, paths=self.paths, clock=self.clock, backups=self.backups, specs=self.specs, deploys=self.deploys, registry=self.registry,
-            targets=self.targets, store=self.store, events=self.events, stop=self.stop)))
+            targets=self.targets, store=self.store, events=self.events, stop=self.stop,
+            oneoffs=OneOffs(paths=self.paths, store=self.store, targets=self.targets, events=self.events))))
         api_port = await server.start("127.0.0.1", port)
         tmp = self.paths.control.with_suffix(".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "create_time": psutil.Process().create_time(),

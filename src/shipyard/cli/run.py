@@ -1,0 +1,49 @@
+"""shipyard run: a one-off command in a release, with the environment's configuration and secrets."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def command(
+    ctx: typer.Context,
+    env: Annotated[str, typer.Option("--env", "-e", help="Environment whose configuration the command gets.")],
+    release: Annotated[str | None, typer.Option("--release", help="Release to run in (default: the serving one).")]
+    = None,
+    interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Give it your terminal (a shell).")]
+    = False,
+) -> None:
+    """Run COMMAND (after --) in a release; exits with the command's exit code."""
+    import subprocess
+    import sys
+
+    from shipyard.cli.app import AppContext
+
+    app = AppContext.of(ctx)
+    argv = list(ctx.args)
+    if not argv:
+        app.abort("give the command after --: shipyard run --env ENV -- python manage.py migrate", 2)
+    body = {"env": env, "release": release, "argv": argv, "interactive": interactive}
+    if interactive:
+        job = app.client.call("POST", "/v1/run", body)
+        try:
+            code = subprocess.run(job["argv"], cwd=job["cwd"], env=job["environ"], check=False).returncode
+        except OSError as exc:
+            code = 127
+            app.warn(f"cannot run {argv[0]!r}: {exc.strerror}")
+        app.client.call("POST", "/v1/run/done", {"run": job["run"], "exit_code": code})
+        raise typer.Exit(code)
+    code = 1
+    for ev in app.client.stream("/v1/run", body):
+        if ev.get("event") == "output":
+            sys.stdout.write(ev["line"] + "\n")
+            sys.stdout.flush()
+        elif ev.get("event") == "exit":
+            code = int(ev["code"])
+            if ev.get("error"):
+                app.warn(str(ev["error"]))
+    raise typer.Exit(code)
