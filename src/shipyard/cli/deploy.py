@@ -26,6 +26,12 @@ def command(
     if strategy and strategy not in ("rolling", "blue-green", "canary"):
         app.abort(f"unknown strategy '{strategy}' (expected rolling, blue-green or canary)", 2)
     app.env(env)  # bad config or unknown environment: exit 2 before anything else
+    from shipyard.cli.worktree import dirty_warning
+
+    # On stderr, with --json too: the document on stdout stays whole.
+    warning = dirty_warning(app.project.dir, app.project.spec_file, ref, building=release is None)
+    if warning:
+        app.warn(warning)
     events = app.client.stream("/v1/deploy", {"env": env, "ref": ref, "release": release, "strategy": strategy,
                                               "plan": plan})
     raise typer.Exit(follow(app, events, as_json=json_out, plan_only=plan))

@@ -1,0 +1,65 @@
+"""Day two, the small things: a build failure's output once, a table added is one config change, a
+dirty working tree is said, ``status`` while the control plane is down — through the real CLI against a
+real control plane."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .conftest import Project
+
+FAILING_BUILD = '''\
+def check():
+    raise RuntimeError("build-check-failed-7f3a")
+
+
+check()
+'''
+
+
+def test_a_build_failure_prints_its_output_once(running: Project) -> None:
+    running.json("deploy", "--env", "staging")
+    spec = running.dir / "shipyard.toml"
+    spec.write_text(spec.read_text().replace('build = ["python3 -m compileall -q ."]',
+                                             'build = ["python3 check.py"]'))
+    running.commit("v2", files={"check.py": FAILING_BUILD})
+    proc = running.cli("deploy", "--env", "staging")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert out.count("RuntimeError: build-check-failed-7f3a") == 1, out
+    assert out.count("Traceback (most recent call last)") == 1, out
+    assert "build failed: `python3 check.py` exited 1 (output above)" in out, out
+    # The document keeps the whole story.
+    res: Any = running.json("deploy", "--env", "staging", code=1)
+    assert "RuntimeError: build-check-failed-7f3a" in res["reason"], res["reason"]
+
+
+def test_plan_shows_an_added_table_not_its_leaves(running: Project) -> None:
+    running.json("deploy", "--env", "staging")
+    spec = running.dir / "shipyard.toml"
+    spec.write_text(spec.read_text() + '\n[environments.staging.verify]\nrate = 20\nduration = "2s"\n')
+    plan: Any = running.json("deploy", "--env", "staging", "--plan")
+    assert plan["changes"]["config_changed"] == ["environment.verify (added)"], plan["changes"]
+    human = running.ok("deploy", "--env", "staging", "--plan").stdout
+    assert "config changed: environments.staging.verify (added)\n" in human, human
+
+
+def test_a_dirty_working_tree_is_said_on_stderr(running: Project) -> None:
+    clean = running.cli("deploy", "--env", "staging", "--plan", "--json")
+    assert clean.returncode == 0 and "warning" not in clean.stderr, clean.stderr
+    (running.dir / "app.py").write_text((running.dir / "app.py").read_text() + "\n# not committed\n")
+    (running.dir / "notes.txt").write_text("untracked\n")
+    proc = running.cli("deploy", "--env", "staging", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    json.loads(proc.stdout)  # the document is whole
+    assert "uncommitted changes (app.py, notes.txt) are not deployed" in proc.stderr, proc.stderr
+    assert "the release is built from commit" in proc.stderr and "(HEAD)" in proc.stderr, proc.stderr
+    assert "shipyard.toml" not in proc.stderr, proc.stderr
+    spec = running.dir / "shipyard.toml"
+    spec.write_text(spec.read_text().replace('GREETING = "hello"', 'GREETING = "hi"'))
+    proc = running.cli("deploy", "--env", "staging", "--release", running.json("status", "--env", "staging")[
+        "release"], "--plan")  # type: ignore[index]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "shipyard.toml has uncommitted changes and they apply" in proc.stderr, proc.stderr
+    assert "app.py" not in proc.stderr, "a deploy of an existing release builds nothing"
