@@ -63,3 +63,36 @@ def test_a_dirty_working_tree_is_said_on_stderr(running: Project) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "shipyard.toml has uncommitted changes and they apply" in proc.stderr, proc.stderr
     assert "app.py" not in proc.stderr, "a deploy of an existing release builds nothing"
+
+
+def test_status_says_warm_and_shows_the_router_while_the_control_plane_is_down(running: Project) -> None:
+    import os
+    import signal
+
+    first: Any = running.json("deploy", "--env", "staging")
+    running.commit("v2")
+    second: Any = running.json("deploy", "--env", "staging")
+    st: Any = running.json("status", "--env", "staging")
+    roles = {i["release"]: i["role"] for i in st["instances"]}
+    assert roles == {first["release"]: "warm", second["release"]: "stable"}, st["instances"]
+    human = running.ok("status", "--env", "staging").stdout
+    assert " warm " in human and " old " not in human, human
+
+    pid = running.control_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    assert running.get("/")[1]["version"] == "v2", "the router keeps serving"
+    proc = running.cli("status", "--env", "staging")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "control plane is not running" in proc.stderr and "shipyard up --detach" in proc.stderr, proc.stderr
+    assert "the router (pid" in proc.stdout and second["release"] + " 100%" in proc.stdout, proc.stdout
+    doc: Any = running.json("status", code=1)
+    assert doc["control_plane"]["running"] is False and doc["router"]["running"] is True, doc
+    (env,) = doc["environments"]
+    assert env["env"] == "staging" and env["release"] == second["release"], env
+    roles = {i["release"]: i["role"] for i in env["instances"]}
+    assert roles == {first["release"]: "warm", second["release"]: "stable"}, env["instances"]
+    assert env["traffic"]["requests"] >= 1, env["traffic"]
+    assert running.cli("status", "--env", "prod").returncode == 2
+    running.ok("up", "--detach", timeout=90)  # brought back, so teardown stops everything cleanly

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shipyard.control.deploys.status import shown_role
 from shipyard.control.httpserver import Handler
 from shipyard.errors import BadInput, NotFound, Refused, ShipyardError
 
@@ -86,7 +87,7 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
         if q.get("deployment"):
             return _started_by(env, _int(q["deployment"], "--deployment"))
         return [{"id": i.id, "env": i.env, "release": i.release, "index": i.index, "port": i.port, "pid": i.pid,
-                 "role": i.role, "state": i.state, "started_at": i.started_at, "restarts": i.restarts}
+                 "role": shown_role(i.role), "state": i.state, "started_at": i.started_at, "restarts": i.restarts}
                 for i in ctx.store.list_instances(env)]
 
     def _started_by(env: str, deployment: int) -> list[dict[str, Any]]:
