@@ -96,3 +96,38 @@ def test_status_says_warm_and_shows_the_router_while_the_control_plane_is_down(r
     assert env["traffic"]["requests"] >= 1, env["traffic"]
     assert running.cli("status", "--env", "prod").returncode == 2
     running.ok("up", "--detach", timeout=90)  # brought back, so teardown stops everything cleanly
+
+
+def test_verify_says_which_instances_restarted_during_the_run(running: Project) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from shipyard.primitives.routerproto import RouterClient
+
+    from .conftest import wait_for
+
+    running.json("deploy", "--env", "staging")
+    victim = running.json("status", "--env", "staging")["instances"][0]  # type: ignore[index]
+    proc = subprocess.Popen([sys.executable, "-m", "shipyard", "verify", "--env", "staging", "--rate", "50",
+                             "--duration", "5s", "--json"], cwd=running.dir, env=running.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # The load has begun (so verify has read the restart counts before it): crash one instance.
+        router = RouterClient(running.dir / ".shipyard" / "run" / "router.sock")
+        assert wait_for(lambda: router.call("stats", env="staging", window_s=5)["releases"], timeout=30)
+        assert wait_for(lambda: sum(r["requests"] for r in router.call(
+            "stats", env="staging", window_s=5)["releases"].values()) > 0, timeout=30)
+        os.kill(victim["pid"], signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    doc = json.loads(out)
+    assert doc["restarts"]["checked"] is True, doc["restarts"]
+    assert [i["instance"] for i in doc["restarts"]["instances"]] == [victim["id"]], doc["restarts"]
+    assert doc["restarts"]["total"] >= 1
+    assert any("restarted during the run" in w and victim["id"] in w for w in doc["warnings"]), doc["warnings"]
+    human = running.cli("verify", "--env", "staging", "--rate", "20", "--duration", "1s")
+    assert "restarted during the run" not in human.stdout, human.stdout  # none this time
