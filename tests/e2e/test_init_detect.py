@@ -45,6 +45,8 @@ MANAGE = ('import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.se
      "fastapi", "uvicorn", "uvicorn main:api --host 127.0.0.1 --port $PORT"),
     ({"main.py": FASTAPI, "requirements.txt": "fastapi\nHypercorn\n"},
      "fastapi", "hypercorn", "hypercorn main:api --bind 127.0.0.1:$PORT"),
+    ({"app/__init__.py": "", "app/main.py": FASTAPI.replace("api =", "app: FastAPI =").replace("@api", "@app"),
+      "requirements.txt": "uvicorn\n"}, "fastapi", "uvicorn", "uvicorn app.main:app --host 127.0.0.1 --port $PORT"),
     ({"app.py": FLASK, "requirements.txt": "Flask==3.0\ngunicorn\n"},
      "flask", "gunicorn", "gunicorn -b 127.0.0.1:$PORT app:app"),
     ({"app.py": FLASK_FACTORY, "requirements.txt": "flask\nwaitress\n"},

@@ -1,7 +1,7 @@
 """What ``shipyard init`` can tell about the app in a directory: its framework, the server to run it with,
 and free router ports.
 
-- FastAPI: a top-level module importing ``fastapi`` → ``uvicorn main:app --host 127.0.0.1 --port $PORT``
+- FastAPI: a top-level module (or ``app/main.py``, ``app/__init__.py``) importing ``fastapi`` → ``uvicorn main:app --host 127.0.0.1 --port $PORT``
   (``hypercorn`` when requirements.txt names it and not uvicorn).
 - Flask: a module importing ``flask`` → gunicorn (or waitress) when requirements.txt names it, else the
   Flask development server, with a note.
@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MODULES = ("main.py", "app.py", "server.py", "api.py", "asgi.py", "wsgi.py")
+MODULES = ("main.py", "app.py", "server.py", "api.py", "asgi.py", "wsgi.py", "app/main.py", "app/__init__.py")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _SETTINGS = re.compile(r"""DJANGO_SETTINGS_MODULE["']\s*,\s*["']([A-Za-z_][\w.]*)\.settings["']""")
 BIND = "127.0.0.1"
@@ -73,7 +73,7 @@ def _find(here: Path, package: str) -> tuple[str, str] | None:
         if path.is_file():
             text = path.read_text(errors="replace")
             if _imports(text, package):
-                return path.stem, text
+                return name.removesuffix(".py").removesuffix("/__init__").replace("/", "."), text
     return None
 
 
