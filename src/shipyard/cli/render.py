@@ -21,6 +21,39 @@ if TYPE_CHECKING:
 EXIT = {"succeeded": 0, "failed": 1, "rolled_back": 1, "interrupted": 1}
 
 
+class Shown:
+    """The lines already printed in this deployment's output, so that a failure's output is shown once.
+
+    A failed build streams its output live (``log`` events); its step error and the deployment's reason
+    then carry the last lines again, and an instance crash's reason repeats the step error. ``once(text)``
+    keeps the first line of a message and drops the further lines already printed.
+    """
+
+    def __init__(self) -> None:
+        self._lines: set[str] = set()
+
+    def add(self, line: str) -> str:
+        line = line.rstrip()
+        if line.strip():
+            self._lines.add(line.strip())
+        return line
+
+    def once(self, text: str) -> str:
+        head, *rest = text.splitlines() or [""]
+        new = [line for line in rest if line.strip() and line.strip() not in self._lines]
+        for line in [head, *new]:
+            self.add(line)
+        if len(new) < len([line for line in rest if line.strip()]):
+            head = head.removesuffix(" — last lines:").removesuffix(":") + " (output above)"
+        return "\n".join([head, *new])
+
+
+def spec_path(key: str, env: str) -> str:
+    """A plan's config key as written in shipyard.toml: the snapshot's ``environment.*`` is
+    ``environments.<env>.*`` (set there or inherited from ``[defaults]``)."""
+    return f"environments.{env}.{key.removeprefix('environment.')}" if key.startswith("environment.") else key
+
+
 def render_plan(console: Console, plan: dict[str, Any]) -> None:
     ch = plan.get("changes", {})
     frm = plan.get("previous_release") or "(nothing)"
@@ -33,7 +66,8 @@ def render_plan(console: Console, plan: dict[str, Any]) -> None:
     for c in ch.get("commits", [])[:10]:
         console.print(f"    {esc(c['sha'])} {esc(c['message'])}  [dim]{esc(c.get('author', ''))}[/]")
     if ch.get("config_changed"):
-        console.print(f"  config changed: {esc(', '.join(ch['config_changed']))}")
+        keys = [spec_path(k, plan["env"]) for k in ch["config_changed"]]
+        console.print(f"  config changed: {esc(', '.join(keys))}")
     if ch.get("secrets_changed"):
         console.print(f"  secrets changed: {esc(', '.join(ch['secrets_changed']))}")
     gates = plan.get("health_gates", {})
@@ -80,6 +114,7 @@ def _clock(t: float | None) -> str:
 
 def follow(app: AppContext, events: Iterator[dict[str, Any]], *, as_json: bool, plan_only: bool) -> int:
     console = app.out
+    shown = Shown()
     status = None
     last_canary: object = None
     result: dict[str, Any] | None = None
@@ -109,7 +144,7 @@ def follow(app: AppContext, events: Iterator[dict[str, Any]], *, as_json: bool, 
                     mark = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]"}.get(ev["status"], "·")
                     console.print(f"  {mark} {esc(ev['description'])}  [dim]{ev.get('duration_s', 0):.2f}s[/]")
                     if ev.get("error"):
-                        console.print(f"    [red]{esc(ev['error'])}[/]")
+                        console.print(f"    [red]{esc(shown.once(ev['error']))}[/]")
             elif kind == "canary" and not as_json:
                 # One line per change of action; the spinner shows the latest reason.
                 line = esc(f"canary {ev.get('weight')}%: {ev['reason']}")
@@ -120,7 +155,7 @@ def follow(app: AppContext, events: Iterator[dict[str, Any]], *, as_json: bool, 
                     colour = {"rollback": "red", "pause": "yellow", "continue": "green"}.get(str(last_canary), "dim")
                     console.print(f"    [{colour}]{line}[/]")
             elif kind == "log" and not as_json:
-                console.print(f"    [dim]{esc(ev['line'].rstrip())}[/]")
+                console.print(f"    [dim]{esc(shown.add(ev['line']))}[/]")
             elif kind == "result":
                 result = ev["result"]
     finally:
@@ -131,18 +166,18 @@ def follow(app: AppContext, events: Iterator[dict[str, Any]], *, as_json: bool, 
     if as_json:
         app.print_json(result)
     else:
-        render_result(console, result)
+        render_result(console, result, shown)
     return EXIT.get(result["outcome"], 1)
 
 
-def render_result(console: Console, result: dict[str, Any]) -> None:
+def render_result(console: Console, result: dict[str, Any], shown: Shown | None = None) -> None:
     ok = result["outcome"] == "succeeded"
     kept = result["release"] if ok else (result["previous_release"] or "nothing")
     console.print(f"[{'green' if ok else 'red'}]{esc(result['kind'])} {esc(result['outcome'])}[/]: "
                   + esc(f"{result['env']} {'now serves' if ok else 'kept'} {kept} in {result['duration_s']:.2f}s "
                         f"(deployment {result['deployment']})"))
     if result.get("reason"):
-        console.print(f"  reason: {esc(result['reason'])}")
+        console.print(f"  reason: {esc((shown or Shown()).once(result['reason']))}")
     render_failure(console, result.get("rollback"))
     if result.get("watch"):
         w = result["watch"]

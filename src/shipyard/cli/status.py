@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from shipyard.cli.app import AppContext
+    from shipyard.errors import ControlPlaneUnavailable
 
 
 def command(
@@ -20,15 +23,33 @@ def command(
     from urllib.parse import quote
 
     from shipyard.cli.app import AppContext
+    from shipyard.errors import ControlPlaneUnavailable
 
     app = AppContext.of(ctx)
-    # The control plane validates the spec and the environment (exit 2): no need to load it here too.
-    data: Any = app.client.call("GET", "/v1/status" + (f"?env={quote(env)}" if env else ""))
+    try:
+        # The control plane validates the spec and the environment (exit 2): no need to load it here too.
+        data: Any = app.client.call("GET", "/v1/status" + (f"?env={quote(env)}" if env else ""))
+    except ControlPlaneUnavailable as err:
+        _router_only(app, env, json_out, err)
     if json_out:
         app.print_json(data)
         return
     for st in [data] if env else data:
         render_env(app.out, st)
+
+
+def _router_only(app: AppContext, env: str | None, json_out: bool, err: ControlPlaneUnavailable) -> NoReturn:
+    """The control plane is down but the router may still serve: show what it knows, then exit 1."""
+    from shipyard.cli.routerview import render_router_view, router_view
+
+    if env is not None:
+        app.env(env)  # an unknown environment is still bad input (exit 2)
+    doc = router_view(app, env)
+    if json_out:
+        app.print_json(doc)
+    else:
+        render_router_view(app.out, doc)
+    app.abort(f"{err}; status shows only what the router knows until then", err.exit_code)
 
 
 def _at(t: float, fmt: str = "%Y-%m-%d %H:%M") -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from shipyard.cli.app import AppContext
     from shipyard.engine.verify.result import VerifyResult
     from shipyard.primitives.spec.verify import VerifySpec
 
@@ -25,6 +26,8 @@ def command(
     users: Annotated[int, typer.Option("--users", help="Locust users (with --locustfile).")] = 10,
 ) -> None:
     """Verify an environment under load: exit 0 on go, 99 on no-go."""
+    from dataclasses import replace
+
     from shipyard.cli.app import AppContext, esc
     from shipyard.engine.verify.report import report_path, write_report
     from shipyard.errors import NoGo
@@ -41,13 +44,17 @@ def command(
         except ValueError as exc:
             app.abort(f"--duration: {exc}", 2)
     target = env_spec.url
+    before = _restarts(app, env)
     if locustfile is not None:
         result = _run_locust(locustfile, target, spec, users, seconds, rate, app.err, quiet=json_out)
     else:
         result = _run(target, spec, rate, seconds, app.err, quiet=json_out, project_dir=app.project.dir)
+    restarts = _restarted(before, _restarts(app, env))
+    if restarts.get("note"):
+        result = replace(result, warnings=(*result.warnings, restarts["note"]))
     path = write_report(result, report or report_path(app.project.state_dir, env, result.started_at), env=env)
     if json_out:
-        app.print_json({**result.to_json(), "env": env, "report": str(path)})
+        app.print_json({**result.to_json(), "env": env, "report": str(path), "restarts": restarts})
     else:
         out = app.out
         if env_spec.verify is None:
@@ -56,6 +63,38 @@ def command(
         out.print(f"report: {esc(path)}")
     if not result.go:
         raise NoGo(result.summary())
+
+
+def _restarts(app: AppContext, env: str) -> dict[str, tuple[str, int]] | None:
+    """Each instance's restart count from the control API's status (None when it is not running)."""
+    from urllib.parse import quote
+
+    from shipyard.errors import ControlPlaneUnavailable
+
+    try:
+        st = app.client.call("GET", f"/v1/status?env={quote(env)}", timeout=10)
+    except ControlPlaneUnavailable:
+        return None
+    return {i["id"]: (i["release"], int(i["restarts"])) for i in st.get("instances", [])}
+
+
+def _restarted(before: dict[str, tuple[str, int]] | None, after: dict[str, tuple[str, int]] | None
+               ) -> dict[str, Any]:
+    """Which instances restarted during the run: under overload a failing liveness probe restarts them,
+    which makes the overload worse (docs/verify.md: "Overload and the liveness probe")."""
+    if before is None or after is None:
+        return {"checked": False, "reason": "the control plane is not running: restarts not known",
+                "instances": [], "total": 0}
+    instances: list[dict[str, Any]] = [{"instance": iid, "release": rel, "restarts": n - before[iid][1]}
+                 for iid, (rel, n) in sorted(after.items()) if iid in before and n > before[iid][1]]
+    total = sum(i["restarts"] for i in instances)
+    doc: dict[str, Any] = {"checked": True, "instances": instances, "total": total}
+    if instances:
+        listed = ", ".join(f"{i['instance']} ×{i['restarts']}" for i in instances)
+        doc["note"] = (f"{len(instances)} instance(s) restarted during the run ({listed}): a liveness probe "
+                       "failing under this load restarts instances, which makes an overload worse — the "
+                       "results include those restarts (docs/verify.md, 'Overload and the liveness probe')")
+    return doc
 
 
 def _run(target: str, spec: VerifySpec, rate: float | None, seconds: float | None, err: Console, *, quiet: bool,

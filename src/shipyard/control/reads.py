@@ -1,7 +1,9 @@
 """Control API routes for what the CLI reads from the state store, and for ``shipyard backup …``.
 
 The CLI never opens the state store or a backup repository itself; it asks these routes. They get a
-``ReadContext`` — exactly the collaborators they use, not the daemon.
+``ReadContext`` — exactly the collaborators they use, not the daemon. ``GET /v1/events?env=&kinds=a,b&limit=``
+gives the environment's recorded events, oldest first (``shipyard logs --timestamps`` places the
+instances' start / restart / stop events among their lines).
 
 Long backup operations (run, verify, restore, drill) answer as an NDJSON stream: ``started``, then a
 ``heartbeat`` every few seconds while the work goes on, then one ``result`` (or ``error`` with its
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipyard.control.backups import BackupService
+from shipyard.control.deploys.status import shown_role
 from shipyard.control.httpserver import Handler
 from shipyard.control.paths import Paths
 from shipyard.errors import BadInput, NotFound, Refused, ShipyardError
@@ -84,7 +87,7 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
         if q.get("deployment"):
             return _started_by(env, _int(q["deployment"], "--deployment"))
         return [{"id": i.id, "env": i.env, "release": i.release, "index": i.index, "port": i.port, "pid": i.pid,
-                 "role": i.role, "state": i.state, "started_at": i.started_at, "restarts": i.restarts}
+                 "role": shown_role(i.role), "state": i.state, "started_at": i.started_at, "restarts": i.restarts}
                 for i in ctx.store.list_instances(env)]
 
     def _started_by(env: str, deployment: int) -> list[dict[str, Any]]:
@@ -97,6 +100,14 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
                for iid in (st.detail or {}).get("instances", [])]
         return [{"id": iid, "env": env, "release": dep.release, "live": iid in live,
                  "log": str(ctx.paths.instance_log(env, iid))} for iid in ids]
+
+    async def events(body: dict[str, Any], q: dict[str, str]) -> Any:
+        """The environment's recorded events (``kinds``: comma-separated), oldest first."""
+        env = known_env(q)
+        limit = _int(q.get("limit", "100"), "--limit")
+        kinds = [k for k in q.get("kinds", "").split(",") if k] or None
+        rows = ctx.store.list_events(env, limit=min(max(limit, 1), 10_000), kinds=kinds)
+        return [{"at": e.at, "kind": e.kind, "message": e.message, "data": e.data} for e in reversed(rows)]
 
     async def backup_list(body: dict[str, Any], q: dict[str, str]) -> Any:
         return await ctx.backups.listing(env_of(q), _source(q))
@@ -164,6 +175,7 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
         ("GET", "/v1/history"): history,
         ("GET", "/v1/releases"): releases,
         ("GET", "/v1/instances"): instances,
+        ("GET", "/v1/events"): events,
         ("GET", "/v1/backups"): backup_list,
         ("POST", "/v1/backups/run"): backup_run,
         ("POST", "/v1/backups/verify"): backup_verify,

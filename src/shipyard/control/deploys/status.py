@@ -10,6 +10,12 @@ from shipyard.primitives.spec import Spec
 from shipyard.primitives.store import Store
 
 
+def shown_role(role: str) -> str:
+    """The role as the docs and the CLI name it: a release kept warm (``"old"`` in the routing state and the
+    instances table, no traffic) is ``"warm"``; the router's roles (stable, canary, preview) are unchanged."""
+    return "warm" if role == "old" else role
+
+
 def status_json(spec: Spec, env: str | None, *, store: Store, targets: Targets, registry: Registry) -> Any:
     if env:
         spec.env(env)  # unknown environment → clear error
@@ -44,7 +50,7 @@ def _one(spec: Spec, name: str, store: Store, targets: Targets, registry: Regist
         "previous_release": rec.previous_release if rec else None,
         "weights": {r: w for r, w in rt.weights.items() if w > 0},
         "instances": [{"id": s.id, "release": s.release, "pid": s.pid, "port": s.port, "ready": bool(s.ready),
-                       "state": s.state, "restarts": s.restarts, "role": rt.role(s.release),
+                       "state": s.state, "restarts": s.restarts, "role": shown_role(rt.role(s.release)),
                        "routed": s.id not in rt.unrouted, "cpu_percent": s.cpu_percent,
                        "rss_bytes": s.rss_bytes} for s in rt.instances()],
         "canary": canary.to_json() if canary else None,

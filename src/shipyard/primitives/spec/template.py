@@ -57,10 +57,10 @@ keep_releases = 5       # newest releases kept on disk; older ones are pruned
 
 # Each environment gets its own router port (unique across environments).
 [environments.staging]
-port = 8200
+port = {staging_port}
 
 [environments.production]
-port = 8300
+port = {production_port}
 replicas = 3
 strategy = "blue-green"
 """
@@ -77,6 +77,8 @@ def default_app_name(text: str) -> str:
     return name if APP_NAME.match(name) else "app"
 
 
-def render_init_template(app_name: str, run: str) -> str:
+def render_init_template(app_name: str, run: str, ports: tuple[int, int] = (8200, 8300)) -> str:
+    """The template for ``app_name`` started by ``run``; ``ports``: the staging and production router ports."""
     name = default_app_name(app_name)
-    return _TEMPLATE.format(name=name, name_q=_toml_string(name), run_q=_toml_string(run))
+    return _TEMPLATE.format(name=name, name_q=_toml_string(name), run_q=_toml_string(run),
+                            staging_port=int(ports[0]), production_port=int(ports[1]))
