@@ -33,6 +33,9 @@ def test_run_sees_config_and_secrets_and_returns_the_exit_code(running: Project)
     finally:
         store.close()
     assert len(runs) == 1 and runs[0].data and runs[0].data["exit_code"] == 3
+    assert runs[0].data["performer"].startswith("local ("), "who ran it: the local admin, as the CLI's user"
+    hist = running.json("history", "--env", "staging")
+    assert hist[0]["performer"].startswith("local (")  # type: ignore[index]
     assert "s3cr3t-run" not in (runs[0].message + str(runs[0].data)), "never the environment's values"
     missing = running.cli("run", "--env", "staging")
     assert missing.returncode == 2 and "after --" in missing.stderr

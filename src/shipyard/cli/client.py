@@ -52,6 +52,8 @@ class ControlClient:
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None, timeout: float | None
                  ) -> http.client.HTTPResponse:
+        if body is not None and "performer" not in body:
+            body = {**body, "performer": _performer()}
         data = json.dumps(body or {}).encode()
         conn = self._conn(timeout)
         try:
@@ -93,3 +95,15 @@ class ControlClient:
             if not line:
                 break
             yield json.loads(line)
+
+
+def _performer() -> str:
+    """Who is acting, as recorded with deployments and runs: SHIPYARD_PERFORMER (a CI job sets it to its
+    actor) or the OS user."""
+    import getpass
+    import os
+
+    try:
+        return os.environ.get("SHIPYARD_PERFORMER") or getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid
+        return "unknown"

@@ -51,15 +51,15 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
         return {"ok": True, "pid": os.getpid(), "project": str(ctx.project), "spec_loads": ctx.specs.loads}
 
     async def _start(req: DeployRequest, plan_only: bool, override: str | None = None,
-                     spec: Spec | None = None) -> AsyncIterator[dict[str, Any]]:
+                     spec: Spec | None = None, performer: str = "local") -> AsyncIterator[dict[str, Any]]:
         # Prepared now, so bad input is answered as one JSON error, not inside a stream.
         plan = ctx.deploys.prepare(req, spec or ctx.specs.load())
         if not plan_only:
             ctx.deploys.check_promotion(plan)
-            ctx.deploys.check_window(plan, override)
+            ctx.deploys.check_window(plan, override, performer)
             ctx.deploys.check_free(plan.env)
         ctx.deploys.check_port(plan)
-        return ctx.deploys.stream(plan, plan_only)
+        return ctx.deploys.stream(plan, plan_only, performer)
 
     async def deploy(body: dict[str, Any], q: dict[str, str]) -> Any:
         req = DeployRequest("deploy", _env(body), ref=_opt(body, "ref"), release=_opt(body, "release"),
@@ -72,10 +72,11 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
             override = _opt(body, "reason")
             if not override:
                 raise BadInput("--override-window needs --reason TEXT (it is recorded)")
-        return await _start(req, bool(body.get("plan")), override, spec)
+        return await _start(req, bool(body.get("plan")), override, spec, _performer(body))
 
     async def rollback(body: dict[str, Any], q: dict[str, str]) -> Any:
-        return await _start(DeployRequest("rollback", _env(body), to=_opt(body, "to")), bool(body.get("plan")))
+        return await _start(DeployRequest("rollback", _env(body), to=_opt(body, "to")), bool(body.get("plan")),
+                            performer=_performer(body))
 
     async def status(body: dict[str, Any], q: dict[str, str]) -> Any:
         return status_json(ctx.specs.load(), q.get("env"), store=ctx.store, targets=ctx.targets,
@@ -101,13 +102,13 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
         job = ctx.oneoffs.prepare(ctx.specs.load(), _env(body), _opt(body, "release"), argv)
         if body.get("interactive"):
             return ctx.oneoffs.hand_over(job)
-        return ctx.oneoffs.stream(job, "local")
+        return ctx.oneoffs.stream(job, _performer(body))
 
     async def run_done(body: dict[str, Any], q: dict[str, str]) -> Any:
         code = body.get("exit_code")
         if not isinstance(code, int) or isinstance(code, bool):
             raise BadInput("exit_code: expected a whole number")
-        ctx.oneoffs.finished(str(_opt(body, "run")), code, "local")
+        ctx.oneoffs.finished(str(_opt(body, "run")), code, _performer(body))
         return {"ok": True}
 
     async def down(body: dict[str, Any], q: dict[str, str]) -> Any:
@@ -132,6 +133,16 @@ def _env(body: dict[str, Any]) -> str:
     if not isinstance(env, str) or not env:
         raise BadInput("--env is required")
     return env
+
+
+def _performer(body: dict[str, Any]) -> str:
+    """Who acts: the local admin token, with the name the CLI says it runs for (SHIPYARD_PERFORMER, e.g. a CI
+    job's actor, or the OS user). Informational until identities land: every local caller is an admin."""
+    said = body.get("performer")
+    if isinstance(said, str) and said.strip():
+        name = "".join(c for c in said.strip() if c.isprintable())[:64]
+        return f"local ({name})"
+    return "local"
 
 
 def _opt(body: dict[str, Any], key: str) -> str | None:

@@ -71,6 +71,7 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
                          "duration_s": round(dur, 3) if dur is not None else None,
                          # Why it was rolled back: failing conditions with observed values and windows.
                          "rollback": detail.get("rollback"), "trigger": detail.get("trigger"),
+                         "performer": detail.get("performer"),
                          "steps": [{"name": s.name, "status": s.status, "started_at": s.started_at,
                                     "duration_s": s.duration_s} for s in steps]})
         return rows

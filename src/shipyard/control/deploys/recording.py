@@ -40,8 +40,8 @@ def progress_event(what: str, item: StepResult | Step, index: int) -> dict[str, 
     return ev
 
 
-def deployment_detail(plan: Plan, res: ExecResult | None) -> dict[str, Any]:
-    return {"config": plan.changes.get("config"), "secrets": plan.changes.get("secrets"),
+def deployment_detail(plan: Plan, res: ExecResult | None, performer: str) -> dict[str, Any]:
+    return {"config": plan.changes.get("config"), "secrets": plan.changes.get("secrets"), "performer": performer,
             "launch": plan.launch.to_json(), "commit": plan.commit.to_json(),
             "trigger": dict(plan.trigger) if plan.trigger else None,
             "rollback": res.failure() if res is not None else None}

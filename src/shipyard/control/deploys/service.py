@@ -80,7 +80,7 @@ class DeployService:
             what = f"deployment {running.id} ({running.kind} of {running.release})" if running else "a deployment"
             raise LockHeld(f"{what} is already running on {env}; wait for it or check 'shipyard status'")
 
-    async def stream(self, plan: Plan, plan_only: bool) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, plan: Plan, plan_only: bool, performer: str = "local") -> AsyncIterator[dict[str, Any]]:
         """The plan, then (unless ``plan_only``) the deployment's events until its result."""
         yield {"event": "plan", "plan": plan.to_json()}
         if plan_only:
@@ -89,7 +89,7 @@ class DeployService:
 
         async def runner() -> None:
             try:
-                result = await self.run(plan, queue.put_nowait)
+                result = await self.run(plan, queue.put_nowait, performer)
                 queue.put_nowait({"event": "result", "result": result})
             except ShipyardError as err:
                 queue.put_nowait({"event": "error", "error": str(err), "exit_code": err.exit_code})
@@ -110,7 +110,7 @@ class DeployService:
                 return
             yield item
 
-    async def run(self, plan: Plan, emit: Emit) -> dict[str, Any]:
+    async def run(self, plan: Plan, emit: Emit, performer: str = "local") -> dict[str, Any]:
         """Apply ``plan``; returns the result document (see README for its fields)."""
         t0 = time.monotonic()
         target = self.targets.get(plan.env)
@@ -131,7 +131,7 @@ class DeployService:
             with self.releases.protect(plan.release):
                 async with self._canary(plan, target, emit) as canary:
                     runners = LocalRunners(plan, target, self.releases, self.paths, self.clock, self.secrets,
-                                           emit, canary, dep.id)
+                                           emit, canary, dep.id, performer)
                     recorder = StoreRecorder(self.store, dep.id)
                     res = await execute(plan.steps, target, runners, recorder, self.clock,
                                         serving=plan.previous, on_progress=progress)
@@ -153,7 +153,7 @@ class DeployService:
             raise
         finally:
             self.store.finish_deployment(dep.id, outcome=outcome, reason=reason, finished_at=self.clock.time(),
-                                         detail=deployment_detail(plan, res))
+                                         detail=deployment_detail(plan, res, performer))
         watch = None
         if outcome == "succeeded":
             self.events.add(plan.env, plan.kind, f"{plan.kind} of {plan.release} succeeded"
@@ -199,6 +199,6 @@ class DeployService:
         self.registry.hold(env, task, "the post-deploy watch's rollback")
         try:
             with contextlib.suppress(ShipyardError):
-                await self.run(plan, lambda ev: None)
+                await self.run(plan, lambda ev: None, "the post-deploy watch")
         finally:
             self.registry.release(env, task)
