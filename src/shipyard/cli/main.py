@@ -16,7 +16,7 @@ from shipyard.errors import ShipyardError
 
 COMMANDS = ["init", "up", "down", "deploy", "rollback", "status", "history", "releases", "logs", "verify",
             "promote", "abort", "pause", "resume", "run"]
-SUB_APPS = ["secrets", "config", "backup"]
+SUB_APPS = ["secrets", "config", "backup", "ci"]
 
 app = typer.Typer(
     name="shipyard",
