@@ -17,6 +17,7 @@ import shlex
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from shipyard.control.deploys.commands import release_environment
 from shipyard.control.events import EventLog
 from shipyard.control.paths import Paths
 from shipyard.control.target import Targets
@@ -42,9 +43,7 @@ class OneOffs:
             raise BadInput(f"release {rel} is not on disk (see 'shipyard releases')")
         routing = self.targets.get(env).routing
         launch = routing.launch.get(rel) or Launch.from_spec(spec, env)
-        base = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
-        environ = {**base, "PYTHONUNBUFFERED": "1", **self.targets.instances.environment(env, launch),
-                   "SHIPYARD_ENV": env, "SHIPYARD_RELEASE": rel}
+        environ = release_environment(self.targets.instances, env, launch, rel)
         return {"env": env, "release": rel, "cwd": str(self.paths.release_dir(rel)), "environ": environ,
                 "argv": list(argv)}
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shipyard.control.deploys.commands import run_commands
+from shipyard.control.deploys.commands import release_environment, run_commands
 from shipyard.control.paths import Paths
 from shipyard.control.releases import ReleaseService
 from shipyard.control.target import LocalTarget
@@ -63,12 +63,7 @@ class LocalRunners:
         return {"output_tail": tail, "log": str(log)}
 
     def _environment(self, release: str) -> dict[str, str]:
-        """Exactly what the release's instances get (config, .env file, secrets), without a port; plus where
-        the project is, so a hook can run read-only shipyard commands from the release's directory."""
-        plan = self.plan
-        base = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
-        return {**base, "PYTHONUNBUFFERED": "1", **self.target.instances.environment(plan.env, plan.launch),
-                "SHIPYARD_ENV": plan.env, "SHIPYARD_RELEASE": release, "SHIPYARD_PROJECT": str(self.paths.project)}
+        return release_environment(self.target.instances, self.plan.env, self.plan.launch, release)
 
     def _line(self, line: str) -> None:
         self.emit({"event": "log", "line": line})
