@@ -1,4 +1,4 @@
-"""``build_release``: a git ref → a complete release directory (archive, shared links, build, hash, meta)."""
+"""``build_release``: a git ref → a complete release directory (archive, build, hash, meta)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def build_release(
         raise BadInput(f"release {release_id} already exists") from exc
     try:
         _unpack(project_dir, commit, ref, work)
-        _link_shared(state_dir / "shared", work, shared_paths)
+        _clear_shared(work, shared_paths)
         build_env = dict(os.environ if env is None else env)
         build_env.update(SHIPYARD_RELEASE=release_id, SHIPYARD_COMMIT=commit.sha)
         run_build(build_cmds, work, build_env, on_output, build_timeout, clock)
@@ -80,6 +80,7 @@ def build_release(
             content_hash=digest,
             build_log=work / BUILD_LOG,
             built_at=clock.time(),
+            shared=tuple(str(p) for p in shared_paths),
         )
         write_meta(release)  # last: its appearance is what makes the release complete
     except BaseException:
@@ -126,17 +127,12 @@ def _unpack(project_dir: Path, commit: Commit, ref: str, dest: Path) -> None:
         raise DeployFailed(f"could not unpack {commit.short} into {dest.parent}: {failure}") from failure
 
 
-def _link_shared(shared_root: Path, release_dir: Path, paths: list[PurePosixPath]) -> None:
+def _clear_shared(release_dir: Path, paths: list[PurePosixPath]) -> None:
+    """Whatever the archive has at a shared path is not part of the release: each environment's
+    instances find their own shared dir there (``workdir``)."""
     for rel in paths:
-        target = shared_root / rel
-        target.mkdir(parents=True, exist_ok=True)
-        link = release_dir / rel
-        if link.is_symlink() or link.is_file():
-            link.unlink()
-        elif link.is_dir():
-            shutil.rmtree(link)  # whatever the archive had there is replaced by the shared dir
-        link.parent.mkdir(parents=True, exist_ok=True)
-        # Relative, so the project (and its .shipyard/ with it) can move.
-        link.symlink_to(os.path.relpath(target, link.parent), target_is_directory=True)
-
-
+        path = release_dir / rel
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
