@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sandbox import free_port  # examples/ is on sys.path (conftest)
+
 from .conftest import Project, make_project
-from sandbox import free_port  # type: ignore[import-not-found]  # examples/ is on sys.path (conftest)
 
 DUMP = """\
 import json, os

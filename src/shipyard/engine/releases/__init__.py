@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from shipyard.engine.gitrepo import Commit
 from shipyard.engine.releases.build import DEFAULT_BUILD_TIMEOUT_S, build_release
+from shipyard.engine.releases.cache import CacheRule
 from shipyard.engine.releases.catalog import (
     BUILD_LOG,
     RELEASE_META,
@@ -47,6 +48,7 @@ __all__ = [
     "DEFAULT_BUILD_TIMEOUT_S",
     "RELEASE_META",
     "BuiltRelease",
+    "CacheRule",
     "Commit",
     "build_release",
     "commits_between",
