@@ -9,6 +9,8 @@ stored: the launch's (from the spec's env tables) â†’ the ``.env.<env>`` file â†
 
 from __future__ import annotations
 
+import asyncio
+
 from shipyard.control.instancespec import InstanceSpec, InstanceStatus
 from shipyard.control.paths import Paths
 from shipyard.engine.releases import instance_dir
@@ -28,6 +30,12 @@ class InstanceFactory:
         merged.update(read_dotenv(dotenv_path(self.paths.project, env)))
         merged.update(self.secrets.values(env))
         return merged
+
+    async def prepare(self, env: str, release: str) -> None:
+        """Make the release's work dir in ``env`` off the event loop (the first start of a release with
+        shared dirs there: hard links of its tree, and the copy of an old shared dir on upgrade), so
+        that ``spec`` then finds it ready."""
+        await asyncio.to_thread(instance_dir, self.paths.state, env, release)
 
     def spec(self, env: str, release: str, index: int, iid: str, port: int, role: str,
              launch: Launch) -> InstanceSpec:

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from pathlib import Path, PurePosixPath
 
@@ -39,6 +40,7 @@ _TMP = ".tmp-"
 # Releases are immutable: what a release's shared dirs are is read once per process (per build of an
 # id: a pruned release rebuilt under the same id has a new metadata file).
 _known: dict[tuple[Path, int, int], list[PurePosixPath]] = {}
+_making = threading.Lock()
 
 
 def release_shared(state_dir: Path, release: Path) -> list[PurePosixPath]:
@@ -68,6 +70,15 @@ def instance_dir(state_dir: Path, env: str, release_id: str) -> Path:
     shared = release_shared(state_dir, release)
     if not shared:
         return release
+    with _making:  # one maker at a time (a deploy's thread and the event loop may both ask)
+        if (final / MARKER).exists():
+            return final
+        _make(state_dir, env, release_id, release, final, shared)
+    return final
+
+
+def _make(state_dir: Path, env: str, release_id: str, release: Path, final: Path,
+          shared: list[PurePosixPath]) -> None:
     t0 = time.monotonic()
     tmp = final.parent / f"{_TMP}{release_id}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -88,7 +99,6 @@ def instance_dir(state_dir: Path, env: str, release_id: str) -> Path:
         raise DeployFailed(f"cannot prepare the work dir of {release_id} in {env}: {exc}") from exc
     log.info("work dir of %s in %s ready in %.2fs (shared: %s)", release_id, env, time.monotonic() - t0,
              ", ".join(str(p) for p in shared))
-    return final
 
 
 def _mirror(src: Path, dst: Path, skip: set[str]) -> None:
