@@ -202,3 +202,51 @@ def test_shell_command_is_the_group_leader_and_gets_its_grace(tmp_path: Path, ru
     assert "SIGKILL after 0.5s grace" in how
     assert time.monotonic() - started >= 0.5
     assert process.group_members(h.pid) == []
+
+
+def _zombie_children() -> list[int]:
+    return [c.pid for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]
+
+
+def test_no_zombie_after_100_start_stop_cycles(tmp_path: Path, run: Runner) -> None:
+    # Every way an instance process ends: stopped while running, exited before its stop, exited and
+    # only watched (wait_exit), and one whose stop was never asked for (a later spawn sweeps it).
+    async def cycles() -> None:
+        for i in range(100):
+            kind = i % 4
+            cmd = "exec sleep 60" if kind == 0 else "exit 3"
+            h = process.spawn(cmd, cwd=tmp_path, env=_env(), log_path=tmp_path / "z.log")
+            if kind == 0:
+                assert (await process.stop_process_group(h.pid, h.create_time, grace=5)).startswith("stopped by")
+            elif kind == 1:
+                await process.wait_exit(h.pid, h.create_time)
+                await process.stop_process_group(h.pid, h.create_time, grace=5)
+            elif kind == 2:
+                await process.wait_exit(h.pid, h.create_time)
+                assert process.reap(h.pid) == 3
+                process.forget(h.pid)
+            else:
+                await process.wait_exit(h.pid, h.create_time)  # nobody reaps it on purpose
+
+    started = time.monotonic()
+    run(cycles(), timeout=60)
+    assert _zombie_children() == []
+    assert time.monotonic() - started < 30
+
+
+def test_a_stopped_process_gets_its_stop_signal_at_once(tmp_path: Path, run: Runner, port: int) -> None:
+    # SIGSTOPped (frozen), it would act on SIGTERM only after the grace, when SIGKILL comes: SIGCONT goes
+    # with the stop signal, so it stops politely now.
+    log = tmp_path / "frozen.log"
+    h = process.spawn(f"exec {PYTHON} {WEB_APP}", cwd=tmp_path, env=_env(PORT=str(port)), log_path=log)
+    _wait_listening(log)
+    os.kill(h.pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while psutil.Process(h.pid).status() != psutil.STATUS_STOPPED:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    started = time.monotonic()
+    how = run(process.stop_process_group(h.pid, h.create_time, grace=20))
+    assert how == "stopped by SIGTERM: killed by SIGTERM"
+    assert time.monotonic() - started < 3
+    assert _zombie_children() == []

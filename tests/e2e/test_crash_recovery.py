@@ -47,7 +47,8 @@ def test_sigkill_control_plane_mid_deploy(running: Project) -> None:
     assert {i["release"] for i in st["instances"]} == {first["release"]}, "half-deployed instances are gone"
     assert len({i["pid"] for i in st["instances"]}) == len(st["instances"])
     pids = [p.pid for p in psutil.process_iter(["cwd"])
-            if str(p.info.get("cwd") or "").startswith(str(running.dir / ".shipyard" / "releases"))
+            if str(p.info.get("cwd") or "").startswith((str(running.dir / ".shipyard" / "releases"),
+                                                          str(running.dir / ".shipyard" / "workdirs")))
             and p.info.get("cwd") and "python" in " ".join(p.cmdline() if p.is_running() else [])]
     assert len(pids) == 3, f"duplicate or stray instances: {pids}"
     running.write_spec()

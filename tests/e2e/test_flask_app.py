@@ -29,7 +29,7 @@ def test_flask_gunicorn_data_survives_deploy_and_rollback(tmp_path: Path) -> Non
     p = make_project(tmp_path)
     try:
         (p.dir / "app.py").unlink()
-        for f in ("app.py", "gunicorn.conf.py"):
+        for f in ("app.py", "gunicorn.conf.py", "requirements.txt"):
             if (EXAMPLES / "flaskapp" / f).exists():
                 shutil.copy(EXAMPLES / "flaskapp" / f, p.dir / f)
         spec = (EXAMPLES / "flaskapp" / "shipyard.toml").read_text().replace("port = 8300", f"port = {p.port}")
@@ -47,7 +47,10 @@ def test_flask_gunicorn_data_survives_deploy_and_rollback(tmp_path: Path) -> Non
         back: Any = p.json("rollback", "--env", "staging")
         assert back["outcome"] == "succeeded", back
         assert _notes(p)[:2] == ["before-deploy", "after-deploy"]
-        assert (p.dir / ".shipyard" / "shared" / "instance" / "app.db").exists()
+        assert (p.dir / ".shipyard" / "shared" / "staging" / "instance" / "app.db").exists()
+        # Its own venv (from its build, the second one from the build cache), not shipyard's.
+        log = (p.dir / ".shipyard" / "releases" / second["release"] / ".shipyard-build.log").read_text()
+        assert "[build cache] hit: .venv" in log, log
     finally:
         if p.control_pid():
             p.cli("down", timeout=120)

@@ -57,7 +57,7 @@ def test_the_migration_runs_once_before_the_new_release_takes_traffic(project: P
     first_v2 = traffic.counts.first_seen["v2"] + offset
     assert rows[-1][1] < first_v2, "the migration finished before the new release answered a request"
     # Hooks ran in the release, with the documented variables; one called `shipyard status` without deadlocking.
-    release_dir = project.dir / ".shipyard" / "releases" / res["release"]
+    release_dir = project.dir / ".shipyard" / "workdirs" / "staging" / res["release"]  # where its instances run
     variables = dict(line.split("=", 1) for line in (release_dir / "post_deploy.env").read_text().splitlines())
     assert variables["SHIPYARD_RELEASE"] == res["release"] and variables["SHIPYARD_ENV"] == "staging"
     assert variables["SHIPYARD_PREVIOUS_RELEASE"] == res["previous_release"]

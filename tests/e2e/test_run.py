@@ -26,7 +26,8 @@ def test_run_sees_config_and_secrets_and_returns_the_exit_code(running: Project)
     lines = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
     assert lines["greeting"] == "hello" and lines["token"] == "s3cr3t-run"
     assert lines["release"] == res["release"]  # type: ignore[index]
-    assert lines["cwd"].endswith(f"releases/{res['release']}")  # type: ignore[index]
+    # Its instances' directory: the release's tree with staging's shared dirs (examples' `instance`).
+    assert lines["cwd"].endswith(f"workdirs/staging/{res['release']}")  # type: ignore[index]
     store = open_store(None, running.dir / ".shipyard")
     try:
         runs = [e for e in store.list_events("staging") if e.kind == "run"]

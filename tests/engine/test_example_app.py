@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from shipyard.engine.releases import build_release
+from shipyard.engine.releases import build_release, instance_dir
 from shipyard.primitives.clock import SystemClock
 from shipyard.primitives.pgcluster import free_port
 
@@ -225,17 +225,17 @@ def test_flask_app_under_gunicorn_keeps_data_across_releases(
 
     r1 = build_release(project_dir=repo.path, state_dir=state, ref="v1", build_cmds=[], shared=["instance"],
                        clock=SystemClock())
-    proc, port = run(r1.path)
+    proc, port = run(instance_dir(state, "staging", r1.id))
     try:
         assert call(port, "POST", "/notes", {"text": "written by v1"})[0] == 201
         assert call(port, "POST", "/notes", {})[0] == 400
     finally:
         stop(proc)
-    assert (state / "shared" / "instance" / "app.db").exists()
+    assert (state / "shared" / "staging" / "instance" / "app.db").exists()
 
     r2 = build_release(project_dir=repo.path, state_dir=state, ref="main", build_cmds=[], shared=["instance"],
                        clock=SystemClock())
-    proc, port = run(r2.path)
+    proc, port = run(instance_dir(state, "staging", r2.id))
     try:
         status, body = call(port, "GET", "/notes")
         assert status == 200 and body["version"] == "v2"

@@ -23,6 +23,7 @@ from shipyard.engine.releases import (
     build_release,
     commits_between,
     content_hash,
+    instance_dir,
     new_release_id,
     prune_releases,
     release_dir,
@@ -174,39 +175,11 @@ def test_build_timeout_kills_the_command(example_repo: Any, tmp_path: Path) -> N
     assert list((state / "releases").iterdir()) == []
 
 
-def test_shared_dirs_are_linked_and_persist_across_releases(example_repo: Any, tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    # The commit ships an instance/ dir of its own: the shared dir replaces it.
-    example_repo.commit("ship placeholder", {"instance/placeholder.txt": "from git", "var/keep.txt": "x"})
-    shared = ["instance", "var/uploads"]
-    r1 = build(example_repo, state, ref="HEAD", shared=shared, build_cmds=["echo from-build-1 > instance/by_build.txt"])
-    link = r1.path / "instance"
-    assert link.is_symlink()
-    assert link.resolve() == (state / "shared" / "instance").resolve()
-    assert not (link / "placeholder.txt").exists()
-    assert (r1.path / "var" / "uploads").is_symlink() and (r1.path / "var" / "keep.txt").exists()
-    (link / "app.db").write_text("rows")
-
-    example_repo.commit("v2", {"VERSION": "v2\n"})
-    r2 = build(example_repo, state, ref="HEAD", shared=shared)
-    assert r2.id != r1.id
-    assert (r2.path / "instance" / "app.db").read_text() == "rows"
-    assert (r2.path / "instance" / "by_build.txt").read_text() == "from-build-1\n"
-    (r2.path / "var" / "uploads" / "u.bin").write_bytes(b"\x00")
-    assert (r1.path / "var" / "uploads" / "u.bin").exists()
-    # Links are relative, so the whole project can move.
-    assert not os.readlink(r2.path / "instance").startswith("/")
-
-    for bad in ("../escape", "/abs"):
-        with pytest.raises(BadInput, match="app.shared"):
-            build(example_repo, state, ref="HEAD", shared=[bad])
-
-
 def test_content_hash_is_stable_per_commit_and_differs_with_content(example_repo: Any, tmp_path: Path) -> None:
     state = tmp_path / "state"
     cmds = ["python3 -m compileall -q ."]
     a = build(example_repo, state, build_cmds=cmds, shared=["instance"])
-    (a.path / "instance" / "data").write_text("shared contents never count")
+    (instance_dir(state, "staging", a.id) / "instance" / "data").write_text("shared contents never count")
     b = build(example_repo, state, build_cmds=cmds, shared=["instance"])
     assert a.id != b.id
     assert a.content_hash == b.content_hash
@@ -324,13 +297,14 @@ def test_prune_releases_deletes_only_chosen_dirs(example_repo: Any, tmp_path: Pa
     for _ in range(4):
         rels.append(build(example_repo, state, clock=clock, shared=["instance"]))
         clock.advance(1)
-    (rels[0].path / "instance" / "db").write_text("keep me")
+    (instance_dir(state, "staging", rels[1].id) / "instance" / "db").write_text("keep me")
     newest_first = [r.id for r in reversed(rels)]
     removed = prune_releases(state, keep_ids={rels[0].id}, keep_newest=2, all_ids_newest_first=newest_first)
     assert removed == [rels[1].id]
     left = sorted(p.name for p in (state / "releases").iterdir())
     assert left == sorted([rels[0].id, rels[2].id, rels[3].id])
-    assert (state / "shared" / "instance" / "db").read_text() == "keep me"  # shared data is never pruned
+    assert (state / "shared" / "staging" / "instance" / "db").read_text() == "keep me"  # shared data is never pruned
+    assert not (state / "workdirs" / "staging" / rels[1].id).exists()  # a pruned release's work dirs go too
     assert [r.id for r in list_releases(state)] == [rels[3].id, rels[2].id, rels[0].id]
     with pytest.raises(NotFound):
         load_release(state, rels[1].id)

@@ -99,7 +99,7 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
         argv = body.get("argv")
         if not isinstance(argv, list):
             raise BadInput("argv: expected the command as a list of strings")
-        job = ctx.oneoffs.prepare(ctx.specs.load(), _env(body), _opt(body, "release"), argv)
+        job = await ctx.oneoffs.prepare(ctx.specs.load(), _env(body), _opt(body, "release"), argv)
         if body.get("interactive"):
             return ctx.oneoffs.hand_over(job)
         return ctx.oneoffs.stream(job, _performer(body))

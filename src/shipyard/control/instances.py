@@ -1,17 +1,20 @@
 """What the supervisor needs to run one instance: its command, directory, environment, log and probes.
 
-The environment is built when a process starts, never stored: the launch's variables (from the spec's
-env tables) → the ``.env.<env>`` file → the environment's secrets.
+The directory is the release's, or — for a release with shared dirs — its work dir in the environment
+(``engine.releases.instance_dir``: the release's files with the environment's shared dirs linked in),
+made on the first start of that release there. The variables are built when a process starts, never
+stored: the launch's (from the spec's env tables) → the ``.env.<env>`` file → the environment's secrets;
+``instancespec.instance_environment`` puts them over the documented base.
 """
 
 from __future__ import annotations
 
-import os
-import sys
+import asyncio
 from pathlib import Path
 
 from shipyard.control.instancespec import InstanceSpec, InstanceStatus
 from shipyard.control.paths import Paths
+from shipyard.engine.releases import instance_dir
 from shipyard.engine.rollout.launch import Launch
 from shipyard.primitives.spec.envvars import dotenv_path, read_dotenv
 from shipyard.primitives.spec.secrets import SecretStore
@@ -27,16 +30,23 @@ class InstanceFactory:
         merged = dict(launch.env)
         merged.update(read_dotenv(dotenv_path(self.paths.project, env)))
         merged.update(self.secrets.values(env))
-        # Commands from the project's venv (gunicorn, uvicorn) resolve even when it is not activated.
-        path = merged.get("PATH", os.environ.get("PATH", ""))
-        merged["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{path}"
         return merged
+
+    async def workdir(self, env: str, release: str) -> Path:
+        """Where commands of ``release`` run in ``env`` (its instances' directory, made if need be)."""
+        return await asyncio.to_thread(instance_dir, self.paths.state, env, release)
+
+    async def prepare(self, env: str, release: str) -> None:
+        """Make the release's work dir in ``env`` off the event loop (the first start of a release with
+        shared dirs there: hard links of its tree, and the copy of an old shared dir on upgrade), so
+        that ``spec`` then finds it ready."""
+        await asyncio.to_thread(instance_dir, self.paths.state, env, release)
 
     def spec(self, env: str, release: str, index: int, iid: str, port: int, role: str,
              launch: Launch) -> InstanceSpec:
         return InstanceSpec(
             id=iid, env=env, release=release, index=index, cmd=launch.run,
-            cwd=self.paths.release_dir(release), env_vars=self.environment(env, launch), port=port,
+            cwd=instance_dir(self.paths.state, env, release), env_vars=self.environment(env, launch), port=port,
             log_path=self.paths.instance_log(env, iid), stop_signal=launch.stop_signal,
             stop_grace=launch.stop_grace, health=launch.health, ready=launch.ready, role=role)
 

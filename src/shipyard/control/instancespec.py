@@ -6,13 +6,16 @@ can use them without importing it.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from shipyard.primitives.baseenv import BASE_VARS, base_environment, system_path
 from shipyard.primitives.probe import Probe
+
+__all__ = ["BASE_VARS", "InstanceSpec", "InstanceStatus", "backoff_delay", "base_environment",
+           "instance_environment", "system_path"]
 
 State = Literal["starting", "ready", "unready", "restarting", "stopping", "stopped", "crashed"]
 
@@ -74,13 +77,10 @@ def backoff_delay(streak: int) -> float:
     return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** min(streak, 16)))
 
 
-def instance_environment(spec: InstanceSpec, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The process environment: ours (minus shipyard's own settings, which may carry secrets such as
-    the master key or a database URL) → the instance's variables → what shipyard sets."""
-    inherited = dict(os.environ if base is None else base)
-    env = {k: v for k, v in inherited.items() if not k.startswith("SHIPYARD_")}
-    # Python buffers stdout when it is not a terminal; `shipyard logs` should show lines as they come.
-    env.setdefault("PYTHONUNBUFFERED", "1")
+def instance_environment(spec: InstanceSpec, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The process environment: the base (``base_environment`` of ``base``, default ours) → the
+    instance's variables (env tables, ``.env.<env>``, secrets) → what shipyard sets."""
+    env = base_environment(spec.cwd, base)
     env.update(spec.env_vars)
     env.update({
         "PORT": str(spec.port),

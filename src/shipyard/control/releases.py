@@ -14,10 +14,19 @@ from typing import Any
 
 from shipyard.control.paths import Paths
 from shipyard.engine.gitrepo import Commit
-from shipyard.engine.releases import build_release, new_release_id, prune_releases
+from shipyard.engine.releases import CacheRule, build_release, new_release_id, prune_releases
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.store import Store
 from shipyard.primitives.store.records import ReleaseRec
+
+
+def cache_rules(snapshot: Mapping[str, Any]) -> list[CacheRule]:
+    """``app.build_cache`` of the spec the release is built with (the snapshot recorded with it: the same
+    ``app`` table in every environment's part)."""
+    for part in snapshot.values():
+        return [CacheRule(path=str(c["path"]), key=tuple(str(k) for k in c["key"]))
+                for c in (part.get("app") or {}).get("build_cache") or []]
+    return []
 
 
 class ReleaseService:
@@ -56,7 +65,8 @@ class ReleaseService:
 
         built = await asyncio.to_thread(
             build_release, project_dir=self.paths.project, state_dir=self.paths.state, ref=ref,
-            build_cmds=build_cmds, shared=shared, clock=self.clock, release_id=release, on_output=out)
+            build_cmds=build_cmds, shared=shared, clock=self.clock, release_id=release, on_output=out,
+            cache=cache_rules(snapshot))
         self._durations.append(built.build_duration_s)
         self.store.add_release(ReleaseRec(
             id=built.id, commit=built.commit.sha, ref=ref, message=built.commit.message,

@@ -95,6 +95,7 @@ class LocalTarget:
         if not self.instances.paths.release_dir(release).is_dir():
             raise DeployFailed(f"release {release} is not on disk (pruned?)")
         launch = rt.launch[release]
+        await self.instances.prepare(self.env, release)  # its work dir, off the event loop
         used = {s.index for s in rt.instances() if s.release == release}
         rt.roles.setdefault(release, role)
         ids: list[str] = []

@@ -3,6 +3,12 @@
 A process is named by ``(pid, create_time)``: the start time guards every signal and check against
 pid reuse after a control-plane restart. Instances write straight into their log file (no pipe to
 us), so they outlive the process that started them.
+
+Reaping: a child that has exited stays a zombie until we collect its status. Every place that sees one
+of our children dead collects it on the spot (``is_alive``, ``wait_exit``, the stop escalation,
+``kill_leftovers``), and every ``spawn`` and stop also sweeps the other children (``reap_exited``), so
+a child whose stop was abandoned, or whose watcher died, does not stay ``<defunct>``. The status is
+kept in its ``Popen`` until ``forget``, so ``reap`` still reports it afterwards.
 """
 
 from __future__ import annotations
@@ -12,8 +18,6 @@ import contextlib
 import errno
 import logging
 import os
-import shlex
-import shutil
 import signal
 import subprocess
 import time
@@ -24,6 +28,13 @@ import psutil
 
 from shipyard.errors import BadInput, ShipyardError
 from shipyard.primitives.clock import Clock, SystemClock
+from shipyard.primitives.shellform import exec_form
+
+__all__ = [
+    "ProcHandle", "describe_exit", "drop_samples", "exec_form", "exit_details", "forget", "group_members",
+    "is_alive", "is_child", "kill_leftovers", "parse_signal", "reap", "reap_exited", "sample", "spawn",
+    "stop_process_group", "wait_exit",
+]
 
 log = logging.getLogger("shipyard.process")
 
@@ -33,33 +44,6 @@ _CREATE_TIME_SLACK = 0.05
 # Popen objects of the children this process started, kept so that we (and not subprocess' own
 # garbage-time cleanup) reap them and learn their exit status.
 _children: dict[int, subprocess.Popen[bytes]] = {}
-
-
-# A command that is one simple command can be exec'd by the shell: the app then leads its group,
-# receives the stop signal itself, and its exit status is its own rather than the shell's.
-_OPERATOR = set("();<>|&")
-_SHELL_WORDS = {"cd", "exec", "export", "if", "for", "while", "until", "case", "set", "source", ".", "eval",
-                "trap", "ulimit", "umask", "{", "!", "[", "test", "wait"}
-
-
-def exec_form(cmd: str, path: str | None = None) -> str:
-    """``cmd`` prefixed with ``exec`` when that changes nothing but who the process is: one simple
-    command (no operator outside quotes) whose first word is a program on ``path``, not a builtin."""
-    if "\n" in cmd:
-        return cmd
-    try:
-        lexer = shlex.shlex(cmd, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        words = list(lexer)
-    except ValueError:
-        return cmd
-    if not words or any(set(w) <= _OPERATOR for w in words):
-        return cmd
-    if "=" in words[0] or words[0] in _SHELL_WORDS:
-        return cmd
-    if "/" not in words[0] and shutil.which(words[0], path=path) is None:
-        return cmd  # a builtin such as `exit`, or not found: let the shell say so
-    return f"exec {cmd}"
 
 
 @dataclass(frozen=True)
@@ -99,6 +83,7 @@ def spawn(cmd: str | list[str], *, cwd: Path, env: dict[str, str], log_path: Pat
     finally:
         os.close(fd)
     _children[proc.pid] = proc
+    reap_exited()
     try:
         create_time = psutil.Process(proc.pid).create_time()
     except psutil.Error:
@@ -109,7 +94,11 @@ def spawn(cmd: str | list[str], *, cwd: Path, env: dict[str, str], log_path: Pat
 
 
 def is_alive(pid: int, create_time: float) -> bool:
-    """True when ``pid`` runs and is the same process (same start time); zombies are dead."""
+    """True when ``pid`` runs and is the same process (same start time); zombies are dead (and, when
+    they are our children, reaped here)."""
+    child = _children.get(pid)
+    if child is not None and child.poll() is not None:
+        return False
     try:
         proc = psutil.Process(pid)
         if abs(proc.create_time() - create_time) > _CREATE_TIME_SLACK:
@@ -130,6 +119,12 @@ def reap(pid: int) -> int | None:
         return None
     code = proc.poll()
     return code
+
+
+def reap_exited() -> list[int]:
+    """Collect the exit status of every child of ours that has exited (the status stays readable
+    through ``reap`` until ``forget``); returns their pids. Cheap: one ``waitpid(WNOHANG)`` each."""
+    return [pid for pid, proc in list(_children.items()) if proc.poll() is not None]
 
 
 def forget(pid: int) -> None:
@@ -217,6 +212,7 @@ async def wait_exit(pid: int, create_time: float, *, clock: Clock | None = None,
                 loop.remove_reader(pidfd)
         finally:
             os.close(pidfd)
+        reap(pid)
         return
     while is_alive(pid, create_time):
         await clock.sleep(poll_interval)
@@ -299,17 +295,19 @@ async def stop_process_group(pid: int, create_time: float, *, sig: signal.Signal
 
     # Our instances lead their own session, so the group id is the pid.
     log.info("pid %d: sending %s to its process group (grace %.1fs)", pid, sig.name, grace)
-    _killpg(pid, sig)
+    _signal_group(pid, sig)
     obeyed = await _wait_group_gone(pid, create_time, grace, clock)
     if not obeyed:
         log.warning("pid %d: process group still running %.1fs after %s; sending SIGKILL", pid, grace, sig.name)
-        _killpg(pid, signal.SIGKILL)
+        _signal_group(pid, signal.SIGKILL)
         if not await _wait_group_gone(pid, create_time, 10.0, clock):
-            # Unkillable (uninterruptible sleep): nothing more we can do than say so.
+            # Unkillable (uninterruptible sleep): nothing more we can do than say so. Should it die
+            # later, the next spawn or stop reaps it (reap_exited).
             log.error("pid %d: process group survived SIGKILL for 10s; abandoning it", pid)
             return f"did not die after SIGKILL (pid {pid} abandoned)"
     code = reap(pid)
     forget(pid)
+    reap_exited()
     # An adopted instance's exit status went to its new parent; say only what we did.
     ended = f": {describe_exit(code)}" if code is not None else ""
     how = f"{sig.name}{ended}" if obeyed else f"SIGKILL after {grace:g}s grace{ended}"
@@ -317,10 +315,19 @@ async def stop_process_group(pid: int, create_time: float, *, sig: signal.Signal
     return f"stopped by {how}"
 
 
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    """``sig``, then SIGCONT: a stopped process (SIGSTOP, SIGTSTP, a debugger) acts on no signal but
+    SIGKILL until it runs again, so a frozen instance would otherwise sit out the whole grace period."""
+    _killpg(pgid, sig)
+    if sig != signal.SIGCONT:
+        _killpg(pgid, signal.SIGCONT)
+
+
 async def kill_leftovers(pgid: int, *, clock: Clock | None = None, timeout: float = 5.0) -> list[int]:
     """SIGKILL what is left of a process group whose leader has exited (workers of a crashed
     master would otherwise keep the instance's port); returns the pids that were left."""
     clock = clock or SystemClock()
+    reap_exited()
     if not _group_has_members(pgid):
         return []
     left = group_members(pgid)

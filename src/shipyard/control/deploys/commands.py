@@ -18,17 +18,18 @@ from pathlib import Path
 from shipyard.control.instances import InstanceFactory
 from shipyard.engine.rollout.launch import Launch
 from shipyard.errors import DeployFailed
+from shipyard.primitives.baseenv import base_environment
 from shipyard.primitives.spec.durations import format_duration
 
 TAIL_LINES = 20
 MAX_LINE = 8192  # longer lines are cut: output is hostile until read
 
 
-def release_environment(instances: InstanceFactory, env: str, launch: Launch, release: str) -> dict[str, str]:
-    """What a command run for a release gets: exactly what its instances get (config, .env file, secrets),
-    without a port, plus where the project is (so it can run read-only shipyard commands)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
-    return {**base, "PYTHONUNBUFFERED": "1", **instances.environment(env, launch), "SHIPYARD_ENV": env,
+def release_environment(instances: InstanceFactory, env: str, launch: Launch, release: str,
+                        cwd: Path) -> dict[str, str]:
+    """What a command run for a release gets: exactly what its instances get (the documented base, config,
+    .env file, secrets), without a port, plus where the project is (so it can run read-only shipyard commands)."""
+    return {**base_environment(cwd), **instances.environment(env, launch), "SHIPYARD_ENV": env,
             "SHIPYARD_RELEASE": release, "SHIPYARD_PROJECT": str(instances.paths.project)}
 
 

@@ -34,7 +34,7 @@ class OneOffs:
         self.paths, self.store, self.targets, self.events = paths, store, targets, events
         self._pending: dict[str, tuple[str, str, str]] = {}  # run id → (env, release, command) for -i
 
-    def prepare(self, spec: Spec, env: str, release: str | None, argv: Sequence[str]) -> dict[str, Any]:
+    async def prepare(self, spec: Spec, env: str, release: str | None, argv: Sequence[str]) -> dict[str, Any]:
         if not argv or not all(isinstance(a, str) and a for a in argv):
             raise BadInput("shipyard run needs a command: shipyard run --env ENV -- COMMAND [ARGS…]")
         spec.env(env)
@@ -43,8 +43,9 @@ class OneOffs:
             raise BadInput(f"release {rel} is not on disk (see 'shipyard releases')")
         routing = self.targets.get(env).routing
         launch = routing.launch.get(rel) or Launch.from_spec(spec, env)
-        environ = release_environment(self.targets.instances, env, launch, rel)
-        return {"env": env, "release": rel, "cwd": str(self.paths.release_dir(rel)), "environ": environ,
+        cwd = await self.targets.instances.workdir(env, rel)
+        environ = release_environment(self.targets.instances, env, launch, rel, cwd)
+        return {"env": env, "release": rel, "cwd": str(cwd), "environ": environ,
                 "argv": list(argv)}
 
     def _serving(self, env: str) -> str:

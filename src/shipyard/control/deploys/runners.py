@@ -43,27 +43,29 @@ class LocalRunners:
 
     async def release_command(self, step: ReleaseCommandStep) -> dict[str, Any]:
         log = self.paths.state / "logs" / self.plan.env / f"deploy-{self.deployment}-release.log"
-        tail = await run_commands("release command", step.commands, cwd=self.paths.release_dir(step.release),
-                                  env=self._environment(step.release), timeout=step.timeout, log_path=log,
+        cwd = await self.target.instances.workdir(self.plan.env, step.release)
+        tail = await run_commands("release command", step.commands, cwd=cwd,
+                                  env=self._environment(step.release, cwd), timeout=step.timeout, log_path=log,
                                   on_line=self._line)
         return {"output_tail": tail, "log": str(log)}
 
     async def hook(self, step: HookStep) -> dict[str, Any]:
         plan = self.plan
         log = self.paths.state / "logs" / plan.env / f"deploy-{self.deployment}-{step.hook}.log"
-        env = self._environment(step.release)
+        cwd = await self.target.instances.workdir(plan.env, step.release)
+        env = self._environment(step.release, cwd)
         # Hooks may call shipyard itself (read-only commands): its own bin dir last, so the release's tools win.
         env["PATH"] = f"{env.get('PATH', '')}{os.pathsep}{Path(sys.executable).parent}"
         env = {**env,
                "SHIPYARD_PREVIOUS_RELEASE": plan.previous or "", "SHIPYARD_STRATEGY": plan.strategy,
                "SHIPYARD_DEPLOYMENT": str(self.deployment), "SHIPYARD_PERFORMER": self.performer,
                "SHIPYARD_KIND": plan.kind}
-        tail = await run_commands(f"{step.hook} hook", step.commands, cwd=self.paths.release_dir(step.release),
+        tail = await run_commands(f"{step.hook} hook", step.commands, cwd=cwd,
                                   env=env, timeout=step.timeout, log_path=log, on_line=self._line)
         return {"output_tail": tail, "log": str(log)}
 
-    def _environment(self, release: str) -> dict[str, str]:
-        return release_environment(self.target.instances, self.plan.env, self.plan.launch, release)
+    def _environment(self, release: str, cwd: Path) -> dict[str, str]:
+        return release_environment(self.target.instances, self.plan.env, self.plan.launch, release, cwd)
 
     def _line(self, line: str) -> None:
         self.emit({"event": "log", "line": line})

@@ -1,4 +1,4 @@
-"""``build_release``: a git ref → a complete release directory (archive, shared links, build, hash, meta)."""
+"""``build_release``: a git ref → a complete release directory (archive, build, hash, meta)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import subprocess
 import tarfile
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 from shipyard.engine import gitrepo
 from shipyard.engine.gitrepo import Commit
+from shipyard.engine.releases.cache import CacheRule, cache_key, check_rule, restore, save
 from shipyard.engine.releases.catalog import (
     BUILD_LOG,
     RELEASE_META,
@@ -25,6 +26,7 @@ from shipyard.engine.releases.commands import run_build
 from shipyard.engine.releases.content import content_hash
 from shipyard.engine.releases.refs import resolve_ref
 from shipyard.errors import BadInput, DeployFailed, NotFound
+from shipyard.primitives.baseenv import base_environment
 from shipyard.primitives.clock import Clock
 
 DEFAULT_BUILD_TIMEOUT_S = 600.0
@@ -43,12 +45,15 @@ def build_release(
     on_output: Callable[[str], None] | None = None,
     build_timeout: float = DEFAULT_BUILD_TIMEOUT_S,
     env: Mapping[str, str] | None = None,
+    cache: Sequence[CacheRule] = (),
 ) -> BuiltRelease:
     """Build a release of ``ref``; blocking (run it in a worker thread from async code).
 
     ``on_output`` receives each build-log line (without newline) in the calling thread.
     ``build_timeout`` applies to each build command. ``env`` is the build commands' environment
-    (default: this process's), to which SHIPYARD_RELEASE and SHIPYARD_COMMIT are added.
+    (default: the base an instance gets, ``baseenv.base_environment``, with ``PIP_CACHE_DIR`` under
+    ``<state>/cache/pip``), to which SHIPYARD_RELEASE and SHIPYARD_COMMIT are added. ``cache``: the
+    ``app.build_cache`` rules (``cache``), restored before the commands and saved after a miss.
     Raises NotFound (ref), BadInput (not a repo, bad shared path, taken id), DeployFailed (build).
     """
     started = clock.monotonic()
@@ -56,6 +61,8 @@ def build_release(
     state_dir = state_dir.absolute()
     commit = resolve_ref(project_dir, ref)
     shared_paths = [_shared_path(name) for name in shared]
+    for rule in cache:
+        check_rule(rule)
     if release_id is None:
         release_id = new_release_id(commit, clock.time(), lambda rid: release_dir(state_dir, rid).exists())
     work = release_dir(state_dir, release_id)
@@ -66,10 +73,24 @@ def build_release(
         raise BadInput(f"release {release_id} already exists") from exc
     try:
         _unpack(project_dir, commit, ref, work)
-        _link_shared(state_dir / "shared", work, shared_paths)
-        build_env = dict(os.environ if env is None else env)
+        _clear_shared(work, shared_paths)
+        header: list[str] = []
+        python = shutil.which("python3", path=(env or base_environment(work)).get("PATH"))
+        keys = [cache_key(work, rule, os.path.realpath(python) if python else None) for rule in cache]
+        missed = [(rule, key) for rule, key in zip(cache, keys, strict=True)
+                  if not restore(state_dir, work, rule, key, header.append)]
+        if env is None:
+            # After the restore: a cached .venv/bin comes first on PATH.
+            build_env = base_environment(work)
+            build_env["PIP_CACHE_DIR"] = str(state_dir / "cache" / "pip")
+        else:
+            build_env = dict(env)
         build_env.update(SHIPYARD_RELEASE=release_id, SHIPYARD_COMMIT=commit.sha)
-        run_build(build_cmds, work, build_env, on_output, build_timeout, clock)
+        run_build(build_cmds, work, build_env, on_output, build_timeout, clock, header=header)
+        footer: list[str] = []
+        for rule, key in missed:
+            save(state_dir, work, rule, key, footer.append)
+        _append_log(work / BUILD_LOG, footer, on_output)
         digest = content_hash(work, exclude=[BUILD_LOG, RELEASE_META, *(str(p) for p in shared_paths)])
         release = BuiltRelease(
             id=release_id,
@@ -80,6 +101,7 @@ def build_release(
             content_hash=digest,
             build_log=work / BUILD_LOG,
             built_at=clock.time(),
+            shared=tuple(str(p) for p in shared_paths),
         )
         write_meta(release)  # last: its appearance is what makes the release complete
     except BaseException:
@@ -126,17 +148,22 @@ def _unpack(project_dir: Path, commit: Commit, ref: str, dest: Path) -> None:
         raise DeployFailed(f"could not unpack {commit.short} into {dest.parent}: {failure}") from failure
 
 
-def _link_shared(shared_root: Path, release_dir: Path, paths: list[PurePosixPath]) -> None:
+def _append_log(log: Path, lines: list[str], on_output: Callable[[str], None] | None) -> None:
+    if not lines:
+        return
+    with log.open("a", encoding="utf-8") as f:
+        f.writelines(line + "\n" for line in lines)
+    for line in lines:
+        if on_output is not None:
+            on_output(line)
+
+
+def _clear_shared(release_dir: Path, paths: list[PurePosixPath]) -> None:
+    """Whatever the archive has at a shared path is not part of the release: each environment's
+    instances find their own shared dir there (``workdir``)."""
     for rel in paths:
-        target = shared_root / rel
-        target.mkdir(parents=True, exist_ok=True)
-        link = release_dir / rel
-        if link.is_symlink() or link.is_file():
-            link.unlink()
-        elif link.is_dir():
-            shutil.rmtree(link)  # whatever the archive had there is replaced by the shared dir
-        link.parent.mkdir(parents=True, exist_ok=True)
-        # Relative, so the project (and its .shipyard/ with it) can move.
-        link.symlink_to(os.path.relpath(target, link.parent), target_is_directory=True)
-
-
+        path = release_dir / rel
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)

@@ -23,6 +23,9 @@ from shipyard.errors import BadInput, ShipyardError
 BUILD_LOG = ".shipyard-build.log"
 RELEASE_META = ".shipyard-release.json"
 RELEASES = "releases"  # under the state dir
+WORKDIRS = "workdirs"  # under the state dir: <env>/<release id>/, see workdir.py
+WORKDIR_MARKER = ".shipyard-workdir"
+_TMP = ".tmp-"
 _DELETING = ".deleting-"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _MAX_SUFFIX = 10_000
@@ -38,6 +41,7 @@ class BuiltRelease:
     content_hash: str  # "sha256:<hex>" over the release tree, see content_hash()
     build_log: Path  # <path>/.shipyard-build.log
     built_at: float = 0.0  # wall-clock seconds since the epoch
+    shared: tuple[str, ...] = ()  # app.shared: linked per environment in its work dirs, not in the release
 
 
 def valid_release_id(release_id: str) -> bool:
@@ -51,6 +55,11 @@ def release_dir(state_dir: Path, release_id: str) -> Path:
     if not valid_release_id(release_id):
         raise BadInput(f"invalid release id {release_id!r} (letters, digits, '.', '_' and '-')")
     return state_dir / RELEASES / release_id
+
+
+def workdir_path(state_dir: Path, env: str, release_id: str) -> Path:
+    """Where ``release_id``'s instances run in ``env`` when it has shared dirs (workdir.py)."""
+    return state_dir / WORKDIRS / env / release_id
 
 
 def new_release_id(commit: Commit, now: float, taken: Callable[[str], bool]) -> str:
@@ -74,6 +83,7 @@ def write_meta(release: BuiltRelease) -> None:
     data: dict[str, Any] = asdict(release)
     data["path"] = str(release.path)
     data["build_log"] = str(release.build_log)
+    data["shared"] = list(release.shared)
     tmp = release.path / f"{RELEASE_META}.tmp"
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.rename(tmp, release.path / RELEASE_META)
@@ -107,22 +117,54 @@ def prune_releases(
         trash = releases_dir / f"{_DELETING}{release_id}-{os.getpid()}"
         os.rename(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
+        remove_workdirs(state_dir, release_id)
     return doomed
 
 
 def remove_leftovers(state_dir: Path) -> list[str]:
     """Remove what a crash left in releases/: unfinished builds (no metadata) and half-done deletions.
 
-    Call it only when no build is running (at control-plane start).
+    Call it only when no build is running (at control-plane start). Work dirs left unfinished, or whose
+    release is gone, go too (named ``workdirs/<env>/<name>``).
     """
     releases_dir = state_dir.absolute() / RELEASES
     if not releases_dir.is_dir():
         return []
-    removed: list[str] = []
+    removed: list[str] = [f"{WORKDIRS}/{w}" for w in remove_workdir_leftovers(state_dir)]
     for entry in releases_dir.iterdir():
         if entry.is_symlink() or not entry.is_dir():
             continue
         if entry.name.startswith(_DELETING) or not (entry / RELEASE_META).is_file():
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry.name)
+    return sorted(removed)
+
+
+def remove_workdirs(state_dir: Path, release_id: str) -> None:
+    """Remove every environment's work dir of ``release_id`` (it is being pruned)."""
+    root = state_dir.absolute() / WORKDIRS
+    if not root.is_dir():
+        return
+    for env_dir in root.iterdir():
+        path = env_dir / release_id
+        if path.is_dir() and not path.is_symlink():
+            trash = env_dir / f"{_TMP}deleting-{release_id}-{os.getpid()}"
+            os.rename(path, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+
+def remove_workdir_leftovers(state_dir: Path) -> list[str]:
+    """Unfinished work dirs (a crash) and those whose release is gone; call it when nothing is starting."""
+    root = state_dir.absolute() / WORKDIRS
+    removed: list[str] = []
+    if not root.is_dir():
+        return removed
+    for env_dir in root.iterdir():
+        if not env_dir.is_dir() or env_dir.is_symlink():
+            continue
+        for entry in env_dir.iterdir():
+            release_gone = not (state_dir.absolute() / RELEASES / entry.name / RELEASE_META).is_file()
+            if entry.name.startswith(_TMP) or not (entry / WORKDIR_MARKER).exists() or release_gone:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(f"{env_dir.name}/{entry.name}")
     return sorted(removed)

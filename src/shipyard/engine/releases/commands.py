@@ -8,7 +8,7 @@ import signal
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -26,9 +26,11 @@ def run_build(
     on_output: Callable[[str], None] | None,
     timeout: float,
     clock: Clock,
+    header: Sequence[str] = (),
 ) -> None:
-    """Run ``cmds`` in order in ``cwd``, logging to ``cwd/.shipyard-build.log`` and ``on_output``; the first
-    that fails or outlasts ``timeout`` (each) raises DeployFailed with the last lines of its output."""
+    """Run ``cmds`` in order in ``cwd``, logging to ``cwd/.shipyard-build.log`` and ``on_output`` (after the
+    ``header`` lines); the first that fails or outlasts ``timeout`` (each) raises DeployFailed with the
+    last lines of its output."""
     with (cwd / BUILD_LOG).open("w", encoding="utf-8") as log:
 
         def emit(line: str) -> None:
@@ -37,6 +39,8 @@ def run_build(
             if on_output is not None:
                 on_output(line)
 
+        for line in header:
+            emit(line)
         for cmd in cmds:
             emit(f"$ {cmd}")
             t0 = clock.monotonic()

@@ -107,11 +107,30 @@ class StopSpec(SpecModel):
         return name
 
 
+def _inside(raw: str) -> str:
+    p = PurePosixPath(raw)
+    if p.is_absolute() or ".." in p.parts or str(p) in {".", ""}:
+        raise ValueError(f"must be a path inside the release (relative, no '..'), got {raw!r}")
+    return str(p)
+
+
+InsidePath = Annotated[NonEmptyStr, AfterValidator(_inside)]
+
+
+class BuildCacheSpec(SpecModel):
+    """``{ path = ".venv", key = ["requirements.txt"] }``: reuse ``path`` from an earlier build whose ``key``
+    files had the same contents (engine/releases/cache.py)."""
+
+    path: InsidePath
+    key: Annotated[list[InsidePath], BeforeValidator(_one_or_many), Field(min_length=1)]
+
+
 class AppSpec(SpecModel):
     name: str
     run: NonEmptyStr
     build: Annotated[list[NonEmptyStr], BeforeValidator(_one_or_many)] = []
     shared: Annotated[list[NonEmptyStr], BeforeValidator(_one_or_many)] = []
+    build_cache: list[BuildCacheSpec] = []
     health: ProbeSpec
     ready: ProbeSpec | None = None
     stop: StopSpec = StopSpec()
