@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -103,3 +105,18 @@ def test_five_concurrent_ups_leave_one_control_plane_and_one_router(project: Pro
     procs_now = list(psutil.process_iter())
     assert sum(ours(p, "shipyard.control.daemon") for p in procs_now) == 1
     assert sum(ours(p, "shipyard.router") for p in procs_now) == 1
+
+
+def test_the_router_gets_no_secret_from_the_control_plane(project: Project) -> None:
+    """The master key (and every SHIPYARD_* setting, such as a database URL) never reaches the router."""
+    import base64
+
+    key = base64.b64encode(os.urandom(32)).decode()
+    env = {**project.env, "SHIPYARD_MASTER_KEY": key, "SHIPYARD_DATABASE_URL_TEST_MARKER": "x"}
+    proc = subprocess.run([sys.executable, "-m", "shipyard", "up", "--detach"], cwd=project.dir, env=env,
+                          capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    pid = json.loads((project.dir / ".shipyard" / "run" / "router.json").read_text())["pid"]
+    environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")  # noqa: SIM115 - read once
+    assert not [v for v in environ if v.startswith(b"SHIPYARD_")], "no shipyard setting in the router's environment"
+    assert key.encode() not in b"\0".join(environ)
