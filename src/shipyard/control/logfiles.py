@@ -1,20 +1,14 @@
 """Instance log files: size rotation that loses no line, ``tail`` and ``follow`` across rotations.
 
-Instances hold their log file open with ``O_APPEND`` and never reopen it (no pipe through the control
-plane, so they outlive it), so the live file keeps its inode. Rotation copies the file's first N bytes
-(N: its size rounded down to a filesystem block) to ``.1`` — older copies shift up, beyond ``keep``
-deleted — and then removes exactly those bytes from the front of the live file with
-``fallocate(FALLOC_FL_COLLAPSE_RANGE)``. The kernel does that under the inode lock that ``O_APPEND``
-writes take too, so a line written during the copy is still in the live file afterwards: nothing is
-lost, however fast the instance writes. A line may be split between ``.1`` and the live file at the
-block boundary; ``tail`` and ``follow`` read the copies and the live file as one stream, so it reads
-whole. Where the filesystem cannot collapse (tmpfs, btrfs, NFS) or the file is smaller than a block,
-rotation falls back to copytruncate, which can lose what is written between the copy and the truncate.
-
-Rotation and readers take an ``flock`` on the live file (exclusive / shared), so a reader never sees a
-half-done rotation; instances do not lock. Rotated copies get the live file's mode. ``RotationPace``
-decides when to look again and when to rotate: early enough, when a file grows fast, that the rotation
-is done before the file passes its limit (docs/security.md has the figures).
+Instances keep their log open ``O_APPEND`` (no pipe: they outlive the control plane), so the live file
+keeps its inode. Rotation copies its first N bytes (size rounded down to a block) to ``.1`` (older copies
+shift up, beyond ``keep`` deleted), then cuts exactly those bytes from its front with
+``fallocate(FALLOC_FL_COLLAPSE_RANGE)``, under the inode lock ``O_APPEND`` writes take too: what is
+written during the copy stays, nothing is lost. A line may be split at the block boundary; ``tail`` and
+``follow`` read copies and live file as one stream. Where the filesystem cannot collapse (tmpfs, btrfs,
+NFS) or the file is under a block, rotation falls back to copytruncate (lossy between copy and truncate).
+Rotation and readers ``flock`` the live file (exclusive / shared); instances do not. Copies get the live
+file's mode. ``RotationPace`` decides when to look and when to rotate (docs/security.md has the figures).
 """
 
 from __future__ import annotations
@@ -24,6 +18,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import itertools
 import logging
 import os
 import select
@@ -117,24 +112,19 @@ def _copy(src: int, dst: int, offset: int, count: int) -> bool:
     return True
 
 
-def _libc_fallocate() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).fallocate
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_fallocate = _libc_fallocate()
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    _LIBC: ctypes.CDLL | None = _libc
+except (OSError, AttributeError):
+    _LIBC = None
 
 
 def _collapse(fd: int, length: int) -> bool:
     """Remove the first ``length`` bytes of the file in place; False when the filesystem cannot."""
-    if _fallocate is None:
+    if _LIBC is None:
         return False
-    if _fallocate(fd, _FALLOC_FL_COLLAPSE_RANGE, 0, length) == 0:
+    if _LIBC.fallocate(fd, _FALLOC_FL_COLLAPSE_RANGE, 0, length) == 0:
         return True
     err = ctypes.get_errno()
     if err in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENODEV):
@@ -213,7 +203,8 @@ class LogRotator:
     def _run(self, paths: Callable[[], Iterable[Path]]) -> None:
         paces: dict[Path, RotationPace] = {}
         current: set[Path] = set()
-        with _Inotify() as notify:
+        notify = _Inotify(self._stop)
+        try:
             while not self._stop.is_set():
                 with contextlib.suppress(RuntimeError):  # the owner's set changed while we read it
                     current = set(paths())
@@ -234,6 +225,9 @@ class LogRotator:
                 if self._stop.wait(min(delay, LOOK)):
                     break
                 notify.wait(RotationPace.max_interval)
+        finally:
+            if notify.fd >= 0:
+                os.close(notify.fd)
 
     def _rotate(self, path: Path) -> bool:
         try:
@@ -249,51 +243,29 @@ class LogRotator:
 
 
 class _Inotify:
-    """IN_MODIFY watches on files; without inotify, ``wait`` just sleeps."""
+    """IN_MODIFY watches on files; without inotify, ``wait`` just waits for ``stop``."""
 
-    def __init__(self) -> None:
-        self._fd = -1
-        self._watched: set[Path] = set()
-        try:
-            self._libc = ctypes.CDLL(None, use_errno=True)
-            self._fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        except (OSError, AttributeError):
-            return
-
-    def __enter__(self) -> _Inotify:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop, self._watched = stop, set[Path]()
+        self.fd: int = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC) if _LIBC is not None else -1
 
     def watch(self, path: Path) -> None:
-        if (self._fd >= 0 and path not in self._watched and path.exists()
-                and self._libc.inotify_add_watch(self._fd, os.fsencode(path), 0x2) >= 0):  # IN_MODIFY
+        if (self.fd >= 0 and path not in self._watched and path.exists() and _LIBC is not None
+                and _LIBC.inotify_add_watch(self.fd, os.fsencode(path), 0x2) >= 0):  # IN_MODIFY
             self._watched.add(path)
 
     def wait(self, timeout: float) -> None:
-        if self._fd < 0:
-            time.sleep(timeout)
+        if self.fd < 0:
+            self.stop.wait(timeout)
             return
-        select.select([self._fd], [], [], timeout)
+        select.select([self.fd], [], [], timeout)
         with contextlib.suppress(BlockingIOError):
-            while os.read(self._fd, 64 * 1024):  # events only say "written to": drained, not parsed
+            while os.read(self.fd, 64 * 1024):  # events only say "written to": drained, not parsed
                 pass
         self._watched = {p for p in self._watched if p.exists()}
 
 
 # -- reading --------------------------------------------------------------------------------------------
-
-def _chain(path: Path) -> list[Path]:
-    """The rotated copies that exist, oldest first, then the live file."""
-    copies: list[Path] = []
-    n = 1
-    while rotated(path, n).exists():
-        copies.append(rotated(path, n))
-        n += 1
-    return [*reversed(copies), path]
-
 
 @contextlib.contextmanager
 def _reading(path: Path) -> Iterator[None]:
@@ -317,7 +289,7 @@ def tail(path: Path, n: int = 100) -> list[str]:
         return []
     with _reading(path):
         data = b""
-        for file in reversed(_chain(path)):
+        for file in itertools.chain([path], itertools.takewhile(Path.exists, (rotated(path, k) for k in itertools.count(1)))):
             try:
                 with open(file, "rb") as f:
                     pos = f.seek(0, os.SEEK_END)
