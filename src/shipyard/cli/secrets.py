@@ -35,12 +35,20 @@ def set_(
     json_out: Json = False,
 ) -> None:
     """Set secrets (applied to instances at the next deploy)."""
+    from shipyard.primitives.spec.models import VAR_NAME
+
     ap, store = _open(ctx, env)
     values: dict[str, str] = {}
-    for pair in pairs:
+    for n, pair in enumerate(pairs, 1):
         if "=" not in pair:
-            ap.abort(f"expected KEY=VALUE, got '{pair.split('=')[0]}' with no '='", 2)
+            # The argument may well be the value itself: never shown, not even in part.
+            ap.abort(f"argument {n}: expected KEY=VALUE (or KEY=- to read the value from stdin); "
+                     "it has no '=' (not shown: it may be a secret)", 2)
         key, value = pair.split("=", 1)
+        if not VAR_NAME.match(key):
+            # A value with an '=' in it and no KEY= in front would be echoed here in part.
+            ap.abort(f"argument {n}: the name before '=' is not a valid environment variable name (letters, "
+                     "digits and '_', not starting with a digit; not shown: it may be part of a secret)", 2)
         if value == "-":
             value = sys.stdin.read().rstrip("\n")
         values[key] = value

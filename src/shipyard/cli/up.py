@@ -32,6 +32,11 @@ def command(
     paths = app.paths
     if _report_running(app, json_out, ControlClient, ControlPlaneUnavailable):
         return
+    problem = _port_problem(port)
+    if problem:
+        app.abort(problem, 2)  # before anything starts: a bad port leaves no router behind
+    # What `up` itself writes under .shipyard/ (the control plane's log) is the project user's alone.
+    os.umask(0o077)
     argv = [sys.executable, "-m", "shipyard.control.daemon", "--project", str(app.project.dir), "--port", str(port)]
     if not detach:
         # The control plane is its own program (the CLI never imports it): become it.
@@ -57,6 +62,12 @@ def command(
         if proc.poll() is not None:
             break
     os.close(rfd)
+    if buf.startswith(b"error: "):
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            code = 1
+        app.abort(buf[7:].decode(errors="replace").strip(), code or 1)
     if buf.startswith(b"already running"):
         # Another `shipyard up` started it a moment ago: report that one once it answers.
         deadline = time.monotonic() + 60
@@ -71,6 +82,22 @@ def command(
     _report(app, json_out, f"control plane ready (pid {proc.pid}, API on 127.0.0.1:{client.port}); "
             f"logs: {paths.daemon_log}",
             {"pid": proc.pid, "port": client.port, "already_running": False, "log": str(paths.daemon_log)})
+
+
+def _port_problem(port: int) -> str | None:
+    """Why ``--port`` cannot be the control API's port (the control plane checks it again itself)."""
+    import socket
+
+    if not 0 <= port <= 65535:
+        return f"--port: must be between 0 (any free port) and 65535, got {port}"
+    if port:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                return f"--port: 127.0.0.1:{port} is not available ({exc.strerror})"
+    return None
 
 
 def _report_running(app: AppContext, json_out: bool, client_type: type[ControlClient],

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from shipyard.control.target import Targets
 from shipyard.control.tasks import guarded
 from shipyard.control.token import ensure_token
 from shipyard.engine.releases import remove_leftovers
-from shipyard.errors import Refused, ShipyardError
+from shipyard.errors import BadInput, Refused, ShipyardError
 from shipyard.primitives.clock import SystemClock
 from shipyard.primitives.spec.secrets import SecretStore
 from shipyard.primitives.store import open_store
@@ -146,15 +147,41 @@ class ControlPlane:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="shipyard-control")
     ap.add_argument("--project", required=True)
-    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port", default="0")
     ap.add_argument("--ready-fd", type=int, default=None)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Everything the control plane writes under .shipyard/ (state.db, control.json, router.json, logs and
+    # their rotated copies) is for the project's user alone; the router and instances inherit this too.
+    os.umask(0o077)
     try:
-        asyncio.run(_serve(Path(args.project), args.port, args.ready_fd))
+        # Checked before anything starts (the router above all): a bad port leaves nothing behind.
+        port = check_api_port(args.port)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        asyncio.run(_serve(Path(args.project), port, args.ready_fd))
     except ShipyardError as err:
         print(f"error: {err}", file=sys.stderr)
+        if args.ready_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(args.ready_fd, f"error: {err}\n".encode())
         raise SystemExit(err.exit_code) from None
+
+
+def check_api_port(text: str) -> int:
+    """The control API's port from ``--port``: 0 (any free one) or a free port in 1..65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise BadInput(f"--port: expected a port number (0-65535), got {text[:20]!r}") from None
+    if not 0 <= port <= 65535:
+        raise BadInput(f"--port: must be between 0 (any free port) and 65535, got {port}")
+    if port:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's listener will
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise BadInput(f"--port: 127.0.0.1:{port} is not available ({exc.strerror})") from None
+    return port
 
 
 async def _serve(project: Path, port: int, ready_fd: int | None) -> None:

@@ -2,6 +2,11 @@
 
 Requests are small JSON documents; a handler returns a JSON value, or an async iterator of JSON values
 which is streamed as NDJSON (one line per event) and ends the connection — how the CLI follows a deploy.
+
+Every request is answered, never dropped: a malformed head, a Content-Length that is not a whole number, a
+body that is not a UTF-8 JSON object → 400; a head or body that does not arrive within 10 s → 408; a head
+over 64 KiB → 431, a body over 1 MiB → 413; a handler failing unexpectedly → 500 (logged). Errors are
+``{"error", "exit_code"}`` documents, the shape the CLI prints (docs/security.md).
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ from shipyard.errors import ShipyardError
 log = logging.getLogger("shipyard.control.api")
 
 MAX_BODY = 1 << 20
+MAX_HEAD = 64 * 1024
+# The CLI sends its whole request at once; a client that stalls longer than this is answered 408.
+HEAD_TIMEOUT = 10.0
+BODY_TIMEOUT = 10.0
 Handler = Callable[[dict[str, Any], dict[str, str]], Awaitable[Any]]
 
 
@@ -29,7 +38,19 @@ class HttpError(Exception):
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-            409: "Conflict", 413: "Payload Too Large", 500: "Internal Server Error"}
+            408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
+            431: "Request Header Fields Too Large", 500: "Internal Server Error"}
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    return "number" if isinstance(value, int | float) else "null"
+
 
 
 class ApiServer:
@@ -39,7 +60,7 @@ class ApiServer:
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        self._server = await asyncio.start_server(self._client, host, port, limit=MAX_BODY)
+        self._server = await asyncio.start_server(self._client, host, port, limit=MAX_HEAD)
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
@@ -48,7 +69,7 @@ class ApiServer:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await asyncio.wait_for(self._one(reader, writer), timeout=None)
+            await self._one(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except Exception:  # a bug in a handler must not kill the daemon
@@ -61,40 +82,19 @@ class ApiServer:
 
     async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
-        except (TimeoutError, asyncio.LimitOverrunError):
+            method, target, headers = await self._head(reader)
+            auth = headers.get("authorization", "")
+            if not (auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].encode(), self._token)):
+                raise HttpError(401, "missing or wrong control token")
+            body = await self._body(reader, headers)
+        except HttpError as err:
+            await self._send(writer, err.status, {"error": str(err), "exit_code": 2})
             return
-        lines = head.decode("latin-1").split("\r\n")
-        try:
-            method, target, _ = lines[0].split(" ", 2)
-        except ValueError:
-            await self._send(writer, 400, {"error": "malformed request line"})
-            return
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                headers[k.strip().lower()] = v.strip()
-        auth = headers.get("authorization", "")
-        if not (auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].encode(), self._token)):
-            await self._send(writer, 401, {"error": "missing or wrong control token"})
-            return
-        length = int(headers.get("content-length", "0") or 0)
-        if length > MAX_BODY:
-            await self._send(writer, 413, {"error": "request too large"})
-            return
-        body: dict[str, Any] = {}
-        if length:
-            try:
-                body = json.loads(await reader.readexactly(length))
-            except json.JSONDecodeError:
-                await self._send(writer, 400, {"error": "body is not JSON"})
-                return
         url = urlsplit(target)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         handler = self._routes.get((method, url.path))
         if handler is None:
-            await self._send(writer, 404, {"error": f"no route {method} {url.path}"})
+            await self._send(writer, 404, {"error": f"no route {method} {url.path}"[:200], "exit_code": 2})
             return
         try:
             result = await handler(body, query)
@@ -104,10 +104,66 @@ class ApiServer:
         except HttpError as err:
             await self._send(writer, err.status, {"error": str(err)})
             return
+        except Exception:
+            # A bug, or a request shaped in a way the handler did not expect: answered, never a dropped connection.
+            log.exception("control API %s %s failed", method, url.path)
+            await self._send(writer, 500, {"error": "internal error in the control plane (see .shipyard/logs/"
+                                                    "control.log)", "exit_code": 1})
+            return
         if hasattr(result, "__aiter__"):
             await self._stream(writer, result)
         else:
             await self._send(writer, 200, result)
+
+    async def _head(self, reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str]]:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=HEAD_TIMEOUT)
+        except TimeoutError:
+            raise HttpError(408, f"request head not received within {HEAD_TIMEOUT:g}s") from None
+        except asyncio.LimitOverrunError:
+            raise HttpError(431, f"request head larger than {MAX_HEAD // 1024} KiB") from None
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise HttpError(400, "malformed request line")
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if not line:
+                continue
+            k, sep, v = line.partition(":")
+            name = k.strip().lower()
+            if not sep or not name:
+                raise HttpError(400, "malformed header line")
+            if name in headers and name in ("content-length", "transfer-encoding", "authorization"):
+                raise HttpError(400, f"{name} given twice")
+            headers[name] = v.strip()
+        return parts[0], parts[1], headers
+
+    async def _body(self, reader: asyncio.StreamReader, headers: dict[str, str]) -> dict[str, Any]:
+        if "transfer-encoding" in headers:
+            raise HttpError(400, "Transfer-Encoding is not accepted: send a body with Content-Length")
+        raw = headers.get("content-length", "0") or "0"
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+            raise HttpError(400, f"Content-Length must be a non-negative whole number, got {raw[:40]!r}")
+        length = int(raw)
+        if length > MAX_BODY:
+            raise HttpError(413, f"request body larger than {MAX_BODY // 1024} KiB")
+        if not length:
+            return {}
+        try:
+            data = await asyncio.wait_for(reader.readexactly(length), timeout=BODY_TIMEOUT)
+        except TimeoutError:
+            raise HttpError(408, f"request body not received within {BODY_TIMEOUT:g}s "
+                                 f"({length} bytes announced)") from None
+        try:
+            body = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise HttpError(400, "body is not UTF-8") from None
+        except (json.JSONDecodeError, RecursionError):
+            raise HttpError(400, "body is not JSON") from None
+        if not isinstance(body, dict):
+            raise HttpError(400, f"body must be a JSON object, got a {_json_kind(body)}")
+        return body
 
     async def _send(self, writer: asyncio.StreamWriter, status: int, obj: Any) -> None:
         data = json.dumps(obj, default=str).encode()

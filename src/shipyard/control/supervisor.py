@@ -3,7 +3,8 @@
 Each instance has one asyncio task that owns its process: it waits for the process to exit (a pidfd,
 so no polling) while the health checker probes it; a crash is restarted with exponential backoff
 (1 s, 2 s, 4 s … 30 s, reset once it has been ready for a while), a liveness failure stops it and
-starts it again. A housekeeping task samples CPU%/RSS and rotates log files every few seconds.
+starts it again. A housekeeping task samples CPU%/RSS every few seconds; log files are rotated by a
+``logfiles.LogRotator`` that looks at each as often as its growth needs.
 
 Instances run in their own sessions and write straight to their log files, so closing the supervisor
 (or killing the control plane) leaves them running; a new supervisor ``adopt``s them by pid + start
@@ -20,6 +21,7 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from shipyard.control import logfiles
@@ -69,6 +71,7 @@ class Supervisor:
         self._instances: dict[str, _Instance] = {}
         self._changed = asyncio.Event()
         self._housekeeping: asyncio.Task[None] | None = None
+        self.rotator = logfiles.LogRotator(log_max_bytes, log_keep)
         self._closed = False
 
     # -- public API ------------------------------------------------------------------------------
@@ -178,6 +181,7 @@ class Supervisor:
         tasks = [i.task for i in self._instances.values() if i.task is not None]
         if self._housekeeping is not None:
             tasks.append(self._housekeeping)
+        self.rotator.stop()
         for t in tasks:
             t.cancel()
         for t in tasks:
@@ -351,18 +355,16 @@ class Supervisor:
     def _ensure_housekeeping(self) -> None:
         if self._housekeeping is None or self._housekeeping.done():
             self._housekeeping = asyncio.get_running_loop().create_task(self._housekeep(), name="housekeeping")
+        # Its own thread: a flooding instance's log is looked at every few ms, whatever the loop is doing.
+        self.rotator.start(self._log_paths)
+
+    def _log_paths(self) -> list[Path]:
+        return [inst.spec.log_path for inst in self._instances.values()]
 
     async def _housekeep(self) -> None:
         while self._instances:
             for inst in list(self._instances.values()):
                 self._sample(inst)
-                try:
-                    # Copying up to log_max_bytes is the only slow part; keep it off the loop.
-                    if await asyncio.to_thread(logfiles.rotate_if_needed, inst.spec.log_path, self.log_max_bytes,
-                                               self.log_keep):
-                        log.info("rotated %s", inst.spec.log_path)
-                except OSError as exc:
-                    log.warning("cannot rotate %s: %s", inst.spec.log_path, exc)
             await self.clock.sleep(self.sample_interval)
 
     def _sample(self, inst: _Instance) -> None:

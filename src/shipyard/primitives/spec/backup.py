@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from shipyard.primitives.spec.base import Duration, SpecModel
+from shipyard.primitives.spec.base import MAX_LIST, LongDuration, SpecModel, duration_upto
+from shipyard.primitives.spec.durations import DAY
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -34,7 +35,8 @@ def _as_list(value: object) -> object:
 
 Cron = Annotated[str, AfterValidator(_check_cron)]
 SourceName = Annotated[str, AfterValidator(_check_name)]
-Count = Annotated[int, Field(ge=1)]
+# Retention counts: 10,000 hourly backups is over a year of them.
+Count = Annotated[int, Field(ge=1, le=10_000)]
 
 
 class RetentionSpec(SpecModel):
@@ -46,7 +48,7 @@ class RetentionSpec(SpecModel):
     keep_weekly: Count | None = None
     keep_monthly: Count | None = None
     keep_yearly: Count | None = None
-    keep_within: Duration | None = None
+    keep_within: LongDuration | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> RetentionSpec:
@@ -66,12 +68,12 @@ class PostgresSource(SpecModel):
     # PITR: the cluster's data directory; default: asked from the server (SHOW data_directory).
     data_dir: str | None = None
     # PITR: a full pgBackRest backup when the newest full is older than this, an incremental one otherwise.
-    full_every: Duration = 7 * 86400.0
+    full_every: Annotated[float, duration_upto(365 * DAY), Field(gt=0)] = 7 * 86400.0
     # zstd worker threads for this source's stream (pg_dump -j needs the directory format, which would put
     # the dump on disk in clear, so the dump itself stays single-process custom format).
     jobs: Annotated[int, Field(ge=1, le=64)] = 1
     # Drill checks: each statement must run and, when it returns a row, its first value must be truthy.
-    check_sql: Annotated[list[str], BeforeValidator(_as_list)] = []
+    check_sql: Annotated[list[str], BeforeValidator(_as_list), Field(max_length=100)] = []
 
     @model_validator(mode="after")
     def _url(self) -> PostgresSource:
@@ -99,11 +101,11 @@ class BackupSpec(SpecModel):
     repository: str
     schedule: Cron | None = None
     retention: RetentionSpec | None = None
-    rto: Duration | None = None
-    rpo: Duration | None = None
-    copy_to: list[str] = []
+    rto: LongDuration | None = None
+    rpo: LongDuration | None = None
+    copy_to: Annotated[list[str], Field(max_length=10)] = []
     drill_schedule: Cron | None = None
-    sources: list[Source] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list, max_length=MAX_LIST)
 
     @model_validator(mode="after")
     def _check(self) -> BackupSpec:

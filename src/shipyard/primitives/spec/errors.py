@@ -31,7 +31,8 @@ def show(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing"
-    return str(value)
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _num(value: Any) -> str:
@@ -54,6 +55,7 @@ _PHRASES: dict[str, Callable[[ErrorDetails, dict[str, Any]], str]] = {
     "int_from_float": lambda e, c: "must be a whole number" + _got(e),
     "float_type": lambda e, c: "must be a number" + _got(e),
     "float_parsing": lambda e, c: "must be a number" + _got(e),
+    "finite_number": lambda e, c: "must be a finite number" + _got(e),
     "string_type": lambda e, c: "must be a string" + _got(e),
     "bool_type": lambda e, c: "must be true or false" + _got(e),
     "bool_parsing": lambda e, c: "must be true or false" + _got(e),

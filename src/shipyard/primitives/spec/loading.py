@@ -24,6 +24,13 @@ from shipyard.primitives.spec.rollout import CanarySpec
 SPEC_FILES = ("shipyard.toml", "shipyard.yaml", "shipyard.yml")
 TOP_LEVEL = ("app", "hooks", "defaults", "environments")
 TOGGLES = ("canary", "rollback", "verify")
+# Nesting of tables and lists: the deepest key shipyard reads is 7 levels down
+# (environments.prod.canary.analysis.NAME.prometheus[0]); deeper documents are refused before anything
+# recursive (the merge, pydantic) walks them, and a parser that recurses too deep says the same.
+MAX_DEPTH = 32
+# A spec file is a few KiB; this bounds what the parser and the validation have to look at.
+MAX_SPEC_BYTES = 1024 * 1024
+MAX_NODES = 100_000
 
 Problem = tuple[Loc, str]
 
@@ -64,13 +71,47 @@ def read_document(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:
         raise ConfigError(f"{name}: cannot be read ({exc.strerror})") from exc
-    if path.suffix in (".yaml", ".yml"):
-        data = _parse_yaml(text, name)
-    else:
-        data = _parse_toml(text, name)
+    return parse_document(text, name, is_yaml=path.suffix in (".yaml", ".yml"))
+
+
+def parse_document(text: str, name: str, *, is_yaml: bool = False) -> dict[str, Any]:
+    """Parse TOML (or YAML) text into a table; documents too big or nested too deeply are refused."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise ConfigError(f"{name}: invalid configuration", problems=[f"the file is larger than {MAX_SPEC_BYTES // 1024} KiB"])
+    try:
+        data = _parse_yaml(text, name) if is_yaml else _parse_toml(text, name)
+    except RecursionError:
+        raise ConfigError(f"{name}: invalid configuration", problems=[_too_deep()]) from None
+    except ValueError as exc:  # not a syntax error: e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{name}: invalid configuration", problems=[str(exc).split(";")[0]]) from None
+    too_big = _too_big(data)
+    if too_big:
+        raise ConfigError(f"{name}: invalid configuration", problems=[too_big])
     if not isinstance(data, dict):
         raise ConfigError(f"{name}: invalid configuration", problems=[f"the document must be a table, got {show(data)}"])
     return data
+
+
+def _too_deep() -> str:
+    return f"tables and lists are nested more than {MAX_DEPTH} levels deep"
+
+
+def _too_big(doc: Any) -> str | None:
+    """Why ``doc`` is refused: nested deeper than ``MAX_DEPTH``, or more than ``MAX_NODES`` values (YAML
+    aliases can make a short file expand into billions); walked without recursion, stopping early."""
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    seen = 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            return f"the document holds more than {MAX_NODES} values"
+        if isinstance(node, dict | list):
+            if depth >= MAX_DEPTH:
+                return _too_deep()
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 _TOML_POS = re.compile(r"^(.*?)\s*\(at line (\d+), column (\d+)\)$")

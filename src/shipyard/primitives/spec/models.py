@@ -16,7 +16,15 @@ from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, field_va
 
 from shipyard.errors import NotFound
 from shipyard.primitives.spec.backup import BackupSpec
-from shipyard.primitives.spec.base import Duration, SpecModel
+from shipyard.primitives.spec.base import (
+    MAX_LIST,
+    MAX_REPLICAS,
+    MAX_TABLE,
+    Duration,
+    SpecModel,
+    duration_upto,
+)
+from shipyard.primitives.spec.durations import DAY
 from shipyard.primitives.spec.pipeline import Commands, CommandTimeout, HooksSpec, PromotionSpec, WindowsSpec
 from shipyard.primitives.spec.rollout import CanarySpec, RollbackSpec
 from shipyard.primitives.spec.router import RouterEnvSpec
@@ -66,8 +74,12 @@ def _no_nul(value: str) -> str:
 
 VarName = Annotated[str, AfterValidator(check_var_name)]
 EnvValue = Annotated[str, BeforeValidator(_env_value), AfterValidator(_no_nul)]
-EnvTable = dict[VarName, EnvValue]
+EnvTable = Annotated[dict[VarName, EnvValue], Field(max_length=MAX_TABLE)]
 PositiveDuration = Annotated[Duration, Field(gt=0)]
+# A deploy holds its environment's lock and a drain holds a deploy: a day is the most either may take.
+DayDuration = Annotated[float, duration_upto(DAY)]
+# Probe periods and timeouts: an hour is already far longer than any sensible probe.
+ProbeDuration = Annotated[float, duration_upto(3600.0), Field(gt=0)]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 
 
@@ -79,10 +91,10 @@ class ProbeSpec(SpecModel):
     """An HTTP probe; defaults follow Kubernetes' probes."""
 
     path: NonEmptyStr
-    interval: PositiveDuration = 10.0
-    timeout: PositiveDuration = 1.0
-    retries: Annotated[StrictInt, Field(ge=1)] = 3
-    start_period: Duration = 0.0
+    interval: ProbeDuration = 10.0
+    timeout: ProbeDuration = 1.0
+    retries: Annotated[StrictInt, Field(ge=1, le=100)] = 3
+    start_period: DayDuration = 0.0
 
     @field_validator("path")
     @classmethod
@@ -94,7 +106,7 @@ class ProbeSpec(SpecModel):
 
 class StopSpec(SpecModel):
     signal: str = "SIGTERM"
-    grace: Duration = 30.0
+    grace: DayDuration = 30.0
 
     @field_validator("signal")
     @classmethod
@@ -128,9 +140,9 @@ class BuildCacheSpec(SpecModel):
 class AppSpec(SpecModel):
     name: str
     run: NonEmptyStr
-    build: Annotated[list[NonEmptyStr], BeforeValidator(_one_or_many)] = []
-    shared: Annotated[list[NonEmptyStr], BeforeValidator(_one_or_many)] = []
-    build_cache: list[BuildCacheSpec] = []
+    build: Annotated[list[NonEmptyStr], BeforeValidator(_one_or_many), Field(max_length=MAX_LIST)] = []
+    shared: Annotated[list[NonEmptyStr], BeforeValidator(_one_or_many), Field(max_length=MAX_LIST)] = []
+    build_cache: Annotated[list[BuildCacheSpec], Field(max_length=MAX_LIST)] = []
     health: ProbeSpec
     ready: ProbeSpec | None = None
     stop: StopSpec = StopSpec()
@@ -178,15 +190,15 @@ class EnvSettings(SpecModel):
     """The keys of ``[defaults]`` and ``[environments.NAME]``; validated after the two are merged."""
 
     port: Port
-    replicas: Annotated[StrictInt, Field(ge=1)] = 1
+    replicas: Annotated[StrictInt, Field(ge=1, le=MAX_REPLICAS)] = 1
     strategy: Strategy = "rolling"
-    keep_releases: Annotated[StrictInt, Field(ge=1)] = 5
+    keep_releases: Annotated[StrictInt, Field(ge=1, le=100)] = 5
     env: EnvTable = {}
-    max_surge: Annotated[StrictInt, Field(ge=0)] = 1
-    max_unavailable: Annotated[StrictInt, Field(ge=0)] = 0
-    drain_timeout: Duration = 30.0
+    max_surge: Annotated[StrictInt, Field(ge=0, le=MAX_REPLICAS)] = 1
+    max_unavailable: Annotated[StrictInt, Field(ge=0, le=MAX_REPLICAS)] = 0
+    drain_timeout: DayDuration = 30.0
     scale_down_delay: Duration = 300.0
-    deploy_timeout: PositiveDuration = 300.0
+    deploy_timeout: Annotated[DayDuration, Field(gt=0)] = 300.0
     watch: Duration = 3600.0
     canary: Annotated[CanarySpec | None, BeforeValidator(_toggle)] = None
     rollback: Annotated[RollbackSpec | None, BeforeValidator(_toggle)] = None

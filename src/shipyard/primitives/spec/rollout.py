@@ -16,15 +16,20 @@ The meaning of every setting (and the reasoning behind the defaults) is in docs/
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator, model_validator
 
-from shipyard.primitives.spec.base import Duration, Percent, SpecModel
+from shipyard.primitives.spec.base import MAX_FLOAT, MAX_TABLE, Duration, Percent, SpecModel
 from shipyard.primitives.spec.durations import parse_duration, parse_percent
 
 # A `for` left out means one minute: long enough not to fire on a blip, short enough to matter.
 DEFAULT_FOR = 60.0
+MAX_CPU = 1024.0  # cores
+MAX_RATE = 1e9  # requests per second
+# Canary steps as written; the expansion adds at most a bake per weight, so plans stay small.
+MAX_STEPS = 100
 
 
 def _parse_cpu(value: str | int | float) -> float:
@@ -36,6 +41,8 @@ def _parse_cpu(value: str | int | float) -> float:
         raise ValueError(f"expected a CPU percentage like '90%', got {value!r}") from None
     if not frac > 0.0:
         raise ValueError(f"CPU threshold must be above 0%, got {value!r}")
+    if frac > MAX_CPU:
+        raise ValueError(f"CPU threshold must be at most {MAX_CPU * 100:g}% ({MAX_CPU:g} cores), got {value!r}")
     return frac
 
 
@@ -59,11 +66,13 @@ def _parse_rate(value: str | int | float) -> float:
             raise ValueError(f"expected a request rate like 5 or '300/m', got {value!r}") from None
     if rate < 0:
         raise ValueError(f"request rate must not be negative, got {value!r}")
+    if not math.isfinite(rate) or rate > MAX_RATE:
+        raise ValueError(f"request rate must be at most {MAX_RATE:g}/s, got {value!r}")
     return rate
 
 
 def _positive_duration(value: str | int | float) -> float:
-    seconds = parse_duration(value)
+    seconds = parse_duration(value, upper=3600.0)
     if seconds <= 0:
         raise ValueError(f"must be a positive duration like '500ms' or '2s', got {value!r}")
     return seconds
@@ -121,8 +130,8 @@ class PrometheusTrigger(_Trigger):
 
     url: str
     query: str
-    above: float | None = None
-    below: float | None = None
+    above: float | None = Field(default=None, ge=-MAX_FLOAT, le=MAX_FLOAT)
+    below: float | None = Field(default=None, ge=-MAX_FLOAT, le=MAX_FLOAT)
 
     @field_validator("url")
     @classmethod
@@ -159,9 +168,9 @@ class RollbackSpec(SpecModel):
     request_rate: RequestRateBelow | None = None
     cpu: CpuAbove | None = None
     memory: MemoryAbove | None = None
-    health_failures: int | None = Field(default=None, ge=1)
+    health_failures: int | None = Field(default=None, ge=1, le=1000)
     # One query table, or a list of them.
-    prometheus: Annotated[list[PrometheusTrigger], BeforeValidator(_one_or_many)] = []
+    prometheus: Annotated[list[PrometheusTrigger], BeforeValidator(_one_or_many), Field(max_length=100)] = []
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -253,16 +262,16 @@ def _steps_form(value: Any) -> Any:
 class CanarySpec(SpecModel):
     """Canary rollout: steps, bake time and the statistical judgement's settings."""
 
-    steps: Annotated[list[_Step], BeforeValidator(_steps_form)] = [10, 50, 100]
+    steps: Annotated[list[_Step], BeforeValidator(_steps_form), Field(max_length=MAX_STEPS)] = [10, 50, 100]
     # How long each weight of the short form is baked (and judged) before the next.
     step_duration: Duration = 20.0
     # Judgement: requests per release (canary and stable) before either test may speak.
-    min_samples: int = Field(default=100, ge=10)
+    min_samples: int = Field(default=100, ge=10, le=1_000_000_000)
     # One-sided confidence of both tests (p-value below 1 - confidence counts as evidence).
     confidence: Percent = 0.9999
     # Canary error rate must exceed stable's by more than max(error_tolerance, rel × stable's rate).
     error_tolerance: Percent = 0.01
-    error_tolerance_relative: float = Field(default=0.5, ge=0.0)
+    error_tolerance_relative: float = Field(default=0.5, ge=0.0, le=100.0)
     # Canary median latency must exceed stable's by more than max(latency_tolerance_min, rel × median).
     latency_tolerance: Percent = 0.2
     latency_tolerance_min: Duration = 0.010
@@ -270,8 +279,8 @@ class CanarySpec(SpecModel):
     inconclusive_limit: Duration = 120.0
     # Restarts (crashes, failed liveness) of canary instances tolerated while it is analysed: a release that
     # crashes under a tenth of the traffic should not get all of it.
-    max_restarts: int = Field(default=0, ge=0)
-    analysis: dict[str, AnalysisSpec] = {}
+    max_restarts: int = Field(default=0, ge=0, le=1000)
+    analysis: Annotated[dict[str, AnalysisSpec], Field(max_length=MAX_TABLE)] = {}
 
     @field_validator("steps")
     @classmethod

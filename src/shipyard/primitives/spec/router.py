@@ -15,11 +15,12 @@ it with this same model, so both sides agree on names, units and defaults. Meani
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from shipyard.primitives.spec.base import Duration, Percent, SpecModel
+from shipyard.primitives.spec.base import Percent, SpecModel, duration_upto
+from shipyard.primitives.spec.durations import DAY
 
 # Environments that get no security headers unless asked for: the rest (staging, prod, ...) get them.
 DEV_ENVIRONMENTS = frozenset({"dev", "development", "local", "test"})
@@ -30,6 +31,11 @@ DEFAULT_SECURITY_HEADERS: dict[str, str] = {
 }
 HSTS_VALUE = "max-age=31536000"
 
+# Router timeouts: at most a day each (a connection held longer is a leak, not a request).
+Timeout = Annotated[float, duration_upto(DAY)]
+MAX_RPS = 1_000_000.0
+MAX_BURST = 10_000_000
+
 
 def default_security_headers(env_name: str) -> dict[str, str]:
     return {} if env_name in DEV_ENVIRONMENTS else dict(DEFAULT_SECURITY_HEADERS)
@@ -37,16 +43,16 @@ def default_security_headers(env_name: str) -> dict[str, str]:
 
 class PathLimitSpec(SpecModel):
     prefix: str = Field(min_length=1)
-    rps: float = Field(gt=0)
-    burst: int = Field(default=0, ge=0)
+    rps: float = Field(gt=0, le=MAX_RPS)
+    burst: int = Field(default=0, ge=0, le=MAX_BURST)
 
 
 class RateLimitSpec(SpecModel):
     """Token bucket per client IP: ``rps`` refill, ``burst`` capacity (0 → max(1, 2 × rps))."""
 
-    rps: float = Field(gt=0)
-    burst: int = Field(default=0, ge=0)
-    paths: list[PathLimitSpec] = []
+    rps: float = Field(gt=0, le=MAX_RPS)
+    burst: int = Field(default=0, ge=0, le=MAX_BURST)
+    paths: list[PathLimitSpec] = Field(default=[], max_length=100)
 
 
 class TlsSpec(SpecModel):
@@ -72,19 +78,19 @@ class AccessLogSpec(SpecModel):
 
 
 class RouterEnvSpec(SpecModel):
-    max_request_line: int = Field(default=8 * 1024, ge=256)
-    max_header_size: int = Field(default=32 * 1024, ge=1024)
-    max_headers: int = Field(default=100, ge=8)
-    max_body_size: int = Field(default=100 * 1024 * 1024, ge=0)  # 0: unlimited
-    header_timeout: Duration = 10.0
-    idle_timeout: Duration = 60.0
-    body_timeout: Duration = 60.0  # between two reads of a request body
-    body_deadline: Duration = 300.0  # for the whole request body, from the end of its head
-    connect_timeout: Duration = 5.0
-    response_timeout: Duration = 60.0  # for the response head, once the instance has all the body or stops taking it
-    max_pause: Duration = 30.0
+    max_request_line: int = Field(default=8 * 1024, ge=256, le=1024 * 1024)
+    max_header_size: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    max_headers: int = Field(default=100, ge=8, le=10_000)
+    max_body_size: int = Field(default=100 * 1024 * 1024, ge=0, le=1 << 40)  # 0: unlimited
+    header_timeout: Timeout = 10.0
+    idle_timeout: Timeout = 60.0
+    body_timeout: Timeout = 60.0  # between two reads of a request body
+    body_deadline: Timeout = 300.0  # for the whole request body, from the end of its head
+    connect_timeout: Timeout = 5.0
+    response_timeout: Timeout = 60.0  # for the response head, once the instance has all the body or stops taking it
+    max_pause: Timeout = 30.0
     rate_limit: RateLimitSpec | None = None
-    security_headers: dict[str, str] | None = None  # None: defaults for the environment
+    security_headers: Annotated[dict[str, str], Field(max_length=100)] | None = None  # None: defaults for the environment
     tls: TlsSpec | None = None
     sticky: StickySpec | None = None
     access_log: AccessLogSpec = AccessLogSpec()

@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, field_validator, model_validator
 
-from shipyard.primitives.spec.base import Duration, SpecModel
+from shipyard.primitives.spec.base import MAX_LIST, SpecModel, duration_upto
+from shipyard.primitives.spec.durations import DAY
 
 # Which aggregations each metric offers (k6: Trend, Rate and Counter metrics).
 METRIC_AGGREGATIONS: dict[str, tuple[str, ...]] = {
@@ -30,6 +31,11 @@ _THRESHOLD = re.compile(
     r"^\s*(?P<agg>[a-z]+|p\(\s*(?P<pct>\d+(?:\.\d+)?)\s*\))\s*(?P<op>===|!==|<=|>=|==|!=|<|>)\s*"
     r"(?P<value>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
 )
+
+# One machine's load generator: the rate and the connections it can hold, a run of at most a day.
+MAX_RATE = 1_000_000.0
+MAX_VUS = 100_000
+VerifyDuration = Annotated[float, duration_upto(DAY)]
 
 Operator = Literal["<", "<=", ">", ">=", "==", "!="]
 
@@ -88,6 +94,8 @@ def parse_threshold(metric: str, text: str) -> ThresholdExpr:
         raise ValueError(f"invalid threshold {text!r}: {metric} has no {agg!r} (use {', '.join(allowed)})")
     op = {"===": "==", "!==": "!="}.get(m.group("op"), m.group("op"))
     value = float(m.group("value"))
+    if not math.isfinite(value) or abs(value) > 1e12:
+        raise ValueError(f"invalid threshold {text!r}: the number must be finite and at most 1e12")
     if metric == "http_req_failed" and not 0.0 <= value <= 1.0:
         raise ValueError(f"invalid threshold {text!r}: http_req_failed rate is a fraction between 0 and 1 "
                          f"(0.001 is 0.1 %)")
@@ -112,13 +120,13 @@ def _one_or_many(value: Any) -> Any:
 
 
 DurationThresholds = Annotated[list[Annotated[str, AfterValidator(_checker("http_req_duration"))]],
-                               BeforeValidator(_one_or_many)]
+                               BeforeValidator(_one_or_many), Field(max_length=100)]
 FailedThresholds = Annotated[list[Annotated[str, AfterValidator(_checker("http_req_failed"))]],
-                             BeforeValidator(_one_or_many)]
+                             BeforeValidator(_one_or_many), Field(max_length=100)]
 RequestsThresholds = Annotated[list[Annotated[str, AfterValidator(_checker("http_reqs"))]],
-                               BeforeValidator(_one_or_many)]
+                               BeforeValidator(_one_or_many), Field(max_length=100)]
 DroppedThresholds = Annotated[list[Annotated[str, AfterValidator(_checker("dropped_iterations"))]],
-                              BeforeValidator(_one_or_many)]
+                              BeforeValidator(_one_or_many), Field(max_length=100)]
 
 
 class ThresholdsSpec(SpecModel):
@@ -150,10 +158,11 @@ class ScenarioSpec(SpecModel):
     name: str | None = None
     method: Annotated[Method, BeforeValidator(_upper)] = "GET"
     path: str = "/"
-    headers: dict[str, str] = {}
+    headers: Annotated[dict[str, str], Field(max_length=100)] = {}
     body: str | None = None
-    weight: Annotated[float, Field(gt=0)] = 1.0
-    expect_status: Annotated[list[Annotated[StrictInt, Field(ge=100, le=599)]], BeforeValidator(_status_list)] = []
+    weight: Annotated[float, Field(gt=0, le=1e6)] = 1.0
+    expect_status: Annotated[list[Annotated[StrictInt, Field(ge=100, le=599)]], BeforeValidator(_status_list),
+                             Field(max_length=500)] = []
 
     @field_validator("path")
     @classmethod
@@ -182,13 +191,13 @@ class ScenarioSpec(SpecModel):
 class VerifySpec(SpecModel):
     """Open-model load: ``rate`` requests/s for ``duration`` (after a linear ``ramp`` from 0, not judged)."""
 
-    rate: Annotated[float, Field(gt=0)] = 1000.0
-    duration: Annotated[Duration, Field(gt=0)] = 60.0
-    ramp: Duration = 0.0
-    max_vus: Annotated[StrictInt, Field(ge=1)] = 1000  # most connections (requests in flight) at once
-    timeout: Annotated[Duration, Field(gt=0)] = 10.0  # per request, from its scheduled time
+    rate: Annotated[float, Field(gt=0, le=MAX_RATE)] = 1000.0
+    duration: Annotated[VerifyDuration, Field(gt=0)] = 60.0
+    ramp: VerifyDuration = 0.0
+    max_vus: Annotated[StrictInt, Field(ge=1, le=MAX_VUS)] = 1000  # most connections (requests in flight) at once
+    timeout: Annotated[float, duration_upto(600.0), Field(gt=0)] = 10.0  # per request, from its scheduled time
     thresholds: ThresholdsSpec = ThresholdsSpec()
-    scenarios: list[ScenarioSpec] = []
+    scenarios: Annotated[list[ScenarioSpec], Field(max_length=MAX_LIST)] = []
     scenarios_file: str | None = None  # TOML/YAML/JSON list of scenarios, relative to shipyard.toml
     before_switch: bool = False  # in deploys: verify the preview before switching traffic to it
 
