@@ -18,6 +18,7 @@ SCRIPTS = [
     ["verify_accuracy.py"],
     ["backup.py", "--scale", "50"],
     ["canary_detection.py"],
+    ["router_restart.py"],
     ["build_cache.py"],
 ]
 

@@ -13,8 +13,9 @@ from sandbox import Project
 
 from shipyard.control.token import ensure_token
 
-# Release trees are the app's code (git archive + build), not state; their modes are the build's.
-NOT_STATE = ("releases", "shared")
+# Release trees are the app's code (git archive + build), not state; their modes are the build's — and so
+# are the work dirs, hard links of those trees. Shared dirs hold what the app writes, in its own modes.
+NOT_STATE = ("releases", "workdirs", "shared", "cache")
 
 
 def wide_modes(state: Path) -> list[str]:

@@ -11,7 +11,7 @@ import typer
 def command(
     ctx: typer.Context,
     env: Annotated[str, typer.Option("--env", "-e", help="Environment.")],
-    limit: Annotated[int, typer.Option("--limit", help="How many deployments.")] = 20,
+    limit: Annotated[str, typer.Option("--limit", help="How many deployments (1 to 1000).")] = "20",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """List deployments and rollbacks with their outcome and steps."""
@@ -23,6 +23,8 @@ def command(
     from shipyard.cli.render import render_failure
 
     app = AppContext.of(ctx)
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        app.abort(f"--limit must be a whole number from 1 to 1000, got {limit!r}", 2)
     rows: list[dict[str, Any]] = app.client.call("GET", "/v1/history?" + urlencode({"env": env, "limit": limit}))
     if json_out:
         app.print_json(rows)

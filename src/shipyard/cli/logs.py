@@ -144,17 +144,14 @@ def _writer(json_out: bool, *, prefix: bool, timestamps: bool) -> Callable[[Line
 
 def _follow(paths: list[Path], write: Callable[[Line | Event], None]) -> None:
     from shipyard.cli.logmerge import Line, line_time
+    from shipyard.control.logfiles import Follower
 
-    handles = {p: open(p, "rb") for p in paths}  # noqa: SIM115 - closed at exit
-    for fh in handles.values():
-        fh.seek(0, 2)
+    # Followers read across rotations (the rotated prefix is cut out of the live file, not truncated).
+    followers = {p: Follower(p) for p in paths}
     try:
         while True:
-            for p, fh in handles.items():
-                if fh.tell() > p.stat().st_size:  # truncated by rotation
-                    fh.seek(0)
-                for raw in fh.readlines():
-                    text = raw.decode(errors="replace").rstrip("\r\n")
+            for p, follower in followers.items():
+                for text in follower.poll():
                     own = line_time(text)
                     # Not stamped when written: read within one poll (0.25 s) of it.
                     t, source = (own, "line") if own is not None else (time.time(), "read")

@@ -32,6 +32,7 @@ from shipyard.primitives.store import Store
 log = logging.getLogger("shipyard.control.reads")
 
 HEARTBEAT_S = 5.0
+MAX_HISTORY = 1000  # deployments one history call returns
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
     async def history(body: dict[str, Any], q: dict[str, str]) -> Any:
         env = known_env(q)
         limit = _int(q.get("limit", "20"), "--limit")
+        if not 1 <= limit <= MAX_HISTORY:
+            raise BadInput(f"--limit must be between 1 and {MAX_HISTORY}, got {limit}")
         rows: list[dict[str, Any]] = []
         for d in ctx.store.list_deployments(env, limit=limit):
             steps = ctx.store.list_steps(d.id)

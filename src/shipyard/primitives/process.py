@@ -56,11 +56,11 @@ def spawn(cmd: str | list[str], *, cwd: Path, env: dict[str, str], log_path: Pat
     """Start ``cmd`` (through ``/bin/sh -c`` when a string) in its own session.
 
     stdout and stderr go directly to ``log_path`` opened ``O_APPEND``: no pipe through us, so the
-    instance never sees EPIPE when the control plane dies, and copytruncate rotation stays safe.
+    instance never sees EPIPE when the control plane dies, and rotation can cut the file under it.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise ShipyardError(f"cannot open log file {log_path}: {exc.strerror}") from exc
     try:

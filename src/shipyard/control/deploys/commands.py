@@ -38,7 +38,7 @@ async def run_commands(what: str, commands: Sequence[str], *, cwd: Path, env: Ma
     """Run ``commands`` in order; returns the output's last lines. ``what`` names them in messages."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as log:
         def emit(line: str) -> None:
             log.write(line + "\n")
