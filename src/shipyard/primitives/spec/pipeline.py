@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from shipyard.primitives.spec.base import Duration, SpecModel
+from shipyard.primitives.spec.base import MAX_LIST, Duration, SpecModel
 
 HOOKS = ("pre_build", "pre_deploy", "post_deploy", "post_rollback")
 
@@ -28,7 +28,8 @@ def commands(value: Any) -> Any:
     return value
 
 
-Commands = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(commands)]
+Commands = Annotated[list[Annotated[str, Field(min_length=1, max_length=16_384)]], BeforeValidator(commands),
+                     Field(max_length=MAX_LIST)]
 CommandTimeout = Annotated[Duration, Field(gt=0, le=24 * 3600)]
 
 
@@ -100,8 +101,8 @@ class FreezeWindow(SpecModel):
 
 class WindowsSpec(SpecModel):
     timezone: str = "UTC"
-    allow: list[AllowWindow] = []
-    freeze: list[FreezeWindow] = []
+    allow: Annotated[list[AllowWindow], Field(max_length=MAX_LIST)] = []
+    freeze: Annotated[list[FreezeWindow], Field(max_length=MAX_LIST)] = []
 
     @field_validator("timezone")
     @classmethod
