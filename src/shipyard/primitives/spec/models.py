@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, field_validator
 
 from shipyard.errors import NotFound
+from shipyard.primitives.spec.alerting import AlertSpec, MetricsSpec
 from shipyard.primitives.spec.backup import BackupSpec
 from shipyard.primitives.spec.base import Duration, SpecModel
 from shipyard.primitives.spec.rollout import CanarySpec, RollbackSpec
@@ -189,6 +190,8 @@ class Spec(SpecModel):
     app: AppSpec
     environments: dict[str, EnvSpec]
     path: Path
+    metrics: MetricsSpec = MetricsSpec()
+    alerts: tuple[AlertSpec, ...] = ()
 
     @property
     def project_dir(self) -> Path:
