@@ -15,7 +15,7 @@ import typer
 from shipyard.errors import ShipyardError
 
 COMMANDS = ["init", "up", "down", "deploy", "rollback", "status", "history", "releases", "logs", "verify",
-            "promote", "abort", "pause", "resume"]
+            "promote", "abort", "pause", "resume", "metrics", "alerts", "events"]
 SUB_APPS = ["secrets", "config", "backup"]
 
 app = typer.Typer(
