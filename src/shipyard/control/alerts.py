@@ -19,7 +19,13 @@ from shipyard.control.specwatch import SpecWatch
 from shipyard.engine.alerting.history import RAW_STEP, Point
 from shipyard.engine.alerting.rules import Rule, rules_for
 from shipyard.engine.alerting.states import AlertState, step
-from shipyard.engine.alerting.values import RESTARTS_WINDOW_S, BackupFacts, env_values, value_of
+from shipyard.engine.alerting.values import (
+    RATE_WINDOW_S,
+    RESTARTS_WINDOW_S,
+    BackupFacts,
+    env_values,
+    value_of,
+)
 from shipyard.errors import ShipyardError
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.store import Store
@@ -94,7 +100,8 @@ class Evaluator:
                     changed.append(new)
                 if change is not None:
                     transitions.append((r, new, change))
-        gone = [k for k in self.states if k not in {r.key for r in rules}]
+        keys = {r.key for r in rules}
+        gone = [k for k in self.states if k not in keys]
         for k in gone:
             del self.states[k]
         events = [{"env": s.env, "kind": f"alert_{change}", "at": now,
@@ -109,7 +116,9 @@ class Evaluator:
         return transitions
 
     def _points(self, env: str, now: float) -> list[Point]:
-        rows = self.store.read_points("raw", env, now - RESTARTS_WINDOW_S - RAW_STEP)
+        # Histograms are needed for the rate window only (the quantiles); restarts look back 10 minutes.
+        rows = self.store.read_points("raw", env, now - RESTARTS_WINDOW_S - RAW_STEP,
+                                      hist_since=now - RATE_WINDOW_S - 2 * RAW_STEP)
         return [Point(step=RAW_STEP, **row) for row in rows]
 
     def _backups(self, env: str) -> BackupFacts:

@@ -73,8 +73,9 @@ class HistoryStore:
             conn.execute(stmt, rows)
 
     def read_points(self, resolution: str, env: str, since: float, until: float | None = None,
-                    release: str | None = None) -> list[dict[str, Any]]:
-        """Points with ``since <= t < until``, oldest first."""
+                    release: str | None = None, hist_since: float | None = None) -> list[dict[str, Any]]:
+        """Points with ``since <= t < until``, oldest first; with ``hist_since``, only points from then on
+        carry their histogram (decoding it is most of a read's cost)."""
         mp = t.metric_points
         query = (mp.select().where(mp.c.resolution == resolution, mp.c.env == env, mp.c.t >= int(since))
                  .order_by(mp.c.t, mp.c.release))
@@ -82,8 +83,9 @@ class HistoryStore:
             query = query.where(mp.c.t < int(until))
         if release is not None:
             query = query.where(mp.c.release == release)
+        cut = int(hist_since) if hist_since is not None else None
         with self._read() as conn:
-            return [_point(row) for row in conn.execute(query)]
+            return [_point(row, cut) for row in conn.execute(query)]
 
     def newest_point_t(self, resolution: str, env: str | None = None) -> int | None:
         mp = t.metric_points
@@ -145,8 +147,8 @@ class HistoryStore:
             return [to_event(row) for row in reversed(list(conn.execute(query)))]
 
 
-def _point(row: sa.Row[Any]) -> dict[str, Any]:
+def _point(row: sa.Row[Any], hist_since: int | None) -> dict[str, Any]:
     d = dict(row._mapping)
     d.pop("resolution")
-    d["hist"] = decode_hist(d["hist"])
+    d["hist"] = decode_hist(d["hist"]) if hist_since is None or d["t"] >= hist_since else None
     return d
