@@ -162,3 +162,13 @@ def test_bad_flags_exit_2(running: Project, args: tuple[str, ...], says: str) ->
     proc = running.cli(*args)
     assert proc.returncode == 2, proc.stderr
     assert says in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_broken_alert_rule_exits_2_with_its_key_path(running: Project) -> None:
+    spec = running.dir / "shipyard.toml"
+    spec.write_text(spec.read_text() + '\n[[alerts]]\nname = "X"\nexpr = "latency > 2s"\nfor = "5 minutes"\n')
+    for args in (("alerts",), ("status",), ("metrics", "--env", "staging")):
+        proc = running.cli(*args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert "alerts[0].expr: unknown series 'latency'" in proc.stderr
+        assert "alerts[0].for: expected a duration" in proc.stderr and "Traceback" not in proc.stderr

@@ -73,9 +73,12 @@ def metrics_routes(ctx: MetricsContext) -> dict[tuple[str, str], Handler]:
                 "total": [p.to_json() for p in env_total(points, step)], "releases": releases}
 
     async def alerts(body: dict[str, Any], q: dict[str, str]) -> Any:
+        # Loaded (and so validated) even without --env: a broken [[alerts]] is exit 2 with its key path here,
+        # while the evaluator keeps evaluating the last valid rules.
+        spec = ctx.load_spec()
         env = q.get("env") or None
         if env is not None:
-            ctx.load_spec().env(env)
+            spec.env(env)
         return {"evaluations": ctx.evaluator.evaluations,
                 "rules": [v.to_json() for v in ctx.evaluator.view(env)]}
 
