@@ -41,3 +41,12 @@ def test_alert_states_saved_with_their_events(store: Store) -> None:
     assert store.events_since(62.0) == []
     store.delete_alert_states([("HighErrorRate", "prod")])
     assert store.alert_states() == []
+
+
+def test_scrape_aggregates(store: Store) -> None:
+    store.add_backup_run("prod", "db", status="ok", started_at=1.0, finished_at=2.0, backup_id="a", detail=None)
+    store.add_backup_run("prod", "db", status="ok", started_at=5.0, finished_at=None, backup_id="b", detail=None)
+    store.add_backup_run("prod", "db", status="failed", started_at=9.0, finished_at=9.5, backup_id=None, detail=None)
+    store.add_backup_run("prod", "*", status="ok", started_at=9.0, finished_at=9.5, backup_id=None, detail=None)
+    assert store.backup_success_times() == {("prod", "db"): 5.0}
+    assert store.deployment_summary() == []

@@ -143,20 +143,20 @@ class MetricsExporter:
                 out.add("http_requests_in_flight", int(r.get("inflight", 0)), env=env, release=rel)
 
     def _control(self, out: Exposition) -> None:
-        deps = self.store.list_deployments(None, limit=100_000)
         outcomes: dict[tuple[str, str], int] = {}
         rollbacks: dict[tuple[str, str], int] = {}
         durations: dict[str, list[float]] = {}
-        for d in deps:
-            if d.status != "running":
-                outcomes[(d.env, d.status)] = outcomes.get((d.env, d.status), 0) + 1
-            if d.kind == "rollback":
-                why = "automatic" if d.reason and d.status == "succeeded" else "manual"
-                rollbacks[(d.env, why)] = rollbacks.get((d.env, why), 0) + 1
-            elif d.status == "rolled_back":
-                rollbacks[(d.env, "deploy_failed")] = rollbacks.get((d.env, "deploy_failed"), 0) + 1
-            if d.kind == "deploy" and d.finished_at is not None:
-                durations.setdefault(d.env, []).append(d.finished_at - d.started_at)
+        for env, kind, status, has_reason, started, finished in self.store.deployment_summary():
+            if status != "running":
+                outcomes[(env, status)] = outcomes.get((env, status), 0) + 1
+            if kind == "rollback":
+                # An automatic rollback carries its trigger as the reason of a successful rollback.
+                why = "automatic" if has_reason and status == "succeeded" else "manual"
+                rollbacks[(env, why)] = rollbacks.get((env, why), 0) + 1
+            elif status == "rolled_back":
+                rollbacks[(env, "deploy_failed")] = rollbacks.get((env, "deploy_failed"), 0) + 1
+            if kind == "deploy" and finished is not None:
+                durations.setdefault(env, []).append(finished - started)
         out.family("shipyard_deployments_total", "counter", "Finished deployments by outcome.")
         for (env, outcome), n in sorted(outcomes.items()):
             out.add("shipyard_deployments_total", n, env=env, outcome=outcome)
@@ -197,11 +197,7 @@ class MetricsExporter:
                 out.add(name, n, env=env, release=rel)
 
     def _backups(self, out: Exposition) -> None:
-        last_ok: dict[tuple[str, str], float] = {}
-        for r in self.store.list_backup_runs(None, limit=10_000):
-            if r.status == "ok" and r.source != "*":
-                key = (r.env, r.source)
-                last_ok[key] = max(last_ok.get(key, 0.0), r.finished_at or r.started_at)
+        last_ok = self.store.backup_success_times()
         out.family("shipyard_backup_last_success_timestamp_seconds", "gauge", "End of the newest good backup.")
         for (env, source), at in sorted(last_ok.items()):
             out.add("shipyard_backup_last_success_timestamp_seconds", at, env=env, source=source)

@@ -135,6 +135,24 @@ class HistoryStore:
             for rule, env in keys:
                 conn.execute(a.delete().where(a.c.rule == rule, a.c.env == env))
 
+    # -- what the Prometheus endpoint reads on each scrape (aggregates, no plans or logs) -----------------
+
+    def deployment_summary(self) -> list[tuple[str, str, str, bool, float, float | None]]:
+        """Every deployment as ``(env, kind, status, has_reason, started_at, finished_at)``."""
+        d = t.deployments
+        query = sa.select(d.c.env, d.c.kind, d.c.status, d.c.reason.is_not(None), d.c.started_at, d.c.finished_at)
+        with self._read() as conn:
+            return [(r[0], r[1], r[2], bool(r[3]), float(r[4]), r[5]) for r in conn.execute(query)]
+
+    def backup_success_times(self) -> dict[tuple[str, str], float]:
+        """(env, source) → end of its newest successful backup run."""
+        b = t.backup_runs
+        end = sa.func.coalesce(b.c.finished_at, b.c.started_at)
+        query = (sa.select(b.c.env, b.c.source, sa.func.max(end)).where(b.c.status == "ok", b.c.source != "*")
+                 .group_by(b.c.env, b.c.source))
+        with self._read() as conn:
+            return {(r[0], r[1]): float(r[2]) for r in conn.execute(query)}
+
     # -- events by time -------------------------------------------------------------------------------
 
     def events_since(self, since: float, env: str | None = None, limit: int = 1000) -> list[EventRec]:
