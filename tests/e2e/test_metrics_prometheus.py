@@ -172,3 +172,43 @@ def test_broken_alert_rule_exits_2_with_its_key_path(running: Project) -> None:
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert "alerts[0].expr: unknown series 'latency'" in proc.stderr
         assert "alerts[0].for: expected a duration" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sigkill_while_an_alert_fires_neither_loses_nor_repeats_it(project: Project, metrics_port: int) -> None:
+    import os
+    import signal
+
+    import psutil
+
+    project.write_spec(replicas=1, extra=SPEC_EXTRA.format(port=metrics_port) + """
+[[alerts]]
+name = "Up"
+env = "staging"
+expr = "up > 0"
+for = "20s"
+""")
+    project.commit("v1")
+    project.ok("up", "--detach", timeout=90)
+    project.ok("deploy", "--env", "staging", timeout=120)
+
+    def state(name: str) -> str | None:
+        doc = project.json("alerts", "--env", "staging")
+        assert isinstance(doc, dict)
+        return next((r["state"] for r in doc["rules"] if r["name"] == name), None)
+    assert wait_for(lambda: state("Up") == "pending", timeout=40, interval=0.5)
+    assert project.get("/")[0] == 200
+    assert wait_for(lambda: state("TrafficSeen") == "firing", timeout=40, interval=0.5)
+
+    pid = project.control_pid()
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 10)
+    project.ok("up", "--detach", timeout=90)
+    # `for` counts across the restart: "Up" fires once its 20 s have passed, without a second "pending".
+    assert wait_for(lambda: state("Up") == "firing", timeout=60, interval=0.5)
+    assert state("TrafficSeen") == "firing"
+    doc = project.json("events", "--env", "staging", "--since", "10m")
+    assert isinstance(doc, dict)
+    kinds = [(e["data"]["alertname"], e["kind"]) for e in doc["events"] if e["kind"].startswith("alert_")]
+    assert kinds.count(("TrafficSeen", "alert_firing")) == 1, kinds
+    assert kinds.count(("Up", "alert_pending")) == 1 and kinds.count(("Up", "alert_firing")) == 1, kinds
