@@ -14,7 +14,7 @@ command -v prometheus >/dev/null 2>&1 || want+=(prometheus)
 if [ "${1:-test}" = "bench" ]; then
   command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
   command -v haproxy >/dev/null 2>&1 || want+=(haproxy)
-  command -v wrk >/dev/null 2>  command -v wrk >/dev/null 2>&1 || want+=(wrk)1 || want+=(wrk)
+  command -v wrk >/dev/null 2>&1 || want+=(wrk)
   command -v hey >/dev/null 2>&1 || want+=(hey)
 fi
 missing=()
