@@ -149,6 +149,12 @@ def test_prometheus_scrapes_router_and_control_plane_series(project: Project, me
     rules = project.json("alerts")
     assert isinstance(rules, dict)
     assert {"HighErrorRate", "HighLatency", "HighMemory", "InstanceDown"} <= {r["name"] for r in rules["rules"]}
+    # Human output: one line per row, nothing cut off a terminal.
+    table = project.ok("metrics", "--env", "staging", "--since", "10m", "--step", "10s").stdout
+    assert "rps" in table.splitlines()[0] and "p95" in table
+    listing = project.ok("alerts", "--env", "staging").stdout
+    assert any("TrafficSeen" in line and "firing" in line for line in listing.splitlines())
+    assert "alert_firing  TrafficSeen firing: staging serves" in project.ok("events", "--since", "10m").stdout
 
 
 @pytest.mark.parametrize(("args", "says"), [

@@ -1,4 +1,4 @@
-"""The alert evaluator: every few seconds, every rule of every environment over the history.
+"""The alert evaluator: after each recorder tick and every 5 s, every rule of every environment.
 
 The rules come from the spec (``SpecWatch``: re-read when the file changes) — the shipped defaults plus
 ``[[alerts]]``. One evaluation reads, per environment, the last 10 minutes of raw points and its backup
@@ -11,6 +11,7 @@ picks up exactly where it stopped: it neither forgets a firing alert nor fires i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, replace
 from typing import Any
@@ -58,6 +59,8 @@ class Evaluator:
         self.states: dict[tuple[str, str], AlertState] | None = None  # loaded on the first evaluation
         self.rules: list[Rule] = []
         self.evaluations = 0
+        # Set by the recorder after each tick: new points are evaluated at once, not up to `interval` later.
+        self.wake = asyncio.Event()
 
     def view(self, env: str | None = None) -> list[RuleView]:
         states = self.states or {}
@@ -72,7 +75,9 @@ class Evaluator:
                 log.warning("alert evaluator: %s", err)
             except Exception:  # a bug here must not end alerting silently
                 log.exception("alert evaluator crashed an evaluation")
-            await self.clock.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.interval)
+            self.wake.clear()
 
     def evaluate(self) -> list[tuple[Rule, AlertState, str]]:
         """One evaluation of every rule; returns the transitions (rule, new state, transition)."""

@@ -80,9 +80,10 @@ class ControlPlane:
         # Metrics, history and alerts (docs/alerts.md): always on; the background tasks read the spec when it changes.
         self.spec_watch = watch = SpecWatch(paths.project)
         counters = RouterCounters()
-        self.recorder = Recorder(link=link, store=store, clock=clock, specs=watch,
-                                 readings=supervisor_readings(self.supervisor), on_reply=counters.add_reply)
         self.evaluator = Evaluator(store=store, clock=clock, specs=watch)
+        self.recorder = Recorder(link=link, store=store, clock=clock, specs=watch,
+                                 readings=supervisor_readings(self.supervisor), on_reply=counters.add_reply,
+                                 on_tick=self.evaluator.wake.set)
         self.metrics_server = MetricsServer(MetricsExporter(
             counters=counters, link=link, supervisor=self.supervisor, store=store,
             alerts=lambda: [v.to_json() for v in self.evaluator.view()]).render)

@@ -67,13 +67,15 @@ def point_of(row: dict[str, Any], step: int) -> Point:
 class Recorder:
     def __init__(self, *, link: SlicesSource, store: Store, clock: Clock, specs: SpecWatch,
                  readings: Callable[[str], list[Reading]],
-                 on_reply: Callable[[str, dict[str, Any], int], None] | None = None) -> None:
+                 on_reply: Callable[[str, dict[str, Any], int], None] | None = None,
+                 on_tick: Callable[[], None] | None = None) -> None:
         self.link = link
         self.store = store
         self.clock = clock
         self.specs = specs
         self.readings = readings
         self.on_reply = on_reply
+        self.on_tick = on_tick
         self.cursor: dict[str, int] = {}  # env → first second not recorded yet
         self.minute_cursor: dict[str, int] = {}  # env → first minute not compacted yet
         self.restarts: dict[str, int] = {}  # instance → restart total at its last point
@@ -105,6 +107,8 @@ class Recorder:
                 log.debug("history recorder %s: %s", env, err)
         await asyncio.to_thread(self._compact_and_prune, envs)
         self.ticks += 1
+        if self.on_tick is not None:
+            self.on_tick()
 
     async def record(self, env: str) -> list[Point]:
         if env not in self.cursor:
