@@ -108,8 +108,9 @@ def _events(app: AppContext, env: str, ids: set[str]) -> list[Event]:
     from shipyard.errors import ControlPlaneUnavailable
 
     try:
+        # The instances' events of the last day (the lines shown are rarely older).
         rows = app.client.call("GET", "/v1/events?" + urlencode(
-            {"env": env, "kinds": ",".join(INSTANCE_EVENTS), "limit": 1000}))
+            {"env": env, "kinds": ",".join(INSTANCE_EVENTS), "since": "24h"}))["events"]
     except ControlPlaneUnavailable:
         return []
     return [Event(r["data"]["instance"], r["kind"], r["message"], float(r["at"])) for r in rows

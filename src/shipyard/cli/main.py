@@ -15,7 +15,7 @@ import typer
 from shipyard.errors import ShipyardError
 
 COMMANDS = ["init", "up", "down", "deploy", "rollback", "status", "history", "releases", "logs", "verify",
-            "promote", "abort", "pause", "resume", "run"]
+            "promote", "abort", "pause", "resume", "run", "metrics", "alerts", "events"]
 SUB_APPS = ["secrets", "config", "backup", "ci"]
 
 app = typer.Typer(

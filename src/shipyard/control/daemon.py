@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psutil
 
+from shipyard.control.alerts import Evaluator
 from shipyard.control.api import ApiContext, build_routes
 from shipyard.control.backups import BackupService, start_scheduler
 from shipyard.control.deploys.adopt import adopt, router_restarted
@@ -32,10 +33,14 @@ from shipyard.control.deploys.service import DeployService
 from shipyard.control.events import EventLog
 from shipyard.control.httpserver import ApiServer
 from shipyard.control.instances import InstanceFactory
+from shipyard.control.metrics_api import MetricsContext
+from shipyard.control.metrics_export import MetricsExporter, MetricsServer, RouterCounters
+from shipyard.control.metrics_recorder import Recorder, supervisor_readings
 from shipyard.control.paths import Paths
 from shipyard.control.releases import ReleaseService
 from shipyard.control.routerlink import RouterLink
 from shipyard.control.specsource import SpecSource
+from shipyard.control.specwatch import SpecWatch
 from shipyard.control.supervisor import Supervisor
 from shipyard.control.target import Targets
 from shipyard.control.tasks import guarded
@@ -74,6 +79,16 @@ class ControlPlane:
                                      registry=self.registry)
         self.backups = BackupService(store=store, secrets=secrets, paths=paths, load_spec=self.specs.load,
                                      clock=clock)
+        # Metrics, history and alerts (docs/alerts.md): always on; the background tasks read the spec when it changes.
+        self.spec_watch = watch = SpecWatch(paths.project)
+        counters = RouterCounters()
+        self.evaluator = Evaluator(store=store, clock=clock, specs=watch)
+        self.recorder = Recorder(link=link, store=store, clock=clock, specs=watch,
+                                 readings=supervisor_readings(self.supervisor), on_reply=counters.add_reply,
+                                 on_tick=self.evaluator.wake.set)
+        self.metrics_server = MetricsServer(MetricsExporter(
+            counters=counters, link=link, supervisor=self.supervisor, store=store,
+            alerts=lambda: [v.to_json() for v in self.evaluator.view()]).render)
         self.stopping = asyncio.Event()
         self.stop_everything = False
 
@@ -95,15 +110,20 @@ class ControlPlane:
         keeper = guarded(self.link.keep_running(self._router_restarted), "router-keeper")
         scheduler = start_scheduler(self.backups)
         sched_task = asyncio.create_task(scheduler.run_forever()) if scheduler else None
+        observers = [guarded(self.recorder.run_forever(), "history-recorder"),
+                     guarded(self.evaluator.run_forever(), "alert-evaluator")]
+        listen = spec.metrics.address if spec is not None else ("127.0.0.1", 9420)
+        metrics_port = await self.metrics_server.start(*listen) if listen is not None else None
         server = ApiServer(token, build_routes(ApiContext(
             project=self.paths.project, paths=self.paths, clock=self.clock, backups=self.backups, specs=self.specs, deploys=self.deploys, registry=self.registry,
             targets=self.targets, store=self.store, events=self.events, stop=self.stop,
-            oneoffs=OneOffs(paths=self.paths, store=self.store, targets=self.targets, events=self.events))))
+            oneoffs=OneOffs(paths=self.paths, store=self.store, targets=self.targets, events=self.events),
+            metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator))))
         api_port = await server.start("127.0.0.1", port)
         tmp = self.paths.control.with_suffix(".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "create_time": psutil.Process().create_time(),
                                    "port": api_port, "started_at": self.clock.time(),
-                                   "project": str(self.paths.project)}))
+                                   "project": str(self.paths.project), "metrics_port": metrics_port}))
         os.replace(tmp, self.paths.control)
         log.info("control plane ready on 127.0.0.1:%d", api_port)
         if ready_fd is not None:
@@ -114,6 +134,9 @@ class ControlPlane:
             loop.add_signal_handler(sig, self.stopping.set)
         await self.stopping.wait()
         keeper.cancel()
+        for task in observers:
+            task.cancel()
+        await self.metrics_server.close()
         await server.close()
         if scheduler is not None and sched_task is not None:
             sched_task.cancel()

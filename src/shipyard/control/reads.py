@@ -105,14 +105,6 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
         return [{"id": iid, "env": env, "release": dep.release, "live": iid in live,
                  "log": str(ctx.paths.instance_log(env, iid))} for iid in ids]
 
-    async def events(body: dict[str, Any], q: dict[str, str]) -> Any:
-        """The environment's recorded events (``kinds``: comma-separated), oldest first."""
-        env = known_env(q)
-        limit = _int(q.get("limit", "100"), "--limit")
-        kinds = [k for k in q.get("kinds", "").split(",") if k] or None
-        rows = ctx.store.list_events(env, limit=min(max(limit, 1), 10_000), kinds=kinds)
-        return [{"at": e.at, "kind": e.kind, "message": e.message, "data": e.data} for e in reversed(rows)]
-
     async def backup_list(body: dict[str, Any], q: dict[str, str]) -> Any:
         return await ctx.backups.listing(env_of(q), _source(q))
 
@@ -179,7 +171,6 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
         ("GET", "/v1/history"): history,
         ("GET", "/v1/releases"): releases,
         ("GET", "/v1/instances"): instances,
-        ("GET", "/v1/events"): events,
         ("GET", "/v1/backups"): backup_list,
         ("POST", "/v1/backups/run"): backup_run,
         ("POST", "/v1/backups/verify"): backup_verify,

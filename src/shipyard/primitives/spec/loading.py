@@ -16,13 +16,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from shipyard.errors import ConfigError
+from shipyard.primitives.spec.alerting import AlertSpec, MetricsSpec
 from shipyard.primitives.spec.errors import Loc, dotted, problems, show, unknown_key
 from shipyard.primitives.spec.models import AppSpec, EnvSettings, EnvSpec, Spec, check_env_name
 from shipyard.primitives.spec.pipeline import HooksSpec
 from shipyard.primitives.spec.rollout import CanarySpec
 
 SPEC_FILES = ("shipyard.toml", "shipyard.yaml", "shipyard.yml")
-TOP_LEVEL = ("app", "hooks", "defaults", "environments")
+TOP_LEVEL = ("app", "hooks", "defaults", "environments", "metrics", "alerts")
 TOGGLES = ("canary", "rollback", "verify")
 # Nesting of tables and lists: the deepest key shipyard reads is 7 levels down
 # (environments.prod.canary.analysis.NAME.prometheus[0]); deeper documents are refused before anything
@@ -225,11 +226,38 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
         found += _check_ports(environments, raw_envs)
         found += _check_promotions(environments)
 
+    metrics, alerts, errs = _alerting(data, environments if raw_envs else None)
+    found += errs
+
     if found:
         lines = list(dict.fromkeys(f"{dotted(loc)}: {text}" for loc, text in found))
         raise ConfigError(f"{display_name(path)}: invalid configuration", problems=lines)
     assert app is not None
-    return Spec(app=app, environments=environments, path=path, hooks=hooks)
+    return Spec(app=app, environments=environments, path=path, hooks=hooks, metrics=metrics, alerts=alerts)
+
+
+def _alerting(data: Mapping[str, Any], envs: Mapping[str, EnvSpec] | None
+              ) -> tuple[MetricsSpec, tuple[AlertSpec, ...], list[Problem]]:
+    """``[metrics]`` and ``[[alerts]]`` (see spec/alerting.py); ``env`` must name an environment."""
+    metrics, found = _validate(MetricsSpec, data.get("metrics", {}), ("metrics",))
+    raw = data.get("alerts", [])
+    if not isinstance(raw, list):
+        return metrics or MetricsSpec(), (), [*found, (("alerts",), f"must be a list of tables ([[alerts]]), got {show(raw)}")]
+    alerts: list[AlertSpec] = []
+    seen: set[tuple[str, str | None]] = set()
+    for i, item in enumerate(raw):
+        rule, errs = _validate(AlertSpec, item, ("alerts", i))
+        found += errs
+        if rule is None:
+            continue
+        if rule.env is not None and envs is not None and rule.env not in envs:
+            found.append((("alerts", i, "env"), f"unknown environment {rule.env!r} (known: {', '.join(sorted(envs))})"))
+        elif (rule.name, rule.env) in seen:
+            found.append((("alerts", i, "name"), f"a rule named {rule.name!r} is already defined for "
+                          f"{'environment ' + repr(rule.env) if rule.env else 'every environment'}"))
+        seen.add((rule.name, rule.env))
+        alerts.append(rule)
+    return metrics or MetricsSpec(), tuple(alerts), found
 
 
 def _resolve_env(name: str, own: Any, defaults: dict[str, Any]) -> tuple[EnvSpec | None, list[Problem]]:

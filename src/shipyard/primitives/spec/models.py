@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, field_validator
 
 from shipyard.errors import NotFound
+from shipyard.primitives.spec.alerting import AlertSpec, MetricsSpec
 from shipyard.primitives.spec.backup import BackupSpec
 from shipyard.primitives.spec.base import (
     MAX_LIST,
@@ -227,6 +228,8 @@ class Spec(SpecModel):
     environments: dict[str, EnvSpec]
     path: Path
     hooks: HooksSpec = HooksSpec()
+    metrics: MetricsSpec = MetricsSpec()
+    alerts: tuple[AlertSpec, ...] = ()
 
     @property
     def project_dir(self) -> Path:

@@ -63,6 +63,29 @@ port = {staging_port}
 port = {production_port}
 replicas = 3
 strategy = "blue-green"
+
+# Metrics, history and alerts (docs/alerts.md). While `shipyard up` runs it serves Prometheus text on
+# `listen`, keeps every environment's history, and evaluates alert rules; these are on by default:
+#   HighErrorRate  error_rate > 5%  for 5m      HighLatency   p95 > 2s          for 3m
+#   HighMemory     memory > 90%     for 5m      InstanceDown  up < 1            for 1m
+#   BackupFailed   backup_failed > 0            BackupTooOld  backup_age > 26h
+#   DrillMissed    drill_missed > 0
+# [metrics]
+# listen = "127.0.0.1:9420"       # "" switches the endpoint off; a taken port: a free one (control.json)
+# retention = {{ raw = "24h", minute = "90d" }}
+# default_alerts = true           # false: only the [[alerts]] below
+#
+# A rule of your own (one with a default's name replaces it):
+# [[alerts]]
+# name = "CheckoutErrors"
+# env = "production"              # omitted: every environment
+# expr = "error_rate > 2%"        # error_rate, availability, p50|p95|p99, rps, cpu, memory, restarts, up,
+#                                 # health_failures, backup_age{{source="db"}}, backup_failed, drill_missed
+# for = "2m"
+# keep_firing_for = "1m"
+# severity = "critical"           # critical | warning | info
+# summary = "{{{{ env }}}}: {{{{ value }}}} of requests fail"
+# runbook_url = "https://wiki.example/runbooks/errors"
 """
 
 

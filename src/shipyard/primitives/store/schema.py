@@ -147,3 +147,38 @@ drills = sa.Table(
     sa.Column("detail", JSONText, nullable=False),
     sa.Index("ix_drills_env_id", "env", "id"),
 )
+
+# -- metric history and alert states (revision 0002; written by control/metrics_recorder.py, control/alerts.py) --
+
+# One env × release over [t, t + 10 s) ("raw") or [t, t + 60 s) ("minute"); `hist` (raw only) is the
+# latency histogram as "index:count,..." (see store/history.py).
+metric_points = sa.Table(
+    "metric_points", metadata,
+    sa.Column("resolution", sa.Text, primary_key=True),
+    sa.Column("env", sa.Text, primary_key=True),
+    sa.Column("release", sa.Text, primary_key=True),
+    sa.Column("t", sa.BigInteger, primary_key=True),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("errors", sa.BigInteger, nullable=False),
+    sa.Column("p50", sa.Float, nullable=True),
+    sa.Column("p95", sa.Float, nullable=True),
+    sa.Column("p99", sa.Float, nullable=True),
+    sa.Column("cpu", sa.Float, nullable=True),
+    sa.Column("rss", sa.BigInteger, nullable=True),
+    sa.Column("memory", sa.Float, nullable=True),
+    sa.Column("up", sa.Integer, nullable=False),
+    sa.Column("instances", sa.Integer, nullable=False),
+    sa.Column("health_failures", sa.Integer, nullable=False),
+    sa.Column("restarts", sa.Integer, nullable=False),
+    sa.Column("hist", sa.Text, nullable=True),
+    sa.Index("ix_metric_points_env_t", "resolution", "env", "t"),
+)
+
+alert_states = sa.Table(
+    "alert_states", metadata,
+    sa.Column("rule", sa.Text, primary_key=True),
+    sa.Column("env", sa.Text, primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("data", JSONText, nullable=False),
+    sa.Column("changed_at", sa.Float, nullable=True),
+)

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from shipyard.errors import LockHeld, NotFound, Refused, ShipyardError
 from shipyard.primitives.store import schema as t
 from shipyard.primitives.store.connect import WRITE_OPTION, translated
+from shipyard.primitives.store.history import HistoryStore
 from shipyard.primitives.store.reading import StoreReader
 from shipyard.primitives.store.records import (
     DEPLOYMENT_OUTCOMES,
@@ -42,7 +43,7 @@ class _Unset(Enum):
 UNSET = _Unset.UNSET
 
 
-class Store(StoreReader):
+class Store(StoreReader, HistoryStore):
     """The state database, read and written."""
 
     # -- plumbing -------------------------------------------------------------------------------------

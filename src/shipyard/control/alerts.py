@@ -1,0 +1,144 @@
+"""The alert evaluator: after each recorder tick and every 5 s, every rule of every environment.
+
+The rules come from the spec (``SpecWatch``: re-read when the file changes) — the shipped defaults plus
+``[[alerts]]``. One evaluation reads, per environment, the last 10 minutes of raw points and its backup
+records, computes every series once (``engine.alerting.values``) and steps each rule's state machine
+(``engine.alerting.states``). A state that changed is saved with the event of its transition in one
+transaction (``alert_firing`` / ``alert_resolved`` / ``alert_pending``), so a control-plane restart
+picks up exactly where it stopped: it neither forgets a firing alert nor fires it a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shipyard.control.specwatch import SpecWatch
+from shipyard.engine.alerting.history import RAW_STEP, Point
+from shipyard.engine.alerting.rules import Rule, rules_for
+from shipyard.engine.alerting.states import AlertState, step
+from shipyard.engine.alerting.values import (
+    RATE_WINDOW_S,
+    RESTARTS_WINDOW_S,
+    BackupFacts,
+    env_values,
+    value_of,
+)
+from shipyard.errors import ShipyardError
+from shipyard.primitives.clock import Clock
+from shipyard.primitives.store import Store
+
+log = logging.getLogger("shipyard.control")
+
+EVAL_INTERVAL_S = 5.0
+BACKUP_SERIES = ("backup_age", "backup_failed", "drill_missed")
+
+
+@dataclass(frozen=True)
+class RuleView:
+    rule: Rule
+    state: AlertState
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.state
+        since = {"pending": s.active_since, "firing": s.fired_at, "resolved": s.resolved_at}.get(s.state)
+        return {**self.rule.to_json(), "state": s.state, "since": since, "value": s.value,
+                "active_since": s.active_since, "summary": self.rule.render(s.value)}
+
+
+class Evaluator:
+    def __init__(self, *, store: Store, clock: Clock, specs: SpecWatch,
+                 interval: float = EVAL_INTERVAL_S) -> None:
+        self.store = store
+        self.clock = clock
+        self.specs = specs
+        self.interval = interval
+        self.states: dict[tuple[str, str], AlertState] | None = None  # loaded on the first evaluation
+        self.rules: list[Rule] = []
+        self.evaluations = 0
+        # Set by the recorder after each tick: new points are evaluated at once, not up to `interval` later.
+        self.wake = asyncio.Event()
+
+    def view(self, env: str | None = None) -> list[RuleView]:
+        states = self.states or {}
+        return [RuleView(r, states.get(r.key) or AlertState(r.name, r.env))
+                for r in self.rules if env is None or r.env == env]
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.evaluate)
+            except ShipyardError as err:
+                log.warning("alert evaluator: %s", err)
+            except Exception:  # a bug here must not end alerting silently
+                log.exception("alert evaluator crashed an evaluation")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.interval)
+            self.wake.clear()
+
+    def evaluate(self) -> list[tuple[Rule, AlertState, str]]:
+        """One evaluation of every rule; returns the transitions (rule, new state, transition)."""
+        now = self.clock.time()
+        spec = self.specs.current()
+        if spec is None:
+            return []
+        self.rules = rules = rules_for(spec)
+        if self.states is None:
+            self.states = {(d["rule"], d["env"]): AlertState.from_json(d) for d in self.store.alert_states()}
+        by_env: dict[str, list[Rule]] = {}
+        for r in rules:
+            by_env.setdefault(r.env, []).append(r)
+        changed: list[AlertState] = []
+        transitions: list[tuple[Rule, AlertState, str]] = []
+        for env, env_rules in by_env.items():
+            values = env_values(self._points(env, now), now)
+            needs_backups = any(r.expr.series in BACKUP_SERIES for r in env_rules)
+            backups = self._backups(env) if needs_backups and spec.env(env).backup is not None else None
+            for r in env_rules:
+                prev = self.states.get(r.key)
+                new, change = step(r, prev, value_of(r.expr, values, backups, now), now)
+                self.states[r.key] = new
+                if prev is None or replace(prev, value=None) != replace(new, value=None):
+                    changed.append(new)
+                if change is not None:
+                    transitions.append((r, new, change))
+        keys = {r.key for r in rules}
+        gone = [k for k in self.states if k not in keys]
+        for k in gone:
+            del self.states[k]
+        events = [{"env": s.env, "kind": f"alert_{change}", "at": now,
+                   "message": f"{r.name} {change}: {r.render(s.value)}",
+                   "data": {"alertname": r.name, "severity": r.severity, "expr": r.expr.text, "value": s.value,
+                            "state": s.state, "runbook_url": r.runbook_url}}
+                  for r, s, change in transitions]
+        self.store.save_alert_states([s.to_json() for s in changed], events)
+        if gone:
+            self.store.delete_alert_states(gone)
+        self.evaluations += 1
+        return transitions
+
+    def _points(self, env: str, now: float) -> list[Point]:
+        # Histograms are needed for the rate window only (the quantiles); restarts look back 10 minutes.
+        rows = self.store.read_points("raw", env, now - RESTARTS_WINDOW_S - RAW_STEP,
+                                      hist_since=now - RATE_WINDOW_S - 2 * RAW_STEP)
+        return [Point(step=RAW_STEP, **row) for row in rows]
+
+    def _backups(self, env: str) -> BackupFacts:
+        runs = self.store.list_backup_runs(env, limit=200)
+        last_ok: dict[str, float | None] = {}
+        failed: dict[str, bool] = {}
+        for r in sorted(runs, key=lambda r: r.id):  # oldest first: the newest run of a source wins
+            if r.source == "*":  # a scheduled job that failed or was missed as a whole
+                failed["*"] = r.status != "ok"
+                continue
+            failed[r.source] = r.status != "ok"
+            if r.status == "ok":
+                last_ok[r.source] = r.finished_at or r.started_at
+                failed["*"] = False
+            else:
+                last_ok.setdefault(r.source, None)
+        drills = self.store.list_drills(env, limit=1)
+        return BackupFacts(last_ok, failed, drill_missed=bool(drills) and not drills[0].ok)
