@@ -20,6 +20,7 @@ import typer
 if TYPE_CHECKING:
     from shipyard.cli.app import AppContext
     from shipyard.cli.logmerge import Event, Line
+    from shipyard.control.logfiles import Follower
 
 INSTANCE_EVENTS = ("instance.started", "instance.adopted", "instance.restarted", "instance.crashed",
                    "instance.unhealthy", "instance.spawn_failed", "instance.stopped")
@@ -75,15 +76,20 @@ def command(
         app.echo(f"no logs for {env} yet", stderr=True)
         return
     write = _writer(json_out, prefix=len(chosen) > 1, timestamps=timestamps)
-    for item in _history(app, env, chosen, live, lines, events=timestamps and up):
+    from shipyard.control.logfiles import Follower
+
+    # Followers first, and the history up to where they start: no line shown twice, none missed between.
+    followers = {p: Follower(p) for p in chosen} if follow else {}
+    ends = {p: f.position for p, f in followers.items()}
+    for item in _history(app, env, chosen, live, lines, events=timestamps and up, ends=ends):
         write(item)
     sys.stdout.flush()
     if follow:
-        _follow(chosen, write)
+        _follow(followers, write)
 
 
 def _history(app: AppContext, env: str, chosen: list[Path], live: dict[str, dict[str, Any]], n: int, *,
-             events: bool) -> list[Line | Event]:
+             events: bool, ends: dict[Path, int]) -> list[Line | Event]:
     from shipyard.cli.logmerge import newest, timed, with_events
     from shipyard.control.logfiles import tail
 
@@ -91,7 +97,7 @@ def _history(app: AppContext, env: str, chosen: list[Path], live: dict[str, dict
         started = (live.get(f.stem) or {}).get("started_at")
         return float(started) if started else f.stat().st_mtime
 
-    files = [timed(f.stem, tail(f, n), anchor(f), k) for k, f in enumerate(chosen)]
+    files = [timed(f.stem, tail(f, n, end=ends.get(f)), anchor(f), k) for k, f in enumerate(chosen)]
     shown = newest(files, n)
     if not events:
         return list(shown)
@@ -143,12 +149,10 @@ def _writer(json_out: bool, *, prefix: bool, timestamps: bool) -> Callable[[Line
     return write
 
 
-def _follow(paths: list[Path], write: Callable[[Line | Event], None]) -> None:
+def _follow(followers: dict[Path, Follower], write: Callable[[Line | Event], None]) -> None:
     from shipyard.cli.logmerge import Line, line_time
-    from shipyard.control.logfiles import Follower
 
     # Followers read across rotations (the rotated prefix is cut out of the live file, not truncated).
-    followers = {p: Follower(p) for p in paths}
     try:
         while True:
             for p, follower in followers.items():

@@ -8,7 +8,7 @@ written during the copy stays, nothing is lost. A line may be split at the block
 ``follow`` read copies and live file as one stream. Where the filesystem cannot collapse (tmpfs, btrfs,
 NFS) or the file is under a block, rotation falls back to copytruncate (lossy between copy and truncate).
 Rotation and readers ``flock`` the live file (exclusive / shared); instances do not. Copies get the live
-file's mode. ``RotationPace`` decides when to look and when to rotate (docs/security.md has the figures).
+file's mode; ``RotationPace`` decides when to rotate (docs/security.md).
 """
 
 from __future__ import annotations
@@ -86,11 +86,7 @@ def rotate(path: Path, keep: int = DEFAULT_KEEP) -> int:
 
 def rotate_if_needed(path: Path, max_bytes: int = DEFAULT_MAX_BYTES, keep: int = DEFAULT_KEEP) -> bool:
     """Rotate when the file has grown past ``max_bytes``; True when it did."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return False
-    if size <= max_bytes:
+    if _size(path) <= max_bytes:  # a missing file is 0 bytes
         return False
     rotate(path, keep)
     return True
@@ -282,17 +278,20 @@ def _reading(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def tail(path: Path, n: int = 100) -> list[str]:
-    """The last ``n`` lines (without newlines) of ``path`` and, when it holds fewer, its rotated copies
-    before it, read as one stream; reads only the end of big files."""
+def tail(path: Path, n: int = 100, *, end: int | None = None) -> list[str]:
+    """The last ``n`` lines of ``path`` and, when it holds fewer, of its rotated copies before it, as one
+    stream; reads only the end of big files; ``end``: the live file up to there (where a Follower starts)."""
     if n <= 0:
         return []
     with _reading(path):
         data = b""
-        for file in itertools.chain([path], itertools.takewhile(Path.exists, (rotated(path, k) for k in itertools.count(1)))):
+        copies = itertools.takewhile(Path.exists, (rotated(path, k) for k in itertools.count(1)))
+        for file in itertools.chain([path], copies):
             try:
                 with open(file, "rb") as f:
                     pos = f.seek(0, os.SEEK_END)
+                    if file == path and end is not None:
+                        pos = min(pos, end)
                     while pos > 0 and data.count(b"\n") <= n:
                         step = min(64 * 1024, pos)
                         pos -= step
@@ -344,6 +343,10 @@ class Follower:
             self._known = _identity(rotated(path, 1))
         self._pending = b""
 
+    @property
+    def position(self) -> int:  # where in the live file this reader goes on from
+        return self._pos
+
     def poll(self) -> list[str]:
         """The complete lines written since the last call ([] when none)."""
         chunks: list[bytes] = []
@@ -376,7 +379,7 @@ async def follow(path: Path, *, lines: int = 10, clock: Clock | None = None,
     clock = clock or SystemClock()
     with _reading(path):
         reader = Follower(path)
-        last = tail(path, lines) if lines > 0 else []
+        last = tail(path, lines, end=reader.position) if lines > 0 else []  # the rest is the reader's
     for line in last:
         yield line
     while True:
