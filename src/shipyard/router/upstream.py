@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import TYPE_CHECKING, cast
 
 from shipyard.primitives.metrics import Series
@@ -16,6 +17,11 @@ if TYPE_CHECKING:
 # after a few seconds (gunicorn: 2 s), and reusing one just as it closes costs a retry or a 502.
 POOL_IDLE_S = 1.5
 POOL_MAX_IDLE = 256
+# Linux only. An instance that writes its response head and body in two writes (http.server, Flask's dev
+# server) holds the body back under Nagle until the head is acknowledged, and the kernel delays that ACK
+# by up to 40 ms once the connection looks interactive. Linux re-arms delayed ACK after it fires, so the
+# option is set again after every read; setting it also sends an ACK that is pending right now.
+_QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)
 
 
 class Instance:
@@ -72,7 +78,7 @@ class Instance:
 
 
 class UpstreamConn(asyncio.Protocol):
-    __slots__ = ("inst", "t", "ex", "parser", "events", "last_used", "closed", "reused", "tunnel")
+    __slots__ = ("inst", "t", "ex", "parser", "events", "last_used", "closed", "reused", "tunnel", "sock")
 
     def __init__(self, inst: Instance) -> None:
         self.inst = inst
@@ -84,13 +90,27 @@ class UpstreamConn(asyncio.Protocol):
         self.closed = False
         self.reused = False
         self.tunnel: ClientConn | None = None
+        self.sock: socket.socket | None = None  # for TCP_QUICKACK
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         transport = self.t = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=256 * 1024)
+        if _QUICKACK:
+            self.sock = transport.get_extra_info("socket")
+            self._quickack()
+
+    def _quickack(self) -> None:
+        sock = self.sock
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except OSError:
+                self.sock = None
 
     def data_received(self, data: bytes) -> None:
+        if self.sock is not None:
+            self._quickack()
         tunnel = self.tunnel
         if tunnel is not None:
             if tunnel.t is not None:
