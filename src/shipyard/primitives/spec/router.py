@@ -20,6 +20,8 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from shipyard.primitives.spec.base import Duration, Percent, SpecModel
+from shipyard.primitives.spec.router_net import RouterNetSpec
+from shipyard.primitives.spec.sizes import Size
 
 # Environments that get no security headers unless asked for: the rest (staging, prod, ...) get them.
 DEV_ENVIRONMENTS = frozenset({"dev", "development", "local", "test"})
@@ -71,11 +73,11 @@ class AccessLogSpec(SpecModel):
     sample: Percent = 1.0
 
 
-class RouterEnvSpec(SpecModel):
+class RouterEnvSpec(RouterNetSpec):  # bind, trusted_proxies, redirect_http: spec/router_net.py
     max_request_line: int = Field(default=8 * 1024, ge=256)
     max_header_size: int = Field(default=32 * 1024, ge=1024)
     max_headers: int = Field(default=100, ge=8)
-    max_body_size: int = Field(default=100 * 1024 * 1024, ge=0)  # 0: unlimited
+    max_body_size: Size = Field(default=100 * 1024 * 1024, ge=0)  # 0: unlimited
     header_timeout: Duration = 10.0
     idle_timeout: Duration = 60.0
     body_timeout: Duration = 60.0  # between two reads of a request body
