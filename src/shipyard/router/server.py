@@ -113,7 +113,11 @@ class Router:
         env = self.envs.get(table.env)
         if env is None:
             env = EnvRuntime(self, table.env)
-            await env.apply(table)  # raises before the env is registered if the port cannot be bound
+            try:
+                await env.apply(table)  # raises before the env is registered if the port cannot be bound
+            except TableError:
+                await env.close()  # the redirect listener's port may be the one that failed
+                raise
             self.envs[table.env] = env
         else:
             await env.apply(table)
