@@ -15,12 +15,13 @@ from shipyard.primitives.routerproto import RouterClient, RouterUnavailable  # n
 
 
 def start_router(tmp: Path, port: int, upstream_port: int, settings: dict[str, object] | None = None,
-                 log: bool = False) -> subprocess.Popen[bytes]:
+                 log: bool = False, src: Path | None = None) -> subprocess.Popen[bytes]:
+    """``src``: another checkout's ``src`` directory to run the router from (A/B comparisons)."""
     sock = tmp / "router.sock"
     cmd = [sys.executable, "-m", "shipyard.router", "--socket", str(sock)]
     if log:
         cmd += ["--log-dir", str(tmp / "router-logs")]
-    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(src or ROOT / "src")})
     client = RouterClient(sock)
     deadline = time.monotonic() + 20
     while True:

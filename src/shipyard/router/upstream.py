@@ -20,7 +20,9 @@ POOL_MAX_IDLE = 256
 # Linux only. An instance that writes its response head and body in two writes (http.server, Flask's dev
 # server) holds the body back under Nagle until the head is acknowledged, and the kernel delays that ACK
 # by up to 40 ms once the connection looks interactive. Linux re-arms delayed ACK after it fires, so the
-# option is set again after every read; setting it also sends an ACK that is pending right now.
+# option is set again after every read that leaves the response unfinished (or in a tunnel); setting it
+# also sends an ACK that is pending right now. A read that completes the response needs none: nothing
+# more is coming, and the next request carries the ACK (this saves a syscall per ordinary request).
 _QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)
 
 
@@ -109,10 +111,10 @@ class UpstreamConn(asyncio.Protocol):
                 self.sock = None
 
     def data_received(self, data: bytes) -> None:
-        if self.sock is not None:
-            self._quickack()
         tunnel = self.tunnel
         if tunnel is not None:
+            if self.sock is not None:
+                self._quickack()
             if tunnel.t is not None:
                 tunnel.t.write(data)
             return
@@ -122,6 +124,8 @@ class UpstreamConn(asyncio.Protocol):
             return
         self.parser.feed(data)
         ex.upstream_events(self.events)
+        if self.ex is ex and self.sock is not None:
+            self._quickack()  # more of this response is coming
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
