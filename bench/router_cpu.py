@@ -32,9 +32,11 @@ from router_common import free_port, start_router, wait_port  # noqa: E402
 from router import nginx  # noqa: E402
 
 
-def cpu_s(pid: int) -> float:
+def cpu_s(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
 
 
 def wrk(port: int, duration: float, connections: int) -> int:
@@ -56,8 +58,8 @@ def top_own_time(collapsed: Path, n: int = 25) -> list[tuple[float, str]]:
     return [(c / total, f) for f, c in own.most_common(n)]
 
 
-def measure(tmp: Path, up: int, src: Path | None, args: argparse.Namespace) -> tuple[int, float]:
-    """(requests, router CPU seconds) for one run of wrk through a fresh router from ``src``."""
+def measure(tmp: Path, up: int, src: Path | None, args: argparse.Namespace) -> tuple[int, float, float]:
+    """(requests, router user and system CPU seconds) for one run of wrk through a fresh router from ``src``."""
     px = free_port()
     router = start_router(tmp, px, up, log=not args.no_access_log, src=src)
     try:
@@ -76,7 +78,7 @@ def measure(tmp: Path, up: int, src: Path | None, args: argparse.Namespace) -> t
     finally:
         router.terminate()
         router.wait(10)
-    return n, c1 - c0
+    return n, c1[0] - c0[0], c1[1] - c0[1]
 
 
 def main() -> None:
@@ -101,10 +103,12 @@ def main() -> None:
             wait_port(up)
             for _ in range(args.rounds):
                 for i, src in enumerate(srcs):
-                    n, cpu = measure(tmp, up, src, args)
+                    n, user, system = measure(tmp, up, src, args)
+                    cpu = user + system
                     per_req[i].append(cpu / n * 1e6)
                     print(f"{src or 'src'}: {n:,} requests, {n / args.duration:,.0f} req/s; router CPU {cpu:.2f} s"
-                          f" → {cpu / n * 1e6:.1f} µs per request", flush=True)
+                          f" → {cpu / n * 1e6:.1f} µs per request ({user / n * 1e6:.1f} user +"
+                          f" {system / n * 1e6:.1f} system)", flush=True)
         finally:
             upstream.terminate()
             upstream.wait(10)
