@@ -90,6 +90,7 @@ def test_trusted_proxies_pick_the_client_from_x_forwarded_for() -> None:
     assert tp.client(b"10.1.1.1", b"junk, 10.2.2.2") == b"10.2.2.2"
     assert tp.client(b"10.1.1.1", None) == b"10.1.1.1"
     assert not TrustedProxies().trusted(b"10.1.1.1")
+    assert tp.trusted(b"::ffff:10.3.3.3") and not tp.trusted(b"not-an-ip")
 
 
 @pytest.mark.parametrize("trusted", [True, False])

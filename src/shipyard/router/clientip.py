@@ -28,6 +28,8 @@ class TrustedProxies:
                 addr = ipaddress.ip_address(ip.decode("ascii"))
             except (ValueError, UnicodeDecodeError):
                 return False
+            if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+                addr = addr.ipv4_mapped  # an IPv4 peer on a dual-stack ("::") listener
             hit = any(addr in net for net in self._nets)
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
