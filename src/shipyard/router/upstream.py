@@ -100,7 +100,6 @@ class UpstreamConn(asyncio.Protocol):
         transport.set_write_buffer_limits(high=256 * 1024)
         if _QUICKACK:
             self.sock = transport.get_extra_info("socket")
-            self._quickack()
 
     def _quickack(self) -> None:
         sock = self.sock
