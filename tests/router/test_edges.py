@@ -144,7 +144,7 @@ def test_tls_certificate_reloaded_when_renewed(router: RouterProc, upstreams: Ca
         wait_until(lambda: served_cert(port) != first, timeout=10, what="the renewed certificate served")
         # The connection opened before the renewal goes on working.
         old.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        assert read_response(old)[0] == 200  # type: ignore[arg-type]
+        assert read_response(old)[0] == 200
 
 
 # -- HTTP → HTTPS redirect -------------------------------------------------------------------------------
@@ -171,6 +171,19 @@ def test_redirect_http_to_https(router: RouterProc, upstreams: Callable[..., lis
     router.set_table("prod", port, [pool("r1", [a])], settings={"tls": tls})
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", http_port), timeout=5).close()
+    # A redirect port someone else holds refuses the table, and the environment keeps its listeners.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        with pytest.raises(RouterError, match=f"redirect_http: port {busy} is in use"):
+            router.set_table("prod", free_port(), [pool("r1", [a])],
+                             settings={"tls": tls, "redirect_http": True, "http_port": busy})
+    ctx = ssl.create_default_context(cafile=str(cert))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert read_response(s)[0] == 200
 
 
 # -- 1xx and trailers ----------------------------------------------------------------------------------

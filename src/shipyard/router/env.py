@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import socket
 from time import monotonic
 from typing import TYPE_CHECKING
 from zlib import crc32
@@ -23,6 +24,14 @@ if TYPE_CHECKING:
     from shipyard.router.server import Router
 
 RETIRED_KEEP_S = 15 * 60  # removed instances keep reporting stats for the retention window
+
+
+def _bind(host: str, port: int, what: str) -> socket.socket:
+    try:
+        return listen_socket(host, port)
+    except OSError as exc:
+        raise TableError(f"{what}port {port} is in use" if exc.errno in (98, 48, 13)
+                         else f"{what}cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 class _Share:
@@ -81,20 +90,27 @@ class EnvRuntime:
         s = table.settings
         bind = table.bind
         tls_key = (s.tls.cert, s.tls.key) if s.tls is not None else None
+        redirect_key = (bind, s.http_port) if s.redirect_http else None
+        # Both sockets are bound before anything changes, so a refused table leaves the old one serving.
+        redirect_sock = None
+        if redirect_key is not None and redirect_key != self._redirect_key:
+            redirect_sock = _bind(*redirect_key, "redirect_http: ")
         if self.server is None or table.port != self.port or bind != self.bind or tls_key != self._tls_key:
-            tls = TlsFiles(*tls_key) if tls_key is not None else None
             try:
-                sock = listen_socket(bind, table.port)
-            except OSError as exc:
-                raise TableError(f"port {table.port} is in use" if exc.errno in (98, 48, 13)
-                                 else f"cannot listen on {bind}:{table.port}: {exc.strerror}") from exc
+                tls = TlsFiles(*tls_key) if tls_key is not None else None
+                sock = _bind(bind, table.port, "")
+            except TableError:
+                if redirect_sock is not None:
+                    redirect_sock.close()
+                raise
             server = await self.loop.create_server(lambda: ClientConn(self), sock=sock,
                                                    ssl=tls.ctx if tls is not None else None, backlog=LISTEN_BACKLOG)
             old, self.server = self.server, server
             self.port, self.bind, self._tls_key, self.tls = table.port, bind, tls_key, tls
             if old is not None:
                 old.close()  # stops accepting; accepted connections live on
-        await self._apply_redirect(bind, s)
+        if redirect_key != self._redirect_key:
+            await self._apply_redirect(redirect_key, redirect_sock)
         now = monotonic()
         fresh: dict[tuple[str, str], Instance] = {}
         for pool in table.pools:
@@ -129,18 +145,12 @@ class EnvRuntime:
         self.draining &= {p.release for p in table.pools}
         self.set_weights(table.effective_weights())
 
-    async def _apply_redirect(self, bind: str, s: RouterEnvSpec) -> None:
+    async def _apply_redirect(self, key: tuple[str, int] | None, sock: socket.socket | None) -> None:
         """``redirect_http``: a plain listener on ``http_port`` answering 308 to https on our port."""
-        key = (bind, s.http_port) if s.redirect_http else None
-        if key == self._redirect_key:
-            return
-        if key is not None:
-            try:
-                sock = listen_socket(*key)
-            except OSError as exc:
-                raise TableError(f"redirect_http: cannot listen on {bind}:{s.http_port}: {exc.strerror}") from exc
+        server = None
+        if sock is not None:
             server = await self.loop.create_server(lambda: RedirectConn(self), sock=sock, backlog=LISTEN_BACKLOG)
-        old, self.redirect, self._redirect_key = self.redirect, (server if key is not None else None), key
+        old, self.redirect, self._redirect_key = self.redirect, server, key
         if old is not None:
             old.close()
 
