@@ -212,3 +212,20 @@ def test_interim_responses_and_trailers_forwarded(router: RouterProc, upstreams:
     # HTTP/1.0 clients get no 1xx.
     out = raw_exchange(port, b"GET /hints HTTP/1.0\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 200 ") and b" 103 " not in out
+
+
+def test_environments_never_share_a_listening_port(router: RouterProc, upstreams: Callable[..., list[Upstream]],
+                                                   tmp_path: Path) -> None:
+    (a,) = upstreams("a1")
+    cert, key = make_cert(tmp_path)
+    port, http_port = free_port(), free_port()
+    router.set_table("prod", port, [pool("r1", [a])], settings={
+        "tls": {"cert": str(cert), "key": str(key)}, "redirect_http": True, "http_port": http_port})
+    # SO_REUSEPORT would let the second listener in and split the port's connections between the two.
+    with pytest.raises(RouterError, match=f"table.port: {port} is already used by environment 'prod'"):
+        router.set_table("staging", port, [pool("r1", [a])])
+    with pytest.raises(RouterError, match=f"table.port: {http_port} is already used by environment 'prod'"):
+        router.set_table("staging", http_port, [pool("r1", [a])])
+    # Another address on the same port is another listener.
+    router.set_table("staging", port, [pool("r1", [a])], settings={"bind": "127.0.0.3"})
+    assert get(port, "/", host="127.0.0.3")[0] == 200

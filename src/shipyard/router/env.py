@@ -59,7 +59,7 @@ class EnvRuntime:
         self._tls_key: tuple[str, str] | None = None
         self.tls: TlsFiles | None = None
         self.redirect: asyncio.AbstractServer | None = None  # redirect_http: the plain listener
-        self._redirect_key: tuple[str, int] | None = None
+        self.redirect_key: tuple[str, int] | None = None
         self.instances: dict[tuple[str, str], Instance] = {}
         self.retired: dict[tuple[str, str], tuple[Instance, float]] = {}
         self.weights: dict[str, float] = {}
@@ -93,7 +93,7 @@ class EnvRuntime:
         redirect_key = (bind, s.http_port) if s.redirect_http else None
         # Both sockets are bound before anything changes, so a refused table leaves the old one serving.
         redirect_sock = None
-        if redirect_key is not None and redirect_key != self._redirect_key:
+        if redirect_key is not None and redirect_key != self.redirect_key:
             redirect_sock = _bind(*redirect_key, "redirect_http: ")
         if self.server is None or table.port != self.port or bind != self.bind or tls_key != self._tls_key:
             try:
@@ -109,7 +109,7 @@ class EnvRuntime:
             self.port, self.bind, self._tls_key, self.tls = table.port, bind, tls_key, tls
             if old is not None:
                 old.close()  # stops accepting; accepted connections live on
-        if redirect_key != self._redirect_key:
+        if redirect_key != self.redirect_key:
             await self._apply_redirect(redirect_key, redirect_sock)
         now = monotonic()
         fresh: dict[tuple[str, str], Instance] = {}
@@ -150,7 +150,7 @@ class EnvRuntime:
         server = None
         if sock is not None:
             server = await self.loop.create_server(lambda: RedirectConn(self), sock=sock, backlog=LISTEN_BACKLOG)
-        old, self.redirect, self._redirect_key = self.redirect, server, key
+        old, self.redirect, self.redirect_key = self.redirect, server, key
         if old is not None:
             old.close()
 
@@ -343,4 +343,4 @@ class EnvRuntime:
             self.server = None
         if self.redirect is not None:
             self.redirect.close()
-            self.redirect, self._redirect_key = None, None
+            self.redirect, self.redirect_key = None, None
