@@ -15,12 +15,14 @@ from shipyard.primitives.routerproto import RouterClient, RouterUnavailable  # n
 
 
 def start_router(tmp: Path, port: int, upstream_port: int, settings: dict[str, object] | None = None,
-                 log: bool = False) -> subprocess.Popen[bytes]:
+                 log: bool = False, src: Path | None = None) -> subprocess.Popen[bytes]:
+    """``src``: another checkout's ``src`` directory to run the router from (A/B comparisons); the
+    environment variable BENCH_ROUTER_SRC does the same for benches without a ``--src`` option."""
     sock = tmp / "router.sock"
     cmd = [sys.executable, "-m", "shipyard.router", "--socket", str(sock)]
     if log:
         cmd += ["--log-dir", str(tmp / "router-logs")]
-    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(src or os.environ.get("BENCH_ROUTER_SRC") or ROOT / "src")})
     client = RouterClient(sock)
     deadline = time.monotonic() + 20
     while True:

@@ -14,7 +14,7 @@ from shipyard.router.h1 import (
     RequestHead,
     RequestParser,
 )
-from shipyard.router.h1response import ResponseParser
+from shipyard.router.h1response import INTERIM, ResponseHead, ResponseParser
 
 
 def parse(raw: bytes, limits: Limits | None = None, split: int = 0) -> list[tuple[int, object]]:
@@ -139,9 +139,10 @@ def test_response_parser_head_interim_and_until_close() -> None:
     p.reset()
     p.feed(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
     kinds = [k for k, _ in p.events]
-    assert kinds == [HEAD, BODY, END]
-    rh = p.events[0][1]
-    assert rh.status == 201 and rh.chunked
+    assert kinds == [INTERIM, HEAD, BODY, END]
+    assert p.events[0][1] == b"HTTP/1.1 100 Continue\r\n\r\n"
+    rh = p.events[1][1]
+    assert isinstance(rh, ResponseHead) and rh.status == 201 and rh.chunked
     q = ResponseParser()
     q.feed(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npartial")
     q.eof()

@@ -45,12 +45,15 @@ def lines(data: bytes) -> list[bytes]:
 def test_request_head_keeps_forwardable_headers_and_adds_the_routers_own() -> None:
     head = req(b"GET /p?q=1 HTTP/1.1\r\nHost: shop\r\nConnection: keep-alive, X-Private\r\nX-Private: s\r\n"
                b"X-Forwarded-For: 10.0.0.1\r\nX-Request-Id: spoof\r\nAccept: */*\r\n\r\n")
-    out = request_head(head, b"127.0.0.9", PROD, b"rid1", b"00-tp", "10.1.1.1", 9000)
+    out = request_head(head, b"127.0.0.9", PROD, b"rid1", b"00-tp", "10.1.1.1", 9000, keep_xff=True)
     assert lines(out) == [
         b"GET /p?q=1 HTTP/1.1", b"Host: shop", b"Accept: */*", b"X-Forwarded-Host: shop",
         b"X-Forwarded-For: 10.0.0.1, 127.0.0.9", b"X-Forwarded-Proto: http", b"X-Request-Id: rid1",
         b"traceparent: 00-tp",
     ]
+    # From a peer that is not a trusted proxy, the client's X-Forwarded-For is replaced by the peer.
+    out = request_head(head, b"127.0.0.9", PROD, b"rid1", b"00-tp", "10.1.1.1", 9000)
+    assert b"X-Forwarded-For: 127.0.0.9" in lines(out) and b"10.0.0.1" not in out
 
 
 def test_request_head_for_http10_chunked_and_upgrade() -> None:

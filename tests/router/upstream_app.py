@@ -5,7 +5,8 @@
 Paths: ``/`` (body = instance id), ``/echo`` (body back, same framing as asked by ?chunked=1),
 ``/sink`` (reads the body, answers its size and sha256), ``/download?bytes=N[&chunked=1]``,
 ``/slow?ms=N``, ``/status?code=N``, ``/headers`` (request headers as JSON), ``/close`` (body until close),
-``/ws`` (WebSocket echo). Every response carries ``X-Instance``.
+``/ws`` (WebSocket echo), ``/hints`` (103 Early Hints, then 200), ``/trailers`` (chunked, with trailers
+``X-Checksum`` and ``Set-Cookie``, the latter never to be forwarded). Every response carries ``X-Instance``.
 """
 
 from __future__ import annotations
@@ -181,6 +182,12 @@ class Conn(asyncio.Protocol):
                     await self.can_write.wait()
                 if q.get("chunked"):
                     t.write(b"0\r\n\r\n")
+            elif path == "/hints":
+                t.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n")
+                t.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n" + extra + b"\r\nhints")
+            elif path == "/trailers":
+                t.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n" + extra
+                        + b"\r\n5\r\nhello\r\n0\r\nX-Checksum: abc123\r\nSet-Cookie: s=1\r\n\r\n")
             elif path == "/close":
                 t.write(b"HTTP/1.1 200 OK\r\n" + extra + b"Connection: close\r\n\r\nuntil-close-body")
                 t.close()

@@ -40,4 +40,5 @@ def command(
     if json_out:
         app.print_json({"stopped": True, "was_running": True, "pid": pid})
     else:
-        app.echo("stopped: instances, router and control plane")
+        app.echo("stopped: instances, router and control plane; `shipyard up` brings every environment back on "
+                 "its last serving release")

@@ -78,6 +78,8 @@ class RoutingTable:
 
     def __post_init__(self) -> None:
         _check_port(self.port, "table.port")
+        if self.settings.bind is not None:  # [environments.X.router] bind: the control plane sets only settings
+            object.__setattr__(self, "bind", self.settings.bind)
         releases: set[str] = set()
         for i, pool in enumerate(self.pools):
             where = f"table.pools[{i}]"

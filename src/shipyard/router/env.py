@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import html
 import socket
-import ssl
 from time import monotonic
 from typing import TYPE_CHECKING
 from zlib import crc32
@@ -13,8 +12,10 @@ from zlib import crc32
 from shipyard.primitives.metrics import Series
 from shipyard.primitives.routerproto import RoutingTable, TableError
 from shipyard.primitives.spec.router import RateLimitSpec, RouterEnvSpec
+from shipyard.router.clientip import TrustedProxies
 from shipyard.router.h1 import Limits, RequestHead
 from shipyard.router.headers import HeaderPolicy
+from shipyard.router.listeners import LISTEN_BACKLOG, RedirectConn, TlsFiles, listen_socket
 from shipyard.router.proxy import ClientConn
 from shipyard.router.ratelimit import RateLimiter
 from shipyard.router.upstream import Instance
@@ -23,25 +24,14 @@ if TYPE_CHECKING:
     from shipyard.router.server import Router
 
 RETIRED_KEEP_S = 15 * 60  # removed instances keep reporting stats for the retention window
-# Connects a burst can queue before accept() (the kernel caps it at net.core.somaxconn). The event loop
-# listen()s again when it starts serving, so it must be given the same value, not its default of 100.
-LISTEN_BACKLOG = 4096
 
 
-def _listen_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+def _bind(host: str, port: int, what: str) -> socket.socket:
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # SO_REUSEPORT lets a restarted router bind while the old one still serves (handover, docs/router.md).
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        sock.listen(LISTEN_BACKLOG)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+        return listen_socket(host, port)
+    except OSError as exc:
+        raise TableError(f"{what}port {port} is in use" if exc.errno in (98, 48, 13)
+                         else f"{what}cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 class _Share:
@@ -67,6 +57,9 @@ class EnvRuntime:
         self.port = 0
         self.bind = ""
         self._tls_key: tuple[str, str] | None = None
+        self.tls: TlsFiles | None = None
+        self.redirect: asyncio.AbstractServer | None = None  # redirect_http: the plain listener
+        self.redirect_key: tuple[str, int] | None = None
         self.instances: dict[tuple[str, str], Instance] = {}
         self.retired: dict[tuple[str, str], tuple[Instance, float]] = {}
         self.weights: dict[str, float] = {}
@@ -77,6 +70,8 @@ class EnvRuntime:
         self.max_pause = 30.0
         self.maintenance: bytes | None = None
         self.limiter: RateLimiter | None = None
+        self.proxies = TrustedProxies()
+        self.settings_proxies: list[str] = []
         self._limit_spec: RateLimitSpec | None = None
         self.headers = HeaderPolicy()
         self.alog_sample = 0.0
@@ -95,19 +90,27 @@ class EnvRuntime:
         s = table.settings
         bind = table.bind
         tls_key = (s.tls.cert, s.tls.key) if s.tls is not None else None
+        redirect_key = (bind, s.http_port) if s.redirect_http else None
+        # Both sockets are bound before anything changes, so a refused table leaves the old one serving.
+        redirect_sock = None
+        if redirect_key is not None and redirect_key != self.redirect_key:
+            redirect_sock = _bind(*redirect_key, "redirect_http: ")
         if self.server is None or table.port != self.port or bind != self.bind or tls_key != self._tls_key:
-            ctx = self._ssl_context(table) if tls_key is not None else None
             try:
-                sock = _listen_socket(bind, table.port)
-            except OSError as exc:
-                raise TableError(f"port {table.port} is in use" if exc.errno in (98, 48, 13)
-                                 else f"cannot listen on {bind}:{table.port}: {exc.strerror}") from exc
-            server = await self.loop.create_server(lambda: ClientConn(self), sock=sock, ssl=ctx,
-                                                   backlog=LISTEN_BACKLOG)
+                tls = TlsFiles(*tls_key) if tls_key is not None else None
+                sock = _bind(bind, table.port, "")
+            except TableError:
+                if redirect_sock is not None:
+                    redirect_sock.close()
+                raise
+            server = await self.loop.create_server(lambda: ClientConn(self), sock=sock,
+                                                   ssl=tls.ctx if tls is not None else None, backlog=LISTEN_BACKLOG)
             old, self.server = self.server, server
-            self.port, self.bind, self._tls_key = table.port, bind, tls_key
+            self.port, self.bind, self._tls_key, self.tls = table.port, bind, tls_key, tls
             if old is not None:
                 old.close()  # stops accepting; accepted connections live on
+        if redirect_key != self.redirect_key:
+            await self._apply_redirect(redirect_key, redirect_sock)
         now = monotonic()
         fresh: dict[tuple[str, str], Instance] = {}
         for pool in table.pools:
@@ -142,16 +145,14 @@ class EnvRuntime:
         self.draining &= {p.release for p in table.pools}
         self.set_weights(table.effective_weights())
 
-    def _ssl_context(self, table: RoutingTable) -> ssl.SSLContext:
-        tls = table.settings.tls
-        assert tls is not None
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            ctx.load_cert_chain(tls.cert, tls.key)
-        except (OSError, ssl.SSLError) as exc:
-            raise TableError(f"tls: cannot load certificate {tls.cert} / key {tls.key}: {exc}") from exc
-        ctx.set_alpn_protocols(["http/1.1"])
-        return ctx
+    async def _apply_redirect(self, key: tuple[str, int] | None, sock: socket.socket | None) -> None:
+        """``redirect_http``: a plain listener on ``http_port`` answering 308 to https on our port."""
+        server = None
+        if sock is not None:
+            server = await self.loop.create_server(lambda: RedirectConn(self), sock=sock, backlog=LISTEN_BACKLOG)
+        old, self.redirect, self.redirect_key = self.redirect, server, key
+        if old is not None:
+            old.close()
 
     def _apply_settings(self, s: RouterEnvSpec) -> None:
         self.settings = s
@@ -160,6 +161,9 @@ class EnvRuntime:
         self.headers = HeaderPolicy.for_env(self.name, s, self.sticky_cookie)
         log = self.router.access_log
         self.alog_sample = s.access_log.sample if (log is not None and s.access_log.enabled) else 0.0
+        if s.trusted_proxies != self.settings_proxies:
+            self.settings_proxies = list(s.trusted_proxies)
+            self.proxies = TrustedProxies(s.trusted_proxies)
         if s.rate_limit != self._limit_spec:
             self._limit_spec = s.rate_limit
             self.limiter = RateLimiter(s.rate_limit) if s.rate_limit is not None else None
@@ -328,6 +332,8 @@ class EnvRuntime:
                 ex.on_response_timeout()
         for inst in self.instances.values():
             inst.sweep(now)
+        if self.tls is not None:
+            self.tls.check()  # a renewed certificate at the same paths
         if self.limiter is not None and int(now) % 60 == 0:
             self.limiter.prune(now)
 
@@ -335,3 +341,6 @@ class EnvRuntime:
         if self.server is not None:
             self.server.close()
             self.server = None
+        if self.redirect is not None:
+            self.redirect.close()
+            self.redirect, self.redirect_key = None, None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from shipyard.router import tracing
 from shipyard.router.h1 import BODY, END, HEAD, UPGRADE, RequestHead
-from shipyard.router.h1response import ResponseEvent, ResponseHead
+from shipyard.router.h1response import INTERIM, ResponseEvent, ResponseHead
 from shipyard.router.headers import (
     CONTINUE_100,
     LAST_CHUNK,
@@ -165,7 +165,7 @@ class Exchange:
         assert inst is not None
         rid = self.rid = tracing.request_id(head.request_id)
         tp, self.trace, self.span = tracing.traceparent(head.traceparent)
-        return request_head(head, self.conn.ip, self.env.headers, rid, tp, inst.host, inst.port)
+        return request_head(head, self.conn.ip, self.env.headers, rid, tp, inst.host, inst.port, self.conn.keep_xff)
 
     # -- request body ----------------------------------------------------------------------------------
     def client_body(self, data: bytes) -> None:
@@ -243,7 +243,7 @@ class Exchange:
                 if self.status == 101:
                     continue  # the tunnel starts with the UPGRADE event
                 if self.rchunked:
-                    out.append(LAST_CHUNK)
+                    out.append(LAST_CHUNK if ev[1] is None else b"0\r\n" + ev[1] + b"\r\n")  # + trailers
                 if out and conn.t is not None:
                     conn.t.write(b"".join(out))
                 events.clear()
@@ -255,6 +255,11 @@ class Exchange:
                 events.clear()
                 self._start_tunnel(ev[1])
                 return
+            elif ev[0] == INTERIM:
+                # 103 Early Hints, 102...: HTTP/1.1 clients only; a 100 when we sent our own is dropped.
+                head = self.head
+                if head.version == "1.1" and not (head.expect_continue and ev[1].startswith(b"HTTP/1.1 100 ")):
+                    out.append(ev[1])
             else:  # ERROR: malformed response
                 events.clear()
                 if out and conn.t is not None:
@@ -373,7 +378,7 @@ class Exchange:
                                 self.bytes_out, self.upstream_error)
         if env.alog_sample > 0.0 and (env.alog_sample >= 1.0 or random() < env.alog_sample):
             env.log_access(self.head, inst, self.status if not abort else 0, dur, self.bytes_in,
-                           self.bytes_out, conn.ip, self.rid, self.trace, self.span)
+                           self.bytes_out, conn.client, self.rid, self.trace, self.span)
         if tunnel:
             conn.ex = None
             return

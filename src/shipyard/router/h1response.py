@@ -1,23 +1,29 @@
 """Sans-io parsing of upstream responses on llhttp (httptools): bytes from an instance → events.
 
-Same event kinds as h1.py. Responses are trusted more than requests (the instances are ours), so this
-only frames them: hop-by-hop headers are removed, 1xx interim answers swallowed, and a body without
-length is read until close.
+Same event kinds as h1.py, plus ``INTERIM`` (a 1xx head other than 101, rendered for the client). ``END``
+carries the response's trailer lines (or None). Responses are trusted more than requests (the instances
+are ours), so this only frames them: hop-by-hop headers are removed, and a body without length is read
+until close.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Literal
+from typing import Final, Literal
 
 import httptools
 
 from shipyard.router.h1 import BODY, END, ERROR, HEAD, HOP_BY_HOP, STANDARD_CONN_TOKENS, UPGRADE, first_value
 
+INTERIM: Final = 5  # bytes: a 1xx head (100 Continue, 103 Early Hints...) as the client gets it
+
 ResponseEvent = (
-    tuple[Literal[0], "ResponseHead"] | tuple[Literal[1], bytes] | tuple[Literal[2], None]
-    | tuple[Literal[3], tuple[int, str]] | tuple[Literal[4], bytes]
+    tuple[Literal[0], "ResponseHead"] | tuple[Literal[1], bytes] | tuple[Literal[2], bytes | None]
+    | tuple[Literal[3], tuple[int, str]] | tuple[Literal[4], bytes] | tuple[Literal[5], bytes]
 )
+# Framing and routing fields never taken from a trailer (RFC 9110 §6.5.1); hop-by-hop ones neither.
+_NOT_TRAILERS = frozenset({b"content-length", b"host", b"content-type", b"content-encoding", b"content-range",
+                           b"cache-control", b"expect", b"set-cookie", b"authorization", b"www-authenticate"})
 
 
 class ResponseHead:
@@ -44,8 +50,8 @@ class _HeadDone(Exception):
 class ResponseParser:
     """Bytes from an upstream → events. Set ``no_body`` before feeding the answer to a HEAD request.
 
-    1xx interim responses (other than 101) are swallowed: the router answers ``Expect`` itself.
-    ``dirty`` means the connection carried bytes past the response and must not be reused.
+    1xx interim responses (other than 101) become ``INTERIM`` events; trailers after a chunked body ride
+    on the ``END`` event. ``dirty`` means the connection carried bytes past the response and must not be reused.
     """
 
     def __init__(self) -> None:
@@ -58,6 +64,7 @@ class ResponseParser:
         self._in_head = False
         self._conn_tokens: set[bytes] | None = None
         self._complete = False
+        self._trailers: list[bytes] | None = None
 
     def reset(self) -> None:
         """Ready for the next response on the same connection."""
@@ -107,6 +114,7 @@ class ResponseParser:
         self._head = ResponseHead()
         self._in_head = True
         self._conn_tokens = None
+        self._trailers = None
 
     def on_status(self, reason: bytes) -> None:
         if self._head is not None:
@@ -114,9 +122,18 @@ class ResponseParser:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         head = self._head
-        if head is None or not self._in_head:
+        if head is None:
             return
         ln = name.lower()
+        if not self._in_head:  # a trailer field after the last chunk
+            if ln not in HOP_BY_HOP and ln not in _NOT_TRAILERS:
+                if self._trailers is None:
+                    self._trailers = []
+                self._trailers.append(name + b": " + value + b"\r\n")
+            return
+        if ln == b"trailer":  # announces the trailers, which are forwarded
+            head.lines.append((ln, name + b": " + value + b"\r\n"))
+            return
         if ln in HOP_BY_HOP:
             if ln == b"transfer-encoding":
                 head.chunked = value.strip().lower().endswith(b"chunked")
@@ -141,7 +158,10 @@ class ResponseParser:
         if toks and not toks <= STANDARD_CONN_TOKENS:
             head.lines = [hl for hl in head.lines if hl[0] not in toks]
         if 100 <= status < 200 and status != 101:
-            return  # interim: swallowed in on_message_complete
+            reason = head.reason or b"Continue"
+            self.events.append((INTERIM, b"".join([b"HTTP/1.1 %d %s\r\n" % (status, reason),
+                                                   *(line for _, line in head.lines), b"\r\n"])))
+            return  # no END for it: on_message_complete skips 1xx
         no_body = self.no_body or status == 204 or status == 304
         if not no_body and not head.chunked and head.content_length < 0 and status != 101:
             head.until_close = True
@@ -162,4 +182,5 @@ class ResponseParser:
             if self._complete:
                 self.dirty = True  # a second response we did not ask for
             self._complete = True
-            self.events.append((END, None))
+            trailers, self._trailers = self._trailers, None
+            self.events.append((END, b"".join(trailers) if trailers else None))

@@ -20,7 +20,7 @@ LAST_CHUNK = b"0\r\n\r\n"
 CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 _REASONS = {
-    400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed",
+    308: b"Permanent Redirect", 400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed",
     408: b"Request Timeout", 413: b"Content Too Large", 417: b"Expectation Failed",
     429: b"Too Many Requests", 431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
     502: b"Bad Gateway", 503: b"Service Unavailable", 504: b"Gateway Timeout",
@@ -56,12 +56,14 @@ class HeaderPolicy:
 
 
 def request_head(head: RequestHead, client_ip: bytes, policy: HeaderPolicy, request_id: bytes,
-                 traceparent: bytes, host: str, port: int) -> bytes:
+                 traceparent: bytes, host: str, port: int, keep_xff: bool = False) -> bytes:
     """The head sent upstream: forwardable headers as received, then the router's own (always HTTP/1.1).
-    ``host``/``port`` (the instance) stand in for a missing Host header (HTTP/1.0 clients)."""
+    ``host``/``port`` (the instance) stand in for a missing Host header (HTTP/1.0 clients).
+    X-Forwarded-For is the peer's address, appended to the client's own only when ``keep_xff`` (the peer
+    is a trusted proxy): anyone else could write any address there."""
     parts = [head.method, b" ", head.target, b" HTTP/1.1\r\n"]
     parts += [line for _, line in head.lines]
-    xff = client_ip if head.xff is None else head.xff + b", " + client_ip
+    xff = head.xff + b", " + client_ip if keep_xff and head.xff is not None else client_ip
     if head.host is None:
         parts.append(b"Host: %s:%d\r\n" % (host.encode(), port))
     else:

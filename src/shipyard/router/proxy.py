@@ -28,7 +28,7 @@ _MAX_QUEUED_EVENTS = 64
 
 class ClientConn(asyncio.Protocol):
     __slots__ = ("env", "loop", "t", "parser", "events", "ex", "closed", "ip", "deadline", "dkind", "body_end",
-                 "tunnel", "_blocked", "_paused", "write_paused", "_eof")
+                 "tunnel", "_blocked", "_paused", "write_paused", "_eof", "client", "keep_xff")
 
     def __init__(self, env: EnvRuntime) -> None:
         self.env = env
@@ -38,7 +38,9 @@ class ClientConn(asyncio.Protocol):
         self.events = self.parser.events
         self.ex: Exchange | None = None
         self.closed = False
-        self.ip = b""
+        self.ip = b""  # the TCP peer
+        self.client = b""  # the current request's client: the peer, or from a trusted proxy's X-Forwarded-For
+        self.keep_xff = False  # the peer is a trusted proxy: its X-Forwarded-For is kept (appended to)
         self.deadline = 0.0
         self.body_end = 0.0  # the whole request body must have arrived by then (body_deadline)
         self.dkind = D_NONE
@@ -201,9 +203,16 @@ class ClientConn(asyncio.Protocol):
             self.local_response(head, 503, "", close=head.has_body, body=env.maintenance,
                                 content_type=b"text/html; charset=utf-8")
             return
+        proxies = env.proxies
+        if proxies and proxies.trusted(self.ip):
+            self.keep_xff = True
+            self.client = proxies.client(self.ip, head.xff)
+        else:
+            self.keep_xff = False
+            self.client = self.ip
         limiter = env.limiter
         if limiter is not None:
-            wait = limiter.check(self.ip.decode(), head.target, now)
+            wait = limiter.check(self.client.decode(), head.target, now)
             if wait:
                 self.local_response(head, 429, "too many requests", close=head.has_body,
                                     extra=b"Retry-After: %d\r\n" % wait)
@@ -239,7 +248,7 @@ class ClientConn(asyncio.Protocol):
         dur = now - started if started is not None else 0.0
         env.unrouted.record(env.router.wall_sec(now), status, dur, 0, len(data))
         if head is not None:
-            env.log_access(head, None, status, dur, 0, len(data), self.ip, None, None, None)
+            env.log_access(head, None, status, dur, 0, len(data), self.client, None, None, None)
         if close:
             self.close()
         else:

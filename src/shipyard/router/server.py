@@ -11,13 +11,14 @@ from pathlib import Path
 from time import monotonic
 
 from shipyard.primitives.metrics import RETENTION_S, SCHEME, Series, WindowStats, slice_json, window_of
-from shipyard.primitives.routerproto import TableError, parse, parse_weights
+from shipyard.primitives.routerproto import RoutingTable, TableError, parse, parse_weights
 from shipyard.router.accesslog import AccessLog
 from shipyard.router.env import EnvRuntime
 
 # A control message as decoded from JSON, and the fields of a reply (JSON-serialisable values).
 Message = dict[str, object]
 Reply = dict[str, object]
+_WILDCARDS = frozenset({"0.0.0.0", "::"})
 
 
 def _number(msg: Message, key: str, default: float) -> float:
@@ -108,12 +109,34 @@ class Router:
     async def op_ping(self, msg: Message) -> Reply:
         return {"pid": os.getpid(), "envs": sorted(self.envs)}
 
+    def _check_addresses(self, table: RoutingTable) -> None:
+        """SO_REUSEPORT lets two of our own listeners share a port, which would split its connections
+        between environments: refuse a table whose listeners overlap another environment's."""
+        s = table.settings
+        mine = [(table.bind, table.port, "port")]
+        if s.redirect_http:
+            mine.append((table.bind, s.http_port, "http_port"))
+        for other in self.envs.values():
+            if other.name == table.env:
+                continue
+            theirs = [(other.bind, other.port), *([other.redirect_key] if other.redirect_key else [])]
+            for bind, port, what in mine:
+                for obind, oport in theirs:
+                    if port == oport and (bind == obind or _WILDCARDS & {bind, obind}):
+                        raise TableError(f"table.{'settings.' if what == 'http_port' else ''}{what}: "
+                                         f"{port} is already used by environment {other.name!r}")
+
     async def op_set_table(self, msg: Message) -> Reply:
         table = parse(msg.get("table"))
+        self._check_addresses(table)
         env = self.envs.get(table.env)
         if env is None:
             env = EnvRuntime(self, table.env)
-            await env.apply(table)  # raises before the env is registered if the port cannot be bound
+            try:
+                await env.apply(table)  # raises before the env is registered if the port cannot be bound
+            except TableError:
+                await env.close()  # the redirect listener's port may be the one that failed
+                raise
             self.envs[table.env] = env
         else:
             await env.apply(table)

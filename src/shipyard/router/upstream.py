@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import TYPE_CHECKING, cast
 
 from shipyard.primitives.metrics import Series
@@ -16,6 +17,13 @@ if TYPE_CHECKING:
 # after a few seconds (gunicorn: 2 s), and reusing one just as it closes costs a retry or a 502.
 POOL_IDLE_S = 1.5
 POOL_MAX_IDLE = 256
+# Linux only. An instance that writes its response head and body in two writes (http.server, Flask's dev
+# server) holds the body back under Nagle until the head is acknowledged, and the kernel delays that ACK
+# by up to 40 ms once the connection looks interactive. Linux re-arms delayed ACK after it fires, so the
+# option is set again after every read that leaves the response unfinished (or in a tunnel); setting it
+# also sends an ACK that is pending right now. A read that completes the response needs none: nothing
+# more is coming, and the next request carries the ACK (this saves a syscall per ordinary request).
+_QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)
 
 
 class Instance:
@@ -72,7 +80,7 @@ class Instance:
 
 
 class UpstreamConn(asyncio.Protocol):
-    __slots__ = ("inst", "t", "ex", "parser", "events", "last_used", "closed", "reused", "tunnel")
+    __slots__ = ("inst", "t", "ex", "parser", "events", "last_used", "closed", "reused", "tunnel", "sock")
 
     def __init__(self, inst: Instance) -> None:
         self.inst = inst
@@ -84,15 +92,28 @@ class UpstreamConn(asyncio.Protocol):
         self.closed = False
         self.reused = False
         self.tunnel: ClientConn | None = None
+        self.sock: socket.socket | None = None  # for TCP_QUICKACK
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         transport = self.t = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=256 * 1024)
+        if _QUICKACK:
+            self.sock = transport.get_extra_info("socket")
+
+    def _quickack(self) -> None:
+        sock = self.sock
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except OSError:
+                self.sock = None
 
     def data_received(self, data: bytes) -> None:
         tunnel = self.tunnel
         if tunnel is not None:
+            if self.sock is not None:
+                self._quickack()
             if tunnel.t is not None:
                 tunnel.t.write(data)
             return
@@ -102,6 +123,8 @@ class UpstreamConn(asyncio.Protocol):
             return
         self.parser.feed(data)
         ex.upstream_events(self.events)
+        if self.ex is ex and self.sock is not None:
+            self._quickack()  # more of this response is coming
 
     def eof_received(self) -> bool | None:
         return None  # close our side too

@@ -325,4 +325,12 @@ def _check_ports(envs: Mapping[str, EnvSpec], raw_envs: Mapping[str, Any]) -> li
             found.append((loc, f"port {env.port} is already used by environment {owner[env.port]!r}"))
         else:
             owner[env.port] = name
+    for name, env in envs.items():  # a redirect_http listener takes a port too
+        if env.router.redirect_http:
+            port = env.router.http_port
+            if port in owner and owner[port] != name or port == env.port:
+                found.append((("environments", name, "router", "http_port"),
+                              f"port {port} is already used by environment {owner.get(port, name)!r}"))
+            else:
+                owner[port] = name
     return found

@@ -21,6 +21,8 @@ from pydantic import Field, model_validator
 
 from shipyard.primitives.spec.base import Percent, SpecModel, duration_upto
 from shipyard.primitives.spec.durations import DAY
+from shipyard.primitives.spec.router_net import RouterNetSpec
+from shipyard.primitives.spec.sizes import Size
 
 # Environments that get no security headers unless asked for: the rest (staging, prod, ...) get them.
 DEV_ENVIRONMENTS = frozenset({"dev", "development", "local", "test"})
@@ -77,11 +79,11 @@ class AccessLogSpec(SpecModel):
     sample: Percent = 1.0
 
 
-class RouterEnvSpec(SpecModel):
+class RouterEnvSpec(RouterNetSpec):  # bind, trusted_proxies, redirect_http: spec/router_net.py
     max_request_line: int = Field(default=8 * 1024, ge=256, le=1024 * 1024)
     max_header_size: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
     max_headers: int = Field(default=100, ge=8, le=10_000)
-    max_body_size: int = Field(default=100 * 1024 * 1024, ge=0, le=1 << 40)  # 0: unlimited
+    max_body_size: Size = Field(default=100 * 1024 * 1024, ge=0, le=1 << 40)  # 0: unlimited
     header_timeout: Timeout = 10.0
     idle_timeout: Timeout = 60.0
     body_timeout: Timeout = 60.0  # between two reads of a request body
