@@ -57,6 +57,7 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
         # Prepared now, so bad input is answered as one JSON error, not inside a stream.
         plan = ctx.deploys.prepare(req, spec or ctx.specs.load())
         if not plan_only:
+            ctx.deploys.check_manual_lock(plan)
             ctx.deploys.check_promotion(plan)
             ctx.deploys.check_window(plan, override, performer)
             ctx.deploys.check_free(plan.env)
@@ -113,6 +114,31 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
         ctx.oneoffs.finished(str(_opt(body, "run")), code, _performer(body))
         return {"ok": True}
 
+    async def lock(body: dict[str, Any], q: dict[str, str]) -> Any:
+        env, action = _env(body), body.get("action")
+        ctx.specs.load().env(env)  # unknown environment → clear error
+        if action == "acquire":
+            message = _opt(body, "message")
+            if not message:
+                raise BadInput("-m/--message is required: say why deploys are held")
+            held = ctx.store.acquire_manual_lock(env, _performer(body), message[:500], ctx.clock.time())
+            ctx.events.add(env, "lock", f"locked by {held.holder}: {held.message}")
+            return {"env": env, "locked": True, "holder": held.holder, "message": held.message,
+                    "since": held.acquired_at}
+        if action == "release":
+            was = ctx.store.release_manual_lock(env)
+            if was is not None:
+                ctx.events.add(env, "lock", f"released by {_performer(body)} (held by {was.holder}: {was.message})")
+            return {"env": env, "locked": False, "was_locked": was is not None}
+        raise BadInput(f"action: expected acquire or release, got {action!r}")
+
+    async def locks(body: dict[str, Any], q: dict[str, str]) -> Any:
+        env = q.get("env")
+        if env:
+            ctx.specs.load().env(env)
+        return [{"env": h.env, "holder": h.holder, "message": h.message, "since": h.acquired_at}
+                for h in ctx.store.manual_locks() if not env or h.env == env]
+
     async def down(body: dict[str, Any], q: dict[str, str]) -> Any:
         ctx.stop(bool(body.get("all", True)))
         return {"ok": True}
@@ -126,6 +152,8 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
         ("GET", "/v1/status"): status,
         ("POST", "/v1/canary"): canary,
         ("POST", "/v1/run"): run,
+        ("POST", "/v1/lock"): lock,
+        ("GET", "/v1/locks"): locks,
         ("POST", "/v1/run/done"): run_done,
         ("POST", "/v1/down"): down,
     }

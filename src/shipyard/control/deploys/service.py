@@ -68,6 +68,13 @@ class DeployService:
                         f"{performer}: {override_reason} ({plan.window.reason})",
                         data={"performer": performer, "reason": override_reason})
 
+    def check_manual_lock(self, plan: Plan) -> None:
+        """A held `shipyard lock` refuses deploys (exit 3) naming its holder and message; rollbacks pass."""
+        held = self.store.manual_lock(plan.env) if plan.kind == "deploy" else None
+        if held is not None:
+            raise Refused(f"{plan.env} is locked by {held.holder}: {held.message!r} "
+                          f"(`shipyard lock release --env {plan.env}` to deploy again)")
+
     def check_promotion(self, plan: Plan) -> None:
         """A release the environment's [promotion] does not take yet is refused (exit 3), saying why."""
         why = (plan.promotion or {}).get("refused")

@@ -182,3 +182,13 @@ alert_states = sa.Table(
     sa.Column("data", JSONText, nullable=False),
     sa.Column("changed_at", sa.Float, nullable=True),
 )
+
+# -- manual locks (revision 0003; `shipyard lock`) ----------------------------------------------------------
+
+manual_locks = sa.Table(
+    "manual_locks", metadata,
+    sa.Column("env", sa.Text, primary_key=True),
+    sa.Column("holder", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("acquired_at", sa.Float, nullable=False),
+)

@@ -20,6 +20,7 @@ from shipyard.errors import LockHeld, NotFound, Refused, ShipyardError
 from shipyard.primitives.store import schema as t
 from shipyard.primitives.store.connect import WRITE_OPTION, translated
 from shipyard.primitives.store.history import HistoryStore
+from shipyard.primitives.store.locks import LockStore
 from shipyard.primitives.store.reading import StoreReader
 from shipyard.primitives.store.records import (
     DEPLOYMENT_OUTCOMES,
@@ -43,7 +44,7 @@ class _Unset(Enum):
 UNSET = _Unset.UNSET
 
 
-class Store(StoreReader, HistoryStore):
+class Store(StoreReader, HistoryStore, LockStore):
     """The state database, read and written."""
 
     # -- plumbing -------------------------------------------------------------------------------------
