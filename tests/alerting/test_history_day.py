@@ -17,7 +17,7 @@ from shipyard.control.alerts import Evaluator
 from shipyard.control.metrics_api import MetricsContext, metrics_routes
 from shipyard.control.metrics_recorder import Recorder
 from shipyard.control.specwatch import SpecWatch
-from shipyard.engine.alerting.history import Reading
+from shipyard.engine.alerting.history import InstanceReading
 from shipyard.primitives.clock import ManualClock
 from shipyard.primitives.metrics import merge_counts, quantile
 from shipyard.primitives.spec import load_spec
@@ -46,8 +46,8 @@ def make(tmp_path: Path, db_url: str | None = None) -> tuple[Store, ManualClock,
     router = SyntheticRouter(clock)
     watch = SpecWatch(tmp_path)
 
-    def readings(env: str) -> list[Reading]:
-        return [Reading(i, r, True, cpu=0.2, rss=60 * 2**20, memory_limit=2**33) for i, r in router.instances.items()]
+    def readings(env: str) -> list[InstanceReading]:
+        return [InstanceReading(i, r, True, cpu=0.2, rss=60 * 2**20, memory_limit=2**33) for i, r in router.instances.items()]
 
     rec = Recorder(link=router, store=store, clock=clock, specs=watch, readings=readings)
     return store, clock, rec, router, watch

@@ -22,7 +22,14 @@ import psutil
 from shipyard.control.collector import samples_from_slices
 from shipyard.control.specwatch import SpecWatch
 from shipyard.control.supervisor import Supervisor
-from shipyard.engine.alerting.history import MINUTE_STEP, RAW_STEP, Point, Reading, downsample, raw_points
+from shipyard.engine.alerting.history import (
+    MINUTE_STEP,
+    RAW_STEP,
+    InstanceReading,
+    Point,
+    downsample,
+    raw_points,
+)
 from shipyard.errors import ShipyardError
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.metrics import RETENTION_S
@@ -40,14 +47,14 @@ class SlicesSource(Protocol):
     async def call(self, op: str, _timeout: float = 10.0, **fields: Any) -> dict[str, Any]: ...
 
 
-def supervisor_readings(supervisor: Supervisor) -> Callable[[str], list[Reading]]:
+def supervisor_readings(supervisor: Supervisor) -> Callable[[str], list[InstanceReading]]:
     total = psutil.virtual_memory().total
 
-    def readings(env: str) -> list[Reading]:
+    def readings(env: str) -> list[InstanceReading]:
         out = []
         for st in supervisor.all(env):
             alive = st.state not in ("crashed", "stopping", "stopped", "restarting")
-            out.append(Reading(st.id, st.release, alive and st.ready,
+            out.append(InstanceReading(st.id, st.release, alive and st.ready,
                                cpu=st.cpu_percent / 100.0 if alive else None,
                                rss=st.rss_bytes if alive and st.rss_bytes else None, memory_limit=total,
                                health_failures=st.consecutive_health_failures, restarts=st.restarts))
@@ -66,7 +73,7 @@ def point_of(row: dict[str, Any], step: int) -> Point:
 
 class Recorder:
     def __init__(self, *, link: SlicesSource, store: Store, clock: Clock, specs: SpecWatch,
-                 readings: Callable[[str], list[Reading]],
+                 readings: Callable[[str], list[InstanceReading]],
                  on_reply: Callable[[str, dict[str, Any], int], None] | None = None,
                  on_tick: Callable[[], None] | None = None) -> None:
         self.link = link

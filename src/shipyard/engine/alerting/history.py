@@ -24,7 +24,7 @@ MINUTE_STEP = 60
 
 
 @dataclass(frozen=True)
-class Reading:
+class InstanceReading:
     """One instance as the supervisor sees it when a point is written."""
 
     instance: str
@@ -81,7 +81,7 @@ def _quantiles(hist: Mapping[int, int]) -> tuple[float | None, float | None, flo
     return quantile(hist, 0.50), quantile(hist, 0.95), quantile(hist, 0.99)
 
 
-def raw_points(env: str, samples: Iterable[Sample], readings: Sequence[Reading],
+def raw_points(env: str, samples: Iterable[Sample], readings: Sequence[InstanceReading],
                restarts_before: Mapping[str, int], newest: int | None) -> list[Point]:
     """Raw points of every 10-second bucket the (whole-bucket) ``samples`` cover.
 
@@ -94,7 +94,7 @@ def raw_points(env: str, samples: Iterable[Sample], readings: Sequence[Reading],
         req, err, hists = traffic.get(key, (0, 0, []))
         hists.append(s.latency)
         traffic[key] = (req + s.requests, err + s.errors, hists)
-    by_rel: dict[str, list[Reading]] = {}
+    by_rel: dict[str, list[InstanceReading]] = {}
     for r in readings:
         by_rel.setdefault(r.release, []).append(r)
     if newest is not None:
@@ -111,7 +111,7 @@ def raw_points(env: str, samples: Iterable[Sample], readings: Sequence[Reading],
     return out
 
 
-def _with_readings(p: Point, readings: list[Reading], before: Mapping[str, int]) -> Point:
+def _with_readings(p: Point, readings: list[InstanceReading], before: Mapping[str, int]) -> Point:
     cpus = [r.cpu for r in readings if r.cpu is not None]
     rss = [r.rss for r in readings if r.rss is not None]
     shares = [r.rss / r.memory_limit for r in readings if r.rss is not None and r.memory_limit]
