@@ -45,6 +45,13 @@ class Paths:
     def router_pid(self) -> Path:
         return self.run / "router.json"
 
+    def router_socket_of(self, worker: int) -> Path:
+        """Worker 0 keeps the historical names; workers 1.. (``[router] workers``) get numbered ones."""
+        return self.router_socket if worker == 0 else self.run / f"router-{worker}.sock"
+
+    def router_pid_of(self, worker: int) -> Path:
+        return self.router_pid if worker == 0 else self.run / f"router-{worker}.json"
+
     @property
     def router_logs(self) -> Path:
         return self.state / "logs" / "router"

@@ -1,8 +1,13 @@
-"""The control plane's link to its router process: calls, in-flight counts, port checks, table pushes.
+"""The control plane's link to its router processes: calls, in-flight counts, port checks, table pushes.
 
 Router refusals are raised (``RouterError``), never turned into values a caller could misread: a
 refused ``stats`` call is not "0 requests in flight". Table pushes are coalesced per environment: a
 burst of readiness flips becomes one push of the newest table.
+
+Workers: an environment with ``[router] workers = N`` is served by router processes 0..N-1, each bound to
+its port with SO_REUSEPORT (the kernel spreads connections). Every table goes to each of them; calls about
+an environment go to all of its workers and their replies are merged (``primitives.routermerge``), so
+callers see one router. Worker 0 serves every environment and is the one started at ``shipyard up``.
 """
 
 from __future__ import annotations
@@ -22,34 +27,59 @@ from shipyard.control.tasks import guarded
 from shipyard.errors import BadInput, ShipyardError
 from shipyard.primitives import process
 from shipyard.primitives.clock import Clock
+from shipyard.primitives.routermerge import merge_drain, merge_slices, merge_stats
 from shipyard.primitives.routerproto import AsyncRouterClient, RouterError, RouterUnavailable, RoutingTable
 
 log = logging.getLogger("shipyard.control")
 
 TableFn = Callable[[], RoutingTable]
+RestartFn = Callable[[str], Awaitable[None]]
+# Ops about one environment that every worker serving it must see (or answer, merged).
+_FANOUT = ("set_weights", "drain", "undrain", "pause", "resume", "maintenance", "stats", "slices")
+_MERGE = {"stats": merge_stats, "slices": merge_slices, "drain": merge_drain}
 
 
 class RouterLink:
     def __init__(self, paths: Paths, clock: Clock) -> None:
         self.paths = paths
         self.clock = clock
-        self.client = AsyncRouterClient(str(paths.router_socket))
+        self.client = AsyncRouterClient(str(paths.router_socket))  # worker 0
+        self._clients: dict[int, AsyncRouterClient] = {0: self.client}
+        self._workers: dict[str, int] = {}  # env → number of workers its last table asked for
+        self._watched: dict[int, asyncio.Task[None]] = {}
+        self._on_restart: RestartFn | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: dict[str, bool] = {}
         self._soon: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
 
+    def workers(self, env: str) -> int:
+        return self._workers.get(env, 1)
+
     async def call(self, op: str, _timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
-        """One control-socket request; ``RouterError`` carries the router's refusal. (``_timeout``: the
-        ``drain`` op has a ``timeout`` field of its own.)"""
+        """One control-socket request (to every worker of the environment, merged); ``RouterError``
+        carries the router's refusal. (``_timeout``: the ``drain`` op has a ``timeout`` field of its own.)"""
+        env = fields.get("env")
+        n = self.workers(env) if op in _FANOUT and isinstance(env, str) else 1
+        if n == 1:
+            return await self._call_one(0, op, _timeout, fields)
+        replies = await asyncio.gather(*(self._call_one(k, op, _timeout, fields) for k in range(n)))
+        merge = _MERGE.get(op)
+        return merge(replies) if merge is not None else replies[0]
+
+    async def _call_one(self, worker: int, op: str, timeout: float, fields: dict[str, Any]) -> dict[str, Any]:
+        client = self._clients.get(worker)
+        name = "router" if worker == 0 else f"router worker {worker}"
+        if client is None:
+            raise RouterUnavailable(f"the {name} is not running ({op})")
         try:
-            return await self.client.call(op, timeout=_timeout, fields=fields)
+            return await client.call(op, timeout=timeout, fields=fields)
         except RouterUnavailable as exc:
-            raise RouterUnavailable(f"the router is not answering ({op}): {exc}") from exc
+            raise RouterUnavailable(f"the {name} is not answering ({op}): {exc}") from exc
         except RouterError:
             raise
         except (TimeoutError, OSError) as exc:
-            raise RouterUnavailable(f"the router is not answering ({op}): {exc}") from exc
+            raise RouterUnavailable(f"the {name} is not answering ({op}): {exc}") from exc
 
     async def inflight(self, env: str, ids: Iterable[str]) -> int:
         """Requests in flight to ``ids``; raises when the router cannot say."""
@@ -64,14 +94,23 @@ class RouterLink:
 
     # -- tables ------------------------------------------------------------------------------------
     async def push(self, env: str, table: TableFn) -> None:
-        """Send ``table()`` to the router; concurrent pushes of one environment coalesce into one."""
+        """Send ``table()`` to the environment's workers; concurrent pushes of one environment coalesce."""
         self._pending[env] = True
         lock = self._locks.setdefault(env, asyncio.Lock())
         async with lock:
             if not self._pending.get(env):
                 return  # a push that started after us already sent the newest table
             self._pending[env] = False
-            await self.call("set_table", table=table().to_wire())
+            current = table()
+            n, before = current.settings.workers, self.workers(env)
+            for k in range(1, n):
+                await self.ensure_running(k)
+            wire = current.to_wire()
+            await asyncio.gather(*(self._call_one(k, "set_table", 10.0, {"table": wire}) for k in range(n)))
+            self._workers[env] = n
+            for k in range(n, before):  # fewer workers than before: the extra ones let the port go
+                with contextlib.suppress(ShipyardError):
+                    await self._call_one(k, "remove_env", 10.0, {"env": env})
 
     def push_soon(self, env: str, table: TableFn) -> None:
         """Push from a callback (a readiness flip): in a task, failures logged."""
@@ -86,7 +125,7 @@ class RouterLink:
         except ShipyardError as err:
             log.warning("router update for %s failed: %s", env, err)
 
-    # -- the process -------------------------------------------------------------------------------
+    # -- the processes -----------------------------------------------------------------------------
     def check_port(self, env: str, port: int, ours: bool) -> None:
         """Refuse early (exit 2) when the port is taken by something other than our router."""
         if ours:
@@ -98,37 +137,60 @@ class RouterLink:
                 raise BadInput(f"port {port} for {env} is in use by another program ({exc.strerror}); "
                                f"free it or change environments.{env}.port") from exc
 
-    async def ensure_running(self) -> None:
-        info = self._pid_info()
+    async def ensure_running(self, worker: int = 0) -> None:
+        """Adopt worker ``worker`` when it answers, else start it (and watch it once ``keep_running`` runs)."""
+        sock = self.paths.router_socket_of(worker)
+        client = self._clients.setdefault(worker, AsyncRouterClient(str(sock)))
+        info = self._pid_info(worker)
         if info and process.is_alive(*info):
             with contextlib.suppress(ShipyardError):
-                await self.call("ping", 3)
+                await client.call("ping", timeout=3)
+                self._watch_later(worker)
                 return
         with contextlib.suppress(FileNotFoundError):
-            self.paths.router_socket.unlink()
-        handle = process.spawn([sys.executable, "-m", "shipyard.router", "--socket", str(self.paths.router_socket),
-                                "--log-dir", str(self.paths.router_logs)],
+            sock.unlink()
+        logs = self.paths.router_logs
+        handle = process.spawn([sys.executable, "-m", "shipyard.router", "--socket", str(sock),
+                                "--log-dir", str(logs), "--worker", str(worker)],
                                cwd=self.paths.state, env=router_environment(os.environ),
-                               log_path=self.paths.router_logs / "router.log")
-        self.paths.router_pid.write_text(json.dumps({"pid": handle.pid, "create_time": handle.create_time}))
+                               log_path=logs / ("router.log" if worker == 0 else f"router-{worker}.log"))
+        self.paths.router_pid_of(worker).write_text(json.dumps({"pid": handle.pid,
+                                                                "create_time": handle.create_time}))
         deadline = self.clock.monotonic() + 15
         while self.clock.monotonic() < deadline:
-            with contextlib.suppress(ShipyardError):
-                await self.call("ping", 1)
+            with contextlib.suppress(ShipyardError, TimeoutError, OSError):
+                await client.call("ping", timeout=1)
+                self._watch_later(worker)
                 return
             await self.clock.sleep(0.05)
-        raise ShipyardError(f"the router did not start; see {self.paths.router_logs / 'router.log'}")
+        raise ShipyardError(f"the router did not start; see {logs / 'router.log'}")
 
     async def shutdown(self) -> None:
         self._stopping = True
-        with contextlib.suppress(ShipyardError):
-            await self.call("shutdown", 5)
+        for k in sorted(self._clients, reverse=True):
+            with contextlib.suppress(ShipyardError):
+                await self._call_one(k, "shutdown", 5, {})
 
-    async def keep_running(self, on_restart: Callable[[str], Awaitable[None]]) -> None:
-        """Restart the router whenever its process ends (it is the data plane: a dead one refuses every
-        connection), then let ``on_restart(why)`` send every table again. Event-driven: a pidfd."""
+    async def keep_running(self, on_restart: RestartFn) -> None:
+        """Restart a router process whenever it ends (it is the data plane: a dead one refuses every
+        connection), then let ``on_restart(why)`` send every table again. Event-driven: a pidfd per worker.
+        This task watches worker 0; workers started later get a watcher task of their own."""
+        self._on_restart = on_restart
+        for k in self._clients:
+            if k:
+                self._watch_later(k)
+        await self._watch(0)
+
+    def _watch_later(self, worker: int) -> None:
+        if worker == 0 or self._on_restart is None or self._stopping:
+            return
+        task = self._watched.get(worker)
+        if task is None or task.done():
+            self._watched[worker] = guarded(self._watch(worker), f"router-keeper-{worker}")
+
+    async def _watch(self, worker: int) -> None:
         while not self._stopping:
-            info = self._pid_info()
+            info = self._pid_info(worker)
             if info is None:
                 await self.clock.sleep(0.5)
                 continue
@@ -137,14 +199,16 @@ class RouterLink:
             if self._stopping:
                 return
             code = process.reap(pid)
-            why = f"the router (pid {pid}) {process.describe_exit(code)}"
+            name = "router" if worker == 0 else f"router worker {worker}"
+            why = f"the {name} (pid {pid}) {process.describe_exit(code)}"
             log.warning("%s; starting it again", why)
-            await self.ensure_running()
-            await on_restart(why)
+            await self.ensure_running(worker)
+            if self._on_restart is not None:
+                await self._on_restart(why)
 
-    def _pid_info(self) -> tuple[int, float] | None:
+    def _pid_info(self, worker: int = 0) -> tuple[int, float] | None:
         try:
-            info = json.loads(self.paths.router_pid.read_text())
+            info = json.loads(self.paths.router_pid_of(worker).read_text())
             return int(info["pid"]), float(info["create_time"])
         except (FileNotFoundError, ValueError, KeyError):
             return None

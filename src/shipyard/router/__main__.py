@@ -11,6 +11,8 @@ from pathlib import Path
 
 from shipyard.router.admin import serve_admin
 from shipyard.router.control import serve_control
+from shipyard.router.handover import receive_listeners
+from shipyard.router.listeners import INHERITED
 from shipyard.router.server import Router
 
 
@@ -40,11 +42,16 @@ def _raise_fd_limit() -> None:
 
 async def _main(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
-    router = Router(loop, Path(args.log_dir) if args.log_dir else None)
+    router = Router(loop, Path(args.log_dir) if args.log_dir else None, args.worker)
     sock_path = Path(args.socket)
     if _socket_in_use(sock_path) and not args.replace:
         print(f"router: another router is answering on {sock_path} (use --replace to take over)", file=sys.stderr)
         return 2
+    if args.replace and _socket_in_use(sock_path):
+        try:  # share the old router's listening sockets: its exit then drops no queued connection
+            INHERITED.update(receive_listeners(sock_path))
+        except Exception as exc:  # an older router, or one that does not answer: bind anew (SO_REUSEPORT)
+            print(f"router: listeners not handed over ({exc}); binding new ones", file=sys.stderr)
     router.add_server(await serve_control(router, sock_path))
     if args.admin_port:
         try:
@@ -65,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--admin-host", default="127.0.0.1")
     ap.add_argument("--replace", action="store_true",
                     help="take over the control socket path from a running router (handover)")
+    ap.add_argument("--worker", type=int, default=0,
+                    help="worker number (names its access log access-N.log; 0: access.log)")
     ap.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio event loop")
     args = ap.parse_args(argv)
     _raise_fd_limit()

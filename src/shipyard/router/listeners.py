@@ -23,7 +23,14 @@ if TYPE_CHECKING:
 LISTEN_BACKLOG = 4096
 
 
+# Sockets handed over by the router this one replaces (router/handover.py), taken instead of binding anew.
+INHERITED: dict[tuple[str, int], socket.socket] = {}
+
+
 def listen_socket(host: str, port: int) -> socket.socket:
+    inherited = INHERITED.pop((host, port), None)
+    if inherited is not None:
+        return inherited
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:

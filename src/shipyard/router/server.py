@@ -14,6 +14,10 @@ from shipyard.primitives.metrics import RETENTION_S, SCHEME, Series, WindowStats
 from shipyard.primitives.routerproto import RoutingTable, TableError, parse, parse_weights
 from shipyard.router.accesslog import AccessLog
 from shipyard.router.env import EnvRuntime
+from shipyard.router.handover import send_listeners
+from shipyard.router.listeners import INHERITED
+
+INHERITED_KEEP_S = 60.0
 
 # A control message as decoded from JSON, and the fields of a reply (JSON-serialisable values).
 Message = dict[str, object]
@@ -29,10 +33,12 @@ def _number(msg: Message, key: str, default: float) -> float:
 
 
 class Router:
-    def __init__(self, loop: asyncio.AbstractEventLoop, log_dir: Path | None = None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, log_dir: Path | None = None, worker: int = 0) -> None:
         self.loop = loop
         self.envs: dict[str, EnvRuntime] = {}
-        self.access_log = AccessLog(log_dir / "access.log") if log_dir is not None else None
+        self.worker = worker
+        name = "access.log" if worker == 0 else f"access-{worker}.log"  # one writer per file
+        self.access_log = AccessLog(log_dir / name) if log_dir is not None else None
         self._wall_off = time.time() - monotonic()
         self._sweeper: asyncio.Task[None] | None = None
         self.stopped = asyncio.Event()
@@ -54,9 +60,14 @@ class Router:
         self._servers.append(server)
 
     async def _sweep_loop(self) -> None:
+        started = monotonic()
         while True:
             await asyncio.sleep(1.0)
             now = monotonic()
+            if INHERITED and now - started > INHERITED_KEEP_S:  # handed over, but no table asked for them
+                for sock in INHERITED.values():
+                    sock.close()
+                INHERITED.clear()
             self._wall_off = time.time() - now
             for env in list(self.envs.values()):
                 env.sweep(now)
@@ -107,7 +118,7 @@ class Router:
 
     # -- control operations (each returns the reply fields; errors raise TableError) --------------------
     async def op_ping(self, msg: Message) -> Reply:
-        return {"pid": os.getpid(), "envs": sorted(self.envs)}
+        return {"pid": os.getpid(), "envs": sorted(self.envs), "worker": self.worker}
 
     def _check_addresses(self, table: RoutingTable) -> None:
         """SO_REUSEPORT lets two of our own listeners share a port, which would split its connections
@@ -268,7 +279,21 @@ class Router:
         asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.shutdown(grace)))
         return {}
 
-    OPS = ("ping", "set_table", "get_table", "set_weights", "drain", "undrain", "pause", "resume", "maintenance",
+    async def op_hand_over(self, msg: Message) -> Reply:
+        """Send our listening sockets to a replacement router (``--replace``) waiting on ``to``."""
+        to = msg.get("to")
+        if not isinstance(to, str) or not to:
+            raise TableError("hand_over: 'to' must be the path of a unix socket")
+        listening: list[tuple[str, int, int]] = []
+        for env in self.envs.values():
+            for server in (env.server, env.redirect):
+                for sock in getattr(server, "sockets", None) or ():  # asyncio.Server's, uvloop's alike
+                    host, port = sock.getsockname()[:2]
+                    listening.append((str(host), int(port), sock.fileno()))
+        await asyncio.get_running_loop().run_in_executor(None, send_listeners, to, listening)
+        return {"listeners": len(listening)}
+
+    OPS = ("ping", "hand_over", "set_table", "get_table", "set_weights", "drain", "undrain", "pause", "resume", "maintenance",
            "remove_env", "stats", "slices", "shutdown")
 
     async def handle(self, msg: object) -> Reply:

@@ -96,6 +96,9 @@ class RouterEnvSpec(RouterNetSpec):  # bind, trusted_proxies, redirect_http: spe
     tls: TlsSpec | None = None
     sticky: StickySpec | None = None
     access_log: AccessLogSpec = AccessLogSpec()
+    # Router processes for this environment's port (SO_REUSEPORT); the control plane's business, not sent
+    # in the table. More than the machine's cores only adds context switches.
+    workers: int = Field(default=1, ge=1, le=16)
 
     def resolved_security_headers(self, env_name: str) -> dict[str, str]:
         headers = (
@@ -111,7 +114,7 @@ class RouterEnvSpec(RouterNetSpec):  # bind, trusted_proxies, redirect_http: spe
         Only values that differ from the defaults are sent (the router fills in the same defaults), so a
         control plane that knows a newer setting still drives a running older router as long as that
         setting is left alone: the control plane reuses a live router across its own restarts."""
-        data = self.model_dump(mode="json", exclude={"sticky"}, exclude_defaults=True)
+        data = self.model_dump(mode="json", exclude={"sticky", "workers"}, exclude_defaults=True)
         data["security_headers"] = self.resolved_security_headers(env_name)
         return data
 
