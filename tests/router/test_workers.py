@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -172,3 +173,76 @@ def _answers(client: RouterClient) -> bool:
         return True
     except Exception:
         return False
+
+
+def test_a_killed_router_refuses_no_connection(tmp_path: Path, upstreams: Ups) -> None:
+    """The control plane holds worker 0's listening sockets: while the router is dead, new connections
+    wait in the backlog instead of being refused, and the restarted router accepts them."""
+    (up,) = upstreams("i1")
+    paths = Paths(tmp_path)
+    paths.ensure()
+    port = free_port()
+    outcomes: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        deadline = time.monotonic() + 40
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                outcomes.append("ok" if _get(port).startswith(b"HTTP/1.1 200") else "bad status")
+            except ConnectionRefusedError:
+                outcomes.append("refused")
+            except OSError as exc:
+                outcomes.append(type(exc).__name__)  # in flight at the kill: reset or cut short
+
+    async def go() -> None:
+        link = RouterLink(paths, SystemClock())
+        restarted = asyncio.Event()
+
+        async def again(why: str) -> None:
+            await link.push("prod", lambda: _table(port, up, 1))
+            restarted.set()
+
+        await link.ensure_running()
+        keeper = asyncio.ensure_future(link.keep_running(again))
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        try:
+            await link.push("prod", lambda: _table(port, up, 1))
+            assert link.held() == [("127.0.0.1", port)]
+            for t in threads:
+                t.start()
+            for _ in range(200):
+                if len(outcomes) > 100:
+                    break
+                await asyncio.sleep(0.02)
+            old = _pid(paths, 0)
+            os.kill(old, signal.SIGKILL)
+            killed_at = len(outcomes)
+            await asyncio.wait_for(restarted.wait(), 20)
+            assert _pid(paths, 0) != old
+            for _ in range(300):
+                if len(outcomes) > killed_at + 200:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(10)
+            await link.shutdown()
+            keeper.cancel()
+        assert not link.held()  # shutdown lets the ports go
+
+    asyncio.run(asyncio.wait_for(go(), 90))
+    assert outcomes.count("refused") == 0, outcomes.count("refused")
+    assert len(outcomes) - outcomes.count("ok") <= 4, [o for o in outcomes if o != "ok"]  # ≤ one in flight per client
+    wait_until(lambda: _port_free(port), what="the port let go by the router and the link")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT connections do not count
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False

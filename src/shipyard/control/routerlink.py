@@ -8,6 +8,11 @@ Workers: an environment with ``[router] workers = N`` is served by router proces
 its port with SO_REUSEPORT (the kernel spreads connections). Every table goes to each of them; calls about
 an environment go to all of its workers and their replies are merged (``primitives.routermerge``), so
 callers see one router. Worker 0 serves every environment and is the one started at ``shipyard up``.
+
+Held listeners: after a table with a new address is applied, the link asks worker 0 for its listening
+sockets (``hand_over``, SCM_RIGHTS) and keeps them open. A router that dies then does not close its ports:
+the kernel queues new connections in their backlog, and the restarted router gets the same sockets
+(``--listener HOST:PORT:FD``) and accepts them — clients see a delay, not "connection refused".
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from shipyard.control.tasks import guarded
 from shipyard.errors import BadInput, ShipyardError
 from shipyard.primitives import process
 from shipyard.primitives.clock import Clock
+from shipyard.primitives.listenerpass import Listener, receive_listeners
 from shipyard.primitives.routermerge import merge_drain, merge_slices, merge_stats
 from shipyard.primitives.routerproto import AsyncRouterClient, RouterError, RouterUnavailable, RoutingTable
 
@@ -52,6 +58,8 @@ class RouterLink:
         self._pending: dict[str, bool] = {}
         self._soon: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        self._held: dict[Listener, socket.socket] = {}  # worker 0's listening sockets, kept open
+        self._addresses: dict[str, set[Listener]] = {}  # env → the addresses its table listens on
 
     def workers(self, env: str) -> int:
         return self._workers.get(env, 1)
@@ -108,9 +116,35 @@ class RouterLink:
             wire = current.to_wire()
             await asyncio.gather(*(self._call_one(k, "set_table", 10.0, {"table": wire}) for k in range(n)))
             self._workers[env] = n
+            await self._hold(env, current)
             for k in range(n, before):  # fewer workers than before: the extra ones let the port go
                 with contextlib.suppress(ShipyardError):
                     await self._call_one(k, "remove_env", 10.0, {"env": env})
+
+    async def _hold(self, env: str, table: RoutingTable) -> None:
+        """Keep worker 0's listening sockets for ``table``'s addresses; let go of ones no table uses."""
+        mine = {(table.bind, table.port)}
+        if table.settings.redirect_http:
+            mine.add((table.bind, table.settings.http_port))
+        self._addresses[env] = mine
+        wanted = set().union(*self._addresses.values())
+        for key in [k for k in self._held if k not in wanted]:
+            self._held.pop(key).close()
+        if wanted <= self._held.keys():
+            return
+        try:
+            got = await asyncio.to_thread(receive_listeners, self.paths.router_socket, 5.0)
+        except Exception as exc:  # an older router without hand_over: restarts refuse briefly, as before
+            log.warning("could not hold the router's listening sockets: %s", exc)
+            return
+        for key, sock in got.items():
+            if key in wanted and key not in self._held:
+                self._held[key] = sock
+            else:
+                sock.close()
+
+    def held(self) -> list[Listener]:
+        return sorted(self._held)
 
     def push_soon(self, env: str, table: TableFn) -> None:
         """Push from a callback (a readiness flip): in a task, failures logged."""
@@ -150,10 +184,13 @@ class RouterLink:
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
         logs = self.paths.router_logs
+        held = list(self._held.items()) if worker == 0 else []
         handle = process.spawn([sys.executable, "-m", "shipyard.router", "--socket", str(sock),
-                                "--log-dir", str(logs), "--worker", str(worker)],
+                                "--log-dir", str(logs), "--worker", str(worker),
+                                *(f"--listener={host}:{port}:{s.fileno()}" for (host, port), s in held)],
                                cwd=self.paths.state, env=router_environment(os.environ),
-                               log_path=logs / ("router.log" if worker == 0 else f"router-{worker}.log"))
+                               log_path=logs / ("router.log" if worker == 0 else f"router-{worker}.log"),
+                               pass_fds=tuple(s.fileno() for _, s in held))
         self.paths.router_pid_of(worker).write_text(json.dumps({"pid": handle.pid,
                                                                 "create_time": handle.create_time}))
         deadline = self.clock.monotonic() + 15
@@ -170,6 +207,13 @@ class RouterLink:
         for k in sorted(self._clients, reverse=True):
             with contextlib.suppress(ShipyardError):
                 await self._call_one(k, "shutdown", 5, {})
+        self.release_listeners()
+
+    def release_listeners(self) -> None:
+        """Close the held sockets (``shipyard down`` stops the router: its ports must be free after)."""
+        for sock in self._held.values():
+            sock.close()
+        self._held.clear()
 
     async def keep_running(self, on_restart: RestartFn) -> None:
         """Restart a router process whenever it ends (it is the data plane: a dead one refuses every

@@ -52,7 +52,8 @@ class ProcHandle:
     create_time: float
 
 
-def spawn(cmd: str | list[str], *, cwd: Path, env: dict[str, str], log_path: Path) -> ProcHandle:
+def spawn(cmd: str | list[str], *, cwd: Path, env: dict[str, str], log_path: Path,
+          pass_fds: tuple[int, ...] = ()) -> ProcHandle:
     """Start ``cmd`` (through ``/bin/sh -c`` when a string) in its own session.
 
     stdout and stderr go directly to ``log_path`` opened ``O_APPEND``: no pipe through us, so the
@@ -74,6 +75,7 @@ def spawn(cmd: str | list[str], *, cwd: Path, env: dict[str, str], log_path: Pat
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            pass_fds=pass_fds,  # e.g. the listening sockets a restarted router takes over
         )
     except FileNotFoundError as exc:
         what = cwd if not cwd.is_dir() else (cmd[0] if isinstance(cmd, list) else cmd)

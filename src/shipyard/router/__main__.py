@@ -9,9 +9,9 @@ import socket
 import sys
 from pathlib import Path
 
+from shipyard.primitives.listenerpass import parse_listener_arg, receive_listeners
 from shipyard.router.admin import serve_admin
 from shipyard.router.control import serve_control
-from shipyard.router.handover import receive_listeners
 from shipyard.router.listeners import INHERITED
 from shipyard.router.server import Router
 
@@ -47,6 +47,10 @@ async def _main(args: argparse.Namespace) -> int:
     if _socket_in_use(sock_path) and not args.replace:
         print(f"router: another router is answering on {sock_path} (use --replace to take over)", file=sys.stderr)
         return 2
+    for value in args.listener or ():
+        key, fd = parse_listener_arg(value)
+        INHERITED[key] = socket.socket(fileno=fd)
+        INHERITED[key].setblocking(False)
     if args.replace and _socket_in_use(sock_path):
         try:  # share the old router's listening sockets: its exit then drops no queued connection
             INHERITED.update(receive_listeners(sock_path))
@@ -72,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--admin-host", default="127.0.0.1")
     ap.add_argument("--replace", action="store_true",
                     help="take over the control socket path from a running router (handover)")
+    ap.add_argument("--listener", action="append", metavar="HOST:PORT:FD",
+                    help="an inherited listening socket to use for HOST:PORT (the control plane passes the ones it holds)")
     ap.add_argument("--worker", type=int, default=0,
                     help="worker number (names its access log access-N.log; 0: access.log)")
     ap.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio event loop")

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 LISTEN_BACKLOG = 4096
 
 
-# Sockets handed over by the router this one replaces (router/handover.py), taken instead of binding anew.
+# Sockets handed over by the router this one replaces (primitives/listenerpass.py) or passed
+# by the control plane when it restarts a dead router (--listener),, taken instead of binding anew.
 INHERITED: dict[tuple[str, int], socket.socket] = {}
 
 

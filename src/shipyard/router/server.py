@@ -10,11 +10,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from time import monotonic
 
+from shipyard.primitives.listenerpass import send_listeners
 from shipyard.primitives.metrics import RETENTION_S, SCHEME, Series, WindowStats, slice_json, window_of
 from shipyard.primitives.routerproto import RoutingTable, TableError, parse, parse_weights
 from shipyard.router.accesslog import AccessLog
 from shipyard.router.env import EnvRuntime
-from shipyard.router.handover import send_listeners
 from shipyard.router.listeners import INHERITED
 
 INHERITED_KEEP_S = 60.0

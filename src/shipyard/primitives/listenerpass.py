@@ -1,4 +1,6 @@
-"""Listening sockets handed from a running router to its replacement (``--replace``), over SCM_RIGHTS.
+"""Listening sockets passed between processes over SCM_RIGHTS: from a running router to its replacement
+(``--replace``), and to the control plane, which holds them so a router that dies does not take its ports
+with it: connections queue in the backlog until the restarted router, given the same sockets, accepts them.
 
 Two routers bound to one port with SO_REUSEPORT are two sockets: closing the old one resets the
 connections still in its accept queue (one in a couple of thousand under load, measured). Passing the
@@ -51,6 +53,12 @@ def receive_listeners(control_path: Path, timeout: float = 10.0) -> dict[Listene
         srv.close()
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def parse_listener_arg(value: str) -> tuple[Listener, int]:
+    """``HOST:PORT:FD`` (the router's ``--listener``; HOST may be an IPv6 address) → ``((host, port), fd)``."""
+    host, port, fd = value.rsplit(":", 2)
+    return (host, int(port)), int(fd)
 
 
 def send_listeners(to: str, listeners: list[tuple[str, int, int]], timeout: float = 10.0) -> None:
