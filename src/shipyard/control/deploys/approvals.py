@@ -86,13 +86,13 @@ class ApprovalBook:
 
     async def follow(self, w: Waiting, detach: bool) -> AsyncIterator[Event]:
         """The plan, the waiting line, then (unless ``detach``) its approvals and the deployment's events."""
-        yield {"event": "plan", "plan": w.plan.to_json()}
-        yield w.to_json()
-        if detach:
-            return
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        w.listeners.append(queue)
+        w.listeners.append(queue)  # before the first yield: nothing decided meanwhile is missed
         try:
+            yield {"event": "plan", "plan": w.plan.to_json()}
+            yield w.to_json()
+            if detach:
+                return
             while True:
                 try:
                     item = await asyncio.wait_for(queue.get(), HEARTBEAT)
