@@ -6,7 +6,8 @@ the process exit code the CLI returns. Third-party errors are translated where t
 
 Exit codes (documented in the README):
   0 success · 1 deployment failed / rolled back / objective missed · 2 bad input
-  3 refused (another deployment holds the lock) · 99 verify no-go
+  3 refused (another deployment holds the lock) · 4 not permitted (token unknown, role or environment)
+  99 verify no-go
 """
 
 from __future__ import annotations
@@ -53,6 +54,29 @@ class Refused(ShipyardError):
 
 class LockHeld(Refused):
     pass
+
+
+class NotPermitted(ShipyardError):
+    """The caller's identity may not do this: its role or its environments (HTTP 403)."""
+
+    exit_code = 4
+    http_status = 403
+
+
+class Unauthenticated(NotPermitted):
+    """No identity: the token is missing, unknown or revoked (HTTP 401)."""
+
+    http_status = 401
+
+
+class RateLimited(NotPermitted):
+    """Too many failed token attempts from one address (HTTP 429, Retry-After)."""
+
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class DeployFailed(ShipyardError):

@@ -76,7 +76,7 @@ def test_a_day_of_history_agrees_with_the_raw_data(tmp_path: Path) -> None:
     ctx = MetricsContext(store, clock, lambda: load_spec(tmp_path / "shipyard.toml"),
                          Evaluator(store=store, clock=clock, specs=watch))
     route = metrics_routes(ctx)[("GET", "/v1/metrics")]
-    doc = asyncio.run(route({}, {"env": "prod", "since": "24h", "step": "1m"}))
+    doc = asyncio.run(route({}, {"env": "prod", "since": "24h", "step": "1m"}, None))
     assert doc["resolution"] == "raw" and doc["step"] == 60
     total = doc["total"]
     assert len(total) >= 1439

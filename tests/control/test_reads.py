@@ -55,7 +55,7 @@ def routes(tmp_path: Path, store: Store) -> dict[tuple[str, str], Any]:
 
 def call(routes: dict[tuple[str, str], Any], method: str, path: str, q: dict[str, str] | None = None,
          body: dict[str, Any] | None = None) -> Any:
-    return asyncio.run(routes[(method, path)](body or {}, q or {}))
+    return asyncio.run(routes[(method, path)](body or {}, q or {}, None))
 
 
 def test_history_rows_and_bad_input(routes: dict[tuple[str, str], Any], store: Store) -> None:

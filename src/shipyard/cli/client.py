@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
 from shipyard.control.paths import Paths
 from shipyard.control.token import read_token
-from shipyard.errors import ControlPlaneUnavailable, ShipyardError
+from shipyard.errors import ControlPlaneUnavailable, NotPermitted, ShipyardError
 
 
 class _Remote(ShipyardError):
@@ -19,6 +20,8 @@ class _Remote(ShipyardError):
 def raise_remote(obj: Any) -> None:
     """A control plane's error answer (``{"error", "exit_code"}``) raised here with its exit code."""
     if isinstance(obj, dict) and "error" in obj:
+        if obj.get("exit_code") == NotPermitted.exit_code:
+            raise NotPermitted(str(obj["error"]))  # the token, its role or its environments: exit 4
         err = _Remote(obj["error"])
         err.exit_code = int(obj.get("exit_code", 1))
         raise err
@@ -33,7 +36,8 @@ class ControlClient:
             raise ControlPlaneUnavailable(
                 f"the control plane is not running for {paths.project} (start it with 'shipyard up --detach')")
         self.port = int(info["port"])
-        self.token = read_token(paths.token) or ""
+        # SHIPYARD_TOKEN: act as another identity (a CI job, a person's own token); else the local admin.
+        self.token = os.environ.get("SHIPYARD_TOKEN") or read_token(paths.token) or ""
 
     def info(self) -> dict[str, Any] | None:
         try:
@@ -71,9 +75,9 @@ class ControlClient:
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ShipyardError(f"control plane answered {resp.status} with non-JSON") from exc
-        if resp.status == 401:
-            raise ShipyardError("the control plane refused our token (.shipyard/token changed?)")
-        raise_remote(obj)
+        raise_remote(obj)  # 401/403/429 carry exit code 4 (errors.NotPermitted)
+        if resp.status >= 400:
+            raise ShipyardError(f"control plane answered {resp.status}")
         return obj
 
     def stream(self, path: str, body: dict[str, Any], *, idle_timeout: float | None = None
@@ -98,10 +102,9 @@ class ControlClient:
 
 
 def _performer() -> str:
-    """Who is acting, as recorded with deployments and runs: SHIPYARD_PERFORMER (a CI job sets it to its
-    actor) or the OS user."""
+    """Who the caller says it acts for, recorded beside its identity (``ci-bot (octocat)``):
+    SHIPYARD_PERFORMER (a CI job sets it to its actor) or the OS user."""
     import getpass
-    import os
 
     try:
         return os.environ.get("SHIPYARD_PERFORMER") or getpass.getuser()

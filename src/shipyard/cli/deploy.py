@@ -19,6 +19,8 @@ def command(
     override_window: Annotated[bool, typer.Option("--override-window",
                                                   help="Deploy outside the deploy windows (needs --reason).")] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded with --override-window).")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Where approval is required: print the waiting "
+                                                          "deployment's id and return.")] = False,
 ) -> None:
     """Deploy a git ref (or an existing release) to an environment."""
     from shipyard.cli.app import AppContext
@@ -40,5 +42,5 @@ def command(
         app.warn(warning)
     events = app.client.stream("/v1/deploy", {"env": env, "ref": ref, "release": release, "strategy": strategy,
                                               "plan": plan, "override_window": override_window, "reason": reason,
-                                              "from": from_env})
-    raise typer.Exit(follow(app, events, as_json=json_out, plan_only=plan))
+                                              "from": from_env, "detach": detach})
+    raise typer.Exit(follow(app, events, as_json=json_out, plan_only=plan, detach=detach))

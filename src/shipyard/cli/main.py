@@ -15,8 +15,8 @@ import typer
 from shipyard.errors import ShipyardError
 
 COMMANDS = ["init", "up", "down", "deploy", "rollback", "status", "history", "releases", "logs", "verify",
-            "promote", "abort", "pause", "resume", "run", "metrics", "alerts", "events"]
-SUB_APPS = ["secrets", "config", "backup", "ci", "lock"]
+            "promote", "abort", "pause", "resume", "run", "metrics", "alerts", "events", "audit", "approve", "reject"]
+SUB_APPS = ["secrets", "config", "backup", "ci", "lock", "token"]
 
 app = typer.Typer(
     name="shipyard",

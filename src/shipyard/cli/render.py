@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from shipyard.cli.app import AppContext
 
-EXIT = {"succeeded": 0, "failed": 1, "rolled_back": 1, "interrupted": 1}
+EXIT = {"succeeded": 0, "failed": 1, "rolled_back": 1, "interrupted": 1, "rejected": 1, "expired": 1}
 
 
 class Shown:
@@ -70,6 +70,11 @@ def render_plan(console: Console, plan: dict[str, Any]) -> None:
         console.print(f"  config changed: {esc(', '.join(keys))}")
     if ch.get("secrets_changed"):
         console.print(f"  secrets changed: {esc(', '.join(ch['secrets_changed']))}")
+    if plan.get("approval"):
+        a = plan["approval"]
+        console.print(esc(f"  approval: waits for {a['required']} approval(s) from identities with the approver "
+                          f"role{' other than the one asking' if a['prevent_self_review'] else ''} before step 1; "
+                          f"expires after {a['timeout_s'] / 3600:g}h"))
     gates = plan.get("health_gates", {})
     if gates.get("health"):
         h = gates["health"]
@@ -112,7 +117,8 @@ def _clock(t: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t)) if t is not None else "?"
 
 
-def follow(app: AppContext, events: Iterator[dict[str, Any]], *, as_json: bool, plan_only: bool) -> int:
+def follow(app: AppContext, events: Iterator[dict[str, Any]], *, as_json: bool, plan_only: bool,
+           detach: bool = False) -> int:
     console = app.out
     shown = Shown()
     status = None
@@ -154,6 +160,26 @@ def follow(app: AppContext, events: Iterator[dict[str, Any]], *, as_json: bool, 
                     last_canary = ev.get("action")
                     colour = {"rollback": "red", "pause": "yellow", "continue": "green"}.get(str(last_canary), "dim")
                     console.print(f"    [{colour}]{line}[/]")
+            elif kind == "waiting_approval":
+                if detach:
+                    if as_json:
+                        app.print_json(ev)
+                    else:
+                        app.echo(waiting_line(ev))
+                    return 0
+                if not as_json:
+                    # One line per new approval (kept in a log); the spinner counts down on a terminal.
+                    if ev["approvals"] != last_canary:
+                        last_canary = ev["approvals"]
+                        console.print(esc(waiting_line(ev)))
+                    if status is None:
+                        status = console.status(esc(waiting_line(ev)))
+                        status.start()
+                    else:
+                        status.update(esc(waiting_line(ev)))
+            elif kind in ("approved", "approval_blocked") and not as_json:
+                console.print(esc(f"  deployment {ev['deployment']} approved by {', '.join(ev['approvals'])}: "
+                                  "starting" if kind == "approved" else f"  {ev['message']}"))
             elif kind == "log" and not as_json:
                 console.print(f"    [dim]{esc(shown.add(ev['line']))}[/]")
             elif kind == "result":
@@ -168,6 +194,14 @@ def follow(app: AppContext, events: Iterator[dict[str, Any]], *, as_json: bool, 
     else:
         render_result(console, result, shown)
     return EXIT.get(result["outcome"], 1)
+
+
+def waiting_line(ev: dict[str, Any]) -> str:
+    import time
+
+    left = max(0.0, ev["expires_at"] - time.time())
+    return (f"deployment {ev['deployment']} ({ev['release']} to {ev['env']}) waits for approval: "
+            f"{len(ev['approvals'])}/{ev['required']} (`shipyard approve {ev['deployment']}`; expires in {left / 3600:.1f}h)")
 
 
 def render_result(console: Console, result: dict[str, Any], shown: Shown | None = None) -> None:

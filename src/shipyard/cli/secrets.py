@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,6 +16,19 @@ app = typer.Typer(help="Manage an environment's secrets (encrypted at rest; valu
 
 Env = Annotated[str, typer.Option("--env", "-e", help="Environment.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+def _via_api(ap: AppContext, body: dict[str, Any]) -> dict[str, Any] | None:
+    """Through the running control plane (checked: admin; recorded in the audit by name), or None when it
+    is not running: then the files are written here, which takes the project's master key (docs/access.md)."""
+    from shipyard.errors import ControlPlaneUnavailable
+
+    try:
+        client = ap.client
+    except ControlPlaneUnavailable:
+        return None
+    doc: dict[str, Any] = client.call("POST", "/v1/secrets", body)
+    return doc
 
 
 def _open(ctx: typer.Context, env: str) -> tuple[AppContext, SecretStore]:
@@ -52,11 +65,12 @@ def set_(
         if value == "-":
             value = sys.stdin.read().rstrip("\n")
         values[key] = value
-    store.set(env, values)
+    doc = _via_api(ap, {"env": env, "action": "set", "values": values})
+    version = doc["version"] if doc is not None else store.set(env, values)
     if json_out:
-        ap.print_json({"env": env, "set": sorted(values), "version": store.version(env)})
+        ap.print_json({"env": env, "set": sorted(values), "version": version})
         return
-    ap.echo(f"set {', '.join(sorted(values))} for {env} (secrets version {store.version(env)}); "
+    ap.echo(f"set {', '.join(sorted(values))} for {env} (secrets version {version}); "
             "running instances get them at the next deploy")
 
 
@@ -69,11 +83,12 @@ def unset(
 ) -> None:
     """Remove secrets."""
     ap, store = _open(ctx, env)
-    store.unset(env, keys)
+    doc = _via_api(ap, {"env": env, "action": "unset", "keys": keys})
+    version = doc["version"] if doc is not None else store.unset(env, keys)
     if json_out:
-        ap.print_json({"env": env, "unset": keys, "version": store.version(env)})
+        ap.print_json({"env": env, "unset": keys, "version": version})
         return
-    ap.echo(f"removed {', '.join(keys)} from {env} (secrets version {store.version(env)})")
+    ap.echo(f"removed {', '.join(keys)} from {env} (secrets version {version})")
 
 
 @app.command("list")

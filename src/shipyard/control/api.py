@@ -1,4 +1,5 @@
-"""The control API's routes. Every route needs the bearer token (see httpserver).
+"""The control API's routes. Every request is identified and authorized first (control/access: a token,
+its role and environments); each handler gets the caller's ``Identity`` and records it as the performer.
 
 Each handler loads shipyard.toml at most once (``SpecSource.load``) and passes the snapshot down.
 """
@@ -11,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shipyard.control.access.identities import Identity
+from shipyard.control.access.routes import AccessContext, access_routes
 from shipyard.control.backups import BackupService
+from shipyard.control.deploys.approvals import ApprovalBook
 from shipyard.control.deploys.inputs import DeployRequest
 from shipyard.control.deploys.oneoff import OneOffs
 from shipyard.control.deploys.registry import Registry
@@ -45,26 +49,33 @@ class ApiContext:
     store: Store
     events: EventLog
     stop: Callable[[bool], None]  # `shipyard down`: True stops every instance and the router too
+    approvals: ApprovalBook
+    access: AccessContext  # identities, audit, secrets, approve/reject (control/access/routes.py)
     metrics: MetricsContext | None = None  # history, alerts, events (control/metrics_api.py)
 
 
-def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
-    async def ping(body: dict[str, Any], q: dict[str, str]) -> Any:
+def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler[Identity]]:
+    async def ping(body: dict[str, Any], q: dict[str, str], who: Identity) -> Any:
         return {"ok": True, "pid": os.getpid(), "project": str(ctx.project), "spec_loads": ctx.specs.loads}
 
-    async def _start(req: DeployRequest, plan_only: bool, override: str | None = None,
-                     spec: Spec | None = None, performer: str = "local") -> AsyncIterator[dict[str, Any]]:
+    async def _start(req: DeployRequest, plan_only: bool, who: Identity, override: str | None = None,
+                     spec: Spec | None = None, detach: bool = False) -> AsyncIterator[dict[str, Any]]:
         # Prepared now, so bad input is answered as one JSON error, not inside a stream.
         plan = ctx.deploys.prepare(req, spec or ctx.specs.load())
+        performer = who.performer
         if not plan_only:
             ctx.deploys.check_manual_lock(plan)
             ctx.deploys.check_promotion(plan)
             ctx.deploys.check_window(plan, override, performer)
-            ctx.deploys.check_free(plan.env)
+            if plan.approval is None:
+                ctx.deploys.check_free(plan.env)
         ctx.deploys.check_port(plan)
+        if plan.approval is not None and not plan_only:
+            # Waits for approvals; the lock, windows and a running deployment are checked again at its start.
+            return ctx.approvals.follow(ctx.approvals.create(plan, who.name, performer, override), detach)
         return ctx.deploys.stream(plan, plan_only, performer)
 
-    async def deploy(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def deploy(body: dict[str, Any], q: dict[str, str], who: Identity) -> Any:
         req = DeployRequest("deploy", _env(body), ref=_opt(body, "ref"), release=_opt(body, "release"),
                             strategy=_opt(body, "strategy"), from_env=_opt(body, "from"))
         spec = ctx.specs.load()
@@ -75,17 +86,16 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
             override = _opt(body, "reason")
             if not override:
                 raise BadInput("--override-window needs --reason TEXT (it is recorded)")
-        return await _start(req, bool(body.get("plan")), override, spec, _performer(body))
+        return await _start(req, bool(body.get("plan")), who, override, spec, bool(body.get("detach")))
 
-    async def rollback(body: dict[str, Any], q: dict[str, str]) -> Any:
-        return await _start(DeployRequest("rollback", _env(body), to=_opt(body, "to")), bool(body.get("plan")),
-                            performer=_performer(body))
+    async def rollback(body: dict[str, Any], q: dict[str, str], who: Identity) -> Any:
+        return await _start(DeployRequest("rollback", _env(body), to=_opt(body, "to")), bool(body.get("plan")), who)
 
-    async def status(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def status(body: dict[str, Any], q: dict[str, str], who: Identity) -> Any:
         return status_json(ctx.specs.load(), q.get("env"), store=ctx.store, targets=ctx.targets,
                            registry=ctx.registry)
 
-    async def canary(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def canary(body: dict[str, Any], q: dict[str, str], who: Identity) -> Any:
         env = _env(body)
         ctx.specs.load().env(env)  # unknown environment → clear error
         command = body.get("command")
@@ -96,56 +106,62 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
             raise Refused(f"no canary rollout is running on {env} (see 'shipyard status --env {env}')")
         said = run.control(str(command))
         ctx.events.add(env, "canary_command", f"{command}: {said}")
+        ctx.store.add_audit(ctx.clock.time(), who.performer, f"canary_{command}", env, run.release, {"message": said})
         return {"ok": True, "env": env, "command": command, "message": said, "canary": run.to_json()}
 
-    async def run(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def run(body: dict[str, Any], q: dict[str, str], who: Identity) -> Any:
         argv = body.get("argv")
         if not isinstance(argv, list):
             raise BadInput("argv: expected the command as a list of strings")
         job = await ctx.oneoffs.prepare(ctx.specs.load(), _env(body), _opt(body, "release"), argv)
         if body.get("interactive"):
             return ctx.oneoffs.hand_over(job)
-        return ctx.oneoffs.stream(job, _performer(body))
+        return ctx.oneoffs.stream(job, who.performer)
 
-    async def run_done(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def run_done(body: dict[str, Any], q: dict[str, str], who: Identity) -> Any:
         code = body.get("exit_code")
         if not isinstance(code, int) or isinstance(code, bool):
             raise BadInput("exit_code: expected a whole number")
-        ctx.oneoffs.finished(str(_opt(body, "run")), code, _performer(body))
+        ctx.oneoffs.finished(str(_opt(body, "run")), code, who.performer)
         return {"ok": True}
 
-    async def lock(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def lock(body: dict[str, Any], q: dict[str, str], who: Identity) -> Any:
         env, action = _env(body), body.get("action")
         ctx.specs.load().env(env)  # unknown environment → clear error
         if action == "acquire":
             message = _opt(body, "message")
             if not message:
                 raise BadInput("-m/--message is required: say why deploys are held")
-            held = ctx.store.acquire_manual_lock(env, _performer(body), message[:500], ctx.clock.time())
+            held = ctx.store.acquire_manual_lock(env, who.performer, message[:500], ctx.clock.time())
             ctx.events.add(env, "lock", f"locked by {held.holder}: {held.message}")
+            ctx.store.add_audit(ctx.clock.time(), who.performer, "lock_acquire", env, None, {"message": held.message})
             return {"env": env, "locked": True, "holder": held.holder, "message": held.message,
                     "since": held.acquired_at}
         if action == "release":
             was = ctx.store.release_manual_lock(env)
             if was is not None:
-                ctx.events.add(env, "lock", f"released by {_performer(body)} (held by {was.holder}: {was.message})")
+                ctx.events.add(env, "lock", f"released by {who.performer} (held by {was.holder}: {was.message})")
+                ctx.store.add_audit(ctx.clock.time(), who.performer, "lock_release", env, None,
+                                    {"was_held_by": was.holder, "message": was.message})
             return {"env": env, "locked": False, "was_locked": was is not None}
         raise BadInput(f"action: expected acquire or release, got {action!r}")
 
-    async def locks(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def locks(body: dict[str, Any], q: dict[str, str], who: Identity) -> Any:
         env = q.get("env")
         if env:
             ctx.specs.load().env(env)
         return [{"env": h.env, "holder": h.holder, "message": h.message, "since": h.acquired_at}
                 for h in ctx.store.manual_locks() if not env or h.env == env]
 
-    async def down(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def down(body: dict[str, Any], q: dict[str, str], who: Identity) -> Any:
+        ctx.store.add_audit(ctx.clock.time(), who.performer, "down", None, None, {"all": bool(body.get("all", True))})
         ctx.stop(bool(body.get("all", True)))
         return {"ok": True}
 
     return {
         **read_routes(ReadContext(ctx.store, ctx.paths, ctx.clock, ctx.specs.load, ctx.backups)),
         **(metrics_routes(ctx.metrics) if ctx.metrics is not None else {}),
+        **access_routes(ctx.access),
         ("GET", "/v1/ping"): ping,
         ("POST", "/v1/deploy"): deploy,
         ("POST", "/v1/rollback"): rollback,
@@ -164,16 +180,6 @@ def _env(body: dict[str, Any]) -> str:
     if not isinstance(env, str) or not env:
         raise BadInput("--env is required")
     return env
-
-
-def _performer(body: dict[str, Any]) -> str:
-    """Who acts: the local admin token, with the name the CLI says it runs for (SHIPYARD_PERFORMER, e.g. a CI
-    job's actor, or the OS user). Informational until identities land: every local caller is an admin."""
-    said = body.get("performer")
-    if isinstance(said, str) and said.strip():
-        name = "".join(c for c in said.strip() if c.isprintable())[:64]
-        return f"local ({name})"
-    return "local"
 
 
 def _opt(body: dict[str, Any], key: str) -> str | None:

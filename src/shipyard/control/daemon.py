@@ -23,10 +23,15 @@ from pathlib import Path
 
 import psutil
 
+from shipyard.control.access.gate import Gatekeeper
+from shipyard.control.access.identities import TokenBook
+from shipyard.control.access.limiter import FailureLimiter
+from shipyard.control.access.routes import AccessContext
 from shipyard.control.alerts import Evaluator
 from shipyard.control.api import ApiContext, build_routes
 from shipyard.control.backups import BackupService, start_scheduler
 from shipyard.control.deploys.adopt import adopt, router_restarted
+from shipyard.control.deploys.approvals import ApprovalBook
 from shipyard.control.deploys.oneoff import OneOffs
 from shipyard.control.deploys.registry import Registry
 from shipyard.control.deploys.service import DeployService
@@ -77,6 +82,8 @@ class ControlPlane:
         self.deploys = DeployService(specs=self.specs, paths=paths, store=store, secrets=secrets, clock=clock,
                                      events=events, targets=self.targets, releases=self.releases,
                                      registry=self.registry)
+        self.approvals = ApprovalBook(deploys=self.deploys, store=store, clock=clock, events=events,
+                                      registry=self.registry)
         self.backups = BackupService(store=store, secrets=secrets, paths=paths, load_spec=self.specs.load,
                                      clock=clock)
         # Metrics, history and alerts (docs/alerts.md): always on; the background tasks read the spec when it changes.
@@ -107,16 +114,22 @@ class ControlPlane:
             log.warning("cannot read the spec while re-adopting: %s", err)
         await adopt(store=self.store, targets=self.targets, supervisor=self.supervisor, events=self.events,
                     clock=self.clock, spec=spec)
+        self.approvals.forget_stale()
         keeper = guarded(self.link.keep_running(self._router_restarted), "router-keeper")
         scheduler = start_scheduler(self.backups)
         sched_task = asyncio.create_task(scheduler.run_forever()) if scheduler else None
         observers = [guarded(self.recorder.run_forever(), "history-recorder"),
-                     guarded(self.evaluator.run_forever(), "alert-evaluator")]
+                     guarded(self.evaluator.run_forever(), "alert-evaluator"),
+                     guarded(self.approvals.expire_forever(), "approval-timeouts")]
         listen = spec.metrics.address if spec is not None else ("127.0.0.1", 9420)
         metrics_port = await self.metrics_server.start(*listen) if listen is not None else None
-        server = ApiServer(token, build_routes(ApiContext(
+        tokens = TokenBook(self.store, self.clock, token)
+        access = AccessContext(store=self.store, clock=self.clock, tokens=tokens, secrets=self.secrets,
+                               approvals=self.approvals, load_spec=self.specs.load)
+        server = ApiServer(Gatekeeper(tokens, FailureLimiter(self.clock)), build_routes(ApiContext(
             project=self.paths.project, paths=self.paths, clock=self.clock, backups=self.backups, specs=self.specs, deploys=self.deploys, registry=self.registry,
             targets=self.targets, store=self.store, events=self.events, stop=self.stop,
+            approvals=self.approvals, access=access,
             oneoffs=OneOffs(paths=self.paths, store=self.store, targets=self.targets, events=self.events),
             metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator))))
         api_port = await server.start("127.0.0.1", port)

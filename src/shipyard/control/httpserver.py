@@ -7,16 +7,20 @@ Every request is answered, never dropped: a malformed head, a Content-Length tha
 body that is not a UTF-8 JSON object → 400; a head or body that does not arrive within 10 s → 408; a head
 over 64 KiB → 431, a body over 1 MiB → 413; a handler failing unexpectedly → 500 (logged). Errors are
 ``{"error", "exit_code"}`` documents, the shape the CLI prints (docs/security.md).
+
+Access (docs/access.md): the ``Gate`` names the caller from its bearer token (unknown or revoked → 401, too
+many failures from one address → 429 with Retry-After) and checks the route against its role and
+environments (→ 403), before the handler runs; the handler gets the caller as its third argument.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from shipyard.errors import ShipyardError
@@ -28,7 +32,17 @@ MAX_HEAD = 64 * 1024
 # The CLI sends its whole request at once; a client that stalls longer than this is answered 408.
 HEAD_TIMEOUT = 10.0
 BODY_TIMEOUT = 10.0
-Handler = Callable[[dict[str, Any], dict[str, str]], Awaitable[Any]]
+C = TypeVar("C")
+# (body, query, caller) → a JSON value, or an async iterator of them (streamed as NDJSON).
+Handler = Callable[[dict[str, Any], dict[str, str], C], Awaitable[Any]]
+
+
+class Gate(Protocol[C]):
+    def identify(self, bearer: str | None, client: str) -> C:
+        """The caller of a token (raise a ShipyardError with ``http_status`` 401 or 429 if none)."""
+
+    def authorize(self, who: C, method: str, path: str, body: dict[str, Any], query: dict[str, str]) -> C:
+        """The caller as the handler gets it; raise a ShipyardError with ``http_status`` 403 if refused."""
 
 
 class HttpError(Exception):
@@ -37,8 +51,9 @@ class HttpError(Exception):
         self.status = status
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-            408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
+            429: "Too Many Requests",
             431: "Request Header Fields Too Large", 500: "Internal Server Error"}
 
 
@@ -53,9 +68,9 @@ def _json_kind(value: Any) -> str:
 
 
 
-class ApiServer:
-    def __init__(self, token: str, routes: dict[tuple[str, str], Handler]) -> None:
-        self._token = token.encode()
+class ApiServer(Generic[C]):
+    def __init__(self, gate: Gate[C], routes: dict[tuple[str, str], Handler[C]]) -> None:
+        self._gate = gate
         self._routes = routes
         self._server: asyncio.Server | None = None
 
@@ -84,11 +99,16 @@ class ApiServer:
         try:
             method, target, headers = await self._head(reader)
             auth = headers.get("authorization", "")
-            if not (auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].encode(), self._token)):
-                raise HttpError(401, "missing or wrong control token")
+            peer = writer.get_extra_info("peername")
+            # Identified before the body is read: an unknown caller never gets to send a megabyte.
+            caller = self._gate.identify(auth[7:].strip() if auth.startswith("Bearer ") else None,
+                                         str(peer[0]) if isinstance(peer, tuple) else "local")
             body = await self._body(reader, headers)
         except HttpError as err:
             await self._send(writer, err.status, {"error": str(err), "exit_code": 2})
+            return
+        except ShipyardError as err:  # 401 / 429 from the gate
+            await self._refuse(writer, err)
             return
         url = urlsplit(target)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
@@ -97,9 +117,10 @@ class ApiServer:
             await self._send(writer, 404, {"error": f"no route {method} {url.path}"[:200], "exit_code": 2})
             return
         try:
-            result = await handler(body, query)
+            who = self._gate.authorize(caller, method, url.path, body, query)
+            result = await handler(body, query, who)
         except ShipyardError as err:
-            await self._send(writer, 200, {"error": str(err), "exit_code": err.exit_code})
+            await self._refuse(writer, err)
             return
         except HttpError as err:
             await self._send(writer, err.status, {"error": str(err)})
@@ -165,10 +186,17 @@ class ApiServer:
             raise HttpError(400, f"body must be a JSON object, got a {_json_kind(body)}")
         return body
 
-    async def _send(self, writer: asyncio.StreamWriter, status: int, obj: Any) -> None:
+    async def _refuse(self, writer: asyncio.StreamWriter, err: ShipyardError) -> None:
+        """A ShipyardError answered: 200 with its exit code, or its ``http_status`` (401/403/429)."""
+        status = int(getattr(err, "http_status", 200))
+        retry = getattr(err, "retry_after", None)
+        extra = f"Retry-After: {max(1, math.ceil(retry))}\r\n" if isinstance(retry, int | float) else ""
+        await self._send(writer, status, {"error": str(err), "exit_code": err.exit_code}, extra)
+
+    async def _send(self, writer: asyncio.StreamWriter, status: int, obj: Any, extra: str = "") -> None:
         data = json.dumps(obj, default=str).encode()
         writer.write(f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
+                     f"Content-Length: {len(data)}\r\n{extra}Connection: close\r\n\r\n".encode() + data)
         await writer.drain()
 
     async def _stream(self, writer: asyncio.StreamWriter, events: AsyncIterator[Any]) -> None:

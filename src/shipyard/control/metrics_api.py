@@ -43,8 +43,8 @@ def _duration(q: dict[str, str], key: str, default: str) -> float:
     return value
 
 
-def metrics_routes(ctx: MetricsContext) -> dict[tuple[str, str], Handler]:
-    async def metrics(body: dict[str, Any], q: dict[str, str]) -> Any:
+def metrics_routes(ctx: MetricsContext) -> dict[tuple[str, str], Handler[object]]:
+    async def metrics(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
         env = q.get("env")
         if not env:
             raise BadInput("--env is required")
@@ -72,7 +72,7 @@ def metrics_routes(ctx: MetricsContext) -> dict[tuple[str, str], Handler]:
                 "resolution": "raw" if raw_ok else "minute",
                 "total": [p.to_json() for p in env_total(points, step)], "releases": releases}
 
-    async def alerts(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def alerts(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
         # Loaded (and so validated) even without --env: a broken [[alerts]] is exit 2 with its key path here,
         # while the evaluator keeps evaluating the last valid rules.
         spec = ctx.load_spec()
@@ -82,7 +82,7 @@ def metrics_routes(ctx: MetricsContext) -> dict[tuple[str, str], Handler]:
         return {"evaluations": ctx.evaluator.evaluations,
                 "rules": [v.to_json() for v in ctx.evaluator.view(env)]}
 
-    async def events(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def events(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
         env = q.get("env") or None
         if env is not None:
             ctx.load_spec().env(env)

@@ -44,7 +44,7 @@ class ReadContext:
     backups: BackupService
 
 
-def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
+def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler[object]]:
     running: set[asyncio.Task[Any]] = set()  # long operations outlive their request (and its client)
 
     def env_of(args: dict[str, Any]) -> str:
@@ -58,7 +58,7 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
         ctx.load_spec().env(env)  # bad config or unknown environment → exit 2
         return env
 
-    async def history(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def history(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
         env = known_env(q)
         limit = _int(q.get("limit", "20"), "--limit")
         if not 1 <= limit <= MAX_HISTORY:
@@ -79,14 +79,14 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
                                     "duration_s": s.duration_s} for s in steps]})
         return rows
 
-    async def releases(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def releases(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
         envs = ctx.store.list_environments()
         return [{"release": r.id, "commit": r.commit, "ref": r.ref, "message": r.message, "author": r.author,
                  "created_at": r.created_at, "build_duration_s": r.build_duration_s,
                  "content_hash": r.content_hash, "serving": [e.name for e in envs if e.current_release == r.id],
                  "on_disk": (ctx.paths.state / "releases" / r.id).is_dir()} for r in ctx.store.list_releases()]
 
-    async def instances(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def instances(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
         env = known_env(q)
         if q.get("deployment"):
             return _started_by(env, _int(q["deployment"], "--deployment"))
@@ -105,7 +105,7 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
         return [{"id": iid, "env": env, "release": dep.release, "live": iid in live,
                  "log": str(ctx.paths.instance_log(env, iid))} for iid in ids]
 
-    async def backup_list(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def backup_list(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
         return await ctx.backups.listing(env_of(q), _source(q))
 
     def long(op: str, env: str, work: Callable[[], Awaitable[dict[str, Any]]]) -> AsyncIterator[dict[str, Any]]:
@@ -114,7 +114,7 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
         task.add_done_callback(lambda t: _done(t, running, op, env))
         return _follow(op, env, task, ctx.clock)
 
-    async def backup_run(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def backup_run(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
         env, source = env_of(body), _source(body)
 
         async def work() -> dict[str, Any]:
@@ -123,7 +123,7 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
 
         return long("backup run", env, work)
 
-    async def backup_verify(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def backup_verify(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
         env, source = env_of(body), _source(body)
         subset = body.get("subset")
         if subset is not None and (not isinstance(subset, int | float) or not 0 < subset <= 1):
@@ -134,7 +134,7 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
 
         return long("backup verify", env, work)
 
-    async def backup_restore(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def backup_restore(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
         env, source = env_of(body), _source(body)
         if source is None:
             raise BadInput("--source is required")
@@ -154,11 +154,11 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler]:
 
         return long("backup restore", env, work)
 
-    async def backup_forget(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def backup_forget(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
         results = await ctx.backups.forget(env_of(body), _source(body), bool(body.get("dry_run")))
         return [r.to_dict() for r in results]
 
-    async def backup_drill(body: dict[str, Any], q: dict[str, str]) -> Any:
+    async def backup_drill(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
         env, source = env_of(body), _source(body)
 
         async def work() -> dict[str, Any]:

@@ -101,3 +101,4 @@ class OneOffs:
     def _record(self, env: str, release: str, command: str, performer: str, code: int) -> None:
         self.events.add(env, "run", f"run `{command}` in {release} by {performer}: exit {code}",
                         data={"command": command, "release": release, "performer": performer, "exit_code": code})
+        self.store.add_audit(self.events.clock.time(), performer, "run", env, release, {"command": command, "exit_code": code})

@@ -33,7 +33,7 @@ from shipyard.errors import LockHeld, Refused, ShipyardError
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec import Spec
 from shipyard.primitives.spec.secrets import SecretStore
-from shipyard.primitives.store import Store
+from shipyard.primitives.store import DeploymentRec, Store
 
 log = logging.getLogger("shipyard.control")
 Emit = Callable[[dict[str, Any]], None]
@@ -67,6 +67,8 @@ class DeployService:
         self.events.add(plan.env, "window_override", f"{plan.kind} of {plan.release} outside its window by "
                         f"{performer}: {override_reason} ({plan.window.reason})",
                         data={"performer": performer, "reason": override_reason})
+        self.store.add_audit(self.clock.time(), performer, "window_override", plan.env, plan.release,
+                             {"reason": override_reason, "window": plan.window.reason})
 
     def check_manual_lock(self, plan: Plan) -> None:
         """A held `shipyard lock` refuses deploys (exit 3) naming its holder and message; rollbacks pass."""
@@ -117,13 +119,17 @@ class DeployService:
                 return
             yield item
 
-    async def run(self, plan: Plan, emit: Emit, performer: str = "local") -> dict[str, Any]:
-        """Apply ``plan``; returns the result document (see README for its fields)."""
+    async def run(self, plan: Plan, emit: Emit, performer: str = "local",
+                  deployment: DeploymentRec | None = None) -> dict[str, Any]:
+        """Apply ``plan``; returns the result document (see README for its fields). ``deployment``: an
+        approved one already started (store.start_waiting took its lock), else a new one is begun."""
         t0 = time.monotonic()
         target = self.targets.get(plan.env)
-        dep = self.store.begin_deployment(plan.env, kind=plan.kind, release=plan.release,
-                                          previous_release=plan.previous, strategy=plan.strategy,
-                                          plan=[s.to_json() for s in plan.steps], started_at=self.clock.time())
+        dep = deployment or self.store.begin_deployment(
+            plan.env, kind=plan.kind, release=plan.release, previous_release=plan.previous,
+            strategy=plan.strategy, plan=[s.to_json() for s in plan.steps], started_at=self.clock.time())
+        self.store.add_audit(self.clock.time(), performer, plan.kind, plan.env, f"deployment {dep.id}",
+                             {"release": plan.release, "previous_release": plan.previous})
         emit({"event": "started", "deployment": dep.id, "env": plan.env, "release": plan.release,
               "previous_release": plan.previous, "kind": plan.kind})
         outcome, reason = "failed", None

@@ -24,6 +24,7 @@ from shipyard.engine.rollout.strategies import RolloutSettings, plan_deploy, pla
 from shipyard.engine.rollout.windows import WindowVerdict
 from shipyard.engine.rollout.windows import check as check_window
 from shipyard.errors import BadInput
+from shipyard.primitives.spec.approval import ApprovalSpec
 from shipyard.primitives.spec.diff import diff_config
 from shipyard.primitives.spec.durations import format_duration
 from shipyard.primitives.spec.masking import spec_snapshot
@@ -137,6 +138,7 @@ class Plan:
     window: WindowVerdict = WindowVerdict(True)  # may a deploy start now (rollbacks are never held)
     promotion: Mapping[str, Any] | None = None  # from where, why refused, what differs between the two
     note: str | None = None  # why this deployment happens when nobody asked (automatic rollback)
+    approval: ApprovalSpec | None = None  # a deploy waits for approvals before its first step (never a rollback)
     trigger: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -161,6 +163,8 @@ class Plan:
         out["rollback_triggers"] = [c.describe() for c in self.triggers]
         if self.promotion is not None:
             out["promotion"] = dict(self.promotion)
+        if self.approval is not None:
+            out["approval"] = self.approval.to_json()
         if not self.window.allowed:
             out["window"] = {"allowed": False, "reason": self.window.reason,
                              "next_open": self.window.next_open.isoformat() if self.window.next_open else None}
@@ -242,7 +246,8 @@ def prepare(inputs: PlanInputs) -> Plan:
         keep_releases=min(e.keep_releases for e in spec.environments.values()), warm_switch=warm, build=build,
         on_rollback=tuple(_hook(spec, "post_rollback", target)) if inputs.kind == "deploy" else (),
         window=check_window(envspec.windows, inputs.now) if inputs.kind == "deploy" and inputs.now is not None
-        else WindowVerdict(True), promotion=_promotion(inputs, envspec) if inputs.kind == "deploy" else None)
+        else WindowVerdict(True), promotion=_promotion(inputs, envspec) if inputs.kind == "deploy" else None,
+        approval=envspec.approval if inputs.kind == "deploy" else None)
 
 
 def _promotion(inputs: PlanInputs, envspec: EnvSpec) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from shipyard.errors import ConfigError
 from shipyard.primitives.spec.alerting import AlertSpec, MetricsSpec
+from shipyard.primitives.spec.approval import orphan_approval
 from shipyard.primitives.spec.errors import Loc, dotted, problems, show, unknown_key
 from shipyard.primitives.spec.models import AppSpec, EnvSettings, EnvSpec, Spec, check_env_name
 from shipyard.primitives.spec.pipeline import HooksSpec
@@ -219,6 +220,10 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
         found.append((("environments",), "define at least one environment, e.g. [environments.staging]"))
     else:
         for name, own in raw_envs.items():
+            orphan = orphan_approval(str(name), own, defaults)
+            if orphan is not None:
+                found.append((("environments", str(name), "approval"), orphan))
+                continue
             env, errs = _resolve_env(str(name), own, defaults)
             found += errs
             if env is not None:

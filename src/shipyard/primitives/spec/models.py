@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, field_va
 
 from shipyard.errors import NotFound
 from shipyard.primitives.spec.alerting import AlertSpec, MetricsSpec
+from shipyard.primitives.spec.approval import ApprovalSpec
 from shipyard.primitives.spec.backup import BackupSpec
 from shipyard.primitives.spec.base import (
     MAX_LIST,
@@ -209,6 +210,7 @@ class EnvSettings(SpecModel):
     release: Commands | None = None  # overrides [app] release here; "" skips it
     windows: WindowsSpec | None = None  # deploy windows and freezes (spec/pipeline.py)
     promotion: PromotionSpec | None = None  # which releases it takes (spec/pipeline.py)
+    approval: ApprovalSpec | None = None  # deploys wait for approvals (spec/approval.py)
 
 
 class EnvSpec(EnvSettings):

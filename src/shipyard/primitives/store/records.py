@@ -7,7 +7,8 @@ from typing import Any
 
 JSONDict = dict[str, Any]
 
-DEPLOYMENT_OUTCOMES = frozenset({"succeeded", "failed", "rolled_back", "interrupted"})
+DEPLOYMENT_OUTCOMES = frozenset({"succeeded", "failed", "rolled_back", "interrupted", "rejected", "expired"})
+WAITING = "waiting_approval"  # a deployment created, not started: it waits for approvals (store/access.py)
 STEP_STATUSES = frozenset({"pending", "running", "succeeded", "failed", "skipped"})
 RELEASE_STATUSES = frozenset({"ready", "failed"})
 

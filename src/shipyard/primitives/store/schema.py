@@ -192,3 +192,44 @@ manual_locks = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("acquired_at", sa.Float, nullable=False),
 )
+
+# -- identities, audit, approvals (revision 0004; control/access, control/deploys/approvals.py) ---------------
+
+# A token's clear value is never stored: `digest` is the SHA-256 of the whole token, `token_id` its public
+# prefix (the lookup key). `envs` is a JSON list (None: every environment).
+tokens = sa.Table(
+    "tokens", metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("token_id", sa.Text, nullable=False, unique=True),
+    sa.Column("digest", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("envs", JSONText, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+    sa.Column("last_used_at", sa.Float, nullable=True),
+)
+
+audit = sa.Table(
+    "audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("performer", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("env", sa.Text, nullable=True),
+    sa.Column("target", sa.Text, nullable=True),
+    sa.Column("detail", JSONText, nullable=True),
+    sa.Index("ix_audit_env_id", "env", "id"),
+)
+
+approvals = sa.Table(
+    "approvals", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment_id", sa.Integer,
+              sa.ForeignKey("deployments.id", name="fk_approvals_deployment", ondelete="CASCADE"), nullable=False),
+    sa.Column("identity", sa.Text, nullable=False),
+    sa.Column("decision", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.UniqueConstraint("deployment_id", "identity", name="uq_approvals_deployment_identity"),
+)

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from shipyard.errors import LockHeld, NotFound, Refused, ShipyardError
 from shipyard.primitives.store import schema as t
+from shipyard.primitives.store.audit import AuditStore
 from shipyard.primitives.store.connect import WRITE_OPTION, translated
 from shipyard.primitives.store.history import HistoryStore
 from shipyard.primitives.store.locks import LockStore
@@ -33,6 +34,7 @@ from shipyard.primitives.store.records import (
     ReleaseRec,
 )
 from shipyard.primitives.store.rows import to_deployment, to_environment
+from shipyard.primitives.store.tokens import TokenStore
 
 INTERRUPTED_REASON = "the control plane stopped while this deployment was running"
 
@@ -44,7 +46,7 @@ class _Unset(Enum):
 UNSET = _Unset.UNSET
 
 
-class Store(StoreReader, HistoryStore, LockStore):
+class Store(StoreReader, HistoryStore, LockStore, TokenStore, AuditStore):
     """The state database, read and written."""
 
     # -- plumbing -------------------------------------------------------------------------------------
