@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 
 from shipyard.engine.backup import pitr_restore, pitr_setup
-from shipyard.engine.backup.chunks import DEFAULT_CHUNK, ChunkReader
 from shipyard.engine.backup.keys import BackupKey
 from shipyard.engine.backup.manifest import Manifest
-from shipyard.engine.backup.pipeline import EncryptingSink, decrypted, drain
+from shipyard.engine.backup.pipeline import DEFAULT_AVG, EncryptingSink, decrypted, drain
 from shipyard.engine.backup.pitr import Stanza, backups_of, parse_at
 from shipyard.engine.backup.repository import Repository, new_backup_id
 from shipyard.engine.backup.results import (
@@ -27,7 +25,8 @@ from shipyard.engine.backup.results import (
 from shipyard.engine.backup.retention import apply_policy
 from shipyard.engine.backup.sources import files, postgres, sqlite
 from shipyard.engine.backup.sources.base import DumpInfo, RestoreCheck, RestoreTarget
-from shipyard.errors import BadInput, NotFound, Refused, ShipyardError
+from shipyard.engine.backup.stores import LocalStore, open_store
+from shipyard.errors import BadInput, IntegrityError, NotFound, Refused, ShipyardError
 from shipyard.primitives.clock import Clock, SystemClock
 from shipyard.primitives.spec.backup import BackupSpec, FilesSource, PostgresSource, SqliteSource
 
@@ -38,21 +37,25 @@ __all__ = ["AnySource", "BackupVerifyResult", "Backups", "CopyResult", "ForgetRe
 
 
 def _label(repo: Repository, m: Manifest) -> str:
-    return f"backup {m.id} of source {m.source!r} in {repo.root}"
+    return f"backup {m.id} of source {m.source!r} in {repo.url}"
 
 
 class Backups:
-    """One environment's backups. Paths in the spec are relative to ``base_dir`` (the project)."""
+    """One environment's backups. Paths in the spec are relative to ``base_dir`` (the project); ``secrets``
+    are the environment's (S3 credentials are read from them); ``chunk_size`` is the average chunk."""
 
     def __init__(self, spec: BackupSpec, key: BackupKey, *, base_dir: Path, clock: Clock | None = None,
-                 chunk_size: int = DEFAULT_CHUNK) -> None:
+                 chunk_size: int = DEFAULT_AVG, secrets: Mapping[str, str] | None = None,
+                 lock_dir: Path | None = None) -> None:
         self.spec = spec
         self.key = key
         self.base_dir = base_dir
         self.clock: Clock = clock or SystemClock()
         self.chunk_size = chunk_size
-        self.repo = Repository(self.path(spec.repository))
-        self.copies = [Repository(self.path(p)) for p in spec.copy_to]
+        self.secrets = dict(secrets or {})
+        locks = lock_dir or base_dir / ".shipyard" / "backup-locks"
+        self.repo = Repository(open_store(spec.repository, spec, self.secrets, base_dir), key, locks)
+        self.copies = [Repository(open_store(p, spec, self.secrets, base_dir), key, locks) for p in spec.copy_to]
 
     def path(self, p: str) -> Path:
         q = Path(p).expanduser()
@@ -62,11 +65,14 @@ class Backups:
         return [self.spec.source(only)] if only else list(self.spec.sources)
 
     def stanza(self, src: PostgresSource) -> Stanza:
-        return Stanza(src, self.repo.root, self.key, retention=self.spec.retention)
+        if not isinstance(self.repo.store, LocalStore):
+            raise BadInput(f"source {src.name!r}: pitr needs a local repository or s3:// (pgBackRest has no "
+                           "SFTP repository in the packaged version)")
+        return Stanza(src, self.repo.store.root, self.key, retention=self.spec.retention)
 
     # -- run ---------------------------------------------------------------------------------------------
     def run(self, only: str | None = None) -> list[RunResult]:
-        self.repo.check_key(self.key, create=True)
+        self.repo.check_key(create=True)
         results = []
         for src in self.sources(only):
             results.append(self._run_one(src))
@@ -85,7 +91,7 @@ class Backups:
         started, t0 = self.clock.time(), self.clock.monotonic()
         try:
             with self.repo.locked(f"back up {src.name!r}"):
-                cleaned = len(self.repo.clean_leftovers())
+                cleaned = self.repo.collect()
                 m = self._write(src, started, t0)
         except (ShipyardError, OSError) as exc:
             return RunResult(src.name, src.kind, False, started, self.clock.monotonic() - t0, error=str(exc))
@@ -109,44 +115,40 @@ class Backups:
                          b.stored, pitr={"engine": "pgbackrest", "type": b.type, "notes": notes})
 
     def _write(self, src: AnySource, started: float, t0: float) -> Manifest:
+        """Blobs first (only those the repository lacks), the snapshot last. A failure leaves blobs no
+        snapshot names: the next run's ``collect`` removes them."""
         bid = new_backup_id(started)
-        tmp = self.repo.tmp_data_path(src.name, bid)
-        threads = src.jobs if isinstance(src, PostgresSource) else 1
+        sink = EncryptingSink(self.repo, self.repo.blobs(), avg_size=self.chunk_size)
         try:
-            with open(tmp, "wb") as fh:
-                sink = EncryptingSink(fh, self.key, bid, chunk_size=self.chunk_size, threads=threads)
-                info = self._dump(src, sink)
-                stats = sink.close()
-                fh.flush()
-                os.fsync(fh.fileno())
-            finished = self.clock.time()
-            m = Manifest(id=bid, source=src.name, kind=src.kind, created_at=started,
-                         snapshot_time=info.snapshot_time, finished_at=finished, key_id=self.key.key_id,
-                         chunk_size=stats.chunk_size, chunks=stats.chunks, compression="zstd",
-                         plain_size=stats.plain_size, plain_sha256=stats.plain_sha256,
-                         stored_size=stats.stored_size, stored_sha256=stats.stored_sha256, meta=info.meta,
-                         tools=info.tools, timings={"total_s": round(self.clock.monotonic() - t0, 3)})
-            self.repo.commit(m, self.key, tmp)
+            info = self._dump(src, sink)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            sink.abort()
             raise
+        stats = sink.close()
+        m = Manifest(id=bid, source=src.name, kind=src.kind, created_at=started, snapshot_time=info.snapshot_time,
+                     finished_at=self.clock.time(), key_id=self.key.key_id, compression="zstd",
+                     plain_size=stats.plain_size, plain_sha256=stats.plain_sha256, stored_size=stats.stored_size,
+                     total_stored=stats.total_stored, blobs=stats.blobs, meta=info.meta, tools=info.tools,
+                     timings={"total_s": round(self.clock.monotonic() - t0, 3)})
+        self.repo.commit(m)
         return m
 
     def _replicate(self, source: str, newest: Manifest) -> Iterator[CopyResult]:
         """Copies every backup of ``source`` the second sites lack, then re-verifies them there."""
         for dst in self.copies:
             try:
-                dst.check_key(self.key, create=True)
-                with dst.locked(f"copy to {dst.root}"):
-                    dst.clean_leftovers()
+                dst.check_key(create=True)
+                with dst.locked(f"copy to {dst.url}"):
+                    dst.collect()
                     have = {m.id for m in dst.manifests(source)}
+                    blobs = dst.blobs()
                     for m in self.repo.manifests(source):
                         if m.id not in have:
-                            dst.copy_from(self.repo, self.repo.authenticated(m, self.key), self.key)
+                            dst.copy_from(self.repo, m, blobs)
                             self._verify_one(dst, dst.load(source, m.id), None, random.Random())
-                yield CopyResult(str(dst.root), True)
+                yield CopyResult(dst.url, True)
             except (ShipyardError, OSError) as exc:
-                yield CopyResult(str(dst.root), False, str(exc))
+                yield CopyResult(dst.url, False, str(exc))
 
     # -- list --------------------------------------------------------------------------------------------
     def list_backups(self, only: str | None = None) -> list[Manifest]:
@@ -192,12 +194,19 @@ class Backups:
         rng = rng or random.Random()
         out = self._verify_pitr(only)
         for repo in [self.repo, *self.copies]:
-            repo.check_key(self.key, create=False)
-            for m in repo.manifests(only):
+            repo.check_key(create=False)  # a wrong key is refused (exit 2), not reported per backup
+            try:
+                found, problems = repo.scan(only)
+                blobs = repo.blobs()
+            except ShipyardError as exc:
+                out.append(BackupVerifyResult(repo.url, only or "*", "config", False, 0, 0, str(exc)))
+                continue
+            out.extend(BackupVerifyResult(repo.url, only or "*", bid, False, 0, 0, err) for bid, err in problems)
+            for m in found:
                 try:
-                    out.append(self._verify_one(repo, repo.load(m.source, m.id, self.key), subset, rng))
+                    out.append(self._verify_one(repo, m, subset, rng, blobs))
                 except ShipyardError as exc:
-                    out.append(BackupVerifyResult(str(repo.root), m.source, m.id, False, m.chunks, 0, str(exc)))
+                    out.append(BackupVerifyResult(repo.url, m.source, m.id, False, m.chunks, 0, str(exc)))
         return out
 
     def _verify_pitr(self, only: str | None) -> list[BackupVerifyResult]:
@@ -215,35 +224,39 @@ class Backups:
                                         str(exc)))
         return out
 
-    def _verify_one(self, repo: Repository, m: Manifest, subset: float | None,
-                    rng: random.Random) -> BackupVerifyResult:
+    def _verify_one(self, repo: Repository, m: Manifest, subset: float | None, rng: random.Random,
+                    blobs: dict[str, int] | None = None) -> BackupVerifyResult:
+        """Every blob present with its size; then all decrypted (with the stream's SHA-256) or a sample."""
         label = _label(repo, m)
-        actual = repo.data_path(m).stat().st_size
-        if actual != m.stored_size:
-            from shipyard.errors import IntegrityError
-
-            raise IntegrityError(f"{label}: stored file is {actual} bytes, the manifest says {m.stored_size} "
-                                 "(truncated or extended)")
-        with repo.open_data(m) as fh:
-            if subset is None:
-                drain(decrypted(fh, m, self.key, label=label))
-                return BackupVerifyResult(str(repo.root), m.source, m.id, True, m.chunks, m.chunks)
-            reader = ChunkReader(fh, self.key.data_key(m.id), m.id, label=label, size=m.stored_size)
-            n = max(1, math.ceil(subset * reader.chunks))
-            for index in sorted(rng.sample(range(reader.chunks), min(n, reader.chunks))):
-                reader.read_chunk(index)
-            return BackupVerifyResult(str(repo.root), m.source, m.id, True, m.chunks, min(n, reader.chunks))
+        have = repo.blobs() if blobs is None else blobs
+        for i, (blob_id, size) in enumerate(m.blobs):
+            if have.get(blob_id) != size:
+                state = "missing" if blob_id not in have else f"{have[blob_id]} bytes, the manifest says {size}"
+                raise IntegrityError(f"{label}: blob {i} of {m.chunks} ({blob_id[:12]}) is {state}")
+        if subset is None:
+            drain(decrypted(repo, m, label=label))
+            return BackupVerifyResult(repo.url, m.source, m.id, True, m.chunks, m.chunks)
+        n = min(max(1, math.ceil(subset * m.chunks)), m.chunks)
+        for index in sorted(rng.sample(range(m.chunks), n)):
+            repo.read_blob(m.blobs[index][0], label)
+        return BackupVerifyResult(repo.url, m.source, m.id, True, m.chunks, n)
 
     # -- restore -----------------------------------------------------------------------------------------
     def pick(self, source: str, backup_id: str | None) -> Manifest:
         self.spec.source(source)
-        self.repo.check_key(self.key, create=False)
+        self.repo.check_key(create=False)
         if backup_id:
-            return self.repo.load(source, backup_id, self.key)
-        m = self.newest(source)
+            return self.repo.load(source, backup_id)
+        found, problems = self.repo.scan(source)
+        m = found[-1] if found else None
+        # Backup ids sort by time: an unreadable snapshot newer than the newest readable one may be the
+        # newest backup of this source, so restoring an older one without being asked would be a surprise.
+        newer = [err for bid, err in problems if m is None or bid > m.id]
+        if newer:
+            raise IntegrityError(f"{newer[0]} (pass --backup ID to restore an older backup)")
         if m is None:
-            raise NotFound(f"no backups of source {source!r} in {self.repo.root}")
-        return self.repo.authenticated(m, self.key)
+            raise NotFound(f"no backups of source {source!r} in {self.repo.url}")
+        return m
 
     def restore(self, source: str, *, backup_id: str | None = None, to_url: str | None = None,
                 to_path: Path | None = None, replace: bool = False, at: str | None = None) -> RestoreResult:
@@ -285,10 +298,10 @@ class Backups:
 
     def _pitr_ready(self, src: PostgresSource) -> Stanza:
         """The stanza with its configuration rewritten from the key (a new machine has only the repository)."""
-        self.repo.check_key(self.key, create=False)
+        self.repo.check_key(create=False)
         stanza = self.stanza(src)
         if not stanza.dir.exists():
-            raise NotFound(f"no pgBackRest backups of source {src.name!r} in {self.repo.root}")
+            raise NotFound(f"no pgBackRest backups of source {src.name!r} in {self.repo.url}")
         stanza.prepare()
         return stanza
 
@@ -299,19 +312,16 @@ class Backups:
 
     def restore_into(self, src: AnySource, m: Manifest, target: RestoreTarget,
                       user_sql: bool = False) -> tuple[list[RestoreCheck], str]:
-        label = _label(self.repo, m)
-        with self.repo.open_data(m) as fh:
-            blocks = decrypted(fh, m, self.key, label=label)
-            if isinstance(src, PostgresSource):
-                postgres.restore(src, blocks, target)
-                url = target.url or src.url
-                return postgres.check(src, url, m.meta.get("tables", {}), user_sql=user_sql), \
-                    url.rsplit("@", 1)[-1]
-            if isinstance(src, SqliteSource):
-                path = sqlite.restore(src, self.path(src.path), blocks, target)
-                return sqlite.check(path, m.meta.get("tables", {})), str(path)
-            root = files.restore(src, self.path(src.path), blocks, target)
-            return files.check(root, m.meta), str(root)
+        blocks = decrypted(self.repo, m, label=_label(self.repo, m))
+        if isinstance(src, PostgresSource):
+            postgres.restore(src, blocks, target)
+            url = target.url or src.url
+            return postgres.check(src, url, m.meta.get("tables", {}), user_sql=user_sql), url.rsplit("@", 1)[-1]
+        if isinstance(src, SqliteSource):
+            path = sqlite.restore(src, self.path(src.path), blocks, target)
+            return sqlite.check(path, m.meta.get("tables", {})), str(path)
+        root = files.restore(src, self.path(src.path), blocks, target)
+        return files.check(root, m.meta), str(root)
 
     # -- forget ------------------------------------------------------------------------------------------
     def forget(self, only: str | None = None, dry_run: bool = False) -> list[ForgetResult]:
@@ -328,5 +338,6 @@ class Backups:
                         for d in decisions:
                             if not d.keep:
                                 repo.delete(found[d.id])
-                out.append(ForgetResult(str(repo.root), src.name, tuple(decisions), not dry_run))
+                        repo.collect()  # the blobs only forgotten backups used
+                out.append(ForgetResult(repo.url, src.name, tuple(decisions), not dry_run))
         return out
