@@ -29,9 +29,10 @@ class DrillResult:
     rpo_s: float | None
     checks: tuple[RestoreCheck, ...]
     backup_id: str | None = None
+    repository: str | None = None  # where it was restored from (a copy_to site when the repository is gone)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "ok": self.ok,
+        return {"source": self.source, "ok": self.ok, "repository": self.repository,
                 "rto_s": None if self.rto_s is None else round(self.rto_s, 3),
                 "rpo_s": None if self.rpo_s is None else round(self.rpo_s, 3),
                 "checks": [c.to_dict() for c in self.checks], "backup_id": self.backup_id, "kind": self.kind}
@@ -88,7 +89,7 @@ def drill_one(backups: Backups, src: AnySource, cluster_factory: Callable[[], Pg
         if check is not None:
             checks.append(check)
     return DrillResult(src.name, src.kind, all(c.ok for c in checks), started, rto, rpo, tuple(checks),
-                       newest.id)
+                       newest.id, backups.source_repo.url)
 
 
 def drill_pitr(backups: Backups, src: PostgresSource) -> DrillResult:

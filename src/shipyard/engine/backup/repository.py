@@ -79,6 +79,14 @@ class Repository:
         if mac != self.key.mac(json.dumps({"format": fmt, "key_id": stored}, sort_keys=True).encode()):
             raise IntegrityError(f"{self.url}: repository configuration failed authentication")
 
+    def exists(self) -> bool:
+        """True when the repository is there and reachable (its ``config`` can be read)."""
+        try:
+            self.store.get("config")
+        except ShipyardError:
+            return False
+        return True
+
     # -- locking and cleanup -----------------------------------------------------------------------------
     @contextlib.contextmanager
     def locked(self, what: str) -> Iterator[None]:

@@ -56,6 +56,17 @@ class Backups:
         locks = lock_dir or base_dir / ".shipyard" / "backup-locks"
         self.repo = Repository(open_store(spec.repository, spec, self.secrets, base_dir), key, locks)
         self.copies = [Repository(open_store(p, spec, self.secrets, base_dir), key, locks) for p in spec.copy_to]
+        self._reading: Repository | None = None
+
+    @property
+    def source_repo(self) -> Repository:
+        """Where restores and drills read: the repository or, when it is gone (the machine was lost) or
+        unreachable, the first ``copy_to`` site that holds one."""
+        if self._reading is None:
+            self._reading = self.repo
+            if not self.repo.exists():
+                self._reading = next((c for c in self.copies if c.exists()), self.repo)
+        return self._reading
 
     def path(self, p: str) -> Path:
         q = Path(p).expanduser()
@@ -183,7 +194,7 @@ class Backups:
         return out
 
     def newest(self, source: str) -> Manifest | None:
-        found = self.repo.manifests(source)
+        found = self.source_repo.manifests(source)
         return found[-1] if found else None
 
     # -- verify ------------------------------------------------------------------------------------------
@@ -244,10 +255,11 @@ class Backups:
     # -- restore -----------------------------------------------------------------------------------------
     def pick(self, source: str, backup_id: str | None) -> Manifest:
         self.spec.source(source)
-        self.repo.check_key(create=False)
+        repo = self.source_repo
+        repo.check_key(create=False)
         if backup_id:
-            return self.repo.load(source, backup_id)
-        found, problems = self.repo.scan(source)
+            return repo.load(source, backup_id)
+        found, problems = repo.scan(source)
         m = found[-1] if found else None
         # Backup ids sort by time: an unreadable snapshot newer than the newest readable one may be the
         # newest backup of this source, so restoring an older one without being asked would be a surprise.
@@ -255,7 +267,7 @@ class Backups:
         if newer:
             raise IntegrityError(f"{newer[0]} (pass --backup ID to restore an older backup)")
         if m is None:
-            raise NotFound(f"no backups of source {source!r} in {self.repo.url}")
+            raise NotFound(f"no backups of source {source!r} in {repo.url}")
         return m
 
     def restore(self, source: str, *, backup_id: str | None = None, to_url: str | None = None,
@@ -266,7 +278,7 @@ class Backups:
         src = self.spec.source(source)
         when = parse_at(at) if at is not None else None
         if isinstance(src, PostgresSource) and src.pitr and not (
-                backup_id and any(m.id == backup_id for m in self.repo.manifests(source))):
+                backup_id and any(m.id == backup_id for m in self.source_repo.manifests(source))):
             return self._restore_pitr(src, backup_id, to_url, to_path, replace, when)
         if when is not None and isinstance(src, PostgresSource) and src.pitr:
             raise BadInput(f"backup {backup_id} is a pg_dump backup: it restores as it was, without --at")
@@ -312,7 +324,7 @@ class Backups:
 
     def restore_into(self, src: AnySource, m: Manifest, target: RestoreTarget,
                       user_sql: bool = False) -> tuple[list[RestoreCheck], str]:
-        blocks = decrypted(self.repo, m, label=_label(self.repo, m))
+        blocks = decrypted(self.source_repo, m, label=_label(self.source_repo, m))
         if isinstance(src, PostgresSource):
             postgres.restore(src, blocks, target)
             url = target.url or src.url
