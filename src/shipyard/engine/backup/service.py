@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from collections.abc import Iterator, Mapping
@@ -12,7 +13,7 @@ from shipyard.engine.backup import pitr_restore, pitr_setup
 from shipyard.engine.backup.keys import BackupKey
 from shipyard.engine.backup.manifest import Manifest
 from shipyard.engine.backup.pipeline import DEFAULT_AVG, EncryptingSink, decrypted, drain
-from shipyard.engine.backup.pitr import Stanza, backups_of, parse_at
+from shipyard.engine.backup.pitr import S3Repo, Stanza, backups_of, parse_at
 from shipyard.engine.backup.repository import Repository, new_backup_id
 from shipyard.engine.backup.results import (
     BackupVerifyResult,
@@ -25,6 +26,7 @@ from shipyard.engine.backup.results import (
 from shipyard.engine.backup.retention import apply_policy
 from shipyard.engine.backup.sources import files, postgres, sqlite
 from shipyard.engine.backup.sources.base import DumpInfo, RestoreCheck, RestoreTarget
+from shipyard.engine.backup.store_s3 import S3Store, credentials
 from shipyard.engine.backup.stores import LocalStore, open_store
 from shipyard.errors import BadInput, IntegrityError, NotFound, Refused, ShipyardError
 from shipyard.primitives.clock import Clock, SystemClock
@@ -76,10 +78,23 @@ class Backups:
         return [self.spec.source(only)] if only else list(self.spec.sources)
 
     def stanza(self, src: PostgresSource) -> Stanza:
-        if not isinstance(self.repo.store, LocalStore):
-            raise BadInput(f"source {src.name!r}: pitr needs a local repository or s3:// (pgBackRest has no "
-                           "SFTP repository in the packaged version)")
-        return Stanza(src, self.repo.store.root, self.key, retention=self.spec.retention)
+        store = self.repo.store
+        if isinstance(store, LocalStore):
+            return Stanza(src, store.root, self.key, retention=self.spec.retention)
+        if not isinstance(store, S3Store) or self.spec.s3 is None:
+            raise BadInput(f"source {src.name!r}: pitr needs a local or s3:// repository (the packaged pgBackRest "
+                           "has no SFTP repositories)")
+        s3 = self.spec.s3
+        access, secret = credentials(s3, self.secrets)
+        remote = S3Repo(store.bucket, store.prefix, s3.endpoint or f"https://s3.{s3.region}.amazonaws.com",
+                        s3.region, access, secret, s3.path_style, s3.verify_tls, s3.ca_file, store)
+        # Configuration, logs and locks stay on this machine (the cluster's user must reach them).
+        local = self.base_dir / ".shipyard-pgbackrest" / hashlib.sha256(store.url.encode()).hexdigest()[:12]
+        for d in (local.parent, local):
+            if not d.exists():
+                d.mkdir(parents=True)
+                d.chmod(0o711)
+        return Stanza(src, local, self.key, retention=self.spec.retention, s3=remote)
 
     # -- run ---------------------------------------------------------------------------------------------
     def run(self, only: str | None = None) -> list[RunResult]:
@@ -121,7 +136,8 @@ class Backups:
             return RunResult(src.name, src.kind, False, started, self.clock.monotonic() - t0, error=str(exc))
         notes = list(b.notes)
         if self.copies:
-            notes.append("copy_to is not applied to pgBackRest repositories (copy the directory yourself)")
+            notes.append("copy_to is not applied to pgBackRest repositories: put the repository on s3:// to "
+                         "keep the WAL archive off the machine")
         return RunResult(src.name, src.kind, True, started, self.clock.monotonic() - t0, b.label, b.size,
                          b.stored, pitr={"engine": "pgbackrest", "type": b.type, "notes": notes})
 
@@ -174,19 +190,19 @@ class Backups:
                 continue
             stanza = self.stanza(src)
             if not stanza.conf.exists():
-                out.append(PitrStatus(src.name, str(stanza.repo_path), error="no pgBackRest backup yet"))
+                out.append(PitrStatus(src.name, stanza.location, error="no pgBackRest backup yet"))
                 continue
             try:
                 info = stanza.info()
             except ShipyardError as exc:
-                out.append(PitrStatus(src.name, str(stanza.repo_path), error=str(exc)))
+                out.append(PitrStatus(src.name, stanza.location, error=str(exc)))
                 continue
             sets = tuple({"label": b["label"], "type": b["type"], "start": float(b["timestamp"]["start"]),
                           "stop": float(b["timestamp"]["stop"]), "size": int(b["info"]["size"]),
                           "stored": int(b["info"]["repository"]["delta"])} for b in backups_of(info))
             archives = info.get("archive", [])
             status = info.get("status", {})
-            out.append(PitrStatus(src.name, str(stanza.repo_path), sets,
+            out.append(PitrStatus(src.name, stanza.location, sets,
                                   min((a["min"] for a in archives if a.get("min")), default=None),
                                   max((a["max"] for a in archives if a.get("max")), default=None),
                                   stanza.newest_archived_at(info), stanza.restorable_until(info, self.clock.time()),
@@ -224,14 +240,14 @@ class Backups:
         """PITR sources: ``pgbackrest verify`` over all their backup sets and WAL (no subset sampling)."""
         out: list[BackupVerifyResult] = []
         for src in self.sources(only):
-            if not (isinstance(src, PostgresSource) and src.pitr) or not self.stanza(src).dir.exists():
+            if not (isinstance(src, PostgresSource) and src.pitr) or not self.stanza(src).conf.exists():
                 continue
             try:
                 ok, detail = self._pitr_ready(src).verify()
-                out.append(BackupVerifyResult(str(self.stanza(src).repo_path), src.name, "pgbackrest", ok, 0, 0,
+                out.append(BackupVerifyResult(self.stanza(src).location, src.name, "pgbackrest", ok, 0, 0,
                                         None if ok else detail, detail))
             except ShipyardError as exc:
-                out.append(BackupVerifyResult(str(self.stanza(src).repo_path), src.name, "pgbackrest", False, 0, 0,
+                out.append(BackupVerifyResult(self.stanza(src).location, src.name, "pgbackrest", False, 0, 0,
                                         str(exc)))
         return out
 
@@ -312,7 +328,7 @@ class Backups:
         """The stanza with its configuration rewritten from the key (a new machine has only the repository)."""
         self.repo.check_key(create=False)
         stanza = self.stanza(src)
-        if not stanza.dir.exists():
+        if not (stanza.stanza_exists() if stanza.s3 else stanza.dir.exists()):
             raise NotFound(f"no pgBackRest backups of source {src.name!r} in {self.repo.url}")
         stanza.prepare()
         return stanza
