@@ -13,7 +13,7 @@ import pytest
 from shipyard.engine.backup import BackupKey, Backups
 from shipyard.primitives.spec.backup import BackupSpec
 
-from .servers import ACCESS, BUCKET, SECRET, SeaweedS3, Sshd, weed_bin
+from .servers import ACCESS, BUCKET, SECRET, MariaDB, Redis, SeaweedS3, Sshd, weed_bin
 
 _counter = 0
 
@@ -34,6 +34,28 @@ def sshd() -> Iterator[Sshd]:
     if not Path("/usr/sbin/sshd").exists() or shutil.which("ssh-keygen") is None:
         pytest.skip("openssh-server not installed (scripts/setup-system.sh installs it)")
     server = Sshd().start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDB]:
+    if shutil.which("mariadbd") is None and not Path("/usr/sbin/mariadbd").exists():
+        pytest.skip("mariadb-server not installed (scripts/setup-system.sh installs it)")
+    server = MariaDB().start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Redis]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed (scripts/setup-system.sh installs it)")
+    server = Redis().start()
     try:
         yield server
     finally:
@@ -66,13 +88,15 @@ def remote_backups(tmp_path: Path, key: BackupKey, s3_server: SeaweedS3,
                    sshd: Sshd) -> Callable[..., Backups]:
     """Backups whose repository (and copy_to) may be s3:// on the session SeaweedFS or sftp:// on the sshd."""
 
-    def make(sources: list[dict[str, Any]], repository: str, **fields: Any) -> Backups:
+    def make(sources: list[dict[str, Any]], repository: str, extra: dict[str, str] | None = None,
+             **fields: Any) -> Backups:
+        extra = extra or {}
         spec = BackupSpec.model_validate({
             "repository": repository, "sources": sources,
             "s3": {"endpoint": s3_server.endpoint, "region": "us-east-1", "access_key_secret": "S3_KEY",
                    "secret_key_secret": "S3_SECRET"},
             "sftp": {"key_file": str(sshd.key), "known_hosts": str(sshd.known_hosts)}, **fields})
-        return Backups(spec, key, base_dir=tmp_path, secrets={"S3_KEY": ACCESS, "S3_SECRET": SECRET},
+        return Backups(spec, key, base_dir=tmp_path, secrets={"S3_KEY": ACCESS, "S3_SECRET": SECRET, **extra},
                        lock_dir=tmp_path / "locks")
 
     return make

@@ -174,3 +174,83 @@ def make_tree(root: Path) -> None:
     for i, p in enumerate([root / "a.txt", root / "sub" / "b.bin", root / "sub" / "deeper" / "c.sh",
                            root / "sub" / "deeper", root / "empty", root / "sub"]):
         os.utime(p, (1_600_000_000.25 + i, 1_600_000_000.5 + i * 1000))
+
+
+class MariaDB:
+    """``mariadb-install-db`` + ``mariadbd`` in a temp dir: TCP on a free loopback port, a Unix socket, and a
+    password user ``shipyard`` (the URL a source would have)."""
+
+    PASSWORD = "s3cret-pw"
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="shipyard-mariadb-"))
+        self.port = free_port()
+        self.sock = self.dir / "mysqld.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def sql(self, statement: str, database: str = "") -> str:
+        out = subprocess.run(["mariadb", "--no-defaults", f"--socket={self.sock}", "-uroot", "-N", "-B", "-e",
+                              statement, *([database] if database else [])], capture_output=True, text=True,
+                             timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr)
+        return out.stdout
+
+    def start(self) -> MariaDB:
+        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={self.dir / 'data'}", "--user=root",
+                        "--auth-root-authentication-method=normal", "--skip-test-db"], check=True,
+                       capture_output=True, timeout=300)
+        log = self.dir / "err.log"
+        log.touch()
+        self.proc = subprocess.Popen(
+            ["mariadbd", "--no-defaults", f"--datadir={self.dir / 'data'}", "--user=root", f"--port={self.port}",
+             "--bind-address=127.0.0.1", f"--socket={self.sock}", f"--pid-file={self.dir / 'pid'}",
+             "--skip-name-resolve", "--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=2", f"--log-error={log}", "--skip-log-bin"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait("mariadbd", lambda: self.sql("SELECT 1") is not None, self.proc, log, timeout=120)
+        self.sql(f"CREATE USER 'shipyard'@'%' IDENTIFIED BY '{self.PASSWORD}'; "
+                 "GRANT ALL ON *.* TO 'shipyard'@'%'")
+        return self
+
+    def url(self, database: str) -> str:
+        return f"mysql://shipyard:{self.PASSWORD}@127.0.0.1:{self.port}/{database}"
+
+    def destroy(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Redis:
+    """``redis-server`` on a free loopback port with a password, no persistence of its own."""
+
+    PASSWORD = "redis-pw"
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="shipyard-redis-test-"))
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://:{self.PASSWORD}@127.0.0.1:{self.port}/0"
+
+    def start(self) -> Redis:
+        log = self.dir / "redis.log"
+        log.touch()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.PASSWORD,
+             "--dir", str(self.dir), "--save", "", "--appendonly", "no", "--logfile", str(log),
+             "--repl-diskless-sync-delay", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        _wait("redis-server", lambda: redis.Redis.from_url(self.url).ping(), self.proc, log)
+        return self
+
+    def destroy(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -4,18 +4,20 @@ RTO (restore + checks wall time) and RPO (age of the newest restorable point) ag
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from shipyard.engine.backup.service import AnySource, Backups
+from shipyard.engine.backup.sources import mysql
 from shipyard.engine.backup.sources.base import RestoreCheck, RestoreTarget
 from shipyard.errors import ShipyardError
 from shipyard.primitives.pgcluster import PgCluster
-from shipyard.primitives.spec.backup import PostgresSource
+from shipyard.primitives.spec.backup import MysqlSource, PostgresSource, RedisSource
 from shipyard.primitives.spec.durations import format_duration
 
 
@@ -61,6 +63,7 @@ def drill_one(backups: Backups, src: AnySource, cluster_factory: Callable[[], Pg
                            (RestoreCheck("backup", False, "no backup to restore"),))
     scratch = Path(tempfile.mkdtemp(prefix="shipyard-drill-"))
     cluster: PgCluster | None = None
+    scratch_db: mysql.MysqlUrl | None = None
     checks: list[RestoreCheck] = []
     rto: float | None = None
     try:
@@ -69,6 +72,14 @@ def drill_one(backups: Backups, src: AnySource, cluster_factory: Callable[[], Pg
             cluster = cluster_factory()
             cluster.init().start()
             target = RestoreTarget(url=cluster.dsn("drill"))
+        elif isinstance(src, MysqlSource):
+            # A scratch database on the source's server (dropped afterwards): MariaDB has no cheap throwaway
+            # server the way initdb gives one, and the source server's version is the one that matters.
+            scratch_db = mysql.parse_url(backups.url_of(src), src.name)
+            scratch_db = replace(scratch_db, database=f"{scratch_db.database}_drill_{secrets.token_hex(3)}")
+            target = RestoreTarget(url=scratch_db.to_url())
+        elif isinstance(src, RedisSource):
+            target = RestoreTarget(path=scratch / "dump.rdb")  # loaded and counted by a private redis-server
         else:
             target = RestoreTarget(path=scratch / ("restored.db" if src.kind == "sqlite" else "restored"))
         t0 = clock.monotonic()
@@ -83,6 +94,8 @@ def drill_one(backups: Backups, src: AnySource, cluster_factory: Callable[[], Pg
     finally:
         if cluster is not None:
             cluster.destroy()
+        if scratch_db is not None:
+            mysql.drop(scratch_db)
         shutil.rmtree(scratch, ignore_errors=True)
     rpo = clock.time() - newest.snapshot_time
     for check in (_objective("rto", rto, spec.rto), _objective("rpo", rpo, spec.rpo)):

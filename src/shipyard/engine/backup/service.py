@@ -24,15 +24,24 @@ from shipyard.engine.backup.results import (
     RunResult,
 )
 from shipyard.engine.backup.retention import apply_policy
-from shipyard.engine.backup.sources import files, postgres, sqlite
+from shipyard.engine.backup.sources import files, mysql, postgres, redis, sqlite
 from shipyard.engine.backup.sources.base import DumpInfo, RestoreCheck, RestoreTarget
 from shipyard.engine.backup.store_s3 import S3Store, credentials
 from shipyard.engine.backup.stores import LocalStore, open_store
 from shipyard.errors import BadInput, IntegrityError, NotFound, Refused, ShipyardError
 from shipyard.primitives.clock import Clock, SystemClock
-from shipyard.primitives.spec.backup import BackupSpec, FilesSource, PostgresSource, SqliteSource
+from shipyard.primitives.spec.backup import (
+    BackupSpec,
+    FilesSource,
+    MysqlSource,
+    PostgresSource,
+    RedisSource,
+    SqliteSource,
+)
 
-AnySource = PostgresSource | SqliteSource | FilesSource
+AnySource = PostgresSource | SqliteSource | FilesSource | MysqlSource | RedisSource
+_URL_SCHEMES = {"postgres": ("postgresql://", "postgres://"), "mysql": ("mysql://", "mariadb://"),
+                "redis": ("redis://", "rediss://", "unix://")}
 
 __all__ = ["AnySource", "BackupVerifyResult", "Backups", "CopyResult", "ForgetResult", "PitrStatus", "RestoreResult",
            "RunResult"]
@@ -104,9 +113,22 @@ class Backups:
             results.append(self._run_one(src))
         return results
 
+    def url_of(self, src: MysqlSource | RedisSource) -> str:
+        if src.url is not None:
+            return src.url
+        value = self.secrets.get(src.url_secret or "")
+        if not value:
+            raise BadInput(f"backup source {src.name!r}: secret {src.url_secret} (url_secret) is not set for this "
+                           "environment")
+        return value
+
     def _dump(self, src: AnySource, sink: EncryptingSink) -> DumpInfo:
         if isinstance(src, PostgresSource):
             return postgres.dump(src, sink, self.clock)
+        if isinstance(src, MysqlSource):
+            return mysql.dump(src.name, self.url_of(src), sink, self.clock)
+        if isinstance(src, RedisSource):
+            return redis.dump(src.name, self.url_of(src), sink, self.clock)
         if isinstance(src, SqliteSource):
             return sqlite.dump(src, self.path(src.path), sink, self.clock)
         return files.dump(src, self.path(src.path), sink, self.clock)
@@ -301,10 +323,11 @@ class Backups:
         if when is not None:
             raise BadInput(f"--at needs point-in-time recovery: set pitr = true on source {source!r} "
                            "(PostgreSQL only)")
-        if isinstance(src, PostgresSource) and to_path is not None:
-            raise BadInput(f"source {source!r} is PostgreSQL: restore it with --to postgresql://...")
-        if not isinstance(src, PostgresSource) and to_url is not None:
-            raise BadInput(f"source {source!r} is {src.kind}: restore it with --to-path DIR")
+        if isinstance(src, PostgresSource | MysqlSource) and to_path is not None:
+            raise BadInput(f"source {source!r} is {src.kind}: restore it with --to {_URL_SCHEMES[src.kind][0]}...")
+        if to_url is not None and not to_url.startswith(_URL_SCHEMES.get(src.kind, ("-",))):
+            raise BadInput(f"source {source!r} is {src.kind}: restore it with "
+                           + (f"--to {_URL_SCHEMES[src.kind][0]}..." if src.kind in _URL_SCHEMES else "--to-path DIR"))
         m = self.pick(source, backup_id)
         t0 = self.clock.monotonic()
         checks, where = self.restore_into(src, m, RestoreTarget(url=to_url, path=to_path, replace=replace))
@@ -345,6 +368,13 @@ class Backups:
             postgres.restore(src, blocks, target)
             url = target.url or src.url
             return postgres.check(src, url, m.meta.get("tables", {}), user_sql=user_sql), url.rsplit("@", 1)[-1]
+        if isinstance(src, MysqlSource):
+            u = mysql.restore(src.name, self.url_of(src), blocks, target)
+            return mysql.check(u, m.meta.get("tables", {})), u.shown()
+        if isinstance(src, RedisSource):
+            where, counts = redis.restore(src.name, self.url_of(src), blocks, target)
+            live = None if target.path is not None else where
+            return redis.check(live, counts, m.meta.get("keys", {})), where.rsplit("@", 1)[-1]
         if isinstance(src, SqliteSource):
             path = sqlite.restore(src, self.path(src.path), blocks, target)
             return sqlite.check(path, m.meta.get("tables", {})), str(path)

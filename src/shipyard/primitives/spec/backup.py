@@ -94,7 +94,32 @@ class FilesSource(SpecModel):
     path: str
 
 
-Source = Annotated[PostgresSource | SqliteSource | FilesSource, Field(discriminator="kind")]
+class _UrlSource(SpecModel):
+    name: SourceName
+    url: str | None = None
+    url_secret: str | None = None  # the name of the environment's secret holding the URL (it has a password)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> _UrlSource:
+        if (self.url is None) == (self.url_secret is None):
+            raise ValueError("set exactly one of url and url_secret")
+        return self
+
+
+class MysqlSource(_UrlSource):
+    """MySQL / MariaDB: mysql://user[:password]@host[:port]/database[?socket=/run/mysqld/mysqld.sock]."""
+
+    kind: Literal["mysql"]
+
+
+class RedisSource(_UrlSource):
+    """Redis: redis://[:password@]host[:port] (every database of the server is in the snapshot)."""
+
+    kind: Literal["redis"]
+
+
+Source = Annotated[PostgresSource | SqliteSource | FilesSource | MysqlSource | RedisSource,
+                   Field(discriminator="kind")]
 
 
 class S3Settings(SpecModel):
@@ -152,7 +177,7 @@ class BackupSpec(SpecModel):
                                  "access_key_secret, secret_key_secret }})")
         return self
 
-    def source(self, name: str) -> PostgresSource | SqliteSource | FilesSource:
+    def source(self, name: str) -> PostgresSource | SqliteSource | FilesSource | MysqlSource | RedisSource:
         for src in self.sources:
             if src.name == name:
                 return src
