@@ -11,6 +11,11 @@ command -v psql >/dev/null 2>&1 || want+=(postgresql-client)
 command -v pgbackrest >/dev/null 2>&1 || want+=(pgbackrest)
 # The metrics tests start a real Prometheus that scrapes the control plane (tests/e2e/test_metrics_prometheus.py).
 command -v prometheus >/dev/null 2>&1 || want+=(prometheus)
+# The off-site backup tests start a real sshd (SFTP), MariaDB and Redis (tests/offsite/).
+[ -x /usr/sbin/sshd ] || want+=(openssh-server)
+command -v mariadbd >/dev/null 2>&1 || want+=(mariadb-server)
+command -v mariadb-dump >/dev/null 2>&1 || want+=(mariadb-client)
+command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
 if [ "${1:-test}" = "bench" ]; then
   command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
   command -v haproxy >/dev/null 2>&1 || want+=(haproxy)

@@ -23,7 +23,7 @@ def key() -> BackupKey:
 def make_backups(tmp_path: Path, key: BackupKey) -> Callable[..., Backups]:
     """Backups for the given sources with a repository under tmp_path; extra BackupSpec fields as kwargs."""
 
-    def make(sources: list[dict[str, Any]], *, chunk_size: int = 1 << 20, use_key: BackupKey | None = None,
+    def make(sources: list[dict[str, Any]], *, chunk_size: int = 256 * 1024, use_key: BackupKey | None = None,
              **fields: Any) -> Backups:
         spec = BackupSpec.model_validate({"repository": str(tmp_path / "repo"), "sources": sources, **fields})
         return Backups(spec, use_key or key, base_dir=tmp_path, chunk_size=chunk_size)

@@ -69,7 +69,7 @@ def test_drill_misses_rpo_and_fails_on_corruption(tmp_path: Path, make_backups: 
 
     m = backups.newest("cache")
     assert m is not None
-    data = backups.repo.data_path(m)
+    data = backups.repo.store.root / "data" / m.blobs[-1][0][:2] / m.blobs[-1][0]
     raw = bytearray(data.read_bytes())
     raw[-5] ^= 1
     data.write_bytes(bytes(raw))

@@ -1,4 +1,5 @@
-"""A backup killed mid-stream (SIGKILL) never looks complete, and the next run removes its leftovers."""
+"""A backup killed mid-stream (SIGKILL) never looks complete, and the next run removes its leftovers
+(blobs no snapshot names, temporary files)."""
 
 from __future__ import annotations
 
@@ -56,20 +57,22 @@ def test_killed_backup_is_not_listed_and_is_cleaned(tmp_path: Path, key: BackupK
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
 
-    leftovers = list((backups.repo.root / "uploads").iterdir())
-    assert [p.name.endswith(".data.tmp") for p in leftovers] == [True]
-    assert leftovers[0].stat().st_size > 0
+    root = tmp_path / "repo"
+    leftovers = [p for p in (root / "data").rglob("*") if p.is_file()]
+    assert leftovers and not list((root / "snapshots").glob("*"))  # blobs went up, no snapshot names them
     assert backups.list_backups() == []
     assert backups.verify() == []
 
-    # A crash between renaming the data and writing the manifest leaves a data file without a manifest.
-    orphan = backups.repo.root / "uploads" / "20200101T000000Z-abcdef.data"
-    orphan.write_bytes(b"partial")
+    # A crash in the middle of writing one object leaves a temporary file.
+    (root / "data" / "ab").mkdir(exist_ok=True)
+    (root / "data" / "ab" / "abcdef.tmp").write_bytes(b"partial")
     assert backups.list_backups() == []
 
     [res] = backups.run()
-    assert res.ok and res.cleaned == 2
-    names = sorted(p.name for p in (backups.repo.root / "uploads").iterdir())
-    assert names == [f"{res.backup_id}.data", f"{res.backup_id}.json"]
-    assert [m.id for m in backups.list_backups()] == [res.backup_id]
+    assert res.ok and res.cleaned == len(leftovers) + 1
+    m = backups.newest("uploads")
+    assert m is not None and m.id == res.backup_id
+    on_disk = {p.name for p in (root / "data").rglob("*") if p.is_file()}
+    assert on_disk == {b for b, _ in m.blobs}
+    assert [p.name for p in (root / "snapshots").iterdir()] == [res.backup_id]
     assert backups.verify()[0].ok

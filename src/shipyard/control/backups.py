@@ -54,9 +54,10 @@ class BackupService:
         backup = spec.env(env).backup
         if backup is None:
             raise BadInput(f"environment {env!r} has no backups configured ([environments.{env}.backup])")
-        secret = self.secrets.values(env).get("BACKUP_KEY")
-        key = load_key(secret, self.paths.state / "backup.key", create=create_key)
-        return Backups(backup, key, base_dir=spec.project_dir, clock=self.clock)
+        values = self.secrets.values(env)
+        key = load_key(values.get("BACKUP_KEY"), self.paths.state / "backup.key", create=create_key)
+        return Backups(backup, key, base_dir=spec.project_dir, clock=self.clock, secrets=values,
+                       lock_dir=self.paths.state / "backup-locks")
 
     # -- recording ---------------------------------------------------------------------------------------
     def _record(self, what: str, fn: Callable[[], object], warnings: list[str]) -> None:
@@ -119,7 +120,7 @@ class BackupService:
         pitr = await asyncio.to_thread(backups.pitr_status, source)
         problems = [r for r in self.store.list_backup_runs(env, limit=20)
                     if r.status != "ok" and (source is None or r.source == source)]
-        return {"env": env, "repository": str(backups.repo.root),
+        return {"env": env, "repository": backups.repo.url,
                 "backups": [{"id": m.id, "source": m.source, "kind": m.kind, "created_at": m.created_at,
                              "snapshot_time": m.snapshot_time, "plain_size": m.plain_size,
                              "stored_size": m.stored_size, "meta": m.meta} for m in manifests],

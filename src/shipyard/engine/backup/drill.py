@@ -4,18 +4,20 @@ RTO (restore + checks wall time) and RPO (age of the newest restorable point) ag
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from shipyard.engine.backup.service import AnySource, Backups
+from shipyard.engine.backup.sources import mysql
 from shipyard.engine.backup.sources.base import RestoreCheck, RestoreTarget
 from shipyard.errors import ShipyardError
 from shipyard.primitives.pgcluster import PgCluster
-from shipyard.primitives.spec.backup import PostgresSource
+from shipyard.primitives.spec.backup import MysqlSource, PostgresSource, RedisSource
 from shipyard.primitives.spec.durations import format_duration
 
 
@@ -29,9 +31,10 @@ class DrillResult:
     rpo_s: float | None
     checks: tuple[RestoreCheck, ...]
     backup_id: str | None = None
+    repository: str | None = None  # where it was restored from (a copy_to site when the repository is gone)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "ok": self.ok,
+        return {"source": self.source, "ok": self.ok, "repository": self.repository,
                 "rto_s": None if self.rto_s is None else round(self.rto_s, 3),
                 "rpo_s": None if self.rpo_s is None else round(self.rpo_s, 3),
                 "checks": [c.to_dict() for c in self.checks], "backup_id": self.backup_id, "kind": self.kind}
@@ -60,6 +63,7 @@ def drill_one(backups: Backups, src: AnySource, cluster_factory: Callable[[], Pg
                            (RestoreCheck("backup", False, "no backup to restore"),))
     scratch = Path(tempfile.mkdtemp(prefix="shipyard-drill-"))
     cluster: PgCluster | None = None
+    scratch_db: mysql.MysqlUrl | None = None
     checks: list[RestoreCheck] = []
     rto: float | None = None
     try:
@@ -68,6 +72,14 @@ def drill_one(backups: Backups, src: AnySource, cluster_factory: Callable[[], Pg
             cluster = cluster_factory()
             cluster.init().start()
             target = RestoreTarget(url=cluster.dsn("drill"))
+        elif isinstance(src, MysqlSource):
+            # A scratch database on the source's server (dropped afterwards): MariaDB has no cheap throwaway
+            # server the way initdb gives one, and the source server's version is the one that matters.
+            scratch_db = mysql.parse_url(backups.url_of(src), src.name)
+            scratch_db = replace(scratch_db, database=f"{scratch_db.database}_drill_{secrets.token_hex(3)}")
+            target = RestoreTarget(url=scratch_db.to_url())
+        elif isinstance(src, RedisSource):
+            target = RestoreTarget(path=scratch / "dump.rdb")  # loaded and counted by a private redis-server
         else:
             target = RestoreTarget(path=scratch / ("restored.db" if src.kind == "sqlite" else "restored"))
         t0 = clock.monotonic()
@@ -82,13 +94,15 @@ def drill_one(backups: Backups, src: AnySource, cluster_factory: Callable[[], Pg
     finally:
         if cluster is not None:
             cluster.destroy()
+        if scratch_db is not None:
+            mysql.drop(scratch_db)
         shutil.rmtree(scratch, ignore_errors=True)
     rpo = clock.time() - newest.snapshot_time
     for check in (_objective("rto", rto, spec.rto), _objective("rpo", rpo, spec.rpo)):
         if check is not None:
             checks.append(check)
     return DrillResult(src.name, src.kind, all(c.ok for c in checks), started, rto, rpo, tuple(checks),
-                       newest.id)
+                       newest.id, backups.source_repo.url)
 
 
 def drill_pitr(backups: Backups, src: PostgresSource) -> DrillResult:

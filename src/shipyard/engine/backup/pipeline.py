@@ -1,86 +1,136 @@
-"""The streamed pipeline: source bytes → SHA-256 → zstd → AES-256-GCM chunks → file, and back.
+"""The streamed pipeline: source bytes → content-defined chunks → dedup → zstd + AES-256-GCM → blobs, and back.
 
-Nothing is held whole in memory (one chunk plus zstd's window) and no plaintext touches the disk.
+Sources write into an ``EncryptingSink``. It cuts the stream with FastCDC (boundaries depend on the content,
+so an insert shifts no later boundary and an unchanged region gives the same chunks again), names each chunk
+by its keyed hash, and uploads only the chunks the repository does not hold yet, on a few threads with a
+bounded number in flight. Memory: the cutting window (4 × the largest chunk) plus the blobs in flight.
+No plaintext touches the disk.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO
 
-import zstandard
+from pyfastcdc import FastCDC
 
-from shipyard.engine.backup.chunks import DEFAULT_CHUNK, ChunkReader, ChunkWriter
-from shipyard.engine.backup.keys import BackupKey
 from shipyard.engine.backup.manifest import Manifest
+from shipyard.engine.backup.repository import Repository
 from shipyard.errors import IntegrityError
 
-ZSTD_LEVEL = 3
-_BLOCK = 1 << 20
+DEFAULT_AVG = 256 * 1024  # average chunk (pyfastcdc adds min_size: ~320 KiB): a changed region re-stores little
+UPLOADERS = 4
+IN_FLIGHT = 8
 
 
 @dataclass(frozen=True)
 class StreamStats:
     plain_size: int
     plain_sha256: str
-    stored_size: int
-    stored_sha256: str
-    chunks: int
-    chunk_size: int
+    stored_size: int  # new bytes written
+    total_stored: int
+    blobs: list[tuple[str, int]]
 
 
 class EncryptingSink:
-    """A write-only file object: what sources write ends up compressed and encrypted in ``out``."""
+    """A write-only file object: what sources write ends up chunked, deduplicated and encrypted in ``repo``.
+    ``known`` are the blob ids (with sizes) the repository holds already."""
 
-    def __init__(self, out: BinaryIO, key: BackupKey, backup_id: str, *, chunk_size: int = DEFAULT_CHUNK,
-                 threads: int = 1) -> None:
-        self._chunks = ChunkWriter(out, key.data_key(backup_id), backup_id, chunk_size)
-        self._chunk_size = chunk_size
-        # threads > 1 makes zstd compress on worker threads (0 = in the caller's thread).
-        self._zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=threads if threads > 1 else 0)
-        self._cobj = self._zstd.compressobj()
+    def __init__(self, repo: Repository, known: dict[str, int], *, avg_size: int = DEFAULT_AVG) -> None:
+        self._repo = repo
+        self._known = known
+        self._cdc = FastCDC(avg_size, min_size=max(64, avg_size // 4), max_size=max(1024, avg_size * 4))
+        self._window = 4 * max(1024, avg_size * 4)
+        self._buf = bytearray()
         self._plain = hashlib.sha256()
         self._plain_size = 0
+        self._stored = 0
+        self._total = 0
+        self._blobs: list[tuple[str, int]] = []
+        self._pool = ThreadPoolExecutor(UPLOADERS, thread_name_prefix="backup-upload")
+        self._slots = threading.BoundedSemaphore(IN_FLIGHT)
+        self._pending: list[Future[None]] = []
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._plain.update(data)
         self._plain_size += len(data)
-        out = self._cobj.compress(bytes(data))
-        if out:
-            self._chunks.write(out)
+        self._buf += data
+        if len(self._buf) >= self._window:
+            self._cut(final=False)
         return len(data)
 
-    def flush(self) -> None:  # tarfile calls it; records are sealed only by close()
+    def flush(self) -> None:  # tarfile calls it; chunks are cut by size and content only
         pass
 
+    def _cut(self, final: bool) -> None:
+        data = bytes(self._buf)
+        chunks = list(self._cdc.cut_buf(data))
+        # The last chunk ends only because the window does: keep it for the next cut (unless final).
+        keep = 0 if final or not chunks else chunks[-1].length
+        view = memoryview(data)
+        for c in chunks if keep == 0 else chunks[:-1]:
+            self._emit(view[c.offset: c.offset + c.length])
+        self._buf = bytearray(view[len(data) - keep:]) if keep else bytearray()
+
+    def _emit(self, plain: memoryview) -> None:
+        self._raise_failed()
+        blob_id = self._repo.sealer.blob_id(plain)
+        size = self._known.get(blob_id)
+        if size is None:
+            stored = self._repo.sealer.seal_blob(blob_id, plain)
+            size = len(stored)
+            self._known[blob_id] = size
+            self._stored += size
+            self._slots.acquire()
+            fut = self._pool.submit(self._repo.put_blob, blob_id, stored)
+            fut.add_done_callback(lambda _f: self._slots.release())
+            self._pending.append(fut)
+        self._total += size
+        self._blobs.append((blob_id, size))
+
+    def _raise_failed(self) -> None:
+        still: list[Future[None]] = []
+        for fut in self._pending:
+            if fut.done():
+                fut.result()  # re-raises the upload's error
+            else:
+                still.append(fut)
+        self._pending = still
+
     def close(self) -> StreamStats:
-        self._chunks.write(self._cobj.flush())
-        chunks = self._chunks.close()
-        return StreamStats(self._plain_size, self._plain.hexdigest(), self._chunks.size,
-                           self._chunks.sha256.hexdigest(), chunks, self._chunk_size)
+        try:
+            if self._buf or not self._blobs:
+                self._cut(final=True)
+            for fut in self._pending:
+                fut.result()
+        finally:
+            self.abort()
+        return StreamStats(self._plain_size, self._plain.hexdigest(), self._stored, self._total, self._blobs)
+
+    def abort(self) -> None:
+        for fut in self._pending:
+            fut.cancel()
+        self._pool.shutdown(wait=True)
 
 
-def decrypted(src: BinaryIO, manifest: Manifest, key: BackupKey, *, label: str) -> Iterator[bytes]:
+def decrypted(repo: Repository, manifest: Manifest, *, label: str) -> Iterator[bytes]:
     """Plaintext blocks of a stored backup; raises IntegrityError (after the last block at the latest)
-    when anything does not match the manifest."""
-    reader = ChunkReader(src, key.data_key(manifest.id), manifest.id, label=label, size=manifest.stored_size)
-    dobj = zstandard.ZstdDecompressor().decompressobj()
+    when anything does not match the manifest. The next blob is fetched while this one is consumed."""
     plain = hashlib.sha256()
     size = 0
-    try:
-        for chunk in reader:
-            block = dobj.decompress(chunk)
-            if block:
-                plain.update(block)
-                size += len(block)
-                yield block
-    except zstandard.ZstdError as exc:
-        raise IntegrityError(f"{label}: compressed stream is invalid ({exc})") from exc
-    if reader.sha256.hexdigest() != manifest.stored_sha256:
-        raise IntegrityError(f"{label}: SHA-256 of the stored file does not match the manifest")
+    with ThreadPoolExecutor(1, thread_name_prefix="backup-read") as pool:
+        ahead: Future[bytes] | None = None
+        for i, (blob_id, _) in enumerate(manifest.blobs):
+            current = ahead.result() if ahead is not None else repo.read_blob(blob_id, label)
+            if i + 1 < len(manifest.blobs):
+                ahead = pool.submit(repo.read_blob, manifest.blobs[i + 1][0], label)
+            plain.update(current)
+            size += len(current)
+            yield current
     if size != manifest.plain_size or plain.hexdigest() != manifest.plain_sha256:
         raise IntegrityError(f"{label}: SHA-256 of the restored data does not match the manifest")
 

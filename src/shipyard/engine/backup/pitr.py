@@ -23,10 +23,11 @@ import pwd
 import shlex
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from cryptography.hazmat.primitives import hashes
@@ -100,6 +101,40 @@ def iso(t: float) -> str:
 
 
 @dataclass(frozen=True)
+class S3Repo:
+    """pgBackRest's ``repo1-type=s3``: the WAL archive and backup sets go to the bucket, under the backup
+    repository's prefix. ``store`` lists the objects (arrival times for the RPO)."""
+
+    bucket: str
+    prefix: str  # "" or "some/prefix/"
+    endpoint: str  # https://host[:port] (pgBackRest speaks only HTTPS to S3)
+    region: str
+    access_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    path_style: bool
+    verify_tls: bool
+    ca_file: str | None
+    store: Any = field(repr=False, compare=False)
+
+    def options(self, name: str) -> dict[str, str]:
+        parts = urlsplit(self.endpoint)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ConfigError(f"backup.s3.endpoint {self.endpoint!r}: pgBackRest (pitr = true) needs an https:// "
+                              "endpoint")
+        out = {"repo1-type": "s3", "repo1-path": f"/{self.prefix}{PITR_DIR}/{name}", "repo1-s3-bucket": self.bucket,
+               "repo1-s3-endpoint": parts.hostname, "repo1-s3-region": self.region,
+               "repo1-s3-key": self.access_key, "repo1-s3-key-secret": self.secret_key,
+               "repo1-s3-uri-style": "path" if self.path_style else "host"}
+        if parts.port:
+            out["repo1-storage-port"] = str(parts.port)
+        if not self.verify_tls:
+            out["repo1-storage-verify-tls"] = "n"  # a test server's self-signed certificate only
+        elif self.ca_file:
+            out["repo1-storage-ca-file"] = self.ca_file
+        return out
+
+
+@dataclass(frozen=True)
 class ClusterFacts:
     """Learnt from the running server; kept so restores work while it is down."""
 
@@ -119,11 +154,14 @@ class Stanza:
     """The pgBackRest stanza of one source: configuration, commands and what the repository holds."""
 
     def __init__(self, src: PostgresSource, repo_root: Path, key: BackupKey, *,
-                 retention: RetentionSpec | None = None) -> None:
+                 retention: RetentionSpec | None = None, s3: S3Repo | None = None) -> None:
+        """``repo_root``: the local backup repository, or (with ``s3``) a local directory for the stanza's
+        configuration, logs and locks while the backups and WAL go to the bucket."""
         self.src = src
         self.name = src.name
         self.key = key
         self.retention = retention
+        self.s3 = s3
         self.dir = repo_root / PITR_DIR / "stanzas" / src.name
         self.conf = self.dir / "pgbackrest.conf"
         self.repo_path = self.dir / "repo"
@@ -179,8 +217,9 @@ class Stanza:
             raise ShipyardError(f"{self._facts_path}: unreadable ({exc})") from exc
 
     def render(self, facts: ClusterFacts | None) -> str:
+        where = self.s3.options(self.name) if self.s3 else {"repo1-path": str(self.repo_path)}
         glob = {
-            "repo1-path": str(self.repo_path),
+            **where,
             "repo1-cipher-type": "aes-256-cbc",
             "repo1-cipher-pass": cipher_pass(self.key, self.name),
             **retention_options(self.retention),
@@ -275,7 +314,16 @@ class Stanza:
         detail = "; ".join(bad + wal_bad) if not ok else "; ".join(summary)
         return ok, detail or out.strip()[-800:]
 
+    @property
+    def location(self) -> str:
+        """Where the backup sets and the WAL archive are (for messages)."""
+        if self.s3:
+            return f"s3://{self.s3.bucket}/{self.s3.prefix}{PITR_DIR}/{self.name}"
+        return str(self.repo_path)
+
     def stanza_exists(self) -> bool:
+        if self.s3:
+            return bool(self.s3.store.list(f"{PITR_DIR}/{self.name}/backup/{self.name}/backup.info"))
         return (self.repo_path / "backup" / self.name / "backup.info").exists()
 
     def newest_archived_at(self, info: dict[str, Any]) -> float | None:
@@ -285,6 +333,11 @@ class Stanza:
         for arch in info.get("archive", []):
             seg = arch.get("max")
             if not seg:
+                continue
+            if self.s3:
+                found = self.s3.store.modified(f"{PITR_DIR}/{self.name}/archive/{self.name}/{arch['id']}/"
+                                               f"{seg[:16]}/{seg}-")
+                newest = max([newest or 0.0, *found.values()]) if found else newest
                 continue
             folder = self.repo_path / "archive" / self.name / arch["id"] / seg[:16]
             for path in folder.glob(f"{seg}-*"):

@@ -57,7 +57,7 @@ def choose_set(stanza: Stanza, info: dict[str, Any], at: datetime | None, label:
     and would refuse a target less than a second after the newest backup."""
     sets = [b for b in backups_of(info) if not b.get("error")]
     if not sets:
-        raise NotFound(f"no pgBackRest backups of source {stanza.name!r} in {stanza.repo_path}")
+        raise NotFound(f"no pgBackRest backups of source {stanza.name!r} in {stanza.location}")
     if at is not None:
         t = at.timestamp()
         if t > now:

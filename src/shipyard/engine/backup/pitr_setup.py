@@ -128,7 +128,7 @@ def configure(stanza: Stanza, rpo: float | None) -> list[str]:
     created = not stanza.stanza_exists()
     if created:
         stanza.pgbackrest("stanza-create", env=env, timeout=300)
-        notes.append(f"created pgBackRest stanza {stanza.name!r} in {stanza.repo_path}")
+        notes.append(f"created pgBackRest stanza {stanza.name!r} in {stanza.location}")
     if created or changed or notes:
         stanza.pgbackrest("check", env=env, timeout=300, what="check (is WAL reaching the archive?)")
     return notes

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
-import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 
 from shipyard.engine.backup import pitr_restore, pitr_setup
-from shipyard.engine.backup.chunks import DEFAULT_CHUNK, ChunkReader
 from shipyard.engine.backup.keys import BackupKey
 from shipyard.engine.backup.manifest import Manifest
-from shipyard.engine.backup.pipeline import EncryptingSink, decrypted, drain
-from shipyard.engine.backup.pitr import Stanza, backups_of, parse_at
+from shipyard.engine.backup.pipeline import DEFAULT_AVG, EncryptingSink, decrypted, drain
+from shipyard.engine.backup.pitr import S3Repo, Stanza, backups_of, parse_at
 from shipyard.engine.backup.repository import Repository, new_backup_id
 from shipyard.engine.backup.results import (
     BackupVerifyResult,
@@ -25,34 +24,60 @@ from shipyard.engine.backup.results import (
     RunResult,
 )
 from shipyard.engine.backup.retention import apply_policy
-from shipyard.engine.backup.sources import files, postgres, sqlite
+from shipyard.engine.backup.sources import files, mysql, postgres, redis, sqlite
 from shipyard.engine.backup.sources.base import DumpInfo, RestoreCheck, RestoreTarget
-from shipyard.errors import BadInput, NotFound, Refused, ShipyardError
+from shipyard.engine.backup.store_s3 import S3Store, credentials
+from shipyard.engine.backup.stores import LocalStore, open_store
+from shipyard.errors import BadInput, IntegrityError, NotFound, Refused, ShipyardError
 from shipyard.primitives.clock import Clock, SystemClock
-from shipyard.primitives.spec.backup import BackupSpec, FilesSource, PostgresSource, SqliteSource
+from shipyard.primitives.spec.backup import (
+    BackupSpec,
+    FilesSource,
+    MysqlSource,
+    PostgresSource,
+    RedisSource,
+    SqliteSource,
+)
 
-AnySource = PostgresSource | SqliteSource | FilesSource
+AnySource = PostgresSource | SqliteSource | FilesSource | MysqlSource | RedisSource
+_URL_SCHEMES = {"postgres": ("postgresql://", "postgres://"), "mysql": ("mysql://", "mariadb://"),
+                "redis": ("redis://", "rediss://", "unix://")}
 
 __all__ = ["AnySource", "BackupVerifyResult", "Backups", "CopyResult", "ForgetResult", "PitrStatus", "RestoreResult",
            "RunResult"]
 
 
 def _label(repo: Repository, m: Manifest) -> str:
-    return f"backup {m.id} of source {m.source!r} in {repo.root}"
+    return f"backup {m.id} of source {m.source!r} in {repo.url}"
 
 
 class Backups:
-    """One environment's backups. Paths in the spec are relative to ``base_dir`` (the project)."""
+    """One environment's backups. Paths in the spec are relative to ``base_dir`` (the project); ``secrets``
+    are the environment's (S3 credentials are read from them); ``chunk_size`` is the average chunk."""
 
     def __init__(self, spec: BackupSpec, key: BackupKey, *, base_dir: Path, clock: Clock | None = None,
-                 chunk_size: int = DEFAULT_CHUNK) -> None:
+                 chunk_size: int = DEFAULT_AVG, secrets: Mapping[str, str] | None = None,
+                 lock_dir: Path | None = None) -> None:
         self.spec = spec
         self.key = key
         self.base_dir = base_dir
         self.clock: Clock = clock or SystemClock()
         self.chunk_size = chunk_size
-        self.repo = Repository(self.path(spec.repository))
-        self.copies = [Repository(self.path(p)) for p in spec.copy_to]
+        self.secrets = dict(secrets or {})
+        locks = lock_dir or base_dir / ".shipyard" / "backup-locks"
+        self.repo = Repository(open_store(spec.repository, spec, self.secrets, base_dir), key, locks)
+        self.copies = [Repository(open_store(p, spec, self.secrets, base_dir), key, locks) for p in spec.copy_to]
+        self._reading: Repository | None = None
+
+    @property
+    def source_repo(self) -> Repository:
+        """Where restores and drills read: the repository or, when it is gone (the machine was lost) or
+        unreachable, the first ``copy_to`` site that holds one."""
+        if self._reading is None:
+            self._reading = self.repo
+            if not self.repo.exists():
+                self._reading = next((c for c in self.copies if c.exists()), self.repo)
+        return self._reading
 
     def path(self, p: str) -> Path:
         q = Path(p).expanduser()
@@ -62,19 +87,48 @@ class Backups:
         return [self.spec.source(only)] if only else list(self.spec.sources)
 
     def stanza(self, src: PostgresSource) -> Stanza:
-        return Stanza(src, self.repo.root, self.key, retention=self.spec.retention)
+        store = self.repo.store
+        if isinstance(store, LocalStore):
+            return Stanza(src, store.root, self.key, retention=self.spec.retention)
+        if not isinstance(store, S3Store) or self.spec.s3 is None:
+            raise BadInput(f"source {src.name!r}: pitr needs a local or s3:// repository (the packaged pgBackRest "
+                           "has no SFTP repositories)")
+        s3 = self.spec.s3
+        access, secret = credentials(s3, self.secrets)
+        remote = S3Repo(store.bucket, store.prefix, s3.endpoint or f"https://s3.{s3.region}.amazonaws.com",
+                        s3.region, access, secret, s3.path_style, s3.verify_tls, s3.ca_file, store)
+        # Configuration, logs and locks stay on this machine (the cluster's user must reach them).
+        local = self.base_dir / ".shipyard-pgbackrest" / hashlib.sha256(store.url.encode()).hexdigest()[:12]
+        for d in (local.parent, local):
+            if not d.exists():
+                d.mkdir(parents=True)
+                d.chmod(0o711)
+        return Stanza(src, local, self.key, retention=self.spec.retention, s3=remote)
 
     # -- run ---------------------------------------------------------------------------------------------
     def run(self, only: str | None = None) -> list[RunResult]:
-        self.repo.check_key(self.key, create=True)
+        self.repo.check_key(create=True)
         results = []
         for src in self.sources(only):
             results.append(self._run_one(src))
         return results
 
+    def url_of(self, src: MysqlSource | RedisSource) -> str:
+        if src.url is not None:
+            return src.url
+        value = self.secrets.get(src.url_secret or "")
+        if not value:
+            raise BadInput(f"backup source {src.name!r}: secret {src.url_secret} (url_secret) is not set for this "
+                           "environment")
+        return value
+
     def _dump(self, src: AnySource, sink: EncryptingSink) -> DumpInfo:
         if isinstance(src, PostgresSource):
             return postgres.dump(src, sink, self.clock)
+        if isinstance(src, MysqlSource):
+            return mysql.dump(src.name, self.url_of(src), sink, self.clock)
+        if isinstance(src, RedisSource):
+            return redis.dump(src.name, self.url_of(src), sink, self.clock)
         if isinstance(src, SqliteSource):
             return sqlite.dump(src, self.path(src.path), sink, self.clock)
         return files.dump(src, self.path(src.path), sink, self.clock)
@@ -85,7 +139,7 @@ class Backups:
         started, t0 = self.clock.time(), self.clock.monotonic()
         try:
             with self.repo.locked(f"back up {src.name!r}"):
-                cleaned = len(self.repo.clean_leftovers())
+                cleaned = self.repo.collect()
                 m = self._write(src, started, t0)
         except (ShipyardError, OSError) as exc:
             return RunResult(src.name, src.kind, False, started, self.clock.monotonic() - t0, error=str(exc))
@@ -104,49 +158,46 @@ class Backups:
             return RunResult(src.name, src.kind, False, started, self.clock.monotonic() - t0, error=str(exc))
         notes = list(b.notes)
         if self.copies:
-            notes.append("copy_to is not applied to pgBackRest repositories (copy the directory yourself)")
+            notes.append("copy_to is not applied to pgBackRest repositories: put the repository on s3:// to "
+                         "keep the WAL archive off the machine")
         return RunResult(src.name, src.kind, True, started, self.clock.monotonic() - t0, b.label, b.size,
                          b.stored, pitr={"engine": "pgbackrest", "type": b.type, "notes": notes})
 
     def _write(self, src: AnySource, started: float, t0: float) -> Manifest:
+        """Blobs first (only those the repository lacks), the snapshot last. A failure leaves blobs no
+        snapshot names: the next run's ``collect`` removes them."""
         bid = new_backup_id(started)
-        tmp = self.repo.tmp_data_path(src.name, bid)
-        threads = src.jobs if isinstance(src, PostgresSource) else 1
+        sink = EncryptingSink(self.repo, self.repo.blobs(), avg_size=self.chunk_size)
         try:
-            with open(tmp, "wb") as fh:
-                sink = EncryptingSink(fh, self.key, bid, chunk_size=self.chunk_size, threads=threads)
-                info = self._dump(src, sink)
-                stats = sink.close()
-                fh.flush()
-                os.fsync(fh.fileno())
-            finished = self.clock.time()
-            m = Manifest(id=bid, source=src.name, kind=src.kind, created_at=started,
-                         snapshot_time=info.snapshot_time, finished_at=finished, key_id=self.key.key_id,
-                         chunk_size=stats.chunk_size, chunks=stats.chunks, compression="zstd",
-                         plain_size=stats.plain_size, plain_sha256=stats.plain_sha256,
-                         stored_size=stats.stored_size, stored_sha256=stats.stored_sha256, meta=info.meta,
-                         tools=info.tools, timings={"total_s": round(self.clock.monotonic() - t0, 3)})
-            self.repo.commit(m, self.key, tmp)
+            info = self._dump(src, sink)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            sink.abort()
             raise
+        stats = sink.close()
+        m = Manifest(id=bid, source=src.name, kind=src.kind, created_at=started, snapshot_time=info.snapshot_time,
+                     finished_at=self.clock.time(), key_id=self.key.key_id, compression="zstd",
+                     plain_size=stats.plain_size, plain_sha256=stats.plain_sha256, stored_size=stats.stored_size,
+                     total_stored=stats.total_stored, blobs=stats.blobs, meta=info.meta, tools=info.tools,
+                     timings={"total_s": round(self.clock.monotonic() - t0, 3)})
+        self.repo.commit(m)
         return m
 
     def _replicate(self, source: str, newest: Manifest) -> Iterator[CopyResult]:
         """Copies every backup of ``source`` the second sites lack, then re-verifies them there."""
         for dst in self.copies:
             try:
-                dst.check_key(self.key, create=True)
-                with dst.locked(f"copy to {dst.root}"):
-                    dst.clean_leftovers()
+                dst.check_key(create=True)
+                with dst.locked(f"copy to {dst.url}"):
+                    dst.collect()
                     have = {m.id for m in dst.manifests(source)}
+                    blobs = dst.blobs()
                     for m in self.repo.manifests(source):
                         if m.id not in have:
-                            dst.copy_from(self.repo, self.repo.authenticated(m, self.key), self.key)
+                            dst.copy_from(self.repo, m, blobs)
                             self._verify_one(dst, dst.load(source, m.id), None, random.Random())
-                yield CopyResult(str(dst.root), True)
+                yield CopyResult(dst.url, True)
             except (ShipyardError, OSError) as exc:
-                yield CopyResult(str(dst.root), False, str(exc))
+                yield CopyResult(dst.url, False, str(exc))
 
     # -- list --------------------------------------------------------------------------------------------
     def list_backups(self, only: str | None = None) -> list[Manifest]:
@@ -161,19 +212,19 @@ class Backups:
                 continue
             stanza = self.stanza(src)
             if not stanza.conf.exists():
-                out.append(PitrStatus(src.name, str(stanza.repo_path), error="no pgBackRest backup yet"))
+                out.append(PitrStatus(src.name, stanza.location, error="no pgBackRest backup yet"))
                 continue
             try:
                 info = stanza.info()
             except ShipyardError as exc:
-                out.append(PitrStatus(src.name, str(stanza.repo_path), error=str(exc)))
+                out.append(PitrStatus(src.name, stanza.location, error=str(exc)))
                 continue
             sets = tuple({"label": b["label"], "type": b["type"], "start": float(b["timestamp"]["start"]),
                           "stop": float(b["timestamp"]["stop"]), "size": int(b["info"]["size"]),
                           "stored": int(b["info"]["repository"]["delta"])} for b in backups_of(info))
             archives = info.get("archive", [])
             status = info.get("status", {})
-            out.append(PitrStatus(src.name, str(stanza.repo_path), sets,
+            out.append(PitrStatus(src.name, stanza.location, sets,
                                   min((a["min"] for a in archives if a.get("min")), default=None),
                                   max((a["max"] for a in archives if a.get("max")), default=None),
                                   stanza.newest_archived_at(info), stanza.restorable_until(info, self.clock.time()),
@@ -181,7 +232,7 @@ class Backups:
         return out
 
     def newest(self, source: str) -> Manifest | None:
-        found = self.repo.manifests(source)
+        found = self.source_repo.manifests(source)
         return found[-1] if found else None
 
     # -- verify ------------------------------------------------------------------------------------------
@@ -192,58 +243,70 @@ class Backups:
         rng = rng or random.Random()
         out = self._verify_pitr(only)
         for repo in [self.repo, *self.copies]:
-            repo.check_key(self.key, create=False)
-            for m in repo.manifests(only):
+            repo.check_key(create=False)  # a wrong key is refused (exit 2), not reported per backup
+            try:
+                found, problems = repo.scan(only)
+                blobs = repo.blobs()
+            except ShipyardError as exc:
+                out.append(BackupVerifyResult(repo.url, only or "*", "config", False, 0, 0, str(exc)))
+                continue
+            out.extend(BackupVerifyResult(repo.url, only or "*", bid, False, 0, 0, err) for bid, err in problems)
+            for m in found:
                 try:
-                    out.append(self._verify_one(repo, repo.load(m.source, m.id, self.key), subset, rng))
+                    out.append(self._verify_one(repo, m, subset, rng, blobs))
                 except ShipyardError as exc:
-                    out.append(BackupVerifyResult(str(repo.root), m.source, m.id, False, m.chunks, 0, str(exc)))
+                    out.append(BackupVerifyResult(repo.url, m.source, m.id, False, m.chunks, 0, str(exc)))
         return out
 
     def _verify_pitr(self, only: str | None) -> list[BackupVerifyResult]:
         """PITR sources: ``pgbackrest verify`` over all their backup sets and WAL (no subset sampling)."""
         out: list[BackupVerifyResult] = []
         for src in self.sources(only):
-            if not (isinstance(src, PostgresSource) and src.pitr) or not self.stanza(src).dir.exists():
+            if not (isinstance(src, PostgresSource) and src.pitr) or not self.stanza(src).conf.exists():
                 continue
             try:
                 ok, detail = self._pitr_ready(src).verify()
-                out.append(BackupVerifyResult(str(self.stanza(src).repo_path), src.name, "pgbackrest", ok, 0, 0,
+                out.append(BackupVerifyResult(self.stanza(src).location, src.name, "pgbackrest", ok, 0, 0,
                                         None if ok else detail, detail))
             except ShipyardError as exc:
-                out.append(BackupVerifyResult(str(self.stanza(src).repo_path), src.name, "pgbackrest", False, 0, 0,
+                out.append(BackupVerifyResult(self.stanza(src).location, src.name, "pgbackrest", False, 0, 0,
                                         str(exc)))
         return out
 
-    def _verify_one(self, repo: Repository, m: Manifest, subset: float | None,
-                    rng: random.Random) -> BackupVerifyResult:
+    def _verify_one(self, repo: Repository, m: Manifest, subset: float | None, rng: random.Random,
+                    blobs: dict[str, int] | None = None) -> BackupVerifyResult:
+        """Every blob present with its size; then all decrypted (with the stream's SHA-256) or a sample."""
         label = _label(repo, m)
-        actual = repo.data_path(m).stat().st_size
-        if actual != m.stored_size:
-            from shipyard.errors import IntegrityError
-
-            raise IntegrityError(f"{label}: stored file is {actual} bytes, the manifest says {m.stored_size} "
-                                 "(truncated or extended)")
-        with repo.open_data(m) as fh:
-            if subset is None:
-                drain(decrypted(fh, m, self.key, label=label))
-                return BackupVerifyResult(str(repo.root), m.source, m.id, True, m.chunks, m.chunks)
-            reader = ChunkReader(fh, self.key.data_key(m.id), m.id, label=label, size=m.stored_size)
-            n = max(1, math.ceil(subset * reader.chunks))
-            for index in sorted(rng.sample(range(reader.chunks), min(n, reader.chunks))):
-                reader.read_chunk(index)
-            return BackupVerifyResult(str(repo.root), m.source, m.id, True, m.chunks, min(n, reader.chunks))
+        have = repo.blobs() if blobs is None else blobs
+        for i, (blob_id, size) in enumerate(m.blobs):
+            if have.get(blob_id) != size:
+                state = "missing" if blob_id not in have else f"{have[blob_id]} bytes, the manifest says {size}"
+                raise IntegrityError(f"{label}: blob {i} of {m.chunks} ({blob_id[:12]}) is {state}")
+        if subset is None:
+            drain(decrypted(repo, m, label=label))
+            return BackupVerifyResult(repo.url, m.source, m.id, True, m.chunks, m.chunks)
+        n = min(max(1, math.ceil(subset * m.chunks)), m.chunks)
+        for index in sorted(rng.sample(range(m.chunks), n)):
+            repo.read_blob(m.blobs[index][0], label)
+        return BackupVerifyResult(repo.url, m.source, m.id, True, m.chunks, n)
 
     # -- restore -----------------------------------------------------------------------------------------
     def pick(self, source: str, backup_id: str | None) -> Manifest:
         self.spec.source(source)
-        self.repo.check_key(self.key, create=False)
+        repo = self.source_repo
+        repo.check_key(create=False)
         if backup_id:
-            return self.repo.load(source, backup_id, self.key)
-        m = self.newest(source)
+            return repo.load(source, backup_id)
+        found, problems = repo.scan(source)
+        m = found[-1] if found else None
+        # Backup ids sort by time: an unreadable snapshot newer than the newest readable one may be the
+        # newest backup of this source, so restoring an older one without being asked would be a surprise.
+        newer = [err for bid, err in problems if m is None or bid > m.id]
+        if newer:
+            raise IntegrityError(f"{newer[0]} (pass --backup ID to restore an older backup)")
         if m is None:
-            raise NotFound(f"no backups of source {source!r} in {self.repo.root}")
-        return self.repo.authenticated(m, self.key)
+            raise NotFound(f"no backups of source {source!r} in {repo.url}")
+        return m
 
     def restore(self, source: str, *, backup_id: str | None = None, to_url: str | None = None,
                 to_path: Path | None = None, replace: bool = False, at: str | None = None) -> RestoreResult:
@@ -253,17 +316,18 @@ class Backups:
         src = self.spec.source(source)
         when = parse_at(at) if at is not None else None
         if isinstance(src, PostgresSource) and src.pitr and not (
-                backup_id and any(m.id == backup_id for m in self.repo.manifests(source))):
+                backup_id and any(m.id == backup_id for m in self.source_repo.manifests(source))):
             return self._restore_pitr(src, backup_id, to_url, to_path, replace, when)
         if when is not None and isinstance(src, PostgresSource) and src.pitr:
             raise BadInput(f"backup {backup_id} is a pg_dump backup: it restores as it was, without --at")
         if when is not None:
             raise BadInput(f"--at needs point-in-time recovery: set pitr = true on source {source!r} "
                            "(PostgreSQL only)")
-        if isinstance(src, PostgresSource) and to_path is not None:
-            raise BadInput(f"source {source!r} is PostgreSQL: restore it with --to postgresql://...")
-        if not isinstance(src, PostgresSource) and to_url is not None:
-            raise BadInput(f"source {source!r} is {src.kind}: restore it with --to-path DIR")
+        if isinstance(src, PostgresSource | MysqlSource) and to_path is not None:
+            raise BadInput(f"source {source!r} is {src.kind}: restore it with --to {_URL_SCHEMES[src.kind][0]}...")
+        if to_url is not None and not to_url.startswith(_URL_SCHEMES.get(src.kind, ("-",))):
+            raise BadInput(f"source {source!r} is {src.kind}: restore it with "
+                           + (f"--to {_URL_SCHEMES[src.kind][0]}..." if src.kind in _URL_SCHEMES else "--to-path DIR"))
         m = self.pick(source, backup_id)
         t0 = self.clock.monotonic()
         checks, where = self.restore_into(src, m, RestoreTarget(url=to_url, path=to_path, replace=replace))
@@ -285,10 +349,10 @@ class Backups:
 
     def _pitr_ready(self, src: PostgresSource) -> Stanza:
         """The stanza with its configuration rewritten from the key (a new machine has only the repository)."""
-        self.repo.check_key(self.key, create=False)
+        self.repo.check_key(create=False)
         stanza = self.stanza(src)
-        if not stanza.dir.exists():
-            raise NotFound(f"no pgBackRest backups of source {src.name!r} in {self.repo.root}")
+        if not (stanza.stanza_exists() if stanza.s3 else stanza.dir.exists()):
+            raise NotFound(f"no pgBackRest backups of source {src.name!r} in {self.repo.url}")
         stanza.prepare()
         return stanza
 
@@ -299,19 +363,23 @@ class Backups:
 
     def restore_into(self, src: AnySource, m: Manifest, target: RestoreTarget,
                       user_sql: bool = False) -> tuple[list[RestoreCheck], str]:
-        label = _label(self.repo, m)
-        with self.repo.open_data(m) as fh:
-            blocks = decrypted(fh, m, self.key, label=label)
-            if isinstance(src, PostgresSource):
-                postgres.restore(src, blocks, target)
-                url = target.url or src.url
-                return postgres.check(src, url, m.meta.get("tables", {}), user_sql=user_sql), \
-                    url.rsplit("@", 1)[-1]
-            if isinstance(src, SqliteSource):
-                path = sqlite.restore(src, self.path(src.path), blocks, target)
-                return sqlite.check(path, m.meta.get("tables", {})), str(path)
-            root = files.restore(src, self.path(src.path), blocks, target)
-            return files.check(root, m.meta), str(root)
+        blocks = decrypted(self.source_repo, m, label=_label(self.source_repo, m))
+        if isinstance(src, PostgresSource):
+            postgres.restore(src, blocks, target)
+            url = target.url or src.url
+            return postgres.check(src, url, m.meta.get("tables", {}), user_sql=user_sql), url.rsplit("@", 1)[-1]
+        if isinstance(src, MysqlSource):
+            u = mysql.restore(src.name, self.url_of(src), blocks, target)
+            return mysql.check(u, m.meta.get("tables", {})), u.shown()
+        if isinstance(src, RedisSource):
+            where, counts = redis.restore(src.name, self.url_of(src), blocks, target)
+            live = None if target.path is not None else where
+            return redis.check(live, counts, m.meta.get("keys", {})), where.rsplit("@", 1)[-1]
+        if isinstance(src, SqliteSource):
+            path = sqlite.restore(src, self.path(src.path), blocks, target)
+            return sqlite.check(path, m.meta.get("tables", {})), str(path)
+        root = files.restore(src, self.path(src.path), blocks, target)
+        return files.check(root, m.meta), str(root)
 
     # -- forget ------------------------------------------------------------------------------------------
     def forget(self, only: str | None = None, dry_run: bool = False) -> list[ForgetResult]:
@@ -328,5 +396,6 @@ class Backups:
                         for d in decisions:
                             if not d.keep:
                                 repo.delete(found[d.id])
-                out.append(ForgetResult(str(repo.root), src.name, tuple(decisions), not dry_run))
+                        repo.collect()  # the blobs only forgotten backups used
+                out.append(ForgetResult(repo.url, src.name, tuple(decisions), not dry_run))
         return out

@@ -94,11 +94,66 @@ class FilesSource(SpecModel):
     path: str
 
 
-Source = Annotated[PostgresSource | SqliteSource | FilesSource, Field(discriminator="kind")]
+class _UrlSource(SpecModel):
+    name: SourceName
+    url: str | None = None
+    url_secret: str | None = None  # the name of the environment's secret holding the URL (it has a password)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> _UrlSource:
+        if (self.url is None) == (self.url_secret is None):
+            raise ValueError("set exactly one of url and url_secret")
+        return self
+
+
+class MysqlSource(_UrlSource):
+    """MySQL / MariaDB: mysql://user[:password]@host[:port]/database[?socket=/run/mysqld/mysqld.sock]."""
+
+    kind: Literal["mysql"]
+
+
+class RedisSource(_UrlSource):
+    """Redis: redis://[:password@]host[:port] (every database of the server is in the snapshot)."""
+
+    kind: Literal["redis"]
+
+
+Source = Annotated[PostgresSource | SqliteSource | FilesSource | MysqlSource | RedisSource,
+                   Field(discriminator="kind")]
+
+
+class S3Settings(SpecModel):
+    """S3-compatible object storage for ``s3://bucket/prefix`` repositories (credentials are secret names)."""
+
+    endpoint: str | None = None  # default: AWS for the region
+    region: str = "us-east-1"
+    access_key_secret: str = "AWS_ACCESS_KEY_ID"
+    secret_key_secret: str = "AWS_SECRET_ACCESS_KEY"
+    path_style: bool = True  # bucket in the path (MinIO, SeaweedFS, most non-AWS servers)
+    # Only for a test server with a self-signed certificate: pgBackRest's TLS check is relaxed too.
+    verify_tls: bool = True
+    ca_file: str | None = None
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> S3Settings:
+        if self.endpoint is not None and not self.endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint must start with https:// (or http://), got {self.endpoint!r}")
+        return self
+
+
+class SftpSettings(SpecModel):
+    """``sftp://user@host[:port]/path`` repositories: key authentication, host key checked."""
+
+    key_file: str = "~/.ssh/id_ed25519"
+    known_hosts: str = "~/.ssh/known_hosts"
 
 
 class BackupSpec(SpecModel):
     repository: str
+    s3: S3Settings | None = None
+    sftp: SftpSettings | None = None
+    # A backup of every source as the first step of each deploy of this environment.
+    before_deploy: bool = False
     schedule: Cron | None = None
     retention: RetentionSpec | None = None
     rto: LongDuration | None = None
@@ -116,9 +171,13 @@ class BackupSpec(SpecModel):
             seen.add(src.name)
         if self.repository in self.copy_to:
             raise ValueError("copy_to must name repositories other than 'repository'")
+        for url in [self.repository, *self.copy_to]:
+            if url.startswith("s3://") and self.s3 is None:
+                raise ValueError(f"{url}: s3:// repositories need the s3 settings (s3 = {{ endpoint, region, "
+                                 "access_key_secret, secret_key_secret }})")
         return self
 
-    def source(self, name: str) -> PostgresSource | SqliteSource | FilesSource:
+    def source(self, name: str) -> PostgresSource | SqliteSource | FilesSource | MysqlSource | RedisSource:
         for src in self.sources:
             if src.name == name:
                 return src
