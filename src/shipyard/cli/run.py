@@ -28,6 +28,12 @@ def command(
     if not argv:
         app.abort("give the command after --: shipyard run --env ENV -- python manage.py migrate", 2)
     body = {"env": env, "release": release, "argv": argv, "interactive": interactive}
+    if interactive and app.remote is not None:
+        # -i runs the command here, in the release's directory with its environment: only on the control
+        # plane's machine. Remotely the output is streamed (no terminal): drop -i, or ssh to that machine.
+        app.abort("run -i needs the control plane's machine (it runs the command in this terminal, in the "
+                  "release's directory); with SHIPYARD_URL, run without -i (output streamed, exit code "
+                  "returned) or ssh to that machine", 2)
     if interactive:
         job = app.client.call("POST", "/v1/run", body)
         try:

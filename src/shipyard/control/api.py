@@ -19,6 +19,7 @@ from shipyard.control.deploys.service import DeployService
 from shipyard.control.deploys.status import status_json
 from shipyard.control.events import EventLog
 from shipyard.control.httpserver import Handler
+from shipyard.control.logs_api import LogsContext, logs_routes
 from shipyard.control.metrics_api import MetricsContext, metrics_routes
 from shipyard.control.paths import Paths
 from shipyard.control.reads import ReadContext, read_routes
@@ -146,6 +147,7 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
     return {
         **read_routes(ReadContext(ctx.store, ctx.paths, ctx.clock, ctx.specs.load, ctx.backups)),
         **(metrics_routes(ctx.metrics) if ctx.metrics is not None else {}),
+        **logs_routes(LogsContext(ctx.store, ctx.paths, ctx.clock, ctx.specs.load)),
         ("GET", "/v1/ping"): ping,
         ("POST", "/v1/deploy"): deploy,
         ("POST", "/v1/rollback"): rollback,

@@ -1,4 +1,5 @@
-"""A small HTTP/1.1 server for the control API (low traffic, loopback only).
+"""A small HTTP/1.1 server for the control API (low traffic): on loopback, and on ``[control] listen``
+with TLS for remote clients (the same routes and token check on both).
 
 Requests are small JSON documents; a handler returns a JSON value, or an async iterator of JSON values
 which is streamed as NDJSON (one line per event) and ends the connection — how the CLI follows a deploy.
@@ -15,6 +16,7 @@ import asyncio
 import hmac
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -57,21 +59,25 @@ class ApiServer:
     def __init__(self, token: str, routes: dict[tuple[str, str], Handler]) -> None:
         self._token = token.encode()
         self._routes = routes
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        self._server = await asyncio.start_server(self._client, host, port, limit=MAX_HEAD)
-        return int(self._server.sockets[0].getsockname()[1])
+    async def start(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> int:
+        """Listen on ``host:port`` (0: any free port; returned) — called once per listener: the loopback one
+        the local CLI uses, and ``[control] listen`` (with TLS) for remote clients."""
+        server = await asyncio.start_server(self._client, host, port, limit=MAX_HEAD, ssl=tls,
+                                            ssl_handshake_timeout=HEAD_TIMEOUT if tls else None)
+        self._servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
-        if self._server:
-            self._server.close()
+        for server in self._servers:
+            server.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await self._one(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass  # a client that went away, or spoke TLS badly
         except Exception:  # a bug in a handler must not kill the daemon
             log.exception("control API request failed")
         finally:
