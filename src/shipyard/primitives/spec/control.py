@@ -68,7 +68,7 @@ class ControlSpec(SpecModel):
                 and not is_loopback(self.address[0]):  # type: ignore[index]
             raise ValueError(
                 f"listen = {self.listen!r} is reachable from other machines: add tls = {{ cert = \"…\", "
-                "key = \"…\" }} (a bearer token must not travel in clear), or insecure = true if something "
+                "key = \"…\" } (a bearer token must not travel in clear), or insecure = true if something "
                 "else protects the link")
         if self.tls is not None and self.listen is None:
             raise ValueError("tls is for the listen address: add listen = \"host:port\"")
