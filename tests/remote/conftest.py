@@ -18,9 +18,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
-from sandbox import Project, free_port, make_project  # noqa: E402
+from sandbox import Project, free_port, git, make_project  # noqa: E402
 
-__all__ = ["Project", "RemoteCli", "make_cert", "make_project"]
+__all__ = ["Project", "RemoteCli", "git", "make_cert", "make_project"]
 
 
 def make_cert(directory: Path, name: str = "control") -> tuple[Path, Path]:
@@ -88,6 +88,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, 
                                       'tls = { cert = "certs/control.pem", key = "certs/control.key" }\n')
     (proj.dir / ".gitignore").write_text(".shipyard/\ninstance/\n__pycache__/\ncerts/\n")
     proj.commit("v1")
+    origin = root / "origin.git"  # where a pipeline's pushes land (GitHub, for a real project)
+    git(root, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(proj.dir, "remote", "add", "origin", str(origin))
+    git(proj.dir, "push", "-q", "origin", "main")
     try:
         proj.ok("up", "--detach", timeout=90)
         info = json.loads((proj.dir / ".shipyard" / "control.json").read_text())

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from .conftest import Project, RemoteCli, make_cert
+from .conftest import Project, RemoteCli, git, make_cert
 
 PROBE = "import os, sys; print('greeting=' + os.environ['GREETING']); sys.exit(3)"
 
@@ -65,6 +65,23 @@ def test_logs_follow_streams_new_lines(served: tuple[Project, RemoteCli, str]) -
     finally:
         follower.kill()
         follower.wait(10)
+
+
+def test_a_pushed_commit_is_fetched_by_the_control_plane(served: tuple[Project, RemoteCli, str]) -> None:
+    """CI: the runner has the commit it tests, the control plane's checkout does not until it fetches it."""
+    proj, remote, _ = served
+    ci = remote.cwd / "checkout"
+    git(remote.cwd, "clone", "-q", str(proj.dir.parent / "origin.git"), str(ci))
+    git(ci, "config", "user.email", "ci@example.com")
+    git(ci, "config", "user.name", "CI")
+    (ci / "VERSION").write_text("pushed\n")
+    git(ci, "commit", "-q", "-am", "pushed by CI")
+    git(ci, "push", "-q", "origin", "HEAD:main")
+    sha = git(ci, "rev-parse", "HEAD")
+    done = remote.json("deploy", "--env", "staging", "--ref", sha)
+    assert done["outcome"] == "succeeded" and done["release"].endswith(sha[:7])  # type: ignore[index]
+    missing = remote.cli("deploy", "--env", "staging", "--ref", "0" * 40)
+    assert missing.returncode == 2 and "nor fetched from origin" in missing.stderr, missing.stderr
 
 
 def test_refusals(served: tuple[Project, RemoteCli, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
