@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
+import pty
 import select
+import ssl
 import subprocess
 import sys
 import time
@@ -84,6 +88,34 @@ def test_a_pushed_commit_is_fetched_by_the_control_plane(served: tuple[Project, 
     assert missing.returncode == 2 and "nor fetched from origin" in missing.stderr, missing.stderr
 
 
+def test_run_interactive_gets_a_terminal_there(served: tuple[Project, RemoteCli, str]) -> None:
+    """-i over SHIPYARD_URL: the program runs on the control plane's machine under a pseudo-terminal."""
+    proj, remote, token = served
+    if not remote.json("status", "--env", "staging")["release"]:  # type: ignore[index]
+        remote.ok("deploy", "--env", "staging")
+    code = ("import os, sys; print('tty=' + str(sys.stdin.isatty() and sys.stdout.isatty())); "
+            "print('cwd=' + os.getcwd()); print('hi ' + input('name? ')); sys.exit(5)")
+    text, status = _under_a_terminal(remote, code, b"name?", b"remote-user\n")
+    assert "tty=True" in text and "hi remote-user" in text, text
+    assert f"cwd={proj.dir}/.shipyard/workdirs/staging/" in text, "it ran on the control plane's side"
+    assert status == 5
+    # Ctrl-C typed here is the program's SIGINT there: its terminal is its controlling one.
+    started = time.monotonic()
+    text, status = _under_a_terminal(remote, "import time; print('ready', flush=True); time.sleep(60)",
+                                     b"ready", b"\x03")
+    assert "KeyboardInterrupt" in text and status == 128 + 2 and time.monotonic() - started < 20, (status, text)
+    runs = [e for e in remote.json("events", "--env", "staging")["events"]  # type: ignore[index]
+            if e["kind"] == "run"]
+    assert [r["data"]["exit_code"] for r in runs][-2:] == [5, -2], runs  # killed by SIGINT
+    # The hand-over a local -i gets (the environment itself) is never given to a remote caller.
+    conn = http.client.HTTPSConnection("127.0.0.1", int(remote.env["SHIPYARD_URL"].rsplit(":", 1)[1]),
+                                       context=ssl.create_default_context(cafile=remote.env["SHIPYARD_CA"]))
+    conn.request("POST", "/v1/run", json.dumps({"env": "staging", "argv": ["true"], "interactive": True}),
+                 {"Authorization": f"Bearer {token}"})
+    answer = json.loads(conn.getresponse().read())
+    assert answer["exit_code"] == 3 and "never the environment" in answer["error"], answer
+
+
 def test_refusals(served: tuple[Project, RemoteCli, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
     proj, remote, token = served
     wrong, _ = make_cert(tmp_path / "other", "other")
@@ -106,11 +138,35 @@ def test_refusals(served: tuple[Project, RemoteCli, str], tmp_path) -> None:  # 
 
     local_only = remote.cli("secrets", "list", "--env", "staging")
     assert local_only.returncode == 2 and "needs the project directory" in local_only.stderr, local_only.stderr
-    interactive = remote.cli("run", "--env", "staging", "-i", "--", "sh")
-    assert interactive.returncode == 2 and "run -i" in interactive.stderr
     unknown = remote.cli("status", "--env", "nope")
     assert unknown.returncode == 2 and "unknown environment 'nope'" in unknown.stderr
     _no_token(remote, token, proj)
+
+
+def _under_a_terminal(remote: RemoteCli, code: str, prompt: bytes, answer: bytes) -> tuple[str, int]:
+    """``shipyard run -i`` under a pseudo-terminal here; ``answer`` typed once ``prompt`` shows."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI under a pseudo-terminal, away from the project
+        os.chdir(remote.cwd)
+        os.execve(sys.executable, [sys.executable, "-m", "shipyard", "run", "--env", "staging", "-i", "--",
+                                   sys.executable, "-c", code], remote.env)
+    out, sent = b"", False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        if prompt in out and not sent:
+            os.write(fd, answer)
+            sent = True
+    _, status = os.waitpid(pid, 0)
+    return out.decode(errors="replace"), os.waitstatus_to_exitcode(status)
 
 
 def _no_token(remote: RemoteCli, token: str, proj: Project) -> None:

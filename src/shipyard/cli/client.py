@@ -8,9 +8,11 @@ address. Every command that talks only to the API works either way; nothing here
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
+import socket
 import ssl
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -145,9 +147,15 @@ class ControlClient:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         conn = self._conn(timeout)
-        try:
+        with self._mapped_errors():
             conn.request(method, path, body=data if body is not None else None, headers=headers)
             return conn.getresponse()
+
+    @contextlib.contextmanager
+    def _mapped_errors(self) -> Iterator[None]:
+        """Network and TLS failures as the CLI reports them (a certificate that does not verify: exit 2)."""
+        try:
+            yield
         except ssl.SSLCertVerificationError as exc:
             raise BadInput(f"TLS: cannot verify the certificate of {self.where}: {exc.verify_message}; set "
                            f"{CA_VAR}=/path/ca.pem to the CA (or the self-signed certificate) it uses") from None
@@ -158,6 +166,47 @@ class ControlClient:
             raise ControlPlaneUnavailable(f"cannot reach the control plane at {self.where}: {exc}") from exc
         except http.client.HTTPException as exc:  # e.g. https:// to a plain-HTTP listener
             raise ControlPlaneUnavailable(f"the control plane at {self.where} answered garbage ({exc!r})") from exc
+
+    def upgrade(self, path: str, body: dict[str, Any], protocol: str) -> tuple[socket.socket, bytes]:
+        """POST ``body`` asking to switch the connection to ``protocol``; on ``101`` the socket (TLS when
+        remote) and the bytes that came after the answer's head. Any other answer is raised as ``call`` would."""
+        body = {**body, "performer": body.get("performer") or _performer()}
+        data = json.dumps(body).encode()
+        auth = f"Authorization: Bearer {self.token}\r\n" if self.token else ""
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n{auth}Content-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n\r\n")
+        with self._mapped_errors():
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            if self.remote is not None and self.remote.tls is not None:
+                sock = self.remote.tls.wrap_socket(sock, server_hostname=self.host)
+            sock.sendall(head.encode() + data)
+            got = b""
+            while b"\r\n\r\n" not in got and len(got) < 65536:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        answer, _, rest = got.partition(b"\r\n\r\n")
+        status_line = answer.split(b"\r\n", 1)[0].split(b" ")
+        status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else 0
+        if status == 101:
+            sock.settimeout(None)
+            return sock, rest
+        with self._mapped_errors():
+            while True:  # an error document, then the server closes
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+        sock.close()
+        try:
+            obj = json.loads(rest or b"{}")
+        except json.JSONDecodeError as exc:
+            raise ShipyardError(f"control plane answered {status} with non-JSON") from exc
+        if status in (401, 403):
+            raise _permission_error(status, obj, self.where)
+        raise_remote(obj)
+        raise ShipyardError(f"the control plane at {self.where} did not switch to {protocol} (answered {status})")
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None,
              timeout: float | None = None) -> Any:

@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from shipyard.control.alerts import Evaluator
-from shipyard.control.api import ApiContext, build_routes
+from shipyard.control.api import ApiContext, build_routes, remote_routes
 from shipyard.control.backups import BackupService, start_scheduler
 from shipyard.control.deploys.adopt import adopt, router_restarted
 from shipyard.control.deploys.oneoff import OneOffs
@@ -115,16 +115,18 @@ class ControlPlane:
                      guarded(self.evaluator.run_forever(), "alert-evaluator")]
         listen = spec.metrics.address if spec is not None else ("127.0.0.1", 9420)
         metrics_port = await self.metrics_server.start(*listen) if listen is not None else None
-        server = ApiServer(token, build_routes(ApiContext(
+        routes = build_routes(ApiContext(
             project=self.paths.project, paths=self.paths, clock=self.clock, backups=self.backups, specs=self.specs, deploys=self.deploys, registry=self.registry,
             targets=self.targets, store=self.store, events=self.events, stop=self.stop,
             oneoffs=OneOffs(paths=self.paths, store=self.store, targets=self.targets, events=self.events),
-            metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator))))
+            metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator)))
+        server = ApiServer(token, routes)
         api_port = await server.start("127.0.0.1", port)
         # The local CLI keeps the loopback listener; `[control] listen` adds one for remote clients.
         remote_doc = None
+        remote_server = ApiServer(token, remote_routes(routes))
         if remote is not None:
-            remote_port = await server.start(remote.host, remote.port, remote.tls)
+            remote_port = await remote_server.start(remote.host, remote.port, remote.tls)
             remote_doc = {"host": remote.host, "port": remote_port, "scheme": remote.scheme}
             log.info("control API for remote clients on %s://%s:%d", remote.scheme, remote.host, remote_port)
         tmp = self.paths.control.with_suffix(".tmp")
@@ -146,6 +148,7 @@ class ControlPlane:
             task.cancel()
         await self.metrics_server.close()
         await server.close()
+        await remote_server.close()
         if scheduler is not None and sched_task is not None:
             sched_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

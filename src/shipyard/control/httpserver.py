@@ -18,6 +18,7 @@ import json
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -53,6 +54,15 @@ def _json_kind(value: Any) -> str:
         return "boolean"
     return "number" if isinstance(value, int | float) else "null"
 
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """A handler's answer that takes the connection over after ``101 Switching Protocols`` (the remote
+    terminal of ``shipyard run -i``): ``serve`` owns the reader and writer until it returns."""
+
+    protocol: str
+    serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 class ApiServer:
@@ -116,7 +126,12 @@ class ApiServer:
             await self._send(writer, 500, {"error": "internal error in the control plane (see .shipyard/logs/"
                                                     "control.log)", "exit_code": 1})
             return
-        if hasattr(result, "__aiter__"):
+        if isinstance(result, Upgrade):
+            writer.write(f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: {result.protocol}\r\n"
+                         "Connection: Upgrade\r\n\r\n".encode())
+            await writer.drain()
+            await result.serve(reader, writer)
+        elif hasattr(result, "__aiter__"):
             await self._stream(writer, result)
         else:
             await self._send(writer, 200, result)
