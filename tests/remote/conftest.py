@@ -93,7 +93,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, 
     git(proj.dir, "remote", "add", "origin", str(origin))
     git(proj.dir, "push", "-q", "origin", "main")
     try:
-        proj.ok("up", "--detach", timeout=90)
+        up = proj.ok("up", "--detach", timeout=90)
+        assert f"for remote clients on https://127.0.0.1:{port}" in up.stdout, up.stdout
         info = json.loads((proj.dir / ".shipyard" / "control.json").read_text())
         assert info["listen"] == {"host": "127.0.0.1", "port": port, "scheme": "https"}
         token = (proj.dir / ".shipyard" / "token").read_text().strip()

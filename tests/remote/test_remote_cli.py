@@ -127,14 +127,11 @@ def test_refusals(served: tuple[Project, RemoteCli, str], tmp_path) -> None:  # 
 
     clear = remote.cli("status", SHIPYARD_URL="http://192.0.2.10:7420")
     assert clear.returncode == 2 and "in clear" in clear.stderr and "https://" in clear.stderr
-    garbage = remote.cli("status", SHIPYARD_URL="ftp://127.0.0.1:1")
-    assert garbage.returncode == 2 and "SHIPYARD_URL" in garbage.stderr
-
-    for case in ({"SHIPYARD_TOKEN": None}, {"SHIPYARD_TOKEN": "not-the-token"}):
-        refused = remote.cli("history", "--env", "staging", **case)
-        assert refused.returncode == 4 and "refused the token" in refused.stderr, refused.stderr
-    deploy = remote.cli("deploy", "--env", "staging", SHIPYARD_TOKEN="not-the-token")
-    assert deploy.returncode == 4, deploy.stderr
+    # HTTP 401 is exit 4, for a call and for a stream alike.
+    no_token = remote.cli("history", "--env", "staging", SHIPYARD_TOKEN=None)
+    assert no_token.returncode == 4 and "refused the token" in no_token.stderr, no_token.stderr
+    wrong = remote.cli("deploy", "--env", "staging", SHIPYARD_TOKEN="not-the-token")
+    assert wrong.returncode == 4 and "refused the token" in wrong.stderr, wrong.stderr
 
     local_only = remote.cli("secrets", "list", "--env", "staging")
     assert local_only.returncode == 2 and "needs the project directory" in local_only.stderr, local_only.stderr
