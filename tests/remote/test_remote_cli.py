@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import select
+import signal
 import ssl
 import subprocess
 import sys
@@ -104,9 +105,14 @@ def test_run_interactive_gets_a_terminal_there(served: tuple[Project, RemoteCli,
     text, status = _under_a_terminal(remote, "import time; print('ready', flush=True); time.sleep(60)",
                                      b"ready", b"\x03")
     assert "KeyboardInterrupt" in text and status == 128 + 2 and time.monotonic() - started < 20, (status, text)
+    # A program that leaves something in the background holding the terminal still ends the session.
+    started = time.monotonic()
+    text, status = _under_a_terminal(remote, "import subprocess, sys; subprocess.Popen(['sleep', '30']); "
+                                     "print('left', flush=True); sys.exit(4)", b"", b"")
+    assert status == 4 and "left" in text and time.monotonic() - started < 20, (status, text)
     runs = [e for e in remote.json("events", "--env", "staging")["events"]  # type: ignore[index]
             if e["kind"] == "run"]
-    assert [r["data"]["exit_code"] for r in runs][-2:] == [5, -2], runs  # killed by SIGINT
+    assert [r["data"]["exit_code"] for r in runs][-3:] == [5, -2, 4], runs  # -2: killed by SIGINT
     # The hand-over a local -i gets (the environment itself) is never given to a remote caller.
     conn = http.client.HTTPSConnection("127.0.0.1", int(remote.env["SHIPYARD_URL"].rsplit(":", 1)[1]),
                                        context=ssl.create_default_context(cafile=remote.env["SHIPYARD_CA"]))
@@ -162,7 +168,10 @@ def _under_a_terminal(remote: RemoteCli, code: str, prompt: bytes, answer: bytes
         if prompt in out and not sent:
             os.write(fd, answer)
             sent = True
+    else:  # no end within the deadline: the CLI hangs; do not wait for it
+        os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
+    os.close(fd)
     return out.decode(errors="replace"), os.waitstatus_to_exitcode(status)
 
 

@@ -116,9 +116,11 @@ class AppContext:
 
             if self.remote is None or not isinstance(exc, ConfigError):
                 raise
-            raise ConfigError(f"{exc}\nthis command needs the project directory: SHIPYARD_URL drives a remote "
-                              f"control plane for deploy, rollback, status, history, logs, run, approve, reject, "
-                              f"lock, releases, events and the canary commands only") from None
+            here = (self._cwd or Path.cwd()).resolve()
+            raise ConfigError(f"this command needs the project directory (no shipyard.toml in {here} or its parents)\n"
+                              "SHIPYARD_URL drives a remote control plane for deploy, rollback, status, history, "
+                              "logs, run, approve, reject, lock, releases, events and the canary commands only"
+                              ) from None
 
     def check_env(self, name: str) -> None:
         """An unknown environment is exit 2 before anything is sent; a remote control plane checks it itself."""

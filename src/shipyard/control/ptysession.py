@@ -15,13 +15,15 @@ import os
 import signal
 import struct
 import termios
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shipyard.primitives.ttyframes import DATA, WINSIZE, Decoder, FrameError, data_frames, exit_frame
 
 HANGUP_GRACE_S = 5.0
 READ_CHUNK = 1 << 16
+MAX_QUEUED = 64  # chunks read ahead of a slow client
+AFTER_EXIT_S = 0.2  # output still read after the program exited, when the terminal stays open
 
 
 def _controlling_tty() -> None:  # in the child, after setsid (start_new_session): stdin is the pty
@@ -58,6 +60,7 @@ class PtySession:
         os.set_blocking(master, False)
         output: asyncio.Queue[bytes | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
+        paused = [False]
 
         def readable() -> None:
             try:
@@ -69,8 +72,11 @@ class PtySession:
             if not chunk:
                 loop.remove_reader(master)
                 output.put_nowait(None)
-            else:
-                output.put_nowait(chunk)
+                return
+            output.put_nowait(chunk)
+            if output.qsize() >= MAX_QUEUED:  # a slow client: stop reading until it catches up
+                loop.remove_reader(master)
+                paused[0] = True
 
         loop.add_reader(master, readable)
         typing = asyncio.ensure_future(self._typed(reader, master))
@@ -82,11 +88,26 @@ class PtySession:
                 hangups.add(asyncio.ensure_future(self._hang_up(proc)))
 
         typing.add_done_callback(client_gone)
+        exited = asyncio.ensure_future(proc.wait())
+        code = -1
         try:
-            while (chunk := await output.get()) is not None:
-                writer.write(data_frames(chunk))
-                await writer.drain()
-            code = await proc.wait()
+            while True:
+                # The output ends when the terminal is closed on the other side — or, when something the
+                # program left in the background still holds it, a moment after the program exits.
+                try:
+                    timeout = AFTER_EXIT_S if exited.done() else None
+                    chunk = await asyncio.wait_for(_first(output.get(), exited), timeout)
+                except TimeoutError:
+                    break
+                if chunk is None:
+                    break
+                if isinstance(chunk, bytes):
+                    writer.write(data_frames(chunk))
+                    await writer.drain()
+                if paused[0] and output.qsize() < MAX_QUEUED // 2:
+                    paused[0] = False
+                    loop.add_reader(master, readable)
+            code = await exited
             writer.write(exit_frame(code))
             await writer.drain()
         except (ConnectionError, OSError):
@@ -124,6 +145,19 @@ class PtySession:
             except TimeoutError:
                 continue
         return await proc.wait()
+
+
+async def _first(get: Awaitable[bytes | None], exited: asyncio.Future[int]) -> bytes | None | int:
+    """The next output chunk (None: the end), or the exit code if the program exits first with none queued."""
+    getting = asyncio.ensure_future(get)
+    if exited.done():
+        return await getting
+    both: set[asyncio.Future[Any]] = {getting, exited}
+    done, _ = await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
+    if getting in done:
+        return getting.result()
+    getting.cancel()
+    return exited.result()
 
 
 async def _write_all(fd: int, data: bytes) -> None:
