@@ -7,8 +7,9 @@
 Without ``listen`` the API is on 127.0.0.1 only, on a free port, as it always was; with it, that loopback
 listener stays (the local CLI keeps using it) and a second one serves ``listen``. A bearer token must never
 cross a network in clear: a ``listen`` host that is not loopback needs ``tls`` unless ``insecure = true``
-says, in the file, that something else (a VPN, an SSH tunnel, a TLS proxy in front) protects the link.
-The files are read when the control plane starts (``control_tls`` in control/daemon.py checks them).
+says, in the file, that something else (a TLS-terminating proxy in front) protects the link — the CLI itself
+sends ``http://`` to loopback addresses only (an SSH tunnel).
+The files are read when the control plane starts (control/tlsconfig.py checks them).
 """
 
 from __future__ import annotations
