@@ -23,6 +23,9 @@ def test_the_workflow_passes_actionlint(project: Project) -> None:
     text = path.read_text()
     assert "shipyard deploy --env staging --ref" in text and "shipyard deploy --env prod --from staging" in text
     assert "environment: prod" in text and "SHIPYARD_PERFORMER: ${{ github.actor }}" in text
+    # Deploys reach the control plane over its API; the tests of a pull request never see its token.
+    assert "SHIPYARD_URL: ${{ secrets.SHIPYARD_URL }}" in text and "self-hosted" not in text
+    assert "SHIPYARD_TOKEN" not in text.split("\n  test:")[1].split("\n  staging:")[0]
     lint = subprocess.run([ACTIONLINT, str(path)], capture_output=True, text=True, cwd=project.dir)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     again = project.cli("ci", "github")

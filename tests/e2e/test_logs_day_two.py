@@ -4,6 +4,8 @@ times the lines carry); --timestamps shows those times and the control plane's i
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from datetime import UTC, datetime
 
@@ -79,3 +81,11 @@ def test_lines_count_over_the_environment_and_timestamps(running: Project) -> No
     human = running.ok("logs", "--env", "staging", "-t").stdout.splitlines()
     assert any(" ── instance " in x and " started" in x for x in human), human
     assert all(x[:4].isdigit() for x in human), human  # every line starts with its time
+
+    # The control plane down: the CLI reads the files itself (the same reading code, control/logreading.py).
+    pid = running.control_pid()
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    down = running.cli("logs", "--env", "staging", "--json")
+    assert down.returncode == 0 and "control plane is not running" in down.stderr, down.stderr
+    assert [json.loads(x)["line"] for x in down.stdout.splitlines()] == [r["line"] for r in every]

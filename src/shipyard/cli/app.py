@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import typer
     from rich.console import Console
 
-    from shipyard.cli.client import ControlClient
+    from shipyard.cli.client import ControlClient, Remote
     from shipyard.control.paths import Paths
     from shipyard.primitives.spec import EnvSpec, Spec
 
@@ -101,8 +101,31 @@ class AppContext:
         return root.obj
 
     @cached_property
+    def remote(self) -> Remote | None:
+        """The control plane ``SHIPYARD_URL`` names (docs: README "Remote use"); None for the local one."""
+        from shipyard.cli.client import remote_from_env
+
+        return remote_from_env()
+
+    @cached_property
     def project(self) -> Project:
-        return find_project(self._cwd)
+        try:
+            return find_project(self._cwd)
+        except Exception as exc:
+            from shipyard.errors import ConfigError
+
+            if self.remote is None or not isinstance(exc, ConfigError):
+                raise
+            here = (self._cwd or Path.cwd()).resolve()
+            raise ConfigError(f"this command needs the project directory (no shipyard.toml in {here} or its parents)\n"
+                              "SHIPYARD_URL drives a remote control plane for deploy, rollback, status, history, "
+                              "logs, run, approve, reject, lock, releases, events and the canary commands only"
+                              ) from None
+
+    def check_env(self, name: str) -> None:
+        """An unknown environment is exit 2 before anything is sent; a remote control plane checks it itself."""
+        if self.remote is None:
+            self.env(name)
 
     @cached_property
     def paths(self) -> Paths:
@@ -123,7 +146,17 @@ class AppContext:
 
     @cached_property
     def client(self) -> ControlClient:
-        """The control API client; the control plane not running: exit 1 telling to run ``shipyard up``."""
+        """The control API client: the remote one when SHIPYARD_URL is set, else the project's (not running:
+        exit 1 telling to run ``shipyard up``)."""
+        from shipyard.cli.client import ControlClient
+
+        if self.remote is not None:
+            return ControlClient.to(self.remote)
+        return ControlClient(self.paths)
+
+    @cached_property
+    def local_client(self) -> ControlClient:
+        """The project's own control plane whatever SHIPYARD_URL says (``down`` stops that one only)."""
         from shipyard.cli.client import ControlClient
 
         return ControlClient(self.paths)

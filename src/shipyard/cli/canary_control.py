@@ -11,7 +11,7 @@ def send(ctx: typer.Context, env: str, command: str, json_out: bool) -> None:
     from shipyard.cli.app import AppContext
 
     app = AppContext.of(ctx)
-    app.env(env)
+    app.check_env(env)
     reply: Any = app.client.call("POST", "/v1/canary", {"env": env, "command": command})
     if json_out:
         app.print_json(reply)

@@ -1,5 +1,6 @@
 """shipyard ci github: write a GitHub Actions workflow — tests on pull requests, staging on a push to the
-default branch, prod through a GitHub environment with required reviewers."""
+default branch, prod through a GitHub environment with required reviewers; the deploys reach the control
+plane through SHIPYARD_URL / SHIPYARD_TOKEN (no project checkout on the runner)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import typer
 app = typer.Typer(help="Write a CI workflow for the project.", no_args_is_help=True)
 
 WORKFLOW = """\
-# Written by `shipyard ci github`. Tests run on GitHub's runners; deploys run on a self-hosted runner on
-# the machine that runs `shipyard up` (labels: self-hosted, shipyard), with the shipyard command on its PATH.
-# Repository variable SHIPYARD_PROJECT: the project's directory on that machine (its git remote must be this
-# repository). Add required reviewers to the "{prod}" environment: that is the approval before prod.
+# Written by `shipyard ci github`. Tests and deploys run on GitHub's runners; the deploys drive the control
+# plane over its API (README "Remote use") with secrets SHIPYARD_URL (https://host:port of its
+# `[control] listen`), SHIPYARD_TOKEN and, unless a public CA signed its certificate, SHIPYARD_CA_PEM (that
+# CA, PEM). Repository secrets, or secrets of the GitHub environments "{staging}" and "{prod}" (each may hold
+# its own token); only the deploy jobs see them, never the tests of a pull request. The control plane
+# fetches the pushed commit from its checkout's origin (this repository). Add required reviewers to the
+# "{prod}" environment: that is the approval before prod.
 name: shipyard
 
 on:
@@ -38,35 +42,60 @@ jobs:
   {staging}:
     needs: test
     if: github.event_name == 'push'
-    runs-on: [self-hosted, shipyard]
+    runs-on: ubuntu-latest
     environment: {staging}
     concurrency:
       group: shipyard-{staging}
       cancel-in-progress: false
     env:
-      SHIPYARD_PROJECT: ${{{{ vars.SHIPYARD_PROJECT }}}}
+      SHIPYARD_URL: ${{{{ secrets.SHIPYARD_URL }}}}
+      SHIPYARD_TOKEN: ${{{{ secrets.SHIPYARD_TOKEN }}}}
+      SHIPYARD_CA_PEM: ${{{{ secrets.SHIPYARD_CA_PEM }}}}
       SHIPYARD_PERFORMER: ${{{{ github.actor }}}}
+      # How the runner gets the shipyard command (a package name, a wheel URL or git+https://…).
+      SHIPYARD_PACKAGE: ${{{{ vars.SHIPYARD_PACKAGE || 'shipyard' }}}}
     steps:
-      - name: Fetch the commit into the project
-        run: git -C "$SHIPYARD_PROJECT" fetch --quiet origin "$GITHUB_SHA"
+      - uses: actions/setup-python@v6
+        with:
+          python-version: "3.11"
+      - name: Install shipyard and trust the control plane
+        run: |
+{setup}
       - name: Deploy to {staging}
-        # exit 0 deployed, 1 failed or rolled back, 2 bad input, 3 refused (lock, window, promotion), 99 verify no-go
+        # exit 0 deployed, 1 failed or rolled back, 2 bad input, 3 refused (lock, window, promotion),
+        # 4 not permitted (token), 99 verify no-go
         run: shipyard deploy --env {staging} --ref "$GITHUB_SHA" --json
 
   {prod}:
     needs: {staging}
-    runs-on: [self-hosted, shipyard]
+    runs-on: ubuntu-latest
     environment: {prod}
     concurrency:
       group: shipyard-{prod}
       cancel-in-progress: false
     env:
-      SHIPYARD_PROJECT: ${{{{ vars.SHIPYARD_PROJECT }}}}
+      SHIPYARD_URL: ${{{{ secrets.SHIPYARD_URL }}}}
+      SHIPYARD_TOKEN: ${{{{ secrets.SHIPYARD_TOKEN }}}}
+      SHIPYARD_CA_PEM: ${{{{ secrets.SHIPYARD_CA_PEM }}}}
       SHIPYARD_PERFORMER: ${{{{ github.actor }}}}
+      # How the runner gets the shipyard command (a package name, a wheel URL or git+https://…).
+      SHIPYARD_PACKAGE: ${{{{ vars.SHIPYARD_PACKAGE || 'shipyard' }}}}
     steps:
+      - uses: actions/setup-python@v6
+        with:
+          python-version: "3.11"
+      - name: Install shipyard and trust the control plane
+        run: |
+{setup}
       - name: Promote the release serving {staging} to {prod}
         run: shipyard deploy --env {prod} --from {staging} --json
 """
+SETUP = """\
+python -m pip install --quiet "$SHIPYARD_PACKAGE"
+if [ -n "$SHIPYARD_CA_PEM" ]; then
+  printf '%s\\n' "$SHIPYARD_CA_PEM" > "$RUNNER_TEMP/shipyard-ca.pem"
+  echo "SHIPYARD_CA=$RUNNER_TEMP/shipyard-ca.pem" >> "$GITHUB_ENV"
+fi"""
 
 
 @app.command("github")
@@ -104,17 +133,15 @@ def github(
     if path.exists() and not force:
         ap.abort(f"{path} exists; --force to overwrite it", 2)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(WORKFLOW.format(staging=stg, prod=prd, branch=branch, test=_yaml_scalar(command)))
-    # The runner label is ours: say so to actionlint (and to anyone reading the repository).
-    lint_config = ap.project.dir / ".github" / "actionlint.yaml"
-    if not lint_config.exists():
-        lint_config.write_text("self-hosted-runner:\n  labels:\n    - shipyard\n")
+    setup = "\n".join(" " * 10 + line for line in SETUP.splitlines())
+    path.write_text(WORKFLOW.format(staging=stg, prod=prd, branch=branch, test=_yaml_scalar(command), setup=setup))
     if json_out:
         ap.print_json({"path": str(path), "staging": stg, "prod": prd, "test": command})
     else:
         ap.echo(f"wrote {path}: tests on pull requests, {stg} on a push to {branch}, {prd} after approval")
-        ap.echo(f"next: a self-hosted runner labelled 'shipyard' on this machine, the repository variable "
-                f"SHIPYARD_PROJECT={ap.project.dir}, required reviewers on the GitHub environment '{prd}'")
+        ap.echo(f"next: repository secrets SHIPYARD_URL (the control plane's [control] listen, https), "
+                f"SHIPYARD_TOKEN and, for a private CA, SHIPYARD_CA_PEM; required reviewers on the GitHub "
+                f"environment '{prd}'")
 
 
 def _test_command(project: object) -> str:

@@ -1,16 +1,29 @@
-"""The CLI's client for the control API (``http.client`` on loopback, bearer token)."""
+"""The CLI's client for the control API: JSON over HTTP with a bearer token.
+
+Local (a project directory): ``http://127.0.0.1:<port>`` from ``.shipyard/control.json``, the token from
+``.shipyard/token``. Remote (``SHIPYARD_URL`` set, see ``remote_from_env``): that URL with ``SHIPYARD_TOKEN``,
+``https://`` verified against the system's CAs or ``SHIPYARD_CA``; plain ``http://`` only to a loopback
+address. Every command that talks only to the API works either way; nothing here reads the project then.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
-from collections.abc import Iterator
+import socket
+import ssl
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from shipyard.control.paths import Paths
 from shipyard.control.token import read_token
-from shipyard.errors import ControlPlaneUnavailable, NotPermitted, ShipyardError
+from shipyard.errors import BadInput, ControlPlaneUnavailable, NotPermitted, ShipyardError
+
+URL_VAR, TOKEN_VAR, CA_VAR = "SHIPYARD_URL", "SHIPYARD_TOKEN", "SHIPYARD_CA"
 
 
 class _Remote(ShipyardError):
@@ -27,19 +40,89 @@ def raise_remote(obj: Any) -> None:
         raise err
 
 
+def _permission_error(status: int, obj: Any, where: str) -> ShipyardError:
+    """HTTP 401 (no or unknown token) and 403 (the token's role or environments do not allow it): exit 4."""
+    said = obj.get("error") if isinstance(obj, dict) else None
+    text = str(said or ("missing or wrong token" if status == 401 else "not permitted"))
+    if status == 401:
+        text += f" (the control plane at {where} refused the token: check {TOKEN_VAR} or .shipyard/token)"
+    return NotPermitted(text)
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Where a remote control plane is and how to trust it (from the environment, never from a file)."""
+
+    url: str
+    host: str
+    port: int
+    tls: ssl.SSLContext | None
+    token: str
+
+
+def remote_from_env(environ: Mapping[str, str] | None = None) -> Remote | None:
+    """``SHIPYARD_URL`` (+ ``SHIPYARD_TOKEN``, ``SHIPYARD_CA``) → a ``Remote``; None when it is not set.
+    ``BadInput`` (exit 2) for a URL that is not ``https://host[:port]`` (or ``http://`` to loopback)."""
+    from shipyard.primitives.spec.control import is_loopback
+
+    env = os.environ if environ is None else environ
+    url = env.get(URL_VAR, "").strip()
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise BadInput(f"{URL_VAR}: {exc} in {url!r}") from None
+    if parts.scheme not in ("http", "https") or not host or parts.path not in ("", "/") or parts.query \
+            or parts.username or parts.password:
+        raise BadInput(f"{URL_VAR}: expected https://HOST[:PORT], got {url!r}")
+    if parts.scheme == "http" and not is_loopback(host):
+        raise BadInput(f"{URL_VAR}: http:// to {host} would send the token in clear; use https:// "
+                       "(plain http:// is for loopback addresses only)")
+    tls = _client_tls(env.get(CA_VAR, "").strip()) if parts.scheme == "https" else None
+    return Remote(url.rstrip("/"), host, port or (443 if tls else 80), tls, env.get(TOKEN_VAR, "").strip())
+
+
+def _client_tls(ca: str) -> ssl.SSLContext:
+    """System CAs, or only ``SHIPYARD_CA`` (a PEM file: the CA, or the server's own self-signed certificate).
+    Verification is never switched off."""
+    try:
+        context = ssl.create_default_context(cafile=ca or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise BadInput(f"{CA_VAR}: cannot load {ca} as PEM certificates ({getattr(exc, 'strerror', None) or exc})"
+                       ) from None
+    # SHIPYARD_CA may name the server's certificate itself even when a private CA issued it.
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
 class ControlClient:
-    def __init__(self, paths: Paths, timeout: float = 30.0) -> None:
+    def __init__(self, paths: Paths | None, timeout: float = 30.0, *, remote: Remote | None = None) -> None:
         self.paths = paths
         self.timeout = timeout
+        self.remote = remote
+        if remote is not None:
+            self.host, self.port, self.token, self.where = remote.host, remote.port, remote.token, remote.url
+            return
+        assert paths is not None
         info = self.info()
         if info is None:
             raise ControlPlaneUnavailable(
                 f"the control plane is not running for {paths.project} (start it with 'shipyard up --detach')")
-        self.port = int(info["port"])
+        self.host, self.port = "127.0.0.1", int(info["port"])
         # SHIPYARD_TOKEN: act as another identity (a CI job, a person's own token); else the local admin.
-        self.token = os.environ.get("SHIPYARD_TOKEN") or read_token(paths.token) or ""
+        self.token = os.environ.get(TOKEN_VAR) or read_token(paths.token) or ""
+        self.where = f"port {self.port}"
+
+    @classmethod
+    def to(cls, remote: Remote, timeout: float = 30.0) -> ControlClient:
+        return cls(None, timeout, remote=remote)
 
     def info(self) -> dict[str, Any] | None:
+        """The local control plane's ``control.json`` (None when it is not running, or for a remote one)."""
+        if self.paths is None:
+            return None
         try:
             data: dict[str, Any] = json.loads(self.paths.control.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
@@ -52,20 +135,79 @@ class ControlClient:
         return data
 
     def _conn(self, timeout: float | None) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.remote is not None and self.remote.tls is not None:
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.remote.tls)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None, timeout: float | None
                  ) -> http.client.HTTPResponse:
         if body is not None and "performer" not in body:
             body = {**body, "performer": _performer()}
         data = json.dumps(body or {}).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         conn = self._conn(timeout)
-        try:
-            conn.request(method, path, body=data if body is not None else None, headers={
-                "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        with self._mapped_errors():
+            conn.request(method, path, body=data if body is not None else None, headers=headers)
             return conn.getresponse()
+
+    @contextlib.contextmanager
+    def _mapped_errors(self) -> Iterator[None]:
+        """Network and TLS failures as the CLI reports them (a certificate that does not verify: exit 2)."""
+        try:
+            yield
+        except ssl.SSLCertVerificationError as exc:
+            raise BadInput(f"TLS: cannot verify the certificate of {self.where}: {exc.verify_message}; set "
+                           f"{CA_VAR}=/path/ca.pem to the CA (or the self-signed certificate) it uses") from None
+        except ssl.SSLError as exc:
+            raise ControlPlaneUnavailable(f"TLS with {self.where} failed: {exc.reason or exc} (is it https?)"
+                                          ) from None
         except OSError as exc:
-            raise ControlPlaneUnavailable(f"cannot reach the control plane on port {self.port}: {exc}") from exc
+            raise ControlPlaneUnavailable(f"cannot reach the control plane at {self.where}: {exc}") from exc
+        except http.client.HTTPException as exc:  # e.g. https:// to a plain-HTTP listener
+            raise ControlPlaneUnavailable(f"the control plane at {self.where} answered garbage ({exc!r})") from exc
+
+    def upgrade(self, path: str, body: dict[str, Any], protocol: str) -> tuple[socket.socket, bytes]:
+        """POST ``body`` asking to switch the connection to ``protocol``; on ``101`` the socket (TLS when
+        remote) and the bytes that came after the answer's head. Any other answer is raised as ``call`` would."""
+        body = {**body, "performer": body.get("performer") or _performer()}
+        data = json.dumps(body).encode()
+        auth = f"Authorization: Bearer {self.token}\r\n" if self.token else ""
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n{auth}Content-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n\r\n")
+        with self._mapped_errors():
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            if self.remote is not None and self.remote.tls is not None:
+                sock = self.remote.tls.wrap_socket(sock, server_hostname=self.host)
+            sock.sendall(head.encode() + data)
+            got = b""
+            while b"\r\n\r\n" not in got and len(got) < 65536:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        answer, _, rest = got.partition(b"\r\n\r\n")
+        status_line = answer.split(b"\r\n", 1)[0].split(b" ")
+        status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else 0
+        if status == 101:
+            sock.settimeout(None)
+            return sock, rest
+        with self._mapped_errors():
+            while True:  # an error document, then the server closes
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+        sock.close()
+        try:
+            obj = json.loads(rest or b"{}")
+        except json.JSONDecodeError as exc:
+            raise ShipyardError(f"control plane answered {status} with non-JSON") from exc
+        if status in (401, 403):
+            raise _permission_error(status, obj, self.where)
+        raise_remote(obj)
+        raise ShipyardError(f"the control plane at {self.where} did not switch to {protocol} (answered {status})")
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None,
              timeout: float | None = None) -> Any:
@@ -75,18 +217,25 @@ class ControlClient:
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ShipyardError(f"control plane answered {resp.status} with non-JSON") from exc
-        raise_remote(obj)  # 401/403/429 carry exit code 4 (errors.NotPermitted)
+        if resp.status in (401, 403):
+            raise _permission_error(resp.status, obj, self.where)
+        raise_remote(obj)  # 429 carries exit code 4 too (errors.NotPermitted)
         if resp.status >= 400:
             raise ShipyardError(f"control plane answered {resp.status}")
         return obj
 
-    def stream(self, path: str, body: dict[str, Any], *, idle_timeout: float | None = None
-               ) -> Iterator[dict[str, Any]]:
-        """POST and yield NDJSON events until the server closes (deploys can take minutes). With
-        ``idle_timeout`` the server must send something (an event or a heartbeat) at least that often."""
-        resp = self._request("POST", path, body, idle_timeout)
+    def stream(self, path: str, body: dict[str, Any], *, idle_timeout: float | None = None,
+               method: str = "POST") -> Iterator[dict[str, Any]]:
+        """POST (or GET, without a body) and yield NDJSON events until the server closes (deploys can take
+        minutes). With ``idle_timeout`` the server must send something (an event or a heartbeat) that often."""
+        resp = self._request(method, path, body if method == "POST" else None, idle_timeout)
         if resp.status != 200 or resp.getheader("Content-Type", "").startswith("application/json"):
-            obj = json.loads(resp.read() or b"{}")
+            try:
+                obj = json.loads(resp.read() or b"{}")
+            except json.JSONDecodeError as exc:
+                raise ShipyardError(f"control plane answered {resp.status} with non-JSON") from exc
+            if resp.status in (401, 403):
+                raise _permission_error(resp.status, obj, self.where)
             raise_remote(obj)
             yield obj
             return
@@ -94,11 +243,16 @@ class ControlClient:
             try:
                 line = resp.readline()
             except TimeoutError as exc:
-                raise ControlPlaneUnavailable(f"the control plane sent nothing for {idle_timeout:g}s "
-                                              f"(see {self.paths.daemon_log})") from exc
+                raise ControlPlaneUnavailable(f"the control plane at {self.where} sent nothing for "
+                                              f"{idle_timeout:g}s" + self._log_hint()) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                raise ControlPlaneUnavailable(f"lost the connection to {self.where}: {exc}") from exc
             if not line:
                 break
             yield json.loads(line)
+
+    def _log_hint(self) -> str:
+        return f" (see {self.paths.daemon_log})" if self.paths is not None else " (see its .shipyard/logs/control.log)"
 
 
 def _performer() -> str:

@@ -33,13 +33,14 @@ def command(
         app.abort(f"unknown strategy '{strategy}' (expected rolling, blue-green or canary)", 2)
     if override_window and not reason:
         app.abort("--override-window needs --reason TEXT (it is recorded)", 2)
-    app.env(env)  # bad config or unknown environment: exit 2 before anything else
-    from shipyard.cli.worktree import dirty_warning
+    app.check_env(env)  # bad config or unknown environment: exit 2 before anything else
+    if app.remote is None:  # a remote control plane builds from its own checkout
+        from shipyard.cli.worktree import dirty_warning
 
-    # On stderr, with --json too: the document on stdout stays whole.
-    warning = dirty_warning(app.project.dir, app.project.spec_file, ref, building=release is None)
-    if warning:
-        app.warn(warning)
+        # On stderr, with --json too: the document on stdout stays whole.
+        warning = dirty_warning(app.project.dir, app.project.spec_file, ref, building=release is None)
+        if warning:
+            app.warn(warning)
     events = app.client.stream("/v1/deploy", {"env": env, "ref": ref, "release": release, "strategy": strategy,
                                               "plan": plan, "override_window": override_window, "reason": reason,
                                               "from": from_env, "detach": detach})

@@ -20,7 +20,7 @@ def command(
 
     app = AppContext.of(ctx)
     try:
-        client = app.client
+        client = app.local_client  # this project's control plane, never a remote one (SHIPYARD_URL)
     except ControlPlaneUnavailable:
         if json_out:
             app.print_json({"stopped": False, "was_running": False})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -40,70 +40,85 @@ def command(
                                                    help="The instances deployment N started (also stopped ones).")] = None,
 ) -> None:
     """Print (and follow) the output of an environment's instances."""
-    from urllib.parse import quote
-
     from shipyard.cli.app import AppContext
-    from shipyard.errors import ControlPlaneUnavailable
 
     app = AppContext.of(ctx)
-    app.env(env)
+    app.check_env(env)
     if lines < 0:
         app.abort(f"--lines must be 0 or more, got {lines}", 2)
-    logdir = app.paths.state / "logs" / env
-    live: dict[str, dict[str, Any]] = {}
-    up = True
+    query: dict[str, Any] = {"env": env, "lines": lines, "follow": int(follow)}
+    if instance is not None:
+        query["instance"] = instance
     if deployment is not None:
-        started = app.client.call("GET", f"/v1/instances?env={quote(env)}&deployment={deployment}")
-        chosen = [Path(i["log"]) for i in started if Path(i["log"]).exists()]
-        if not chosen:
-            app.abort(f"deployment {deployment} on {env} left no instance output", 2)
-    else:
-        try:
-            live = {i["id"]: i for i in app.client.call("GET", f"/v1/instances?env={quote(env)}")}
-        except ControlPlaneUnavailable:
-            # Instances outlive the control plane, and so do their logs: read the files without it.
-            up = False
-            app.warn("the control plane is not running; showing every log file of the environment")
-        files = sorted(logdir.glob("*.log")) if logdir.is_dir() else []
-        # Prefer the instances that are running now; fall back to every log we have.
-        chosen = [f for f in files if f.stem in live] or files
-        if instance is not None:
-            chosen = [f for f in chosen if f.stem in live and live[f.stem]["index"] == instance] or \
-                     [f for f in chosen if f.stem.split("-")[-2:-1] == [str(instance)]]
-            if not chosen:
-                app.abort(f"no instance {instance} in {env}", 2)
-    if not chosen:
+        query["deployment"] = deployment
+    files, more, up = _open(app, env, query, instance)
+    if not files:
         app.echo(f"no logs for {env} yet", stderr=True)
         return
-    write = _writer(json_out, prefix=len(chosen) > 1, timestamps=timestamps)
-    from shipyard.control.logfiles import Follower
-
-    # Followers first, and the history up to where they start: no line shown twice, none missed between.
-    followers = {p: Follower(p) for p in chosen} if follow else {}
-    ends = {p: f.position for p, f in followers.items()}
-    for item in _history(app, env, chosen, live, lines, events=timestamps and up, ends=ends):
+    write = _writer(json_out, prefix=len(files) > 1, timestamps=timestamps)
+    for item in _history(app, env, files, lines, events=timestamps and up):
         write(item)
     sys.stdout.flush()
     if follow:
-        _follow(followers, write)
+        _follow(more, write)
 
 
-def _history(app: AppContext, env: str, chosen: list[Path], live: dict[str, dict[str, Any]], n: int, *,
-             events: bool, ends: dict[Path, int]) -> list[Line | Event]:
+def _open(app: AppContext, env: str, query: dict[str, Any], instance: int | None
+          ) -> tuple[list[dict[str, Any]], Iterator[tuple[str, str, float]], bool]:
+    """The files' history and the lines that follow: read by the control plane (local or SHIPYARD_URL), or
+    here when the local one is down — instances outlive it, and so do their logs."""
+    from urllib.parse import urlencode
+
+    from shipyard.errors import ControlPlaneUnavailable
+
+    try:
+        events = app.client.stream("/v1/logs?" + urlencode(query), {}, method="GET")
+        first = next(events, {})
+    except ControlPlaneUnavailable:
+        if app.remote is not None or query.get("deployment") is not None:
+            raise
+        app.warn("the control plane is not running; showing every log file of the environment")
+        return _local(app, env, int(query["lines"]), instance, bool(query["follow"]))
+    return list(first.get("files", [])), _remote_lines(events), True
+
+
+def _remote_lines(events: Iterator[dict[str, Any]]) -> Iterator[tuple[str, str, float]]:
+    for ev in events:
+        if ev.get("event") == "line":
+            yield str(ev["instance"]), str(ev["text"]), float(ev["read_at"])
+
+
+def _local(app: AppContext, env: str, n: int, instance: int | None, follow: bool
+           ) -> tuple[list[dict[str, Any]], Iterator[tuple[str, str, float]], bool]:
+    from shipyard.control.logfiles import Follower
+    from shipyard.control.logreading import choose_logs, read_history
+
+    chosen = choose_logs(app.paths.state / "logs" / env, {}, instance)
+    followers = {p: Follower(p) for p in chosen} if follow else {}
+    files = read_history(chosen, {}, n, {p: f.position for p, f in followers.items()})
+    return files, _poll_here(followers), False
+
+
+def _poll_here(followers: dict[Path, Follower]) -> Iterator[tuple[str, str, float]]:
+    from shipyard.control.logreading import poll
+
+    while followers:
+        for instance, text in poll(followers):
+            yield instance, text, time.time()
+        time.sleep(0.25)
+
+
+def _history(app: AppContext, env: str, files: list[dict[str, Any]], n: int, *, events: bool
+             ) -> list[Line | Event]:
     from shipyard.cli.logmerge import newest, timed, with_events
-    from shipyard.control.logfiles import tail
 
-    def anchor(f: Path) -> float:
-        started = (live.get(f.stem) or {}).get("started_at")
-        return float(started) if started else f.stat().st_mtime
-
-    files = [timed(f.stem, tail(f, n, end=ends.get(f)), anchor(f), k) for k, f in enumerate(chosen)]
-    shown = newest(files, n)
+    timed_files = [timed(f["instance"], f["lines"], float(f["anchor"]), k) for k, f in enumerate(files)]
+    shown = newest(timed_files, n)
     if not events:
         return list(shown)
     # A file read to its end (fewer lines than asked) and nothing left out: its events from the start.
-    whole = len(shown) == sum(len(x) for x in files) and all(len(x) < n for x in files)
-    return with_events(shown, _events(app, env, {f.stem for f in chosen}), whole=whole)
+    whole = len(shown) == sum(len(x) for x in timed_files) and all(len(x) < n for x in timed_files)
+    return with_events(shown, _events(app, env, {f["instance"] for f in files}), whole=whole)
 
 
 def _events(app: AppContext, env: str, ids: set[str]) -> list[Event]:
@@ -149,19 +164,15 @@ def _writer(json_out: bool, *, prefix: bool, timestamps: bool) -> Callable[[Line
     return write
 
 
-def _follow(followers: dict[Path, Follower], write: Callable[[Line | Event], None]) -> None:
+def _follow(lines: Iterator[tuple[str, str, float]], write: Callable[[Line | Event], None]) -> None:
     from shipyard.cli.logmerge import Line, line_time
 
-    # Followers read across rotations (the rotated prefix is cut out of the live file, not truncated).
     try:
-        while True:
-            for p, follower in followers.items():
-                for text in follower.poll():
-                    own = line_time(text)
-                    # Not stamped when written: read within one poll (0.25 s) of it.
-                    t, source = (own, "line") if own is not None else (time.time(), "read")
-                    write(Line(p.stem, text, t, source, t))
+        for instance, text, read_at in lines:
+            own = line_time(text)
+            # Not stamped when written: read within one poll (0.25 s) of it.
+            t, source = (own, "line") if own is not None else (read_at, "read")
+            write(Line(instance, text, t, source, t))
             sys.stdout.flush()
-            time.sleep(0.25)
     except KeyboardInterrupt:
         pass

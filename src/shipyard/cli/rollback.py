@@ -19,6 +19,6 @@ def command(
     from shipyard.cli.render import follow
 
     app = AppContext.of(ctx)
-    app.env(env)
+    app.check_env(env)
     events = app.client.stream("/v1/rollback", {"env": env, "to": to, "plan": plan})
     raise typer.Exit(follow(app, events, as_json=json_out, plan_only=plan))

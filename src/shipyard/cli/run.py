@@ -28,6 +28,13 @@ def command(
     if not argv:
         app.abort("give the command after --: shipyard run --env ENV -- python manage.py migrate", 2)
     body = {"env": env, "release": release, "argv": argv, "interactive": interactive}
+    if interactive and app.remote is not None:
+        # The command runs there, under a pseudo-terminal; this terminal is carried to it (cli/ttyclient.py).
+        from shipyard.cli.ttyclient import drive
+        from shipyard.primitives.ttyframes import PROTOCOL
+
+        sock, early = app.client.upgrade("/v1/run", {**body, "interactive": "remote"}, PROTOCOL)
+        raise typer.Exit(_shell_code(drive(sock, early, app.client.where)))
     if interactive:
         job = app.client.call("POST", "/v1/run", body)
         try:
@@ -43,7 +50,12 @@ def command(
             sys.stdout.write(ev["line"] + "\n")
             sys.stdout.flush()
         elif ev.get("event") == "exit":
-            code = int(ev["code"])
+            code = _shell_code(int(ev["code"]))
             if ev.get("error"):
                 app.warn(str(ev["error"]))
     raise typer.Exit(code)
+
+
+def _shell_code(code: int) -> int:
+    """A program killed by signal N (reported as -N) exits 128 + N, as a shell says it."""
+    return code if code >= 0 else 128 - code

@@ -30,6 +30,8 @@ def command(
         # The control plane validates the spec and the environment (exit 2): no need to load it here too.
         data: Any = app.client.call("GET", "/v1/status" + (f"?env={quote(env)}" if env else ""))
     except ControlPlaneUnavailable as err:
+        if app.remote is not None:
+            raise
         _router_only(app, env, json_out, err)
     if json_out:
         app.print_json(data)

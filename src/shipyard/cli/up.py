@@ -79,9 +79,12 @@ def command(
         tail = paths.daemon_log.read_text(errors="replace").splitlines()[-5:]
         raise ShipyardError("the control plane did not start:\n" + "\n".join(tail))
     client = ControlClient(paths)
-    _report(app, json_out, f"control plane ready (pid {proc.pid}, API on 127.0.0.1:{client.port}); "
-            f"logs: {paths.daemon_log}",
-            {"pid": proc.pid, "port": client.port, "already_running": False, "log": str(paths.daemon_log)})
+    listen = (client.info() or {}).get("listen")  # [control] listen: the API for remote clients
+    remote = f"{listen['scheme']}://{listen['host']}:{listen['port']}" if listen else None
+    _report(app, json_out, f"control plane ready (pid {proc.pid}, API on 127.0.0.1:{client.port}"
+            + (f", for remote clients on {remote}" if remote else "") + f"); logs: {paths.daemon_log}",
+            {"pid": proc.pid, "port": client.port, "remote_url": remote, "already_running": False,
+             "log": str(paths.daemon_log)})
 
 
 def _port_problem(port: int) -> str | None:

@@ -22,9 +22,11 @@ from shipyard.control.deploys.registry import Registry
 from shipyard.control.deploys.service import DeployService
 from shipyard.control.deploys.status import status_json
 from shipyard.control.events import EventLog
-from shipyard.control.httpserver import Handler
+from shipyard.control.httpserver import Handler, Upgrade
+from shipyard.control.logs_api import LogsContext, logs_routes
 from shipyard.control.metrics_api import MetricsContext, metrics_routes
 from shipyard.control.paths import Paths
+from shipyard.control.ptysession import PtySession
 from shipyard.control.reads import ReadContext, read_routes
 from shipyard.control.specsource import SpecSource
 from shipyard.control.target import Targets
@@ -33,6 +35,7 @@ from shipyard.errors import BadInput, Refused
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec import Spec
 from shipyard.primitives.store import Store
+from shipyard.primitives.ttyframes import PROTOCOL
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,10 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler[Identity]]:
         if not isinstance(argv, list):
             raise BadInput("argv: expected the command as a list of strings")
         job = await ctx.oneoffs.prepare(ctx.specs.load(), _env(body), _opt(body, "release"), argv)
+        if body.get("interactive") == "remote":  # a terminal carried by this connection (ptysession)
+            run_id, performer = ctx.oneoffs.hand_over(job)["run"], who.performer
+            session = PtySession(job, lambda code: ctx.oneoffs.finished(run_id, code, performer))
+            return Upgrade(PROTOCOL, session.serve)
         if body.get("interactive"):
             return ctx.oneoffs.hand_over(job)
         return ctx.oneoffs.stream(job, who.performer)
@@ -162,6 +169,7 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler[Identity]]:
         **read_routes(ReadContext(ctx.store, ctx.paths, ctx.clock, ctx.specs.load, ctx.backups)),
         **(metrics_routes(ctx.metrics) if ctx.metrics is not None else {}),
         **access_routes(ctx.access),
+        **logs_routes(LogsContext(ctx.store, ctx.paths, ctx.clock, ctx.specs.load)),
         ("GET", "/v1/ping"): ping,
         ("POST", "/v1/deploy"): deploy,
         ("POST", "/v1/rollback"): rollback,
@@ -173,6 +181,21 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler[Identity]]:
         ("POST", "/v1/run/done"): run_done,
         ("POST", "/v1/down"): down,
     }
+
+
+def remote_routes(routes: dict[tuple[str, str], Handler[Identity]]) -> dict[tuple[str, str], Handler[Identity]]:
+    """The routes as the remote listener serves them: ``run -i``'s hand-over (the directory and the whole
+    environment, secrets included, for the CLI to run the command itself) only ever goes to a local caller;
+    a remote one gets the terminal of ``interactive = "remote"`` instead, and the environment stays here."""
+    local_run = routes[("POST", "/v1/run")]
+
+    async def run(body: dict[str, Any], q: dict[str, str], who: Identity) -> Any:
+        if body.get("interactive") is True:
+            raise Refused("run -i over the network gets a terminal, never the environment: use a shipyard "
+                          "CLI with SHIPYARD_URL set (it asks for interactive = \"remote\")")
+        return await local_run(body, q, who)
+
+    return {**routes, ("POST", "/v1/run"): run}
 
 
 def _env(body: dict[str, Any]) -> str:

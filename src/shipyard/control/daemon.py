@@ -28,7 +28,7 @@ from shipyard.control.access.identities import TokenBook
 from shipyard.control.access.limiter import FailureLimiter
 from shipyard.control.access.routes import AccessContext
 from shipyard.control.alerts import Evaluator
-from shipyard.control.api import ApiContext, build_routes
+from shipyard.control.api import ApiContext, build_routes, remote_routes
 from shipyard.control.backups import BackupService, start_scheduler
 from shipyard.control.deploys.adopt import adopt, router_restarted
 from shipyard.control.deploys.approvals import ApprovalBook
@@ -49,6 +49,7 @@ from shipyard.control.specwatch import SpecWatch
 from shipyard.control.supervisor import Supervisor
 from shipyard.control.target import Targets
 from shipyard.control.tasks import guarded
+from shipyard.control.tlsconfig import RemoteListener, remote_listener
 from shipyard.control.token import ensure_token
 from shipyard.engine.releases import remove_leftovers
 from shipyard.errors import BadInput, Refused, ShipyardError
@@ -103,7 +104,7 @@ class ControlPlane:
         self.stop_everything = everything
         self.stopping.set()
 
-    async def serve(self, port: int = 0, ready_fd: int | None = None) -> None:
+    async def serve(self, port: int = 0, ready_fd: int | None = None, remote: RemoteListener | None = None) -> None:
         token = ensure_token(self.paths.token)
         remove_leftovers(self.paths.state)  # builds cut short by a crash
         await self.link.ensure_running()
@@ -126,17 +127,27 @@ class ControlPlane:
         tokens = TokenBook(self.store, self.clock, token)
         access = AccessContext(store=self.store, clock=self.clock, tokens=tokens, secrets=self.secrets,
                                approvals=self.approvals, load_spec=self.specs.load)
-        server = ApiServer(Gatekeeper(tokens, FailureLimiter(self.clock)), build_routes(ApiContext(
+        gate = Gatekeeper(tokens, FailureLimiter(self.clock))  # one gate: failures count across listeners
+        routes = build_routes(ApiContext(
             project=self.paths.project, paths=self.paths, clock=self.clock, backups=self.backups, specs=self.specs, deploys=self.deploys, registry=self.registry,
             targets=self.targets, store=self.store, events=self.events, stop=self.stop,
             approvals=self.approvals, access=access,
             oneoffs=OneOffs(paths=self.paths, store=self.store, targets=self.targets, events=self.events),
-            metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator))))
+            metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator)))
+        server = ApiServer(gate, routes)
         api_port = await server.start("127.0.0.1", port)
+        # The local CLI keeps the loopback listener; `[control] listen` adds one for remote clients.
+        remote_doc = None
+        remote_server = ApiServer(gate, remote_routes(routes))
+        if remote is not None:
+            remote_port = await remote_server.start(remote.host, remote.port, remote.tls)
+            remote_doc = {"host": remote.host, "port": remote_port, "scheme": remote.scheme}
+            log.info("control API for remote clients on %s://%s:%d", remote.scheme, remote.host, remote_port)
         tmp = self.paths.control.with_suffix(".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "create_time": psutil.Process().create_time(),
                                    "port": api_port, "started_at": self.clock.time(),
-                                   "project": str(self.paths.project), "metrics_port": metrics_port}))
+                                   "project": str(self.paths.project), "metrics_port": metrics_port,
+                                   "listen": remote_doc}))
         os.replace(tmp, self.paths.control)
         log.info("control plane ready on 127.0.0.1:%d", api_port)
         if ready_fd is not None:
@@ -151,6 +162,7 @@ class ControlPlane:
             task.cancel()
         await self.metrics_server.close()
         await server.close()
+        await remote_server.close()
         if scheduler is not None and sched_task is not None:
             sched_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -193,7 +205,8 @@ def main(argv: list[str] | None = None) -> None:
         # Checked before anything starts (the router above all): a bad port leaves nothing behind.
         port = check_api_port(args.port)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        asyncio.run(_serve(Path(args.project), port, args.ready_fd))
+        remote = _remote_listener(Path(args.project))
+        asyncio.run(_serve(Path(args.project), port, args.ready_fd, remote))
     except ShipyardError as err:
         print(f"error: {err}", file=sys.stderr)
         if args.ready_fd is not None:
@@ -220,7 +233,17 @@ def check_api_port(text: str) -> int:
     return port
 
 
-async def _serve(project: Path, port: int, ready_fd: int | None) -> None:
+def _remote_listener(project: Path) -> RemoteListener | None:
+    """``[control] listen`` checked (address free, certificate and key readable) before anything starts."""
+    try:
+        spec = SpecSource(project.resolve()).load()
+    except ShipyardError as err:  # `shipyard up` refuses a bad spec first; started by hand, say so and go on
+        log.warning("no remote listener: cannot read the spec (%s)", err)
+        return None
+    return remote_listener(spec.control, spec.project_dir)
+
+
+async def _serve(project: Path, port: int, ready_fd: int | None, remote: RemoteListener | None = None) -> None:
     paths = Paths(project.resolve())
     paths.ensure()
     lock = _one_control_plane(paths)
@@ -232,7 +255,7 @@ async def _serve(project: Path, port: int, ready_fd: int | None) -> None:
         raise Refused(f"the control plane is already running for {paths.project}")
     try:
         # Built inside the loop: asyncio primitives bind to the running loop.
-        await ControlPlane(project).serve(port, ready_fd)
+        await ControlPlane(project).serve(port, ready_fd, remote)
     finally:
         os.close(lock)
 

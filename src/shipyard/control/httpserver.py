@@ -1,4 +1,5 @@
-"""A small HTTP/1.1 server for the control API (low traffic, loopback only).
+"""A small HTTP/1.1 server for the control API (low traffic): on loopback, and on ``[control] listen``
+with TLS for remote clients (the same routes and token check on both).
 
 Requests are small JSON documents; a handler returns a JSON value, or an async iterator of JSON values
 which is streamed as NDJSON (one line per event) and ends the connection — how the CLI follows a deploy.
@@ -19,7 +20,9 @@ import asyncio
 import json
 import logging
 import math
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -68,25 +71,38 @@ def _json_kind(value: Any) -> str:
 
 
 
+@dataclass(frozen=True)
+class Upgrade:
+    """A handler's answer that takes the connection over after ``101 Switching Protocols`` (the remote
+    terminal of ``shipyard run -i``): ``serve`` owns the reader and writer until it returns."""
+
+    protocol: str
+    serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
 class ApiServer(Generic[C]):
     def __init__(self, gate: Gate[C], routes: dict[tuple[str, str], Handler[C]]) -> None:
         self._gate = gate
         self._routes = routes
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        self._server = await asyncio.start_server(self._client, host, port, limit=MAX_HEAD)
-        return int(self._server.sockets[0].getsockname()[1])
+    async def start(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> int:
+        """Listen on ``host:port`` (0: any free port; returned) — called once per listener: the loopback one
+        the local CLI uses, and ``[control] listen`` (with TLS) for remote clients."""
+        server = await asyncio.start_server(self._client, host, port, limit=MAX_HEAD, ssl=tls,
+                                            ssl_handshake_timeout=HEAD_TIMEOUT if tls else None)
+        self._servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
-        if self._server:
-            self._server.close()
+        for server in self._servers:
+            server.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await self._one(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass  # a client that went away, or spoke TLS badly
         except Exception:  # a bug in a handler must not kill the daemon
             log.exception("control API request failed")
         finally:
@@ -131,7 +147,12 @@ class ApiServer(Generic[C]):
             await self._send(writer, 500, {"error": "internal error in the control plane (see .shipyard/logs/"
                                                     "control.log)", "exit_code": 1})
             return
-        if hasattr(result, "__aiter__"):
+        if isinstance(result, Upgrade):
+            writer.write(f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: {result.protocol}\r\n"
+                         "Connection: Upgrade\r\n\r\n".encode())
+            await writer.drain()
+            await result.serve(reader, writer)
+        elif hasattr(result, "__aiter__"):
             await self._stream(writer, result)
         else:
             await self._send(writer, 200, result)

@@ -39,7 +39,7 @@ from shipyard.engine.releases.catalog import (
     valid_release_id,
 )
 from shipyard.engine.releases.content import content_hash
-from shipyard.engine.releases.refs import commits_between, resolve_ref
+from shipyard.engine.releases.refs import commits_between, fetch_ref, resolve_ref
 from shipyard.engine.releases.shared import env_shared_dir
 from shipyard.engine.releases.workdir import instance_dir
 
@@ -61,5 +61,6 @@ __all__ = [
     "releases_to_prune",
     "remove_leftovers",
     "resolve_ref",
+    "fetch_ref",
     "valid_release_id",
 ]

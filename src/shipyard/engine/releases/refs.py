@@ -14,6 +14,27 @@ def resolve_ref(project_dir: Path, ref: str) -> Commit:
     return gitrepo.resolve_ref(project_dir, ref)
 
 
+def fetch_ref(project_dir: Path, ref: str) -> Commit:
+    """A ref the checkout does not have, fetched from its ``origin`` remote: how a pipeline's commit
+    (``deploy --ref "$GITHUB_SHA"`` over SHIPYARD_URL) reaches the control plane's checkout. NotFound when
+    there is no origin or it does not have the ref either."""
+    root = gitrepo.repo_root(project_dir)
+    if not ref or ref.startswith("-") or "\x00" in ref:
+        raise BadInput(f"invalid git ref {ref!r}")
+    try:
+        gitrepo.run_git(project_dir, "remote", "get-url", "origin")
+    except ShipyardError:
+        raise NotFound(f"ref '{ref}' not found in {root} (and it has no remote 'origin' to fetch it from)") from None
+    try:
+        gitrepo.run_git(project_dir, "fetch", "--quiet", "--no-tags", "origin", ref)
+    except ShipyardError as exc:
+        raise NotFound(f"ref '{ref}' not found in {root}, nor fetched from origin: {exc.message}") from None
+    try:
+        return gitrepo.resolve_ref(project_dir, ref)
+    except NotFound:  # a branch of origin's that is not a local one: what was just fetched
+        return gitrepo.resolve_ref(project_dir, "FETCH_HEAD")
+
+
 def commits_between(project_dir: Path, old_sha: str, new_sha: str, limit: int = 20) -> list[Commit]:
     """Commits in new_sha that old_sha lacks, newest first (for ``deploy --plan``).
 

@@ -26,6 +26,7 @@ from shipyard.primitives.spec.base import (
     SpecModel,
     duration_upto,
 )
+from shipyard.primitives.spec.control import ControlSpec
 from shipyard.primitives.spec.durations import DAY
 from shipyard.primitives.spec.pipeline import Commands, CommandTimeout, HooksSpec, PromotionSpec, WindowsSpec
 from shipyard.primitives.spec.rollout import CanarySpec, RollbackSpec
@@ -232,6 +233,7 @@ class Spec(SpecModel):
     hooks: HooksSpec = HooksSpec()
     metrics: MetricsSpec = MetricsSpec()
     alerts: tuple[AlertSpec, ...] = ()
+    control: ControlSpec = ControlSpec()  # the remote listener (spec/control.py)
 
     @property
     def project_dir(self) -> Path:
