@@ -20,6 +20,7 @@ from shipyard.control.deploys.status import status_json
 from shipyard.control.events import EventLog
 from shipyard.control.httpserver import Handler
 from shipyard.control.metrics_api import MetricsContext, metrics_routes
+from shipyard.control.notify_api import NotifyContext, notify_routes
 from shipyard.control.paths import Paths
 from shipyard.control.reads import ReadContext, read_routes
 from shipyard.control.specsource import SpecSource
@@ -46,6 +47,7 @@ class ApiContext:
     events: EventLog
     stop: Callable[[bool], None]  # `shipyard down`: True stops every instance and the router too
     metrics: MetricsContext | None = None  # history, alerts, events (control/metrics_api.py)
+    notify: NotifyContext | None = None  # silences, notify test (control/notify_api.py)
 
 
 def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
@@ -146,6 +148,7 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
     return {
         **read_routes(ReadContext(ctx.store, ctx.paths, ctx.clock, ctx.specs.load, ctx.backups)),
         **(metrics_routes(ctx.metrics) if ctx.metrics is not None else {}),
+        **(notify_routes(ctx.notify) if ctx.notify is not None else {}),
         ("GET", "/v1/ping"): ping,
         ("POST", "/v1/deploy"): deploy,
         ("POST", "/v1/rollback"): rollback,

@@ -36,6 +36,9 @@ from shipyard.control.instances import InstanceFactory
 from shipyard.control.metrics_api import MetricsContext
 from shipyard.control.metrics_export import MetricsExporter, MetricsServer, RouterCounters
 from shipyard.control.metrics_recorder import Recorder, supervisor_readings
+from shipyard.control.notify import Notifier
+from shipyard.control.notify_api import NotifyContext
+from shipyard.control.notify_outbox import Outbox
 from shipyard.control.paths import Paths
 from shipyard.control.releases import ReleaseService
 from shipyard.control.routerlink import RouterLink
@@ -74,6 +77,10 @@ class ControlPlane:
         self.targets = Targets(supervisor=self.supervisor, link=link, instances=InstanceFactory(paths, secrets),
                                store=store, events=events, clock=clock)
         self.releases = ReleaseService(paths, store, clock)
+        self.spec_watch = watch = SpecWatch(paths.project)
+        self.notifier = notifier = Notifier(store=store, clock=clock, specs=watch)
+        self.outbox = Outbox(store=store, clock=clock, specs=watch, secrets=secrets)
+        notifier.on_delivery = self.outbox.wake.set
         self.deploys = DeployService(specs=self.specs, paths=paths, store=store, secrets=secrets, clock=clock,
                                      events=events, targets=self.targets, releases=self.releases,
                                      registry=self.registry)
@@ -82,7 +89,7 @@ class ControlPlane:
         # Metrics, history and alerts (docs/alerts.md): always on; the background tasks read the spec when it changes.
         self.spec_watch = watch = SpecWatch(paths.project)
         counters = RouterCounters()
-        self.evaluator = Evaluator(store=store, clock=clock, specs=watch)
+        self.evaluator = Evaluator(store=store, clock=clock, specs=watch, notifier=notifier)
         self.recorder = Recorder(link=link, store=store, clock=clock, specs=watch,
                                  readings=supervisor_readings(self.supervisor), on_reply=counters.add_reply,
                                  on_tick=self.evaluator.wake.set)
@@ -111,14 +118,16 @@ class ControlPlane:
         scheduler = start_scheduler(self.backups)
         sched_task = asyncio.create_task(scheduler.run_forever()) if scheduler else None
         observers = [guarded(self.recorder.run_forever(), "history-recorder"),
-                     guarded(self.evaluator.run_forever(), "alert-evaluator")]
+                     guarded(self.evaluator.run_forever(), "alert-evaluator"),
+                     guarded(self.outbox.run_forever(), "notify-outbox")]
         listen = spec.metrics.address if spec is not None else ("127.0.0.1", 9420)
         metrics_port = await self.metrics_server.start(*listen) if listen is not None else None
         server = ApiServer(token, build_routes(ApiContext(
             project=self.paths.project, paths=self.paths, clock=self.clock, backups=self.backups, specs=self.specs, deploys=self.deploys, registry=self.registry,
             targets=self.targets, store=self.store, events=self.events, stop=self.stop,
             oneoffs=OneOffs(paths=self.paths, store=self.store, targets=self.targets, events=self.events),
-            metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator))))
+            metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator),
+            notify=NotifyContext(self.store, self.clock, self.specs.load, self.notifier, self.secrets))))
         api_port = await server.start("127.0.0.1", port)
         tmp = self.paths.control.with_suffix(".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "create_time": psutil.Process().create_time(),

@@ -21,6 +21,7 @@ from shipyard.primitives.store import schema as t
 from shipyard.primitives.store.connect import WRITE_OPTION, translated
 from shipyard.primitives.store.history import HistoryStore
 from shipyard.primitives.store.locks import LockStore
+from shipyard.primitives.store.notify import NotifyStore
 from shipyard.primitives.store.reading import StoreReader
 from shipyard.primitives.store.records import (
     DEPLOYMENT_OUTCOMES,
@@ -44,7 +45,7 @@ class _Unset(Enum):
 UNSET = _Unset.UNSET
 
 
-class Store(StoreReader, HistoryStore, LockStore):
+class Store(StoreReader, HistoryStore, LockStore, NotifyStore):
     """The state database, read and written."""
 
     # -- plumbing -------------------------------------------------------------------------------------
