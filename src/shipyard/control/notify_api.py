@@ -61,7 +61,7 @@ def notify_routes(ctx: NotifyContext) -> dict[tuple[str, str], Handler]:
         rec = await asyncio.to_thread(
             ctx.store.add_silence, [{"name": m.name, "value": m.value, "regex": m.regex} for m in matchers],
             starts_at=now, ends_at=now + duration, comment=comment[:500],
-            created_by=str(body.get("created_by") or "local")[:100], at=now)
+            created_by=str(body.get("performer") or "local")[:100], at=now)
         return {**silence_json(rec, now), "for": format_duration(duration)}
 
     async def list_silences(body: dict[str, Any], q: dict[str, str]) -> Any:
