@@ -77,17 +77,17 @@ class ControlPlane:
         self.targets = Targets(supervisor=self.supervisor, link=link, instances=InstanceFactory(paths, secrets),
                                store=store, events=events, clock=clock)
         self.releases = ReleaseService(paths, store, clock)
+        # Notifications (docs/alerts.md): the evaluator, deploys and backups route through one notifier.
         self.spec_watch = watch = SpecWatch(paths.project)
         self.notifier = notifier = Notifier(store=store, clock=clock, specs=watch)
         self.outbox = Outbox(store=store, clock=clock, specs=watch, secrets=secrets)
         notifier.on_delivery = self.outbox.wake.set
         self.deploys = DeployService(specs=self.specs, paths=paths, store=store, secrets=secrets, clock=clock,
                                      events=events, targets=self.targets, releases=self.releases,
-                                     registry=self.registry)
+                                     registry=self.registry, notify=notifier.lifecycle)
         self.backups = BackupService(store=store, secrets=secrets, paths=paths, load_spec=self.specs.load,
-                                     clock=clock)
+                                     clock=clock, notify=notifier.lifecycle)
         # Metrics, history and alerts (docs/alerts.md): always on; the background tasks read the spec when it changes.
-        self.spec_watch = watch = SpecWatch(paths.project)
         counters = RouterCounters()
         self.evaluator = Evaluator(store=store, clock=clock, specs=watch, notifier=notifier)
         self.recorder = Recorder(link=link, store=store, clock=clock, specs=watch,
