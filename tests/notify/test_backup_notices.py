@@ -64,7 +64,7 @@ def test_failed_scheduled_backup_and_missed_drill_notify(tmp_path: Path, recorde
     watch = SpecWatch(tmp_path)
     notifier = Notifier(store=store, clock=clock, specs=watch)
     outbox = Outbox(store=store, clock=SystemClock(), specs=watch, secrets=secrets)
-    notifier.on_delivery = outbox.wake.set
+    notifier.on_delivery = outbox.poke
     service = BackupService(store=store, secrets=secrets, paths=paths, load_spec=lambda: load_spec(tmp_path / "shipyard.toml"),
                             clock=clock, notify=notifier.lifecycle)
 

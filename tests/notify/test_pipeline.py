@@ -106,7 +106,7 @@ def test_outbox_retries_with_backoff_and_delivers(tmp_path: Path, recorder: Reco
     clock = SystemClock()
     notifier = Notifier(store=store, clock=clock, specs=watch)
     outbox = Outbox(store=store, clock=clock, specs=watch, secrets=SecretStore(tmp_path / ".shipyard"))
-    notifier.on_delivery = outbox.wake.set
+    notifier.on_delivery = outbox.poke
     recorder.failing.add("/retry")
     assert backoff(1) == 2 and backoff(2) == 4 and backoff(20) == 300
 

@@ -81,7 +81,7 @@ class ControlPlane:
         self.spec_watch = watch = SpecWatch(paths.project)
         self.notifier = notifier = Notifier(store=store, clock=clock, specs=watch)
         self.outbox = Outbox(store=store, clock=clock, specs=watch, secrets=secrets)
-        notifier.on_delivery = self.outbox.wake.set
+        notifier.on_delivery = self.outbox.poke
         self.deploys = DeployService(specs=self.specs, paths=paths, store=store, secrets=secrets, clock=clock,
                                      events=events, targets=self.targets, releases=self.releases,
                                      registry=self.registry, notify=notifier.lifecycle)

@@ -89,8 +89,11 @@ class Notifier:
         if self.groups is None:
             self.groups = {d["key"]: Group.from_json(d) for d in self.store.notify_groups()}
         before = self.groups
+        if not ns.receivers:  # nobody to tell: no groups either (receivers removed: theirs end)
+            self._planned = {}
+            return NotifyWrite(ended=list(before))
         groups = ingest(ns, before, firing, now)
-        kept, ended, notes = flush(ns, groups, self.silences(now), now) if ns.receivers else (groups, [], [])
+        kept, ended, notes = flush(ns, groups, self.silences(now), now)
         self._planned = kept
         changed = [g.to_json() for k, g in kept.items() if before.get(k) != g]
         return NotifyWrite(changed, [k for k in ended if k in before],

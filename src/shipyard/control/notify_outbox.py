@@ -55,8 +55,24 @@ class Outbox:
         self.inflight: set[int] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.sent = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def poke(self) -> None:
+        """Wake the loop from any thread (the evaluator writes deliveries in a worker thread)."""
+        loop = self._loop
+        if loop is None:
+            return  # not running yet: it reads the pending rows when it starts
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self.wake.set()
+        else:
+            loop.call_soon_threadsafe(self.wake.set)
 
     async def run_forever(self) -> None:
+        self._loop = asyncio.get_running_loop()
         try:
             while True:
                 now = self.clock.time()
