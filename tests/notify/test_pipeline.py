@@ -128,3 +128,29 @@ def test_outbox_retries_with_backoff_and_delivers(tmp_path: Path, recorder: Reco
     posts = recorder.at("/retry")
     assert len(posts) == 1 and posts[0]["alerts"][0]["labels"]["alertname"] == "DeploymentFailed"
     assert posts[0]["alerts"][0]["annotations"]["summary"] == "deploy of r2 on prod failed: boom"
+
+
+def test_outbox_sends_each_delivery_once_under_many_wakeups(tmp_path: Path, recorder: Recorder) -> None:
+    """Deliveries listed by a read that raced with their own attempt are not sent a second time."""
+    store, _clock, _rec, _router, watch = make(tmp_path)
+    (tmp_path / "shipyard.toml").write_text(SPEC + RULES.format(url=recorder.url("/once")))
+    clock = SystemClock()
+    notifier = Notifier(store=store, clock=clock, specs=watch)
+    outbox = Outbox(store=store, clock=clock, specs=watch, secrets=SecretStore(tmp_path / ".shipyard"))
+    notifier.on_delivery = outbox.poke
+
+    async def go() -> None:
+        task = asyncio.create_task(outbox.run_forever())
+        try:
+            for i in range(20):
+                notifier.event("prod", "deployment_failed", f"failure {i}", {})
+                await asyncio.sleep(0.01)
+            await asyncio.to_thread(wait_until, lambda: all(d.status == "delivered"
+                                                           for d in store.list_deliveries(100)), 20)
+            await asyncio.sleep(0.5)
+        finally:
+            task.cancel()
+
+    asyncio.run(go())
+    summaries = [p["alerts"][0]["annotations"]["summary"] for p in recorder.at("/once")]
+    assert sorted(summaries) == sorted(f"failure {i}" for i in range(20)), summaries

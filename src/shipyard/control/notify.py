@@ -125,21 +125,19 @@ class Notifier:
             log.exception("could not queue the %s notification for %s", kind, env)
             return 0
 
-    def _event(self, env: str, kind: str, summary: str, details: Mapping[str, Any],
-               receivers: Sequence[str] | None = None) -> int:
+    def _alert(self, env: str, kind: str, summary: str, details: Mapping[str, Any], now: float) -> Alert:
         alertname, severity = EVENTS.get(kind, (kind, "info"))
-        now = self.clock.time()
         labels = {"alertname": alertname, "env": env, "severity": severity, "event": kind,
                   **{k: str(v) for k, v in details.get("labels", {}).items()}}
         ann = {"title": f"{alertname} on {env}", "summary": summary}
         if details.get("description"):
             ann["description"] = str(details["description"])
-        alert = Alert(labels_of(labels), labels_of(ann), now, now, "firing")
+        return Alert(labels_of(labels), labels_of(ann), now, now, "firing")
+
+    def _event(self, env: str, kind: str, summary: str, details: Mapping[str, Any]) -> int:
+        now = self.clock.time()
         ns = self.settings()
-        if receivers is not None:
-            notes = [Notification(name, f"event:{kind}", "firing", (), (alert,), kind="event") for name in receivers]
-        else:
-            notes = event_notifications(ns, alert, self.silences(now), now)
+        notes = event_notifications(ns, self._alert(env, kind, summary, details, now), self.silences(now), now)
         w = NotifyWrite(deliveries=[self.delivery(ns, n, now) for n in notes])
         self.store.save_notify(w)
         if notes:
@@ -152,8 +150,12 @@ class Notifier:
 
     def test(self, receiver: str, env: str) -> int:
         """``shipyard notify test``: one test notification to ``receiver``, bypassing routes and silences."""
-        self._event(env, "test", f"a test notification from shipyard to {receiver}", {}, receivers=[receiver])
-        return next(d.id for d in self.store.list_deliveries(limit=1, receiver=receiver))
+        now = self.clock.time()
+        alert = self._alert(env, "test", f"a test notification from shipyard to {receiver}", {}, now)
+        note = Notification(receiver, "event:test", "firing", (), (alert,), kind="event")
+        delivery_id = self.store.add_delivery(self.delivery(self.settings(), note, now))
+        self.on_delivery()
+        return delivery_id
 
 
 def canary_description(failure: Mapping[str, Any] | None) -> str:

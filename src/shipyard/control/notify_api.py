@@ -87,7 +87,7 @@ def notify_routes(ctx: NotifyContext) -> dict[tuple[str, str], Handler]:
             raise NotFound(f"--receiver: unknown receiver {name!r} (known: {known})")
         env = str(body.get("env") or "") or spec.env_names[0]
         spec.env(env)
-        check_secrets(spec.notifications, [env], ctx.secrets.names)
+        check_secrets(spec.notifications, [env], ctx.secrets.names, only=name)
         delivery_id = await asyncio.to_thread(ctx.notifier.test, name, env)
         deadline = ctx.clock.monotonic() + min(TEST_WAIT_S, receiver.timeout + 5.0)
         while True:

@@ -107,6 +107,10 @@ class Outbox:
             self.inflight.discard(d.id)
 
     async def _send(self, d: DeliveryRec) -> None:
+        # The due list was read in a thread: an attempt that finished since may have been listed again.
+        fresh = await asyncio.to_thread(self.store.delivery, d.id)
+        if fresh is None or fresh.status != "pending" or fresh.attempts != d.attempts:
+            return
         spec = self.specs.current()
         receiver = spec.notifications.receiver(d.receiver) if spec is not None else None
         if spec is None or receiver is None:

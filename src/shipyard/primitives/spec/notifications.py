@@ -15,8 +15,8 @@
     continue = false                      # true: later routes are tried too
 
 A receiver's secret is read from the environment a notification is about, so every environment whose
-notifications a route can send to a receiver must have it (``missing_secrets``, checked by ``shipyard up``,
-``notify test`` and the control plane's spec snapshots).
+notifications a route can send to a receiver must have it (``missing_secrets``, checked by ``shipyard up``
+and ``shipyard notify test``).
 """
 
 from __future__ import annotations
@@ -193,12 +193,14 @@ class NotificationsSpec(SpecModel):
 
 
 def missing_secrets(spec: NotificationsSpec, envs: Iterable[str],
-                    secret_names: Callable[[str], Iterable[str]]) -> list[str]:
-    """One line per receiver secret an environment it serves does not have, with its key path."""
+                    secret_names: Callable[[str], Iterable[str]], only: str | None = None) -> list[str]:
+    """One line per receiver secret an environment it serves does not have, with its key path (``only``:
+    of that receiver, whether or not a route reaches it)."""
     out: list[str] = []
     for env in sorted(envs):
         have = set(secret_names(env))
-        for receiver in spec.reachable(env):
+        reached = spec.reachable(env) if only is None else [r for r in spec.receivers if r.name == only]
+        for receiver in reached:
             i = spec.receivers.index(receiver)
             for key, name in receiver.secret_names():
                 if name not in have:
@@ -208,8 +210,8 @@ def missing_secrets(spec: NotificationsSpec, envs: Iterable[str],
 
 
 def check_secrets(spec: NotificationsSpec, envs: Iterable[str], secret_names: Callable[[str], Iterable[str]],
-                  where: str = "shipyard.toml") -> None:
+                  where: str = "shipyard.toml", only: str | None = None) -> None:
     """Raise ``ConfigError`` (exit 2) naming each receiver secret an environment it serves lacks."""
-    missing = missing_secrets(spec, envs, secret_names)
+    missing = missing_secrets(spec, envs, secret_names, only)
     if missing:
         raise ConfigError(f"{where}: invalid configuration", problems=missing)

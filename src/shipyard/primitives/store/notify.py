@@ -109,6 +109,16 @@ class NotifyStore:
             with self._write() as conn:
                 self.write_notify(conn, w)
 
+    def add_delivery(self, d: JSONDict) -> int:
+        """One delivery (``notify test``); its id."""
+        with self._write() as conn:
+            result = conn.execute(t.notify_deliveries.insert().values(
+                receiver=d["receiver"], env=d.get("env"), kind=d["kind"], status="pending", payload=d["payload"],
+                created_at=d["created_at"], attempts=0, next_attempt_at=d["created_at"]))
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
     def notify_groups(self) -> list[JSONDict]:
         with self._read() as conn:
             return [dict(row.data) for row in conn.execute(t.notify_groups.select())]
