@@ -109,8 +109,9 @@ class Notifier:
         payload = note.to_json()
         payload["title"] = title(payload)
         payload["env"] = payload["common_labels"].get("env")
-        # Alertmanager ends a forwarded alert unless it hears of it again: shipyard repeats within this.
-        payload["hold_s"] = ns.repeat_interval + ns.group_interval
+        # Alertmanager ends a forwarded alert unless it hears of it again: shipyard repeats an alert within
+        # this; an event (never repeated) shows there for one group_interval.
+        payload["hold_s"] = ns.group_interval + (ns.repeat_interval if note.kind == "alert" else 0.0)
         return {"receiver": note.receiver, "env": payload["env"], "kind": note.kind, "payload": payload,
                 "created_at": now}
 
