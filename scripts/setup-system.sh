@@ -16,6 +16,8 @@ command -v prometheus >/dev/null 2>&1 || want+=(prometheus)
 command -v mariadbd >/dev/null 2>&1 || want+=(mariadb-server)
 command -v mariadb-dump >/dev/null 2>&1 || want+=(mariadb-client)
 command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
+# The notification tests forward alerts to a real Alertmanager (tests/notify/).
+command -v prometheus-alertmanager >/dev/null 2>&1 || want+=(prometheus-alertmanager)
 if [ "${1:-test}" = "bench" ]; then
   command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
   command -v haproxy >/dev/null 2>&1 || want+=(haproxy)

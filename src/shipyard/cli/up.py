@@ -29,6 +29,7 @@ def command(
 
     app = AppContext.of(ctx)
     app.spec  # noqa: B018 - a bad spec is reported (exit 2) before anything starts
+    _check_receiver_secrets(app)
     paths = app.paths
     if _report_running(app, json_out, ControlClient, ControlPlaneUnavailable):
         return
@@ -121,3 +122,13 @@ def _report(app: AppContext, json_out: bool, line: str, doc: dict[str, object]) 
         app.print_json(doc)
     else:
         app.echo(line)
+
+
+def _check_receiver_secrets(app: AppContext) -> None:
+    """A notification receiver whose secret an environment it serves lacks is bad input (exit 2)."""
+    from shipyard.primitives.spec.notifications import check_secrets
+    from shipyard.primitives.spec.secrets import SecretStore
+
+    spec = app.spec
+    if spec.notifications.receivers:
+        check_secrets(spec.notifications, spec.env_names, SecretStore(app.project.state_dir).names)

@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
+from shipyard.control.notify import Notifier, alert_of
 from shipyard.control.specwatch import SpecWatch
 from shipyard.engine.alerting.history import RAW_STEP, Point
 from shipyard.engine.alerting.rules import Rule, rules_for
@@ -51,8 +52,9 @@ class RuleView:
 
 class Evaluator:
     def __init__(self, *, store: Store, clock: Clock, specs: SpecWatch,
-                 interval: float = EVAL_INTERVAL_S) -> None:
+                 interval: float = EVAL_INTERVAL_S, notifier: Notifier | None = None) -> None:
         self.store = store
+        self.notifier = notifier  # firing alerts → groups → deliveries, saved with the states
         self.clock = clock
         self.specs = specs
         self.interval = interval
@@ -114,7 +116,13 @@ class Evaluator:
                    "data": {"alertname": r.name, "severity": r.severity, "expr": r.expr.text, "value": s.value,
                             "state": s.state, "runbook_url": r.runbook_url}}
                   for r, s, change in transitions]
-        self.store.save_alert_states([s.to_json() for s in changed], events)
+        notify = None
+        if self.notifier is not None:
+            firing = [alert_of(r, self.states[r.key]) for r in rules if self.states[r.key].state == "firing"]
+            notify = self.notifier.plan(firing, now)
+        self.store.save_alert_states([s.to_json() for s in changed], events, notify)
+        if self.notifier is not None and notify is not None:
+            self.notifier.committed(notify)
         if gone:
             self.store.delete_alert_states(gone)
         self.evaluations += 1

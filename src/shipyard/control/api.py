@@ -25,6 +25,7 @@ from shipyard.control.events import EventLog
 from shipyard.control.httpserver import Handler, Upgrade
 from shipyard.control.logs_api import LogsContext, logs_routes
 from shipyard.control.metrics_api import MetricsContext, metrics_routes
+from shipyard.control.notify_api import NotifyContext, notify_routes
 from shipyard.control.paths import Paths
 from shipyard.control.ptysession import PtySession
 from shipyard.control.reads import ReadContext, read_routes
@@ -55,6 +56,7 @@ class ApiContext:
     approvals: ApprovalBook
     access: AccessContext  # identities, audit, secrets, approve/reject (control/access/routes.py)
     metrics: MetricsContext | None = None  # history, alerts, events (control/metrics_api.py)
+    notify: NotifyContext | None = None  # silences, notify test (control/notify_api.py)
 
 
 def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler[Identity]]:
@@ -170,6 +172,7 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler[Identity]]:
         **(metrics_routes(ctx.metrics) if ctx.metrics is not None else {}),
         **access_routes(ctx.access),
         **logs_routes(LogsContext(ctx.store, ctx.paths, ctx.clock, ctx.specs.load)),
+        **(notify_routes(ctx.notify) if ctx.notify is not None else {}),
         ("GET", "/v1/ping"): ping,
         ("POST", "/v1/deploy"): deploy,
         ("POST", "/v1/rollback"): rollback,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shipyard.control.notify import LifecycleHook
 from shipyard.control.paths import Paths
 from shipyard.control.scheduler import ScheduleEvent, Scheduler
 from shipyard.engine.backup import (
@@ -39,7 +40,8 @@ log = logging.getLogger("shipyard.control.backups")
 
 class BackupService:
     def __init__(self, *, store: Store, secrets: SecretStore, paths: Paths, load_spec: Callable[[], Spec],
-                 clock: Clock) -> None:
+                 clock: Clock, notify: LifecycleHook | None = None) -> None:
+        self.notify: LifecycleHook = notify or (lambda env, kind, summary, details: None)
         self.store = store
         self.secrets = secrets
         self.paths = paths
@@ -96,6 +98,9 @@ class BackupService:
         warnings: list[str] = []
         self._record("drill", lambda: self.store.add_drill(
             env, ok=ok, started_at=started, detail={"sources": [r.to_dict() for r in results]}), warnings)
+        if not ok:
+            self.notify(env, "drill_missed", f"the restore drill of {env} missed its objectives or failed a check",
+                        {"description": drill_description(results)})
         return results, warnings
 
     async def verify(self, env: str, source: str | None = None, subset: float | None = None
@@ -136,6 +141,11 @@ class BackupService:
         self.store.add_backup_run(env, "*", status=ev.kind, started_at=ev.due, finished_at=ev.at, backup_id=None,
                                   detail={"job": ev.job, "error": ev.error, "count": ev.count})
         self.event(env, f"backup_{ev.kind}", f"{ev.job}: {ev.kind}" + (f" ({ev.error})" if ev.error else ""))
+        if ev.job.startswith("drill:") and ev.kind == "missed":
+            self.notify(env, "drill_missed", f"the scheduled restore drill of {env} was missed", {})
+        elif ev.job.startswith("backup:") and ev.kind in ("failed", "missed"):
+            self.notify(env, f"backup_{ev.kind}", f"scheduled backup of {env} {ev.kind}"
+                        + (f": {ev.error}" if ev.error else ""), {"description": f"job {ev.job}, due {ev.due:.0f}"})
 
     def backup_job(self, env: str) -> Callable[[], Any]:
         async def job() -> None:
@@ -153,6 +163,11 @@ class BackupService:
                 raise ShipyardError("restore drill missed an objective or failed a check")
 
         return job
+
+
+def drill_description(results: list[DrillResult]) -> str:
+    """The failed checks of each source's drill (an objective says measured > objective)."""
+    return "\n".join(f"{r.source}: {c.name}: {c.detail}" for r in results for c in r.checks if not c.ok)
 
 
 def start_scheduler(service: BackupService) -> Scheduler | None:

@@ -41,6 +41,9 @@ from shipyard.control.instances import InstanceFactory
 from shipyard.control.metrics_api import MetricsContext
 from shipyard.control.metrics_export import MetricsExporter, MetricsServer, RouterCounters
 from shipyard.control.metrics_recorder import Recorder, supervisor_readings
+from shipyard.control.notify import Notifier
+from shipyard.control.notify_api import NotifyContext
+from shipyard.control.notify_outbox import Outbox
 from shipyard.control.paths import Paths
 from shipyard.control.releases import ReleaseService
 from shipyard.control.routerlink import RouterLink
@@ -80,17 +83,21 @@ class ControlPlane:
         self.targets = Targets(supervisor=self.supervisor, link=link, instances=InstanceFactory(paths, secrets),
                                store=store, events=events, clock=clock)
         self.releases = ReleaseService(paths, store, clock)
+        # Notifications (docs/alerts.md): the evaluator, deploys and backups route through one notifier.
+        self.spec_watch = watch = SpecWatch(paths.project)
+        self.notifier = notifier = Notifier(store=store, clock=clock, specs=watch)
+        self.outbox = Outbox(store=store, clock=clock, specs=watch, secrets=secrets)
+        notifier.on_delivery = self.outbox.poke
         self.deploys = DeployService(specs=self.specs, paths=paths, store=store, secrets=secrets, clock=clock,
                                      events=events, targets=self.targets, releases=self.releases,
-                                     registry=self.registry)
+                                     registry=self.registry, notify=notifier.lifecycle)
         self.approvals = ApprovalBook(deploys=self.deploys, store=store, clock=clock, events=events,
                                       registry=self.registry)
         self.backups = BackupService(store=store, secrets=secrets, paths=paths, load_spec=self.specs.load,
-                                     clock=clock)
+                                     clock=clock, notify=notifier.lifecycle)
         # Metrics, history and alerts (docs/alerts.md): always on; the background tasks read the spec when it changes.
-        self.spec_watch = watch = SpecWatch(paths.project)
         counters = RouterCounters()
-        self.evaluator = Evaluator(store=store, clock=clock, specs=watch)
+        self.evaluator = Evaluator(store=store, clock=clock, specs=watch, notifier=notifier)
         self.recorder = Recorder(link=link, store=store, clock=clock, specs=watch,
                                  readings=supervisor_readings(self.supervisor), on_reply=counters.add_reply,
                                  on_tick=self.evaluator.wake.set)
@@ -121,7 +128,8 @@ class ControlPlane:
         sched_task = asyncio.create_task(scheduler.run_forever()) if scheduler else None
         observers = [guarded(self.recorder.run_forever(), "history-recorder"),
                      guarded(self.evaluator.run_forever(), "alert-evaluator"),
-                     guarded(self.approvals.expire_forever(), "approval-timeouts")]
+                     guarded(self.approvals.expire_forever(), "approval-timeouts"),
+                     guarded(self.outbox.run_forever(), "notify-outbox")]
         listen = spec.metrics.address if spec is not None else ("127.0.0.1", 9420)
         metrics_port = await self.metrics_server.start(*listen) if listen is not None else None
         tokens = TokenBook(self.store, self.clock, token)
@@ -133,7 +141,8 @@ class ControlPlane:
             targets=self.targets, store=self.store, events=self.events, stop=self.stop,
             approvals=self.approvals, access=access,
             oneoffs=OneOffs(paths=self.paths, store=self.store, targets=self.targets, events=self.events),
-            metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator)))
+            metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator),
+            notify=NotifyContext(self.store, self.clock, self.specs.load, self.notifier, self.secrets)))
         server = ApiServer(gate, routes)
         api_port = await server.start("127.0.0.1", port)
         # The local CLI keeps the loopback listener; `[control] listen` adds one for remote clients.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shipyard.control.notify import canary_description
 from shipyard.engine.rollout.executor import ExecResult, StepResult
 from shipyard.engine.rollout.plan import Plan
 from shipyard.engine.rollout.steps import Step, StepBase
@@ -56,3 +57,19 @@ def result_doc(plan: Plan, deployment: int, outcome: str, reason: str | None, re
             "steps": [{"name": r.step.kind, "description": r.step.description, "params": r.step.params,
                        "status": r.status, "started_at": r.started_at, "duration_s": round(r.duration_s, 4)}
                       for r in (res.results if res is not None else ())]}
+
+
+def lifecycle_notice(plan: Plan, outcome: str | None, reason: str | None, res: ExecResult | None
+                     ) -> tuple[str, str, dict[str, Any]]:
+    """(event kind, summary, details) of a deployment's start (``outcome`` None) or end, for notifications;
+    a rolled-back canary's notice carries its failing conditions, values and windows."""
+    what = f"{plan.kind} of {plan.release} on {plan.env}"
+    labels = {"kind": plan.kind, "release": plan.release}
+    if outcome is None:
+        return "deployment_started", f"{what} started (serving {plan.previous or 'nothing'})", {"labels": labels}
+    kind = {"succeeded": "deployment_succeeded", "rolled_back": "deployment_rolled_back"}.get(
+        outcome, "deployment_failed")
+    failure = res.failure() if res is not None else None
+    description = canary_description(failure) if failure else ""
+    summary = f"{what} {outcome.replace('_', ' ')}" + (f": {reason}" if reason else "")
+    return kind, summary, {"labels": labels, "description": description, "failure": failure}

@@ -15,11 +15,18 @@ from dataclasses import replace
 from typing import Any
 
 from shipyard.control.deploys.inputs import DeployRequest, InputGatherer
-from shipyard.control.deploys.recording import StoreRecorder, deployment_detail, progress_event, result_doc
+from shipyard.control.deploys.recording import (
+    StoreRecorder,
+    deployment_detail,
+    lifecycle_notice,
+    progress_event,
+    result_doc,
+)
 from shipyard.control.deploys.registry import Registry
 from shipyard.control.deploys.runners import LocalRunners
 from shipyard.control.deploys.watch import WatchService
 from shipyard.control.events import EventLog
+from shipyard.control.notify import LifecycleHook
 from shipyard.control.paths import Paths
 from shipyard.control.releases import ReleaseService
 from shipyard.control.specsource import SpecSource
@@ -41,7 +48,9 @@ Emit = Callable[[dict[str, Any]], None]
 
 class DeployService:
     def __init__(self, *, specs: SpecSource, paths: Paths, store: Store, secrets: SecretStore, clock: Clock, events: EventLog,
-                 targets: Targets, releases: ReleaseService, registry: Registry) -> None:
+                 targets: Targets, releases: ReleaseService, registry: Registry,
+                 notify: LifecycleHook | None = None) -> None:
+        self.notify: LifecycleHook = notify or (lambda env, kind, summary, details: None)
         self.specs, self.paths, self.store, self.secrets, self.clock = specs, paths, store, secrets, clock
         self.events, self.targets, self.releases, self.registry = events, targets, releases, registry
         self.inputs = InputGatherer(paths=paths, store=store, releases=releases, targets=targets, secrets=secrets,
@@ -132,6 +141,7 @@ class DeployService:
                              {"release": plan.release, "previous_release": plan.previous})
         emit({"event": "started", "deployment": dep.id, "env": plan.env, "release": plan.release,
               "previous_release": plan.previous, "kind": plan.kind})
+        self.notify(plan.env, *lifecycle_notice(plan, None, None, None))
         outcome, reason = "failed", None
         res: ExecResult | None = None
 
@@ -167,6 +177,8 @@ class DeployService:
         finally:
             self.store.finish_deployment(dep.id, outcome=outcome, reason=reason, finished_at=self.clock.time(),
                                          detail=deployment_detail(plan, res, performer))
+        if outcome != "interrupted":
+            self.notify(plan.env, *lifecycle_notice(plan, outcome, reason, res))
         watch = None
         if outcome == "succeeded":
             self.events.add(plan.env, plan.kind, f"{plan.kind} of {plan.release} succeeded"
@@ -190,10 +202,15 @@ class DeployService:
         try:
             async with target.observe() as metrics:
                 yield CanaryRunner(run, target, metrics, triggers, self.clock,
-                                   lambda kind, message: self.events.add(plan.env, kind, message))
+                                   lambda kind, message: self._canary_event(plan.env, kind, message))
         finally:
             triggers.cancel()
             self.registry.remove_canary(run)
+
+    def _canary_event(self, env: str, kind: str, message: str) -> None:
+        self.events.add(env, kind, message)
+        if kind in ("canary_paused", "canary_waiting"):
+            self.notify(env, kind, message, {})
 
     async def _automatic_rollback(self, env: str, to: str, note: str, trigger: dict[str, Any]) -> None:
         """The post-deploy watch's rollback: its own request, with its own spec snapshot."""

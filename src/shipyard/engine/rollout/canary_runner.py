@@ -130,6 +130,7 @@ class CanaryRunner:
         settings = JudgementSettings.from_spec(run.spec)
         start_sec = int(clock.time())
         t0 = clock.monotonic()
+        announced = False  # a manual gate says once that it waits for a human (a notification)
         while True:
             await col.next_tick(timeout=3.0)
             end = col.end
@@ -150,6 +151,9 @@ class CanaryRunner:
             run.emit({"event": "canary", "weight": run.weight, "step": run.step, "action": decision.action,
                       "reason": decision.reason, "paused": run.paused,
                       "verdict": verdict.to_json() if verdict else None})
+            if decision.action == "wait" and cs.kind == "gate" and not announced:
+                announced = True
+                self.on_event("canary_waiting", decision.reason)
             if decision.action == "rollback":
                 raise CanaryRollback(decision.reason, failure_detail(run.decision, run))
             if decision.action == "promote":

@@ -21,11 +21,12 @@ from shipyard.primitives.spec.approval import orphan_approval
 from shipyard.primitives.spec.control import ControlSpec
 from shipyard.primitives.spec.errors import Loc, dotted, problems, show, unknown_key
 from shipyard.primitives.spec.models import AppSpec, EnvSettings, EnvSpec, Spec, check_env_name
+from shipyard.primitives.spec.notifications import NotificationsSpec
 from shipyard.primitives.spec.pipeline import HooksSpec
 from shipyard.primitives.spec.rollout import CanarySpec
 
 SPEC_FILES = ("shipyard.toml", "shipyard.yaml", "shipyard.yml")
-TOP_LEVEL = ("app", "hooks", "defaults", "environments", "metrics", "alerts", "control")
+TOP_LEVEL = ("app", "hooks", "defaults", "environments", "metrics", "alerts", "control", "notifications")
 TOGGLES = ("canary", "rollback", "verify")
 # Nesting of tables and lists: the deepest key shipyard reads is 7 levels down
 # (environments.prod.canary.analysis.NAME.prometheus[0]); deeper documents are refused before anything
@@ -236,13 +237,15 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
     found += errs
     control, errs = _validate(ControlSpec, data.get("control", {}), ("control",))
     found += errs
+    notifications, errs = _notifications(data)
+    found += errs
 
     if found:
         lines = list(dict.fromkeys(f"{dotted(loc)}: {text}" for loc, text in found))
         raise ConfigError(f"{display_name(path)}: invalid configuration", problems=lines)
     assert app is not None
     return Spec(app=app, environments=environments, path=path, hooks=hooks, metrics=metrics, alerts=alerts,
-                control=control)
+                control=control, notifications=notifications)
 
 
 def _alerting(data: Mapping[str, Any], envs: Mapping[str, EnvSpec] | None
@@ -267,6 +270,14 @@ def _alerting(data: Mapping[str, Any], envs: Mapping[str, EnvSpec] | None
         seen.add((rule.name, rule.env))
         alerts.append(rule)
     return metrics or MetricsSpec(), tuple(alerts), found
+
+
+def _notifications(data: Mapping[str, Any]) -> tuple[NotificationsSpec, list[Problem]]:
+    """``[notifications]`` (spec/notifications.py): each receiver's kind-specific keys, routes' receivers."""
+    parsed, found = _validate(NotificationsSpec, data.get("notifications", {}), ("notifications",))
+    if parsed is None:
+        return NotificationsSpec(), found
+    return parsed, [(("notifications", *loc), text) for loc, text in parsed.problems()]
 
 
 def _resolve_env(name: str, own: Any, defaults: dict[str, Any]) -> tuple[EnvSpec | None, list[Problem]]:

@@ -28,6 +28,7 @@ from shipyard.primitives.spec.base import (
 )
 from shipyard.primitives.spec.control import ControlSpec
 from shipyard.primitives.spec.durations import DAY
+from shipyard.primitives.spec.notifications import NotificationsSpec
 from shipyard.primitives.spec.pipeline import Commands, CommandTimeout, HooksSpec, PromotionSpec, WindowsSpec
 from shipyard.primitives.spec.rollout import CanarySpec, RollbackSpec
 from shipyard.primitives.spec.router import RouterEnvSpec
@@ -234,6 +235,7 @@ class Spec(SpecModel):
     metrics: MetricsSpec = MetricsSpec()
     alerts: tuple[AlertSpec, ...] = ()
     control: ControlSpec = ControlSpec()  # the remote listener (spec/control.py)
+    notifications: NotificationsSpec = NotificationsSpec()
 
     @property
     def project_dir(self) -> Path:

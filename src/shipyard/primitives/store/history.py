@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from shipyard.primitives.store import schema as t
+from shipyard.primitives.store.notify import NotifyWrite
 from shipyard.primitives.store.records import EventRec, JSONDict
 from shipyard.primitives.store.rows import to_event
 
@@ -51,6 +52,8 @@ class HistoryStore:
         def _read(self) -> AbstractContextManager[sa.Connection]: ...
 
         def _write(self) -> AbstractContextManager[sa.Connection]: ...
+
+        def write_notify(self, conn: sa.Connection, w: NotifyWrite) -> None: ...
 
     def _insert(self) -> Any:
         return pg_dialect.insert if self.backend == "postgresql" else sqlite_dialect.insert
@@ -114,9 +117,11 @@ class HistoryStore:
             return [{**row.data, "rule": row.rule, "env": row.env, "state": row.state}
                     for row in conn.execute(t.alert_states.select())]
 
-    def save_alert_states(self, states: Sequence[JSONDict], events: Sequence[JSONDict] = ()) -> None:
-        """Alert states and the events of their transitions (``{env, kind, message, data, at}``), at once."""
-        if not states and not events:
+    def save_alert_states(self, states: Sequence[JSONDict], events: Sequence[JSONDict] = (),
+                          notify: NotifyWrite | None = None) -> None:
+        """Alert states, the events of their transitions (``{env, kind, message, data, at}``) and what they
+        change in notifications (groups, new deliveries: store/notify.py), at once."""
+        if not states and not events and not notify:
             return
         with self._write() as conn:
             for s in states:
@@ -128,6 +133,8 @@ class HistoryStore:
                     set_={c: stmt.excluded[c] for c in ("state", "data", "changed_at")}))
             if events:
                 conn.execute(t.events.insert(), [dict(e) for e in events])
+            if notify:
+                self.write_notify(conn, notify)
 
     def delete_alert_states(self, keys: Sequence[tuple[str, str]]) -> None:
         a = t.alert_states

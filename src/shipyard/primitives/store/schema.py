@@ -233,3 +233,40 @@ approvals = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.UniqueConstraint("deployment_id", "identity", name="uq_approvals_deployment_identity"),
 )
+
+
+# -- notifications (revision 0005; engine/alerting/notify.py) ------------------------------------------------
+
+notify_groups = sa.Table(
+    "notify_groups", metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("next_flush_at", sa.Float, nullable=False),
+    sa.Column("data", JSONText, nullable=False),
+)
+
+notify_deliveries = sa.Table(
+    "notify_deliveries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("receiver", sa.Text, nullable=False),
+    sa.Column("env", sa.Text, nullable=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # pending | delivered | failed
+    sa.Column("payload", JSONText, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("delivered_at", sa.Float, nullable=True),
+    sa.Index("ix_notify_deliveries_status", "status", "next_attempt_at"),
+)
+
+silences = sa.Table(
+    "silences", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("matchers", JSONText, nullable=False),
+    sa.Column("starts_at", sa.Float, nullable=False),
+    sa.Column("ends_at", sa.Float, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
