@@ -23,9 +23,11 @@ from pathlib import Path
 
 import psutil
 
+from shipyard.control import logsetup
 from shipyard.control.alerts import Evaluator
 from shipyard.control.api import ApiContext, build_routes
 from shipyard.control.backups import BackupService, start_scheduler
+from shipyard.control.certs import CertExpiry
 from shipyard.control.deploys.adopt import adopt, router_restarted
 from shipyard.control.deploys.oneoff import OneOffs
 from shipyard.control.deploys.registry import Registry
@@ -82,13 +84,15 @@ class ControlPlane:
         # Metrics, history and alerts (docs/alerts.md): always on; the background tasks read the spec when it changes.
         self.spec_watch = watch = SpecWatch(paths.project)
         counters = RouterCounters()
-        self.evaluator = Evaluator(store=store, clock=clock, specs=watch)
+        self.certs = CertExpiry()
+        self.evaluator = Evaluator(store=store, clock=clock, specs=watch, certs=self.certs)
         self.recorder = Recorder(link=link, store=store, clock=clock, specs=watch,
                                  readings=supervisor_readings(self.supervisor), on_reply=counters.add_reply,
                                  on_tick=self.evaluator.wake.set)
         self.metrics_server = MetricsServer(MetricsExporter(
             counters=counters, link=link, supervisor=self.supervisor, store=store,
-            alerts=lambda: [v.to_json() for v in self.evaluator.view()]).render)
+            alerts=lambda: [v.to_json() for v in self.evaluator.view()],
+            certs=lambda: self.certs.by_env(spec) if (spec := watch.current()) is not None else {}).render)
         self.stopping = asyncio.Event()
         self.stop_everything = False
 
@@ -179,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Checked before anything starts (the router above all): a bad port leaves nothing behind.
         port = check_api_port(args.port)
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logsetup.configure(logging.INFO)  # JSON lines with the ids of what they are about
         asyncio.run(_serve(Path(args.project), port, args.ready_fd))
     except ShipyardError as err:
         print(f"error: {err}", file=sys.stderr)

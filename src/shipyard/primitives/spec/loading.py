@@ -255,6 +255,9 @@ def _alerting(data: Mapping[str, Any], envs: Mapping[str, EnvSpec] | None
         elif (rule.name, rule.env) in seen:
             found.append((("alerts", i, "name"), f"a rule named {rule.name!r} is already defined for "
                           f"{'environment ' + repr(rule.env) if rule.env else 'every environment'}"))
+        if rule.parsed.promql is not None and metrics is not None and metrics.prometheus is None:
+            found.append((("alerts", i, "expr"), "a 'promql:' expression needs [metrics] prometheus (the URL of "
+                          "the Prometheus that evaluates it)"))
         seen.add((rule.name, rule.env))
         alerts.append(rule)
     return metrics or MetricsSpec(), tuple(alerts), found
