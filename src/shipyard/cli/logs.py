@@ -38,11 +38,18 @@ def command(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line: {instance, line}.")] = False,
     deployment: Annotated[int | None, typer.Option("--deployment", "-d",
                                                    help="The instances deployment N started (also stopped ones).")] = None,
+    grep: Annotated[str | None, typer.Option("--grep", "-g", help="Only lines holding TEXT (re:PATTERN: a regex).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only lines from then on: 10m, 2h, or an ISO time.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Only lines up to then: 5m, or an ISO time.")] = None,
+    trace: Annotated[str | None, typer.Option("--trace", help="Only lines of this trace id (32 hex digits); "
+                                              "includes the router's access log.")] = None,
+    router: Annotated[bool, typer.Option("--router", help="Also the router's access log of the environment.")] = False,
 ) -> None:
     """Print (and follow) the output of an environment's instances."""
     from urllib.parse import quote
 
     from shipyard.cli.app import AppContext
+    from shipyard.control.logfiles import Follower
     from shipyard.errors import ControlPlaneUnavailable
 
     app = AppContext.of(ctx)
@@ -75,8 +82,20 @@ def command(
     if not chosen:
         app.echo(f"no logs for {env} yet", stderr=True)
         return
+    if any(x is not None for x in (grep, since, until, trace)) or router:
+        from shipyard.cli.logfilter import filtered_history
+
+        write = _writer(json_out, prefix=True, timestamps=timestamps)
+        followers = {p: Follower(p) for p in chosen} if follow else {}
+        history, keep = filtered_history(app, env, chosen, lines, grep=grep, since=since, until=until, trace=trace,
+                                         router=router or trace is not None)
+        for item in history:
+            write(item)
+        sys.stdout.flush()
+        if follow:
+            _follow(followers, lambda item: write(item) if keep(item) else None)
+        return
     write = _writer(json_out, prefix=len(chosen) > 1, timestamps=timestamps)
-    from shipyard.control.logfiles import Follower
 
     # Followers first, and the history up to where they start: no line shown twice, none missed between.
     followers = {p: Follower(p) for p in chosen} if follow else {}

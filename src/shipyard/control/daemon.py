@@ -35,6 +35,7 @@ from shipyard.control.deploys.service import DeployService
 from shipyard.control.events import EventLog
 from shipyard.control.httpserver import ApiServer
 from shipyard.control.instances import InstanceFactory
+from shipyard.control.logretention import PRUNE_EVERY_S, prune_aged
 from shipyard.control.metrics_api import MetricsContext
 from shipyard.control.metrics_export import MetricsExporter, MetricsServer, RouterCounters
 from shipyard.control.metrics_recorder import Recorder, supervisor_readings
@@ -50,6 +51,7 @@ from shipyard.control.token import ensure_token
 from shipyard.engine.releases import remove_leftovers
 from shipyard.errors import BadInput, Refused, ShipyardError
 from shipyard.primitives.clock import SystemClock
+from shipyard.primitives.spec.logs import LogsSpec
 from shipyard.primitives.spec.secrets import SecretStore
 from shipyard.primitives.store import open_store
 
@@ -109,13 +111,16 @@ class ControlPlane:
             spec = self.specs.load()
         except ShipyardError as err:
             log.warning("cannot read the spec while re-adopting: %s", err)
+        logs = spec.logs if spec is not None else LogsSpec()
+        self.supervisor.configure_logs(logs.max_size, logs.keep, also=[self.paths.daemon_log])
         await adopt(store=self.store, targets=self.targets, supervisor=self.supervisor, events=self.events,
                     clock=self.clock, spec=spec)
         keeper = guarded(self.link.keep_running(self._router_restarted), "router-keeper")
         scheduler = start_scheduler(self.backups)
         sched_task = asyncio.create_task(scheduler.run_forever()) if scheduler else None
         observers = [guarded(self.recorder.run_forever(), "history-recorder"),
-                     guarded(self.evaluator.run_forever(), "alert-evaluator")]
+                     guarded(self.evaluator.run_forever(), "alert-evaluator"),
+                     guarded(self._prune_logs(logs.max_age), "log-retention")]
         listen = spec.metrics.address if spec is not None else ("127.0.0.1", 9420)
         metrics_port = await self.metrics_server.start(*listen) if listen is not None else None
         server = ApiServer(token, build_routes(ApiContext(
@@ -151,6 +156,15 @@ class ControlPlane:
     async def _router_restarted(self, why: str) -> None:
         await router_restarted(why, store=self.store, targets=self.targets, registry=self.registry,
                                events=self.events, clock=self.clock)
+
+    async def _prune_logs(self, max_age: float) -> None:
+        """``[logs] max_age``: old rotated copies and dead instances' logs go (control/logretention.py)."""
+        while True:
+            gone = await asyncio.to_thread(prune_aged, self.paths.state / "logs", max_age, self.clock.time(),
+                                           self.supervisor.log_paths())
+            if gone:
+                log.info("log retention: deleted %d files older than %.0f h", len(gone), max_age / 3600)
+            await self.clock.sleep(PRUNE_EVERY_S)
 
     async def shutdown(self) -> None:
         # Watches first: instances going away must not look like a bad release.

@@ -1,4 +1,4 @@
-"""Filtering log lines by text, time and trace id (pure; ``shipyard logs --grep/--since/--until/--trace``).
+"""Filtering log lines by text, time and trace id (``shipyard logs --grep/--since/--until/--trace``).
 
 Works on any line shipyard keeps: the router's access log (JSON lines with ``ts`` and ``trace_id``), the
 control plane's log (JSON lines from structlog with ``timestamp`` and, in a deploy, ``trace_id``) and
@@ -16,14 +16,19 @@ else a leading ISO 8601 or a common-log-format time.
   the id appearing in it (a ``traceparent`` an app logs).
 
 ``parse_since("10m", now)`` turns a flag into epoch seconds (a duration back from ``now``, or an ISO time).
+The filtering is pure; ``read_lines`` reads a log file with its rotated copies as one stream.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from shipyard.errors import BadInput
@@ -155,3 +160,28 @@ def filter_lines(lines: Iterable[str], grep: str | None = None, since: float | N
                 continue
         if match(line):
             yield line
+
+
+def read_lines(path: Path) -> list[str]:
+    """Every line of a log file and of its rotated copies (``NAME.N``), oldest first, read under the shared
+    lock rotation respects (control/logfiles.py), so no line is read twice or missed across a rotation."""
+    copies: list[Path] = []
+    n = 1
+    while (c := path.with_name(f"{path.name}.{n}")).exists():
+        copies.append(c)
+        n += 1
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        fd = -1
+    try:
+        if fd >= 0:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        data = b""
+        for file in [*reversed(copies), path]:
+            with contextlib.suppress(FileNotFoundError), open(file, "rb") as f:
+                data += f.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)  # closing drops the lock
+    return data.decode("utf-8", "replace").splitlines()

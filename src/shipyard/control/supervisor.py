@@ -72,6 +72,7 @@ class Supervisor:
         self._changed = asyncio.Event()
         self._housekeeping: asyncio.Task[None] | None = None
         self.rotator = logfiles.LogRotator(log_max_bytes, log_keep)
+        self._other_logs: list[Path] = []
         self._closed = False
 
     # -- public API ------------------------------------------------------------------------------
@@ -356,10 +357,16 @@ class Supervisor:
         if self._housekeeping is None or self._housekeeping.done():
             self._housekeeping = asyncio.get_running_loop().create_task(self._housekeep(), name="housekeeping")
         # Its own thread: a flooding instance's log is looked at every few ms, whatever the loop is doing.
-        self.rotator.start(self._log_paths)
+        self.rotator.start(self.log_paths)
 
-    def _log_paths(self) -> list[Path]:
-        return [inst.spec.log_path for inst in self._instances.values()]
+    def log_paths(self) -> list[Path]:
+        return [inst.spec.log_path for inst in self._instances.values()] + self._other_logs
+
+    def configure_logs(self, max_bytes: int, keep: int, also: Iterable[Path] = ()) -> None:
+        """``[logs]`` rotation for instance logs and ``also`` (the control plane's own log), rotated from now on."""
+        self.rotator.max_bytes, self.rotator.keep = max_bytes, keep
+        self._other_logs = list(also)
+        self.rotator.start(self.log_paths)
 
     async def _housekeep(self) -> None:
         while self._instances:

@@ -18,12 +18,13 @@ from pydantic import BaseModel, ValidationError
 from shipyard.errors import ConfigError
 from shipyard.primitives.spec.alerting import AlertSpec, MetricsSpec
 from shipyard.primitives.spec.errors import Loc, dotted, problems, show, unknown_key
+from shipyard.primitives.spec.logs import LogsSpec
 from shipyard.primitives.spec.models import AppSpec, EnvSettings, EnvSpec, Spec, check_env_name
 from shipyard.primitives.spec.pipeline import HooksSpec
 from shipyard.primitives.spec.rollout import CanarySpec
 
 SPEC_FILES = ("shipyard.toml", "shipyard.yaml", "shipyard.yml")
-TOP_LEVEL = ("app", "hooks", "defaults", "environments", "metrics", "alerts")
+TOP_LEVEL = ("app", "hooks", "defaults", "environments", "metrics", "alerts", "logs")
 TOGGLES = ("canary", "rollback", "verify")
 # Nesting of tables and lists: the deepest key shipyard reads is 7 levels down
 # (environments.prod.canary.analysis.NAME.prometheus[0]); deeper documents are refused before anything
@@ -204,6 +205,12 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
         found += errs
         hooks = parsed if parsed is not None else hooks
 
+    logs = LogsSpec()
+    if "logs" in data:
+        parsed_logs, errs = _validate(LogsSpec, data["logs"], ("logs",))
+        found += errs
+        logs = parsed_logs if parsed_logs is not None else logs
+
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         found.append((("defaults",), f"must be a table, got {show(defaults)}"))
@@ -233,7 +240,8 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
         lines = list(dict.fromkeys(f"{dotted(loc)}: {text}" for loc, text in found))
         raise ConfigError(f"{display_name(path)}: invalid configuration", problems=lines)
     assert app is not None
-    return Spec(app=app, environments=environments, path=path, hooks=hooks, metrics=metrics, alerts=alerts)
+    return Spec(app=app, environments=environments, path=path, hooks=hooks, metrics=metrics, alerts=alerts,
+                logs=logs)
 
 
 def _alerting(data: Mapping[str, Any], envs: Mapping[str, EnvSpec] | None

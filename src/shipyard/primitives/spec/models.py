@@ -26,6 +26,7 @@ from shipyard.primitives.spec.base import (
     duration_upto,
 )
 from shipyard.primitives.spec.durations import DAY
+from shipyard.primitives.spec.logs import LogsSpec
 from shipyard.primitives.spec.pipeline import Commands, CommandTimeout, HooksSpec, PromotionSpec, WindowsSpec
 from shipyard.primitives.spec.rollout import CanarySpec, RollbackSpec
 from shipyard.primitives.spec.router import RouterEnvSpec
@@ -230,6 +231,7 @@ class Spec(SpecModel):
     hooks: HooksSpec = HooksSpec()
     metrics: MetricsSpec = MetricsSpec()
     alerts: tuple[AlertSpec, ...] = ()
+    logs: LogsSpec = LogsSpec()
 
     @property
     def project_dir(self) -> Path:
