@@ -112,7 +112,8 @@ class ControlPlane:
         except ShipyardError as err:
             log.warning("cannot read the spec while re-adopting: %s", err)
         logs = spec.logs if spec is not None else LogsSpec()
-        self.supervisor.configure_logs(logs.max_size, logs.keep, also=[self.paths.daemon_log])
+        self.supervisor.configure_logs(logs.max_size, logs.keep, also=[self.paths.daemon_log],
+                                       timestamps=logs.timestamps)
         await adopt(store=self.store, targets=self.targets, supervisor=self.supervisor, events=self.events,
                     clock=self.clock, spec=spec)
         keeper = guarded(self.link.keep_running(self._router_restarted), "router-keeper")

@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,17 +53,20 @@ class ProcHandle:
     create_time: float
 
 
-def spawn(cmd: str | list[str], *, cwd: Path, env: dict[str, str], log_path: Path) -> ProcHandle:
+def spawn(cmd: str | list[str], *, cwd: Path, env: dict[str, str], log_path: Path,
+          stamp: bool = False) -> ProcHandle:
     """Start ``cmd`` (through ``/bin/sh -c`` when a string) in its own session.
 
     stdout and stderr go directly to ``log_path`` opened ``O_APPEND``: no pipe through us, so the
     instance never sees EPIPE when the control plane dies, and rotation can cut the file under it.
+    ``stamp``: through a detached ``logstamp`` process instead, which puts the time before each line.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fd = _stamper(log_path) if stamp else os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                                                      0o600)
     except OSError as exc:
-        raise ShipyardError(f"cannot open log file {log_path}: {exc.strerror}") from exc
+        raise ShipyardError(f"cannot open log file {log_path}: {exc.strerror or exc}") from exc
     try:
         proc = subprocess.Popen(
             exec_form(cmd, env.get("PATH")) if isinstance(cmd, str) else cmd,
@@ -91,6 +95,23 @@ def spawn(cmd: str | list[str], *, cwd: Path, env: dict[str, str], log_path: Pat
         create_time = time.time()
     log.info("spawned pid %d: %s", proc.pid, cmd)
     return ProcHandle(proc.pid, create_time)
+
+
+def _stamper(log_path: Path) -> int:
+    """The write end of a pipe read by a detached ``logstamp`` (double fork: reparented, never our zombie)."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        code = ("import os,sys\nif os.fork(): os._exit(0)\nos.setsid()\n"
+                "from shipyard.primitives.logstamp import main\nraise SystemExit(main(sys.argv[1:]))")
+        # The intermediate process exits at once (reaped here); its child keeps reading.
+        subprocess.run([sys.executable, "-c", code, str(log_path)], stdin=r, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, close_fds=True, check=True, timeout=10)
+    except (subprocess.SubprocessError, OSError) as exc:
+        os.close(w)
+        raise OSError(f"the log stamper did not start: {exc}") from exc
+    finally:
+        os.close(r)
+    return w
 
 
 def is_alive(pid: int, create_time: float) -> bool:

@@ -4,6 +4,7 @@
     max_size = "10MiB"   # a live file past this is rotated (instances' output, the control plane's log)
     keep = 5             # rotated copies kept per file (.1 … .keep)
     max_age = "14d"      # rotated copies, and the logs of instances gone, older than this are deleted
+    timestamps = false   # true: the time before each line of instance output, as it is written
 
 Read when ``shipyard up`` starts. The router's access log rotates at its own 50 MiB (×5); ``max_age``
 prunes its copies too.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from shipyard.primitives.spec.base import LongDuration, SpecModel
 from shipyard.primitives.spec.sizes import Size
@@ -27,3 +28,5 @@ class LogsSpec(SpecModel):
     max_size: Annotated[Size, Field(ge=MIN_SIZE, le=MAX_SIZE)] = 10 * 1024**2
     keep: Annotated[int, Field(ge=0, le=100)] = 5
     max_age: Annotated[LongDuration, Field(ge=HOUR, le=365 * 86400.0)] = 14 * 86400.0
+    # Off by default: stamping costs a small process per instance, and many apps stamp their own lines.
+    timestamps: StrictBool = False

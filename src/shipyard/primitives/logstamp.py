@@ -1,0 +1,49 @@
+"""``python -m shipyard.primitives.logstamp LOG``: put the time before each line of an instance's output.
+
+Started (``process.spawn(..., stamp=True)``, ``[logs] timestamps = true``) as a detached process of its
+own (double fork: not the control plane's child, not in the instance's session), reading the instance's
+stdout/stderr from a pipe and appending each line to ``LOG`` (``O_APPEND``, one write per chunk, so the
+log rotation's collapse stays lossless) behind ``2026-12-01T20:00:01.250Z ``. It ignores the stop
+signals and ends at end of file — when the instance and everything that inherited its output are gone —
+so it outlives a control-plane restart like the instance does, and the instance never meets a closed
+pipe. A line is stamped when its first byte arrives; a partial line (a progress bar) is written at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+
+def stamp(t: float) -> bytes:
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z ").encode()
+
+
+def stamped(chunk: bytes, at_start: bool, t: float) -> tuple[bytes, bool]:
+    """``chunk`` with the time before each line that starts in it; whether the next chunk starts a line."""
+    prefix = stamp(t)
+    parts = chunk.split(b"\n")
+    out = []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if last and not part:
+            break
+        out.append((prefix if (at_start or i > 0) else b"") + part + (b"" if last else b"\n"))
+    return b"".join(out), chunk.endswith(b"\n")
+
+
+def main(argv: list[str]) -> int:
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    fd = os.open(argv[0], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    at_start = True
+    while chunk := os.read(0, 65536):
+        data, at_start = stamped(chunk, at_start, time.time())
+        os.write(fd, data)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
