@@ -156,6 +156,23 @@ def test_prometheus_scrapes_router_and_control_plane_series(project: Project, me
     assert any("TrafficSeen" in line and "firing" in line for line in listing.splitlines())
     assert "alert_firing  TrafficSeen firing: staging serves" in project.ok("events", "--since", "10m").stdout
 
+    # Logs: the control plane writes JSON lines, a deployment's carry its ids, and `logs --trace` finds them;
+    # a request's line in the router's access log is found by text and by its trace id.
+    control = [json.loads(x) for x in (project.dir / ".shipyard" / "logs" / "control.log").read_text().splitlines()
+               if x.startswith("{")]
+    deploy_lines = [d for d in control if d.get("env") == "staging" and "deployment" in d]
+    assert deploy_lines and len({d["trace_id"] for d in deploy_lines}) == 1, control[-20:]
+    trace = deploy_lines[0]["trace_id"]
+
+    def found(*args: str) -> list[dict[str, Any]]:
+        out = project.ok("logs", "--env", "staging", "--json", *args).stdout.splitlines()
+        return [json.loads(x) for x in out if x.startswith("{")]
+    assert [r["instance"] for r in found("--trace", trace)] == ["control"] * min(len(deploy_lines), 50)
+    nope = [r for r in found("--router", "--grep", '"path":"/nope"') if r["instance"] == "router"]
+    assert len(nope) == 1 and json.loads(nope[0]["line"])["status"] == 404
+    request_trace = json.loads(nope[0]["line"])["trace_id"]
+    assert [r["line"] for r in found("--trace", request_trace) if r["instance"] == "router"] == [nope[0]["line"]]
+
 
 @pytest.mark.parametrize(("args", "says"), [
     (("metrics", "--env", "staging", "--since", "yesterday"), "--since"),
