@@ -17,8 +17,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from shipyard.cli.app import AppContext
     from shipyard.cli.logmerge import Event, Line
+    from shipyard.control.logfiles import Follower
 
 ROUTER = "router"
+
+
+def followers_of(chosen: list[Path]) -> dict[Path, Follower]:
+    """Followers made before the history is read (a line written in between may show twice, none is missed)."""
+    from shipyard.control.logfiles import Follower
+
+    return {p: Follower(p) for p in chosen}
 
 
 def _router_lines(app: AppContext, env: str) -> list[str]:

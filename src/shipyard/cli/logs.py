@@ -49,7 +49,6 @@ def command(
     from urllib.parse import quote
 
     from shipyard.cli.app import AppContext
-    from shipyard.control.logfiles import Follower
     from shipyard.errors import ControlPlaneUnavailable
 
     app = AppContext.of(ctx)
@@ -83,10 +82,10 @@ def command(
         app.echo(f"no logs for {env} yet", stderr=True)
         return
     if any(x is not None for x in (grep, since, until, trace)) or router:
-        from shipyard.cli.logfilter import filtered_history
+        from shipyard.cli.logfilter import filtered_history, followers_of
 
         write = _writer(json_out, prefix=True, timestamps=timestamps)
-        followers = {p: Follower(p) for p in chosen} if follow else {}
+        followers = followers_of(chosen) if follow else {}
         history, keep = filtered_history(app, env, chosen, lines, grep=grep, since=since, until=until, trace=trace,
                                          router=router or trace is not None)
         for item in history:
@@ -96,6 +95,7 @@ def command(
             _follow(followers, lambda item: write(item) if keep(item) else None)
         return
     write = _writer(json_out, prefix=len(chosen) > 1, timestamps=timestamps)
+    from shipyard.control.logfiles import Follower
 
     # Followers first, and the history up to where they start: no line shown twice, none missed between.
     followers = {p: Follower(p) for p in chosen} if follow else {}
