@@ -134,6 +134,45 @@ def case(rule: Rule) -> tuple[list[dict[str, str]], float, float]:
     raise AssertionError(f"no input series for {s}")
 
 
+GAUGES = {"cpu": "shipyard_instance_cpu_ratio", "memory": "shipyard_instance_memory_ratio",
+          "up": "shipyard_instances_up", "health_failures": "shipyard_instance_health_failures"}
+
+
+def good_value(rule: Rule) -> float:
+    """A value that makes the comparison false."""
+    t, op = rule.expr.threshold, rule.expr.op
+    if op in (">", ">="):
+        return t / 2 if t > 0 else t - 1
+    if op in ("<", "<="):
+        return t * 2 if t > 0 else t + 1
+    return t + 1 if op == "==" else t
+
+
+def keep_firing_case(rule: Rule) -> dict[str, Any] | None:
+    """For a gauge rule with keep_firing_for: bad for 10 minutes, then good. Prometheus keeps it firing
+    for keep_firing_for after the first false evaluation (with the last annotations), then resolves it."""
+    name = GAUGES.get(rule.expr.series)
+    if name is None or not rule.keep_firing_for_s or rule.for_s >= 540:
+        return None
+    bad, good = bad_value(rule), good_value(rule)
+    turn = 600  # the first sample (and evaluation) where it is false
+    series = [{"series": f'{name}{{env="{rule.env}",release="r1"}}',
+               "values": f"{bad:g}x{turn // STEP - 1} {good:g}x{SAMPLES}"}]
+    inside, after = turn + rule.keep_firing_for_s - STEP, turn + rule.keep_firing_for_s + 2 * STEP
+    expected = [{"exp_labels": {"severity": rule.severity, "env": rule.env},
+                 "exp_annotations": _annotations(rule, bad)}]
+    return {"name": f"{rule.name} on {rule.env}: keep_firing_for", "interval": f"{STEP}s", "input_series": series,
+            "alert_rule_test": [{"eval_time": _dur(inside), "alertname": rule.name, "exp_alerts": expected},
+                                {"eval_time": _dur(after), "alertname": rule.name, "exp_alerts": []}]}
+
+
+def _annotations(rule: Rule, value: float) -> dict[str, str]:
+    out = {"summary": _render(rule, value), "shipyard_expr": rule.expr.text}
+    if rule.runbook_url:
+        out["runbook_url"] = rule.runbook_url
+    return out
+
+
 def _dur(seconds: float) -> str:
     return f"{int(seconds)}s"
 
@@ -148,14 +187,13 @@ def promtool_tests(rules: list[Rule], rule_file: str) -> dict[str, Any]:
     tests = []
     for r in rules:
         series, value, at = case(r)
-        annotations = {"summary": _render(r, value), "shipyard_expr": r.expr.text}
-        if r.runbook_url:
-            annotations["runbook_url"] = r.runbook_url
-        expected = [{"exp_labels": {"severity": r.severity, "env": r.env}, "exp_annotations": annotations}]
+        expected = [{"exp_labels": {"severity": r.severity, "env": r.env}, "exp_annotations": _annotations(r, value)}]
         checks = [{"eval_time": _dur(at), "alertname": r.name, "exp_alerts": expected}]
         if r.for_s >= 60 and r.expr.series != "restarts":
             # Pending, not firing, until `for` has passed (rates are true from the second sample on).
             checks.append({"eval_time": _dur(r.for_s - 15), "alertname": r.name, "exp_alerts": []})
         tests.append({"name": f"{r.name} on {r.env}", "interval": f"{STEP}s", "input_series": series,
                       "alert_rule_test": checks})
+        if (keep := keep_firing_case(r)) is not None:
+            tests.append(keep)
     return {"rule_files": [rule_file], "evaluation_interval": f"{STEP}s", "tests": tests}

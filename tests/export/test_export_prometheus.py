@@ -60,6 +60,7 @@ expr = "p99 > 1s"
 name = "Busy"
 expr = "cpu > 80%"
 for = "5m"
+keep_firing_for = "3m"
 [[alerts]]
 name = "Flapping"
 expr = "restarts > 3"
@@ -143,6 +144,9 @@ def test_exported_rules_pass_promtool_check_and_test(project: Path, monkeypatch:
 
     tests = out / "shipyard-rules.test.yml"
     tests.write_text(json.dumps(promtool_tests(rules, "shipyard-rules.yml"), indent=1))
+    doc = promtool_tests(rules, "shipyard-rules.yml")
+    kept = [t for t in doc["tests"] if t["name"].endswith("keep_firing_for")]
+    assert {t["name"] for t in kept} == {"Busy on prod: keep_firing_for", "Busy on staging: keep_firing_for"}
     run = subprocess.run([promtool, "test", "rules", str(tests)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-6000:]
     assert "SUCCESS" in run.stdout
