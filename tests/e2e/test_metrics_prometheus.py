@@ -120,7 +120,8 @@ def test_prometheus_scrapes_router_and_control_plane_series(project: Project, me
     assert p95 and 0 < float(p95[0]["value"][1]) < 2
     assert _query(prometheus, 'shipyard_deployments_total{env="staging",outcome="succeeded"} == 1')
     assert _query(prometheus, 'shipyard_instances_up{env="staging"} == 2')
-    for name in ("http_requests_in_flight", "router_upstream_errors_total", "shipyard_instance_restarts_total"):
+    for name in ("http_requests_in_flight", "router_upstream_errors_total", "shipyard_instance_restarts_total",
+                 "shipyard_instance_cpu_ratio", "shipyard_instance_memory_ratio"):  # the exported rules' cpu, memory
         assert _query(prometheus, f'{name}{{env="staging"}}'), name
     # Labels are bounded: no path of a request appears anywhere.
     assert "/nope" not in (_get(f"http://127.0.0.1:{metrics_port}/metrics") or "")
