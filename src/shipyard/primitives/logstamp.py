@@ -13,8 +13,30 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
+
+# Run by the intermediate process: fork, let the parent exit at once (so the stamper is nobody's zombie
+# but init's), become a session of its own, then stamp.
+_DETACH = ("import os,sys\nif os.fork(): os._exit(0)\nos.setsid()\n"
+           "from shipyard.primitives.logstamp import main\nraise SystemExit(main(sys.argv[1:]))")
+
+
+def start(log_path: Path) -> int:
+    """Start a detached stamper appending to ``log_path``; returns the write end of its pipe (CLOEXEC)
+    for the instance's stdout and stderr. Blocks for the intermediate process (~30 ms)."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        subprocess.run([sys.executable, "-c", _DETACH, str(log_path)], stdin=r, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, close_fds=True, check=True, timeout=10)
+    except (subprocess.SubprocessError, OSError) as exc:
+        os.close(w)
+        raise OSError(f"the log stamper did not start: {exc}") from exc
+    finally:
+        os.close(r)
+    return w
 
 
 def stamp(t: float) -> bytes:

@@ -20,7 +20,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import psutil
 
 from shipyard.errors import BadInput, ShipyardError
+from shipyard.primitives import logstamp
 from shipyard.primitives.clock import Clock, SystemClock
 from shipyard.primitives.shellform import exec_form
 
@@ -63,7 +63,7 @@ def spawn(cmd: str | list[str], *, cwd: Path, env: dict[str, str], log_path: Pat
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = _stamper(log_path) if stamp else os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+        fd = logstamp.start(log_path) if stamp else os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
                                                       0o600)
     except OSError as exc:
         raise ShipyardError(f"cannot open log file {log_path}: {exc.strerror or exc}") from exc
@@ -95,23 +95,6 @@ def spawn(cmd: str | list[str], *, cwd: Path, env: dict[str, str], log_path: Pat
         create_time = time.time()
     log.info("spawned pid %d: %s", proc.pid, cmd)
     return ProcHandle(proc.pid, create_time)
-
-
-def _stamper(log_path: Path) -> int:
-    """The write end of a pipe read by a detached ``logstamp`` (double fork: reparented, never our zombie)."""
-    r, w = os.pipe2(os.O_CLOEXEC)
-    try:
-        code = ("import os,sys\nif os.fork(): os._exit(0)\nos.setsid()\n"
-                "from shipyard.primitives.logstamp import main\nraise SystemExit(main(sys.argv[1:]))")
-        # The intermediate process exits at once (reaped here); its child keeps reading.
-        subprocess.run([sys.executable, "-c", code, str(log_path)], stdin=r, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, close_fds=True, check=True, timeout=10)
-    except (subprocess.SubprocessError, OSError) as exc:
-        os.close(w)
-        raise OSError(f"the log stamper did not start: {exc}") from exc
-    finally:
-        os.close(r)
-    return w
 
 
 def is_alive(pid: int, create_time: float) -> bool:
