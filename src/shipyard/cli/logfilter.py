@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,16 +30,15 @@ def followers_of(chosen: list[Path]) -> dict[Path, Follower]:
     return {p: Follower(p) for p in chosen}
 
 
-def _router_lines(app: AppContext, env: str) -> list[str]:
+def _only(lines: Iterable[str], needle: str) -> Iterator[str]:
+    return (line for line in lines if needle in line)
+
+
+def _router_lines(app: AppContext, env: str) -> Iterator[str]:
     from shipyard.control.logquery import read_lines
 
-    path = app.paths.state / "logs" / "router" / "access.log"
-    out = []
-    needle = f'"env":{json.dumps(env)}'
-    for line in read_lines(path):
-        if needle in line:  # the router writes "env":"NAME" verbatim (router/accesslog.py)
-            out.append(line)
-    return out
+    # The router writes "env":"NAME" verbatim (router/accesslog.py).
+    return _only(read_lines(app.paths.state / "logs" / "router" / "access.log"), f'"env":{json.dumps(env)}')
 
 
 def filtered_history(app: AppContext, env: str, chosen: list[Path], n: int, *, grep: str | None,
@@ -64,20 +64,22 @@ def filtered_history(app: AppContext, env: str, chosen: list[Path], n: int, *, g
         match = matcher(grep)
     except BadInput as err:
         app.abort(str(err), 2)
-    sources = [(f.stem, read_lines(f)) for f in chosen]
+    sources: list[tuple[str, Iterable[str]]] = [(f.stem, read_lines(f)) for f in chosen]
     if router:
         sources.append((ROUTER, _router_lines(app, env)))
     if want is not None:  # a deployment's trace: the control plane's lines about it (control/logsetup.py)
         needle = f'"env": {json.dumps(env)}'
-        sources.append(("control", [x for x in read_lines(app.paths.state / "logs" / "control.log") if needle in x]))
+        sources.append(("control", _only(read_lines(app.paths.state / "logs" / "control.log"), needle)))
     found: list[Line] = []
     for k, (name, texts) in enumerate(sources):
         last: float | None = None
+        newest: deque[Line] = deque(maxlen=max(n, 0))  # the newest n overall are among each source's newest n
         for i, text in enumerate(filter_lines(texts, grep=grep, since=t0, until=t1, trace=want)):
             own = line_time(text)
             last = own if own is not None else last
-            found.append(Line(name, text, last, "line" if own is not None else "inherited",
-                              last if last is not None else 0.0, k, i))
+            newest.append(Line(name, text, last, "line" if own is not None else "inherited",
+                               last if last is not None else 0.0, k, i))
+        found += newest
     found.sort(key=lambda x: (x.order, x.file, x.index))
     shown: list[Line | Event] = list(found[-n:] if n > 0 else [])
 

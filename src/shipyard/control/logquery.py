@@ -162,9 +162,10 @@ def filter_lines(lines: Iterable[str], grep: str | None = None, since: float | N
             yield line
 
 
-def read_lines(path: Path) -> list[str]:
-    """Every line of a log file and of its rotated copies (``NAME.N``), oldest first, read under the shared
-    lock rotation respects (control/logfiles.py), so no line is read twice or missed across a rotation."""
+def read_lines(path: Path) -> Iterator[str]:
+    """Every line of a log file and of its rotated copies (``NAME.N``), oldest first, read in chunks under
+    the shared lock rotation respects (control/logfiles.py): no line read twice or missed across a
+    rotation while it runs (a rotation waits for the reader)."""
     copies: list[Path] = []
     n = 1
     while (c := path.with_name(f"{path.name}.{n}")).exists():
@@ -177,11 +178,15 @@ def read_lines(path: Path) -> list[str]:
     try:
         if fd >= 0:
             fcntl.flock(fd, fcntl.LOCK_SH)
-        data = b""
+        rest = b""
         for file in [*reversed(copies), path]:
             with contextlib.suppress(FileNotFoundError), open(file, "rb") as f:
-                data += f.read()
+                while chunk := f.read(1 << 20):
+                    *lines, rest = (rest + chunk).split(b"\n")
+                    for raw in lines:
+                        yield raw.decode("utf-8", "replace")
+        if rest:
+            yield rest.decode("utf-8", "replace")
     finally:
         if fd >= 0:
             os.close(fd)  # closing drops the lock
-    return data.decode("utf-8", "replace").splitlines()
