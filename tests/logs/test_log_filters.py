@@ -9,6 +9,10 @@ import io
 import json
 import logging
 import re
+import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -142,3 +146,24 @@ def test_control_log_is_json_with_the_deployments_ids() -> None:
     assert "trace_id" not in docs[2] and docs[2]["level"] == "warning"
     assert list(filter_lines(buf.getvalue().splitlines(), trace=trace)) == buf.getvalue().splitlines()[:2]
     assert len(trace) == 32 and int(trace, 16)
+
+
+def test_follow_prints_only_new_matching_lines(project: Path) -> None:
+    log = project / ".shipyard" / "logs" / "prod" / "prod-r1-0-abc.log"
+    proc = subprocess.Popen([sys.executable, "-m", "shipyard", "logs", "--env", "prod", "-f", "--grep", "checkout",
+                             "--lines", "1", "--json"], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    guard = threading.Timer(30, proc.kill)  # a hung reader fails the test instead of blocking it
+    guard.start()
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert "db timeout" in first["line"]  # the newest match so far
+        with log.open("a") as f:
+            f.write(f"{iso(time.time())} health ok\n{iso(time.time())} checkout retried\n")
+        second = json.loads(proc.stdout.readline())  # the non-matching line is skipped
+        assert second["line"].endswith("checkout retried") and second["instance"] == "prod-r1-0-abc"
+    finally:
+        guard.cancel()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
