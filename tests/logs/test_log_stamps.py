@@ -30,7 +30,7 @@ def test_stamped_chunks() -> None:
 def test_spawned_instance_output_is_stamped(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "prod" / "prod-r1-0.log"
     script = ("import sys, time\nprint('first', flush=True)\nsys.stderr.write('to stderr\\n'); sys.stderr.flush()\n"
-              "time.sleep(0.3)\nsys.stdout.write('no newline at the end'); sys.stdout.flush()\n")
+              "time.sleep(0.6)\nsys.stdout.write('no newline at the end'); sys.stdout.flush()\n")
     before = time.time()
     handle = process.spawn([sys.executable, "-c", script], cwd=tmp_path, env=dict(os.environ), log_path=log,
                            stamp=True)
@@ -46,7 +46,7 @@ def test_spawned_instance_output_is_stamped(tmp_path: Path) -> None:
     assert all(STAMP.match(x) for x in lines)
     times = [line_time(x) for x in lines]
     assert all(t is not None and before - 1 <= t <= time.time() for t in times)
-    assert times[2] - times[0] >= 0.25  # stamped when written, not when read
+    assert times[2] - times[0] >= 0.4  # stamped when written, not when the file is read
     assert list(filter_lines(lines, since=times[2])) == lines[2:]
     # The stamper ends with the instance's output.
     for p in stampers:

@@ -19,17 +19,20 @@ import time
 from pathlib import Path
 
 # Run by the intermediate process: fork, let the parent exit at once (so the stamper is nobody's zombie
-# but init's), become a session of its own, then stamp.
+# but init's), become a session of its own, load the stamper, then close stdout: ``start`` waits for
+# that, so the stamper reads from the instance's first line on (a line is stamped when it is written).
 _DETACH = ("import os,sys\nif os.fork(): os._exit(0)\nos.setsid()\n"
-           "from shipyard.primitives.logstamp import main\nraise SystemExit(main(sys.argv[1:]))")
+           "from shipyard.primitives.logstamp import main\n"
+           "n = os.open(os.devnull, os.O_WRONLY); os.dup2(n, 1); os.close(n)\n"
+           "raise SystemExit(main(sys.argv[1:]))")
 
 
 def start(log_path: Path) -> int:
     """Start a detached stamper appending to ``log_path``; returns the write end of its pipe (CLOEXEC)
-    for the instance's stdout and stderr. Blocks for the intermediate process (~30 ms)."""
+    for the instance's stdout and stderr. Blocks until the stamper reads (one Python start, ~50 ms)."""
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
-        subprocess.run([sys.executable, "-c", _DETACH, str(log_path)], stdin=r, stdout=subprocess.DEVNULL,
+        subprocess.run([sys.executable, "-c", _DETACH, str(log_path)], stdin=r, stdout=subprocess.PIPE,
                        stderr=subprocess.DEVNULL, close_fds=True, check=True, timeout=10)
     except (subprocess.SubprocessError, OSError) as exc:
         os.close(w)
