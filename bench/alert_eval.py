@@ -30,7 +30,7 @@ from synthetic import SyntheticRouter  # noqa: E402
 from shipyard.control.alerts import EVAL_INTERVAL_S, Evaluator  # noqa: E402
 from shipyard.control.metrics_recorder import Recorder  # noqa: E402
 from shipyard.control.specwatch import SpecWatch  # noqa: E402
-from shipyard.engine.alerting.history import RAW_STEP, Reading  # noqa: E402
+from shipyard.engine.alerting.history import RAW_STEP, InstanceReading  # noqa: E402
 from shipyard.engine.alerting.rules import DEFAULTS  # noqa: E402
 from shipyard.primitives.clock import ManualClock  # noqa: E402
 from shipyard.primitives.store import open_store  # noqa: E402
@@ -83,8 +83,8 @@ def main() -> int:
     router.cache = {}
     watch = SpecWatch(tmp)
 
-    def readings(env: str) -> list[Reading]:
-        return [Reading(i, r, True, cpu=0.2, rss=60 * 2**20, memory_limit=2**33) for i, r in router.instances.items()]
+    def readings(env: str) -> list[InstanceReading]:
+        return [InstanceReading(i, r, True, cpu=0.2, rss=60 * 2**20, memory_limit=2**33) for i, r in router.instances.items()]
 
     rec = Recorder(link=router, store=store, clock=clock, specs=watch, readings=readings)
     ev = Evaluator(store=store, clock=clock, specs=watch)

@@ -28,7 +28,7 @@ from synthetic import SyntheticRouter  # noqa: E402
 
 from shipyard.control.metrics_recorder import Recorder  # noqa: E402
 from shipyard.control.specwatch import SpecWatch  # noqa: E402
-from shipyard.engine.alerting.history import Reading  # noqa: E402
+from shipyard.engine.alerting.history import InstanceReading  # noqa: E402
 from shipyard.primitives.clock import ManualClock  # noqa: E402
 from shipyard.primitives.store import open_store  # noqa: E402
 
@@ -78,8 +78,8 @@ def main() -> int:
     instances = {f"svc-{k}": f"r{k % args.releases}" for k in range(args.instances)}
     router = SyntheticRouter(clock, instances=instances, rps=args.rps)
 
-    def readings(env: str) -> list[Reading]:
-        return [Reading(i, r, True, cpu=0.2, rss=60 * 2**20, memory_limit=2**33) for i, r in instances.items()]
+    def readings(env: str) -> list[InstanceReading]:
+        return [InstanceReading(i, r, True, cpu=0.2, rss=60 * 2**20, memory_limit=2**33) for i, r in instances.items()]
 
     rec = Recorder(link=router, store=store, clock=clock, specs=SpecWatch(tmp), readings=readings)
 

@@ -18,6 +18,8 @@ command -v mariadb-dump >/dev/null 2>&1 || want+=(mariadb-client)
 command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
 # The notification tests forward alerts to a real Alertmanager (tests/notify/).
 command -v prometheus-alertmanager >/dev/null 2>&1 || want+=(prometheus-alertmanager)
+# promtool (same package) checks and unit-tests the exported rule file (tests/export/).
+command -v promtool >/dev/null 2>&1 || want+=(prometheus)
 if [ "${1:-test}" = "bench" ]; then
   command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
   command -v haproxy >/dev/null 2>&1 || want+=(haproxy)

@@ -120,7 +120,8 @@ def test_prometheus_scrapes_router_and_control_plane_series(project: Project, me
     assert p95 and 0 < float(p95[0]["value"][1]) < 2
     assert _query(prometheus, 'shipyard_deployments_total{env="staging",outcome="succeeded"} == 1')
     assert _query(prometheus, 'shipyard_instances_up{env="staging"} == 2')
-    for name in ("http_requests_in_flight", "router_upstream_errors_total", "shipyard_instance_restarts_total"):
+    for name in ("http_requests_in_flight", "router_upstream_errors_total", "shipyard_instance_restarts_total",
+                 "shipyard_instance_cpu_ratio", "shipyard_instance_memory_ratio"):  # the exported rules' cpu, memory
         assert _query(prometheus, f'{name}{{env="staging"}}'), name
     # Labels are bounded: no path of a request appears anywhere.
     assert "/nope" not in (_get(f"http://127.0.0.1:{metrics_port}/metrics") or "")
@@ -155,6 +156,23 @@ def test_prometheus_scrapes_router_and_control_plane_series(project: Project, me
     listing = project.ok("alerts", "--env", "staging").stdout
     assert any("TrafficSeen" in line and "firing" in line for line in listing.splitlines())
     assert "alert_firing  TrafficSeen firing: staging serves" in project.ok("events", "--since", "10m").stdout
+
+    # Logs: the control plane writes JSON lines, a deployment's carry its ids, and `logs --trace` finds them;
+    # a request's line in the router's access log is found by text and by its trace id.
+    control = [json.loads(x) for x in (project.dir / ".shipyard" / "logs" / "control.log").read_text().splitlines()
+               if x.startswith("{")]
+    deploy_lines = [d for d in control if d.get("env") == "staging" and "deployment" in d]
+    assert deploy_lines and len({d["trace_id"] for d in deploy_lines}) == 1, control[-20:]
+    trace = deploy_lines[0]["trace_id"]
+
+    def found(*args: str) -> list[dict[str, Any]]:
+        out = project.ok("logs", "--env", "staging", "--json", *args).stdout.splitlines()
+        return [json.loads(x) for x in out if x.startswith("{")]
+    assert [r["instance"] for r in found("--trace", trace)] == ["control"] * min(len(deploy_lines), 50)
+    nope = [r for r in found("--router", "--grep", '"path":"/nope"') if r["instance"] == "router"]
+    assert len(nope) == 1 and json.loads(nope[0]["line"])["status"] == 404
+    request_trace = json.loads(nope[0]["line"])["trace_id"]
+    assert [r["line"] for r in found("--trace", request_trace) if r["instance"] == "router"] == [nope[0]["line"]]
 
 
 @pytest.mark.parametrize(("args", "says"), [

@@ -20,6 +20,7 @@ def command(
     """Write a commented shipyard.toml for the app here (FastAPI, Flask, Django detected); ignore .shipyard/."""
     from shipyard.cli.app import AppContext
     from shipyard.cli.detect import detect, free_ports
+    from shipyard.engine.alerting.rules import DEFAULTS
     from shipyard.primitives.spec import load_spec
     from shipyard.primitives.spec.template import render_init_template
 
@@ -49,6 +50,8 @@ def command(
     if found.framework:
         app.echo(f"  detected a {found.framework} app ({found.module}), served by {found.server}")
     app.echo(f"  router ports: staging {staging}, production {production} (free now)")
+    app.echo("  alert rules on by default (see [metrics] in the file): "
+             + ", ".join(f"{d.name} ({d.expr})" for d in DEFAULTS))
     if gitignore != "present":
         how = "created with .shipyard/" if gitignore == "created" else "added .shipyard/"
         app.echo(f"  .gitignore: {how} (it holds the state, logs, keys and releases)")

@@ -38,6 +38,12 @@ def command(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line: {instance, line}.")] = False,
     deployment: Annotated[int | None, typer.Option("--deployment", "-d",
                                                    help="The instances deployment N started (also stopped ones).")] = None,
+    grep: Annotated[str | None, typer.Option("--grep", "-g", help="Only lines holding TEXT (re:PATTERN: a regex).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only lines from then on: 10m, 2h, or an ISO time.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Only lines up to then: 5m, or an ISO time.")] = None,
+    trace: Annotated[str | None, typer.Option("--trace", help="Only lines of this trace id (32 hex digits); "
+                                              "includes the router's access log.")] = None,
+    router: Annotated[bool, typer.Option("--router", help="Also the router's access log of the environment.")] = False,
 ) -> None:
     """Print (and follow) the output of an environment's instances."""
     from shipyard.cli.app import AppContext
@@ -51,6 +57,10 @@ def command(
         query["instance"] = instance
     if deployment is not None:
         query["deployment"] = deployment
+    if any(x is not None for x in (grep, since, until, trace)) or router:
+        _filtered(app, env, instance, lines, follow, json_out, timestamps,
+                  grep=grep, since=since, until=until, trace=trace, router=router or trace is not None)
+        return
     files, more, up = _open(app, env, query, instance)
     if not files:
         app.echo(f"no logs for {env} yet", stderr=True)
@@ -61,6 +71,27 @@ def command(
     sys.stdout.flush()
     if follow:
         _follow(more, write)
+
+
+def _filtered(app: AppContext, env: str, instance: int | None, n: int, follow: bool, json_out: bool,
+              timestamps: bool, **filters: Any) -> None:
+    """--grep/--since/--until/--trace/--router: read the files here (rotated copies, the access log, the
+    control log) through control/logquery.py, on the control plane's machine."""
+    if app.remote is not None:
+        app.abort("--grep, --since, --until, --trace and --router read the log files on the control plane's "
+                  "machine: run them there (SHIPYARD_URL serves unfiltered logs only, for now)", 2)
+    from shipyard.cli.logfilter import filtered_history, followers_of
+    from shipyard.control.logreading import choose_logs
+
+    chosen = choose_logs(app.paths.state / "logs" / env, {}, instance)
+    write = _writer(json_out, prefix=True, timestamps=timestamps)
+    followers = followers_of(chosen) if follow else {}
+    history, keep = filtered_history(app, env, chosen, n, **filters)
+    for item in history:
+        write(item)
+    sys.stdout.flush()
+    if follow:
+        _follow(_poll_here(followers), lambda item: write(item) if keep(item) else None)
 
 
 def _open(app: AppContext, env: str, query: dict[str, Any], instance: int | None

@@ -16,6 +16,8 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
+from shipyard.control.alertvalues import ExtraValues
+from shipyard.control.certs import CertExpiry
 from shipyard.control.notify import Notifier, alert_of
 from shipyard.control.specwatch import SpecWatch
 from shipyard.engine.alerting.history import RAW_STEP, Point
@@ -52,7 +54,9 @@ class RuleView:
 
 class Evaluator:
     def __init__(self, *, store: Store, clock: Clock, specs: SpecWatch,
-                 interval: float = EVAL_INTERVAL_S, notifier: Notifier | None = None) -> None:
+                 interval: float = EVAL_INTERVAL_S, notifier: Notifier | None = None,
+                 certs: CertExpiry | None = None) -> None:
+        self.extra = ExtraValues(certs)  # cert_expires_in and promql: expressions (control/alertvalues.py)
         self.store = store
         self.notifier = notifier  # firing alerts → groups → deliveries, saved with the states
         self.clock = clock
@@ -97,11 +101,13 @@ class Evaluator:
         transitions: list[tuple[Rule, AlertState, str]] = []
         for env, env_rules in by_env.items():
             values = env_values(self._points(env, now), now)
+            values.update(self.extra.values(spec, env, env_rules, now))
             needs_backups = any(r.expr.series in BACKUP_SERIES for r in env_rules)
             backups = self._backups(env) if needs_backups and spec.env(env).backup is not None else None
             for r in env_rules:
                 prev = self.states.get(r.key)
-                new, change = step(r, prev, value_of(r.expr, values, backups, now), now)
+                value = values.get(r.expr.text) if r.expr.promql is not None else value_of(r.expr, values, backups, now)
+                new, change = step(r, prev, value, now)
                 self.states[r.key] = new
                 if prev is None or replace(prev, value=None) != replace(new, value=None):
                     changed.append(new)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psutil
 
+from shipyard.control import logsetup
 from shipyard.control.access.gate import Gatekeeper
 from shipyard.control.access.identities import TokenBook
 from shipyard.control.access.limiter import FailureLimiter
@@ -30,6 +31,7 @@ from shipyard.control.access.routes import AccessContext
 from shipyard.control.alerts import Evaluator
 from shipyard.control.api import ApiContext, build_routes, remote_routes
 from shipyard.control.backups import BackupService, start_scheduler
+from shipyard.control.certs import CertExpiry
 from shipyard.control.deploys.adopt import adopt, router_restarted
 from shipyard.control.deploys.approvals import ApprovalBook
 from shipyard.control.deploys.oneoff import OneOffs
@@ -38,6 +40,7 @@ from shipyard.control.deploys.service import DeployService
 from shipyard.control.events import EventLog
 from shipyard.control.httpserver import ApiServer
 from shipyard.control.instances import InstanceFactory
+from shipyard.control.logretention import PRUNE_EVERY_S, prune_aged
 from shipyard.control.metrics_api import MetricsContext
 from shipyard.control.metrics_export import MetricsExporter, MetricsServer, RouterCounters
 from shipyard.control.metrics_recorder import Recorder, supervisor_readings
@@ -57,6 +60,7 @@ from shipyard.control.token import ensure_token
 from shipyard.engine.releases import remove_leftovers
 from shipyard.errors import BadInput, Refused, ShipyardError
 from shipyard.primitives.clock import SystemClock
+from shipyard.primitives.spec.logs import LogsSpec
 from shipyard.primitives.spec.secrets import SecretStore
 from shipyard.primitives.store import open_store
 
@@ -97,13 +101,15 @@ class ControlPlane:
                                      clock=clock, notify=notifier.lifecycle)
         # Metrics, history and alerts (docs/alerts.md): always on; the background tasks read the spec when it changes.
         counters = RouterCounters()
-        self.evaluator = Evaluator(store=store, clock=clock, specs=watch, notifier=notifier)
+        self.certs = CertExpiry()
+        self.evaluator = Evaluator(store=store, clock=clock, specs=watch, notifier=notifier, certs=self.certs)
         self.recorder = Recorder(link=link, store=store, clock=clock, specs=watch,
                                  readings=supervisor_readings(self.supervisor), on_reply=counters.add_reply,
                                  on_tick=self.evaluator.wake.set)
         self.metrics_server = MetricsServer(MetricsExporter(
             counters=counters, link=link, supervisor=self.supervisor, store=store,
-            alerts=lambda: [v.to_json() for v in self.evaluator.view()]).render)
+            alerts=lambda: [v.to_json() for v in self.evaluator.view()],
+            certs=lambda: self.certs.by_env(spec) if (spec := watch.current()) is not None else {}).render)
         self.stopping = asyncio.Event()
         self.stop_everything = False
 
@@ -120,6 +126,9 @@ class ControlPlane:
             spec = self.specs.load()
         except ShipyardError as err:
             log.warning("cannot read the spec while re-adopting: %s", err)
+        logs = spec.logs if spec is not None else LogsSpec()
+        self.supervisor.configure_logs(logs.max_size, logs.keep, also=[self.paths.daemon_log],
+                                       timestamps=logs.timestamps)
         await adopt(store=self.store, targets=self.targets, supervisor=self.supervisor, events=self.events,
                     clock=self.clock, spec=spec)
         self.approvals.forget_stale()
@@ -129,7 +138,8 @@ class ControlPlane:
         observers = [guarded(self.recorder.run_forever(), "history-recorder"),
                      guarded(self.evaluator.run_forever(), "alert-evaluator"),
                      guarded(self.approvals.expire_forever(), "approval-timeouts"),
-                     guarded(self.outbox.run_forever(), "notify-outbox")]
+                     guarded(self.outbox.run_forever(), "notify-outbox"),
+                     guarded(self._prune_logs(logs.max_age), "log-retention")]
         listen = spec.metrics.address if spec is not None else ("127.0.0.1", 9420)
         metrics_port = await self.metrics_server.start(*listen) if listen is not None else None
         tokens = TokenBook(self.store, self.clock, token)
@@ -182,6 +192,15 @@ class ControlPlane:
         await router_restarted(why, store=self.store, targets=self.targets, registry=self.registry,
                                events=self.events, clock=self.clock)
 
+    async def _prune_logs(self, max_age: float) -> None:
+        """``[logs] max_age``: old rotated copies and dead instances' logs go (control/logretention.py)."""
+        while True:
+            gone = await asyncio.to_thread(prune_aged, self.paths.state / "logs", max_age, self.clock.time(),
+                                           self.supervisor.log_paths())
+            if gone:
+                log.info("log retention: deleted %d files older than %.0f h", len(gone), max_age / 3600)
+            await self.clock.sleep(PRUNE_EVERY_S)
+
     async def shutdown(self) -> None:
         # Watches first: instances going away must not look like a bad release.
         self.deploys.watches.stop_all()
@@ -213,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Checked before anything starts (the router above all): a bad port leaves nothing behind.
         port = check_api_port(args.port)
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logsetup.configure(logging.INFO)  # JSON lines with the ids of what they are about
         remote = _remote_listener(Path(args.project))
         asyncio.run(_serve(Path(args.project), port, args.ready_fd, remote))
     except ShipyardError as err:

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
+
 from shipyard.control.routerlink import RouterLink
 from shipyard.control.supervisor import Supervisor
 from shipyard.errors import ShipyardError
@@ -94,7 +96,9 @@ class Exposition:
 
 class MetricsExporter:
     def __init__(self, *, counters: RouterCounters, link: RouterLink, supervisor: Supervisor, store: Store,
-                 alerts: Callable[[], list[dict[str, Any]]]) -> None:
+                 alerts: Callable[[], list[dict[str, Any]]],
+                 certs: Callable[[], dict[str, float]] | None = None) -> None:
+        self.certs = certs  # env → the router TLS certificate's notAfter (control/certs.py)
         self.counters = counters
         self.link = link
         self.supervisor = supervisor
@@ -173,6 +177,10 @@ class MetricsExporter:
             out.add("shipyard_rollbacks_total", n, env=env, reason=why)
         self._instances(out)
         self._backups(out)
+        out.family("shipyard_cert_expiry_timestamp_seconds", "gauge",
+                   "notAfter of the router's TLS certificate of the environment.")
+        for env, at in sorted((self.certs() if self.certs else {}).items()):
+            out.add("shipyard_cert_expiry_timestamp_seconds", at, env=env)
         out.family("shipyard_alert_firing", "gauge", "1 for each firing alert (like Prometheus' ALERTS).")
         for a in self.alerts():
             if a["state"] == "firing":
@@ -182,8 +190,12 @@ class MetricsExporter:
         restarts: dict[tuple[str, str], int] = {}
         up: dict[tuple[str, str], int] = {}
         failures: dict[tuple[str, str], int] = {}
+        cpu: dict[tuple[str, str], float] = {}
+        rss: dict[tuple[str, str], float] = {}
         for st in self.supervisor.all():
             key = (st.env, st.release)
+            cpu[key] = max(cpu.get(key, 0.0), st.cpu_percent / 100.0)
+            rss[key] = max(rss.get(key, 0.0), float(st.rss_bytes))
             restarts[key] = restarts.get(key, 0) + st.restarts
             up[key] = up.get(key, 0) + int(st.ready and st.state not in ("crashed", "stopping", "stopped", "restarting"))
             failures[key] = max(failures.get(key, 0), st.consecutive_health_failures)
@@ -195,12 +207,30 @@ class MetricsExporter:
             out.family(name, kind, help_)
             for (env, rel), n in sorted(table.items()):
                 out.add(name, n, env=env, release=rel)
+        # The `cpu` and `memory` alert series, per release (the busiest / largest instance).
+        total = float(psutil.virtual_memory().total)
+        for name, ratios, scale, help_ in (
+            ("shipyard_instance_cpu_ratio", cpu, 1.0, "Busiest instance's CPU, share of one core."),
+            ("shipyard_instance_memory_ratio", rss, total, "Largest instance's RSS, share of its memory limit."),
+        ):
+            out.family(name, "gauge", help_)
+            for (env, rel), v in sorted(ratios.items()):
+                out.add(name, round(v / scale, 6), env=env, release=rel)
 
     def _backups(self, out: Exposition) -> None:
         last_ok = self.store.backup_success_times()
         out.family("shipyard_backup_last_success_timestamp_seconds", "gauge", "End of the newest good backup.")
         for (env, source), at in sorted(last_ok.items()):
             out.add("shipyard_backup_last_success_timestamp_seconds", at, env=env, source=source)
+        failed: dict[tuple[str, str], bool] = {}
+        for r in sorted(self.store.list_backup_runs(None, limit=10_000), key=lambda r: r.id):
+            failed[(r.env, r.source)] = r.status != "ok"  # oldest first: the newest run of a source wins
+            if r.status == "ok":
+                failed[(r.env, "*")] = False  # a whole scheduled job's failure counts until a later success
+        out.family("shipyard_backup_last_run_failed", "gauge",
+                   "1 when the newest backup run of the source failed (source \"*\": a whole scheduled job).")
+        for (env, source), bad in sorted(failed.items()):
+            out.add("shipyard_backup_last_run_failed", int(bad), env=env, source=source)
         newest: dict[tuple[str, str], Any] = {}
         for d in sorted(self.store.list_drills(None, limit=10_000), key=lambda d: d.id):
             for res in d.detail.get("sources", []) if isinstance(d.detail, dict) else []:

@@ -72,6 +72,8 @@ class Supervisor:
         self._changed = asyncio.Event()
         self._housekeeping: asyncio.Task[None] | None = None
         self.rotator = logfiles.LogRotator(log_max_bytes, log_keep)
+        self._other_logs: list[Path] = []
+        self.stamp_logs = False
         self._closed = False
 
     # -- public API ------------------------------------------------------------------------------
@@ -301,7 +303,8 @@ class Supervisor:
     # -- helpers ---------------------------------------------------------------------------------
     def _spawn(self, inst: _Instance) -> None:
         spec = inst.spec
-        handle = process.spawn(spec.cmd, cwd=spec.cwd, env=instance_environment(spec), log_path=spec.log_path)
+        handle = process.spawn(spec.cmd, cwd=spec.cwd, env=instance_environment(spec), log_path=spec.log_path,
+                               stamp=self.stamp_logs)
         inst.proc = handle
         inst.health = None
         self._update(inst, pid=handle.pid, create_time=handle.create_time, started_at=handle.create_time,
@@ -356,10 +359,18 @@ class Supervisor:
         if self._housekeeping is None or self._housekeeping.done():
             self._housekeeping = asyncio.get_running_loop().create_task(self._housekeep(), name="housekeeping")
         # Its own thread: a flooding instance's log is looked at every few ms, whatever the loop is doing.
-        self.rotator.start(self._log_paths)
+        self.rotator.start(self.log_paths)
 
-    def _log_paths(self) -> list[Path]:
-        return [inst.spec.log_path for inst in self._instances.values()]
+    def log_paths(self) -> list[Path]:
+        return [inst.spec.log_path for inst in self._instances.values()] + self._other_logs
+
+    def configure_logs(self, max_bytes: int, keep: int, also: Iterable[Path] = (), timestamps: bool = False) -> None:
+        """``[logs]``: rotation of instance logs and ``also`` (the control plane's own log) from now on;
+        ``timestamps``: instances started from now on write through a stamper (primitives/logstamp.py)."""
+        self.stamp_logs = timestamps
+        self.rotator.max_bytes, self.rotator.keep = max_bytes, keep
+        self._other_logs = list(also)
+        self.rotator.start(self.log_paths)
 
     async def _housekeep(self) -> None:
         while self._instances:

@@ -27,6 +27,7 @@ from pathlib import Path
 import psutil
 
 from shipyard.errors import BadInput, ShipyardError
+from shipyard.primitives import logstamp
 from shipyard.primitives.clock import Clock, SystemClock
 from shipyard.primitives.shellform import exec_form
 
@@ -53,17 +54,19 @@ class ProcHandle:
 
 
 def spawn(cmd: str | list[str], *, cwd: Path, env: dict[str, str], log_path: Path,
-          pass_fds: tuple[int, ...] = ()) -> ProcHandle:
+          pass_fds: tuple[int, ...] = (), stamp: bool = False) -> ProcHandle:
     """Start ``cmd`` (through ``/bin/sh -c`` when a string) in its own session.
 
     stdout and stderr go directly to ``log_path`` opened ``O_APPEND``: no pipe through us, so the
     instance never sees EPIPE when the control plane dies, and rotation can cut the file under it.
+    ``stamp``: through a detached ``logstamp`` process instead, which puts the time before each line.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fd = logstamp.start(log_path) if stamp else os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                                                      0o600)
     except OSError as exc:
-        raise ShipyardError(f"cannot open log file {log_path}: {exc.strerror}") from exc
+        raise ShipyardError(f"cannot open log file {log_path}: {exc.strerror or exc}") from exc
     try:
         proc = subprocess.Popen(
             exec_form(cmd, env.get("PATH")) if isinstance(cmd, str) else cmd,

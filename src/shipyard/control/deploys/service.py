@@ -26,6 +26,7 @@ from shipyard.control.deploys.registry import Registry
 from shipyard.control.deploys.runners import LocalRunners
 from shipyard.control.deploys.watch import WatchService
 from shipyard.control.events import EventLog
+from shipyard.control.logsetup import bind_deployment, new_trace_id
 from shipyard.control.notify import LifecycleHook
 from shipyard.control.paths import Paths
 from shipyard.control.releases import ReleaseService
@@ -139,8 +140,12 @@ class DeployService:
             strategy=plan.strategy, plan=[s.to_json() for s in plan.steps], started_at=self.clock.time())
         self.store.add_audit(self.clock.time(), performer, plan.kind, plan.env, f"deployment {dep.id}",
                              {"release": plan.release, "previous_release": plan.previous})
+        trace_id = new_trace_id()
+        # Every line logged for this deployment (its task, the threads it starts) carries these ids.
+        bind_deployment(dep.id, plan.env, plan.release, trace_id)
         emit({"event": "started", "deployment": dep.id, "env": plan.env, "release": plan.release,
-              "previous_release": plan.previous, "kind": plan.kind})
+              "previous_release": plan.previous, "kind": plan.kind, "trace_id": trace_id})
+        log.info("%s of %s to %s started", plan.kind, plan.release, plan.env)
         self.notify(plan.env, *lifecycle_notice(plan, None, None, None))
         outcome, reason = "failed", None
         res: ExecResult | None = None

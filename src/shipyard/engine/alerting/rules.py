@@ -60,7 +60,8 @@ class Rule:
 def format_value(series: str, value: float | None) -> str:
     if value is None:
         return "no data"
-    unit = SERIES[series].unit
+    sdef = SERIES.get(series)  # "promql": a query's sample, unit unknown
+    unit = sdef.unit if sdef is not None else "number"
     if unit == "fraction":
         return f"{value * 100:.3g}%"
     if unit == "seconds":

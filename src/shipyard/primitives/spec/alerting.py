@@ -44,7 +44,11 @@ SERIES: dict[str, SeriesDef] = {
     "backup_age": SeriesDef("seconds", ("source",), "seconds since the newest successful backup"),
     "backup_failed": SeriesDef("number", ("source",), "sources whose newest backup run failed"),
     "drill_missed": SeriesDef("number", help="1 when the newest restore drill missed its objectives"),
+    "cert_expires_in": SeriesDef("seconds", help="time until the soonest router TLS certificate expires"),
 }
+# ``expr = "promql: <query>"``: a PromQL alerting expression evaluated by ``[metrics] prometheus`` (true
+# when the query returns a sample, as in a Prometheus alerting rule; ``{{ env }}`` is the environment).
+PROMQL_PREFIX = "promql:"
 OPS = (">=", "<=", "==", "!=", ">", "<")
 
 _EXPR = re.compile(r"^\s*(?P<series>[a-z_][a-z0-9_]*)\s*(?:\{(?P<labels>[^}]*)\})?\s*"
@@ -61,8 +65,11 @@ class AlertExpr:
     op: str
     threshold: float  # in the series' unit: a fraction, seconds or a plain number
     text: str
+    promql: str | None = None  # the query of a ``promql:`` expression (series "promql", no threshold)
 
     def holds(self, value: float) -> bool:
+        if self.promql is not None:
+            return True  # the query's comparison already chose its samples: any sample is true
         t = self.threshold
         return {">": value > t, ">=": value >= t, "<": value < t, "<=": value <= t,
                 "==": value == t, "!=": value != t}[self.op]
@@ -73,6 +80,11 @@ class AlertExpr:
 
 def parse_expr(text: str) -> AlertExpr:
     """``series{label="v"} op threshold`` → ``AlertExpr``; ``ValueError`` says what is wrong."""
+    if text.strip().startswith(PROMQL_PREFIX):
+        query = text.strip()[len(PROMQL_PREFIX):].strip()
+        if not query:
+            raise ValueError("expected a PromQL query after 'promql:', e.g. 'promql: up == 0'")
+        return AlertExpr("promql", (), "", 0.0, " ".join(text.split()), promql=query)
     m = _EXPR.match(text)
     if m is None:
         raise ValueError(f"expected '<series> <op> <threshold>' such as 'error_rate > 5%', got {text!r} "
@@ -148,6 +160,14 @@ class MetricsSpec(SpecModel):
     listen: str = "127.0.0.1:9420"
     retention: HistoryRetention = HistoryRetention()
     default_alerts: StrictBool = True  # the shipped rules (engine.alerting.defaults) besides [[alerts]]
+    prometheus: str | None = None  # base URL of the Prometheus that evaluates ``promql:`` alert expressions
+
+    @field_validator("prometheus")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+            raise ValueError(f"expected an http(s) URL such as 'http://127.0.0.1:9090', got {value!r}")
+        return value
 
     @field_validator("listen")
     @classmethod

@@ -20,13 +20,14 @@ from shipyard.primitives.spec.alerting import AlertSpec, MetricsSpec
 from shipyard.primitives.spec.approval import orphan_approval
 from shipyard.primitives.spec.control import ControlSpec
 from shipyard.primitives.spec.errors import Loc, dotted, problems, show, unknown_key
+from shipyard.primitives.spec.logs import LogsSpec
 from shipyard.primitives.spec.models import AppSpec, EnvSettings, EnvSpec, Spec, check_env_name
 from shipyard.primitives.spec.notifications import NotificationsSpec
 from shipyard.primitives.spec.pipeline import HooksSpec
 from shipyard.primitives.spec.rollout import CanarySpec
 
 SPEC_FILES = ("shipyard.toml", "shipyard.yaml", "shipyard.yml")
-TOP_LEVEL = ("app", "hooks", "defaults", "environments", "metrics", "alerts", "control", "notifications")
+TOP_LEVEL = ("app", "hooks", "defaults", "environments", "metrics", "alerts", "control", "notifications", "logs")
 TOGGLES = ("canary", "rollback", "verify")
 # Nesting of tables and lists: the deepest key shipyard reads is 7 levels down
 # (environments.prod.canary.analysis.NAME.prometheus[0]); deeper documents are refused before anything
@@ -207,6 +208,12 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
         found += errs
         hooks = parsed if parsed is not None else hooks
 
+    logs = LogsSpec()
+    if "logs" in data:
+        parsed_logs, errs = _validate(LogsSpec, data["logs"], ("logs",))
+        found += errs
+        logs = parsed_logs if parsed_logs is not None else logs
+
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         found.append((("defaults",), f"must be a table, got {show(defaults)}"))
@@ -245,7 +252,7 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
         raise ConfigError(f"{display_name(path)}: invalid configuration", problems=lines)
     assert app is not None
     return Spec(app=app, environments=environments, path=path, hooks=hooks, metrics=metrics, alerts=alerts,
-                control=control, notifications=notifications)
+                control=control, notifications=notifications, logs=logs)
 
 
 def _alerting(data: Mapping[str, Any], envs: Mapping[str, EnvSpec] | None
@@ -267,6 +274,9 @@ def _alerting(data: Mapping[str, Any], envs: Mapping[str, EnvSpec] | None
         elif (rule.name, rule.env) in seen:
             found.append((("alerts", i, "name"), f"a rule named {rule.name!r} is already defined for "
                           f"{'environment ' + repr(rule.env) if rule.env else 'every environment'}"))
+        if rule.parsed.promql is not None and metrics is not None and metrics.prometheus is None:
+            found.append((("alerts", i, "expr"), "a 'promql:' expression needs [metrics] prometheus (the URL of "
+                          "the Prometheus that evaluates it)"))
         seen.add((rule.name, rule.env))
         alerts.append(rule)
     return metrics or MetricsSpec(), tuple(alerts), found

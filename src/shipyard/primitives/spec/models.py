@@ -28,6 +28,7 @@ from shipyard.primitives.spec.base import (
 )
 from shipyard.primitives.spec.control import ControlSpec
 from shipyard.primitives.spec.durations import DAY
+from shipyard.primitives.spec.logs import LogsSpec
 from shipyard.primitives.spec.notifications import NotificationsSpec
 from shipyard.primitives.spec.pipeline import Commands, CommandTimeout, HooksSpec, PromotionSpec, WindowsSpec
 from shipyard.primitives.spec.rollout import CanarySpec, RollbackSpec
@@ -236,6 +237,7 @@ class Spec(SpecModel):
     alerts: tuple[AlertSpec, ...] = ()
     control: ControlSpec = ControlSpec()  # the remote listener (spec/control.py)
     notifications: NotificationsSpec = NotificationsSpec()
+    logs: LogsSpec = LogsSpec()
 
     @property
     def project_dir(self) -> Path:

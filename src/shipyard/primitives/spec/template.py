@@ -80,12 +80,22 @@ strategy = "blue-green"
 # name = "CheckoutErrors"
 # env = "production"              # omitted: every environment
 # expr = "error_rate > 2%"        # error_rate, availability, p50|p95|p99, rps, cpu, memory, restarts, up,
-#                                 # health_failures, backup_age{{source="db"}}, backup_failed, drill_missed
+#                                 # health_failures, backup_age{{source="db"}}, backup_failed, drill_missed,
+#                                 # cert_expires_in; or 'promql: QUERY' with [metrics] prometheus = URL
 # for = "2m"
 # keep_firing_for = "1m"
 # severity = "critical"           # critical | warning | info
 # summary = "{{{{ env }}}}: {{{{ value }}}} of requests fail"
 # runbook_url = "https://wiki.example/runbooks/errors"
+#
+# Logs under .shipyard/logs/ (shipyard logs --grep/--since/--trace); these are the defaults:
+# [logs]
+# max_size = "10MiB"              # rotate a file past this; keep = 5 copies
+# keep = 5
+# max_age = "14d"                 # older copies and dead instances' logs are deleted
+# timestamps = false              # true: the time before each line of instance output
+#
+# Your own Prometheus and Grafana: shipyard export prometheus --out DIR; shipyard export grafana --out FILE
 """
 
 

@@ -107,6 +107,7 @@ events = sa.Table(
     sa.Column("data", JSONText, nullable=True),
     sa.Column("at", sa.Float, nullable=False),
     sa.Index("ix_events_env_id", "env", "id"),
+    sa.Index("ix_events_at", "at"),  # revision 0006
 )
 
 instances = sa.Table(
