@@ -96,8 +96,12 @@ def render_env(console: Console, st: dict[str, Any]) -> None:
         for col in ("instance", "release", "role", "pid", "port", "ready", "state", "restarts", "cpu", "rss"):
             t.add_column(col, no_wrap=col in ("instance", "release", "state"))
         for i in st["instances"]:
+            # Against its limits when it has them: "120M/200M", "18%/0.2"; OOM kills beside the restarts.
             rss = f"{(i.get('rss_bytes') or 0) / 1048576:.0f}M"
+            if i.get("memory_limit"):
+                rss += f"/{i['memory_limit'] / 1048576:.0f}M"
+            cpu = f"{i.get('cpu_percent') or 0:.0f}%" + (f"/{i['cpu_limit']:g}" if i.get("cpu_limit") else "")
+            restarts = str(i["restarts"]) + (f" ({i['oom_kills']} OOM)" if i.get("oom_kills") else "")
             t.add_row(esc(i["id"]), esc(i["release"]), esc(i["role"]), str(i["pid"]), str(i["port"]),
-                      "yes" if i["ready"] else "no", esc(i["state"]), str(i["restarts"]),
-                      f"{i.get('cpu_percent') or 0:.0f}%", rss)
+                      "yes" if i["ready"] else "no", esc(i["state"]), restarts, cpu, rss)
         console.print(t)

@@ -26,6 +26,7 @@ import psutil
 from shipyard.control.alerts import Evaluator
 from shipyard.control.api import ApiContext, build_routes
 from shipyard.control.backups import BackupService, start_scheduler
+from shipyard.control.cgroups import Cgroups
 from shipyard.control.deploys.adopt import adopt, router_restarted
 from shipyard.control.deploys.oneoff import OneOffs
 from shipyard.control.deploys.registry import Registry
@@ -70,7 +71,7 @@ class ControlPlane:
         # CPU and memory are read every second: rollback triggers and the canary's crash check use them.
         self.supervisor = Supervisor(clock=clock, on_change=lambda st: self.targets.on_instance_change(st),
                                      on_event=lambda env, kind, msg, data: events.add(env, kind, msg, data),
-                                     sample_interval=1.0)
+                                     sample_interval=1.0, cgroups=Cgroups(paths.state))
         self.targets = Targets(supervisor=self.supervisor, link=link, instances=InstanceFactory(paths, secrets),
                                store=store, events=events, clock=clock)
         self.releases = ReleaseService(paths, store, clock)

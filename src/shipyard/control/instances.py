@@ -48,7 +48,8 @@ class InstanceFactory:
             id=iid, env=env, release=release, index=index, cmd=launch.run,
             cwd=instance_dir(self.paths.state, env, release), env_vars=self.environment(env, launch), port=port,
             log_path=self.paths.instance_log(env, iid), stop_signal=launch.stop_signal,
-            stop_grace=launch.stop_grace, health=launch.health, ready=launch.ready, role=role)
+            stop_grace=launch.stop_grace, health=launch.health, ready=launch.ready, role=role,
+            limits=launch.limits)
 
 
 def instance_rec(status: InstanceStatus, role: str, now: float) -> InstanceRec:

@@ -52,7 +52,9 @@ def _one(spec: Spec, name: str, store: Store, targets: Targets, registry: Regist
         "instances": [{"id": s.id, "release": s.release, "pid": s.pid, "port": s.port, "ready": bool(s.ready),
                        "state": s.state, "restarts": s.restarts, "role": shown_role(rt.role(s.release)),
                        "routed": s.id not in rt.unrouted, "cpu_percent": s.cpu_percent,
-                       "rss_bytes": s.rss_bytes} for s in rt.instances()],
+                       "rss_bytes": s.rss_bytes, "memory_limit": s.memory_limit, "cpu_limit": s.cpu_limit,
+                       "limits_enforced": s.limits_enforced, "oom_kills": s.oom_kills,
+                       "last_exit": s.last_exit} for s in rt.instances()],
         "canary": canary.to_json() if canary else None,
         "watch": watch.to_json() if watch else None,
         "deployment": ({"id": running.id, "kind": running.kind, "release": running.release}

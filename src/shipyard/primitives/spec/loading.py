@@ -20,10 +20,11 @@ from shipyard.primitives.spec.alerting import AlertSpec, MetricsSpec
 from shipyard.primitives.spec.errors import Loc, dotted, problems, show, unknown_key
 from shipyard.primitives.spec.models import AppSpec, EnvSettings, EnvSpec, Spec, check_env_name
 from shipyard.primitives.spec.pipeline import HooksSpec
+from shipyard.primitives.spec.processes import ProcessesFile, check_jobs, check_process_names, process_types
 from shipyard.primitives.spec.rollout import CanarySpec
 
 SPEC_FILES = ("shipyard.toml", "shipyard.yaml", "shipyard.yml")
-TOP_LEVEL = ("app", "hooks", "defaults", "environments", "metrics", "alerts")
+TOP_LEVEL = ("app", "hooks", "defaults", "environments", "metrics", "alerts", "processes", "jobs")
 TOGGLES = ("canary", "rollback", "verify")
 # Nesting of tables and lists: the deepest key shipyard reads is 7 levels down
 # (environments.prod.canary.analysis.NAME.prometheus[0]); deeper documents are refused before anything
@@ -228,12 +229,31 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
 
     metrics, alerts, errs = _alerting(data, environments if raw_envs else None)
     found += errs
+    extra, errs = _processes_and_jobs(data, app, environments)
+    found += errs
 
     if found:
         lines = list(dict.fromkeys(f"{dotted(loc)}: {text}" for loc, text in found))
         raise ConfigError(f"{display_name(path)}: invalid configuration", problems=lines)
     assert app is not None
-    return Spec(app=app, environments=environments, path=path, hooks=hooks, metrics=metrics, alerts=alerts)
+    return Spec(app=app, environments=environments, path=path, hooks=hooks, metrics=metrics, alerts=alerts,
+                **extra)
+
+
+def _processes_and_jobs(data: Mapping[str, Any], app: AppSpec | None, envs: Mapping[str, EnvSpec]
+                        ) -> tuple[dict[str, Any], list[Problem]]:
+    """``[processes]`` and ``[jobs]`` (spec/processes.py), and the process types environments name."""
+    found: list[Problem] = []
+    parsed, errs = _validate(ProcessesFile,
+                             {"processes": data.get("processes", {}), "jobs": data.get("jobs", {})}, ())
+    found += errs
+    if parsed is None:
+        return {}, found
+    types = process_types(parsed.processes, app.run if app else None)
+    for name, env in envs.items():
+        found += check_process_names(name, types, env.processes, env.resources)
+    found += check_jobs(parsed.jobs, envs)
+    return {"processes": parsed.processes, "jobs": parsed.jobs}, found
 
 
 def _alerting(data: Mapping[str, Any], envs: Mapping[str, EnvSpec] | None

@@ -8,7 +8,6 @@ is ``[defaults]`` deep-merged with its own table, validated once, then frozen as
 from __future__ import annotations
 
 import re
-import signal
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -27,6 +26,14 @@ from shipyard.primitives.spec.base import (
 )
 from shipyard.primitives.spec.durations import DAY
 from shipyard.primitives.spec.pipeline import Commands, CommandTimeout, HooksSpec, PromotionSpec, WindowsSpec
+from shipyard.primitives.spec.processes import (
+    AccessorySpec,
+    JobTable,
+    ProcessEnvSpec,
+    ProcessTable,
+    ResourceSpec,
+    StopSpec,
+)
 from shipyard.primitives.spec.rollout import CanarySpec, RollbackSpec
 from shipyard.primitives.spec.router import RouterEnvSpec
 from shipyard.primitives.spec.verify import VerifySpec
@@ -103,21 +110,6 @@ class ProbeSpec(SpecModel):
         if not value.startswith("/"):
             raise ValueError(f"must start with '/', got {value!r}")
         return value
-
-
-class StopSpec(SpecModel):
-    signal: str = "SIGTERM"
-    grace: DayDuration = 30.0
-
-    @field_validator("signal")
-    @classmethod
-    def _known_signal(cls, value: str) -> str:
-        name = value.strip().upper()
-        if not name.startswith("SIG"):
-            name = "SIG" + name
-        if name not in signal.Signals.__members__ or name in {"SIGKILL", "SIGSTOP"}:
-            raise ValueError(f"expected a signal name like 'SIGTERM' or 'SIGINT', got {value!r}")
-        return name
 
 
 def _inside(raw: str) -> str:
@@ -209,6 +201,10 @@ class EnvSettings(SpecModel):
     release: Commands | None = None  # overrides [app] release here; "" skips it
     windows: WindowsSpec | None = None  # deploy windows and freezes (spec/pipeline.py)
     promotion: PromotionSpec | None = None  # which releases it takes (spec/pipeline.py)
+    # Process types, limits and accessories (spec/processes.py, docs/processes.md).
+    processes: Annotated[dict[str, ProcessEnvSpec], Field(max_length=MAX_TABLE)] = {}
+    resources: Annotated[dict[str, ResourceSpec], Field(max_length=MAX_TABLE)] = {}
+    accessories: Annotated[dict[str, AccessorySpec], Field(max_length=MAX_TABLE)] = {}
 
 
 class EnvSpec(EnvSettings):
@@ -230,6 +226,8 @@ class Spec(SpecModel):
     hooks: HooksSpec = HooksSpec()
     metrics: MetricsSpec = MetricsSpec()
     alerts: tuple[AlertSpec, ...] = ()
+    processes: ProcessTable = {}
+    jobs: JobTable = {}
 
     @property
     def project_dir(self) -> Path:
