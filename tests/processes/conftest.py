@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -47,3 +49,22 @@ def kill_spawned(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if proc is not None:
             with contextlib.suppress(Exception):
                 proc.wait(timeout=10)
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+
+from sandbox import Project, make_project  # noqa: E402
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    """A throwaway git project (examples/sandbox.py) driven through the real CLI; torn down whatever happens."""
+    proj = make_project(tmp_path)
+    proj.write_spec()
+    proj.commit("v1")
+    try:
+        yield proj
+    finally:
+        if proj.control_pid():
+            proj.cli("down", timeout=120)
+        proj.kill_everything()
