@@ -38,6 +38,8 @@ def command(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line: {instance, line}.")] = False,
     deployment: Annotated[int | None, typer.Option("--deployment", "-d",
                                                    help="The instances deployment N started (also stopped ones).")] = None,
+    process: Annotated[str | None, typer.Option("--process", "-p",
+                                                help="Only instances of this process type (web, worker…).")] = None,
 ) -> None:
     """Print (and follow) the output of an environment's instances."""
     from urllib.parse import quote
@@ -67,6 +69,14 @@ def command(
         files = sorted(logdir.glob("*.log")) if logdir.is_dir() else []
         # Prefer the instances that are running now; fall back to every log we have.
         chosen = [f for f in files if f.stem in live] or files
+        if process is not None:
+            # A live instance says its type; an old log file by its name (<env>-<release>-<type>-<n>-<hex>).
+            others = [t for t in app.spec.processes if t != "web"]
+            chosen = [f for f in chosen if (live[f.stem].get("process", "web") == process if f.stem in live
+                                            else f"-{process}-" in f.stem if process != "web"
+                                            else not any(f"-{t}-" in f.stem for t in others))]
+            if not chosen:
+                app.abort(f"no instance of process type {process!r} in {env}", 2)
         if instance is not None:
             chosen = [f for f in chosen if f.stem in live and live[f.stem]["index"] == instance] or \
                      [f for f in chosen if f.stem.split("-")[-2:-1] == [str(instance)]]

@@ -43,6 +43,8 @@ class InstanceSpec:
     stop_grace: float = 30.0
     role: str = "stable"
     limits: Limits = Limits()
+    process: str = "web"       # its process type; only web is routed and probed over HTTP
+    check: str | None = None   # the others: healthy while alive, or while this command exits 0
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class InstanceStatus:
     probe_error: str | None = None  # the newest failing probe result
     role: str = "stable"
     adopted: bool = False
+    process: str = "web"
     memory_limit: int | None = None  # bytes, when it has one
     cpu_limit: float | None = None   # cores
     # How the limits are held: "cgroup v2" / "cgroup v1", "watched" (memory by psutil), or None (no limits).

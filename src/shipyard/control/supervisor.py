@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from shipyard.control import logfiles
 from shipyard.control.cgroups import Cgroups, InstanceLimits
-from shipyard.control.health import Action, HealthChecker, HealthState
+from shipyard.control.health import Action, HealthChecker, HealthState, http_probe, process_prober
 from shipyard.control.instancespec import (
     BACKOFF_RESET_AFTER,
     InstanceSpec,
@@ -95,10 +95,8 @@ class Supervisor:
         return inst.status
 
     def adopt(self, spec: InstanceSpec, pid: int, create_time: float) -> bool:
-        """Watch a live instance a previous control plane started; False when it is gone.
-
-        It is not ready until a probe passes; if it dies it is restarted like any other.
-        """
+        """Watch a live instance a previous control plane started; False when it is gone. It is not
+        ready until a probe passes; if it dies it is restarted like any other."""
         self._check_open()
         if spec.id in self._instances:
             return True
@@ -220,9 +218,11 @@ class Supervisor:
         inst.restart_now = asyncio.Event()
         # An adopted process started before we came: its start period is measured from then.
         started = self.clock.monotonic() - max(0.0, self.clock.time() - proc.create_time)
-        checker = HealthChecker(
-            port=inst.spec.port, live=inst.spec.health, ready=inst.spec.ready, clock=self.clock,
-            started=started, on_update=lambda st, acts: self._on_health(inst, st, acts))
+        spec = inst.spec  # a process type that is not routed is probed by being alive (or by its check)
+        prober = (http_probe if spec.process == "web"
+                  else process_prober(spec.check, spec.cwd, instance_environment(spec)))
+        checker = HealthChecker(port=spec.port, live=spec.health, ready=spec.ready, clock=self.clock, started=started,
+                                on_update=lambda st, acts: self._on_health(inst, st, acts), prober=prober)
         exited = asyncio.create_task(process.wait_exit(proc.pid, proc.create_time, clock=self.clock))
         unhealthy = asyncio.create_task(inst.restart_now.wait())
         probing = asyncio.create_task(checker.run())
@@ -332,7 +332,7 @@ class Supervisor:
     def _blank_status(self, spec: InstanceSpec) -> InstanceStatus:
         return InstanceStatus(id=spec.id, env=spec.env, release=spec.release, index=spec.index, port=spec.port,
                               pid=None, create_time=None, state="starting", ready=False, restarts=0,
-                              started_at=None, role=spec.role, memory_limit=spec.limits.memory,
+                              started_at=None, role=spec.role, process=spec.process, memory_limit=spec.limits.memory,
                               cpu_limit=spec.limits.cpu)
 
     def _update(self, inst: _Instance, **changes: Any) -> None:

@@ -249,6 +249,10 @@ def _processes_and_jobs(data: Mapping[str, Any], app: AppSpec | None, envs: Mapp
     found += errs
     if parsed is None:
         return {}, found
+    if app is not None and app.run is None and "web" not in parsed.processes:
+        found.append((("app", "run"), "missing required key (the web command: [app] run or [processes] web)"))
+    elif app is not None and app.run is not None and "web" in parsed.processes:
+        found.append((("processes", "web"), "[app] run already gives the web command: keep one of the two"))
     types = process_types(parsed.processes, app.run if app else None)
     for name, env in envs.items():
         found += check_process_names(name, types, env.processes, env.resources)

@@ -132,7 +132,7 @@ class BuildCacheSpec(SpecModel):
 
 class AppSpec(SpecModel):
     name: str
-    run: NonEmptyStr
+    run: NonEmptyStr | None = None  # the web process' command (or `[processes] web`)
     build: Annotated[list[NonEmptyStr], BeforeValidator(_one_or_many), Field(max_length=MAX_LIST)] = []
     shared: Annotated[list[NonEmptyStr], BeforeValidator(_one_or_many), Field(max_length=MAX_LIST)] = []
     build_cache: Annotated[list[BuildCacheSpec], Field(max_length=MAX_LIST)] = []

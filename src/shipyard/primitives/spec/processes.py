@@ -102,6 +102,7 @@ class ProcessEnvSpec(SpecModel):
     replicas: Annotated[StrictInt, Field(ge=0, le=MAX_REPLICAS)] | None = None
     stop: StopSpec | None = None
     check: str | None = None
+    surge: bool = True  # a deploy starts the new instances before stopping the old (false: stop first)
 
 
 Concurrency = Literal["forbid", "allow", "replace"]

@@ -266,7 +266,7 @@ class Store(StoreReader, HistoryStore, LockStore):
     def upsert_instance(self, rec: InstanceRec) -> None:
         values = {"id": rec.id, "env": rec.env, "release": rec.release, "idx": rec.index, "port": rec.port,
                   "pid": rec.pid, "create_time": rec.create_time, "role": rec.role, "state": rec.state,
-                  "started_at": rec.started_at, "restarts": rec.restarts}
+                  "started_at": rec.started_at, "restarts": rec.restarts, "process": rec.process}
         with self._write() as conn:
             conn.execute(self._upsert(t.instances, values, "id", [k for k in values if k != "id"]))
 
