@@ -16,7 +16,7 @@ from shipyard.errors import ShipyardError
 
 COMMANDS = ["init", "up", "down", "deploy", "rollback", "status", "history", "releases", "logs", "verify",
             "promote", "abort", "pause", "resume", "run", "metrics", "alerts", "events"]
-SUB_APPS = ["secrets", "config", "backup", "ci", "lock"]
+SUB_APPS = ["secrets", "config", "backup", "ci", "lock", "jobs", "accessory"]
 
 app = typer.Typer(
     name="shipyard",

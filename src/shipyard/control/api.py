@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shipyard.control.accessories import Accessories
+from shipyard.control.accessories_api import accessory_routes
 from shipyard.control.backups import BackupService
 from shipyard.control.deploys.inputs import DeployRequest
 from shipyard.control.deploys.oneoff import OneOffs
@@ -19,6 +21,8 @@ from shipyard.control.deploys.service import DeployService
 from shipyard.control.deploys.status import status_json
 from shipyard.control.events import EventLog
 from shipyard.control.httpserver import Handler
+from shipyard.control.jobs import JobService
+from shipyard.control.jobs_api import job_routes
 from shipyard.control.metrics_api import MetricsContext, metrics_routes
 from shipyard.control.paths import Paths
 from shipyard.control.reads import ReadContext, read_routes
@@ -46,6 +50,8 @@ class ApiContext:
     events: EventLog
     stop: Callable[[bool], None]  # `shipyard down`: True stops every instance and the router too
     metrics: MetricsContext | None = None  # history, alerts, events (control/metrics_api.py)
+    jobs: JobService | None = None  # scheduled jobs (control/jobs.py)
+    accessories: Accessories | None = None  # dev accessories (control/accessories.py)
 
 
 def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
@@ -146,6 +152,8 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler]:
     return {
         **read_routes(ReadContext(ctx.store, ctx.paths, ctx.clock, ctx.specs.load, ctx.backups)),
         **(metrics_routes(ctx.metrics) if ctx.metrics is not None else {}),
+        **(job_routes(ctx.jobs, ctx.specs.load) if ctx.jobs is not None else {}),
+        **(accessory_routes(ctx.accessories, ctx.specs.load) if ctx.accessories is not None else {}),
         ("GET", "/v1/ping"): ping,
         ("POST", "/v1/deploy"): deploy,
         ("POST", "/v1/rollback"): rollback,

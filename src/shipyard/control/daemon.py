@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psutil
 
+from shipyard.control.accessories import Accessories
 from shipyard.control.alerts import Evaluator
 from shipyard.control.api import ApiContext, build_routes
 from shipyard.control.backups import BackupService, start_scheduler
@@ -34,6 +35,7 @@ from shipyard.control.deploys.service import DeployService
 from shipyard.control.events import EventLog
 from shipyard.control.httpserver import ApiServer
 from shipyard.control.instances import InstanceFactory
+from shipyard.control.jobs import JobService, serving_place
 from shipyard.control.metrics_api import MetricsContext
 from shipyard.control.metrics_export import MetricsExporter, MetricsServer, RouterCounters
 from shipyard.control.metrics_recorder import Recorder, supervisor_readings
@@ -49,6 +51,7 @@ from shipyard.control.token import ensure_token
 from shipyard.engine.releases import remove_leftovers
 from shipyard.errors import BadInput, Refused, ShipyardError
 from shipyard.primitives.clock import SystemClock
+from shipyard.primitives.spec import Spec
 from shipyard.primitives.spec.secrets import SecretStore
 from shipyard.primitives.store import open_store
 
@@ -72,7 +75,9 @@ class ControlPlane:
         self.supervisor = Supervisor(clock=clock, on_change=lambda st: self.targets.on_instance_change(st),
                                      on_event=lambda env, kind, msg, data: events.add(env, kind, msg, data),
                                      sample_interval=1.0, cgroups=Cgroups(paths.state))
-        self.targets = Targets(supervisor=self.supervisor, link=link, instances=InstanceFactory(paths, secrets),
+        self.accessories = Accessories(paths.state / "accessories", clock)
+        self.targets = Targets(supervisor=self.supervisor, link=link,
+                               instances=InstanceFactory(paths, secrets, self.accessories),
                                store=store, events=events, clock=clock)
         self.releases = ReleaseService(paths, store, clock)
         self.deploys = DeployService(specs=self.specs, paths=paths, store=store, secrets=secrets, clock=clock,
@@ -90,6 +95,8 @@ class ControlPlane:
         self.metrics_server = MetricsServer(MetricsExporter(
             counters=counters, link=link, supervisor=self.supervisor, store=store,
             alerts=lambda: [v.to_json() for v in self.evaluator.view()]).render)
+        self.jobs = JobService(store=store, events=events, clock=clock, where=serving_place(self.targets, store),
+                               logs=paths.state / "logs")
         self.stopping = asyncio.Event()
         self.stop_everything = False
 
@@ -106,11 +113,14 @@ class ControlPlane:
             spec = self.specs.load()
         except ShipyardError as err:
             log.warning("cannot read the spec while re-adopting: %s", err)
+        await self._start_accessories(spec)  # before instances start: their URLs are in the config
         await adopt(store=self.store, targets=self.targets, supervisor=self.supervisor, events=self.events,
                     clock=self.clock, spec=spec)
         keeper = guarded(self.link.keep_running(self._router_restarted), "router-keeper")
         scheduler = start_scheduler(self.backups)
         sched_task = asyncio.create_task(scheduler.run_forever()) if scheduler else None
+        # [jobs] as the spec says at `up` (docs/processes.md).
+        jobs_task = guarded(self.jobs.schedule(spec).run_forever(), "job-scheduler") if spec and spec.jobs else None
         observers = [guarded(self.recorder.run_forever(), "history-recorder"),
                      guarded(self.evaluator.run_forever(), "alert-evaluator")]
         listen = spec.metrics.address if spec is not None else ("127.0.0.1", 9420)
@@ -119,7 +129,8 @@ class ControlPlane:
             project=self.paths.project, paths=self.paths, clock=self.clock, backups=self.backups, specs=self.specs, deploys=self.deploys, registry=self.registry,
             targets=self.targets, store=self.store, events=self.events, stop=self.stop,
             oneoffs=OneOffs(paths=self.paths, store=self.store, targets=self.targets, events=self.events),
-            metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator))))
+            metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator), jobs=self.jobs,
+            accessories=self.accessories)))
         api_port = await server.start("127.0.0.1", port)
         tmp = self.paths.control.with_suffix(".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "create_time": psutil.Process().create_time(),
@@ -139,11 +150,22 @@ class ControlPlane:
             task.cancel()
         await self.metrics_server.close()
         await server.close()
+        if jobs_task is not None:
+            jobs_task.cancel()
+        await self.jobs.close()
         if scheduler is not None and sched_task is not None:
             sched_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await scheduler.aclose()
         await self.shutdown()
+
+    async def _start_accessories(self, spec: Spec | None) -> None:
+        for env in spec.environments.values() if spec is not None else []:
+            if env.accessories:
+                try:
+                    await self.accessories.start(env.name, dict(env.accessories))
+                except ShipyardError as err:
+                    self.events.add(env.name, "accessory_failed", f"accessories of {env.name}: {err}")
 
     async def _router_restarted(self, why: str) -> None:
         await router_restarted(why, store=self.store, targets=self.targets, registry=self.registry,
@@ -162,6 +184,7 @@ class ControlPlane:
             for s in statuses:
                 self.store.delete_instance(s.id)
             await self.link.shutdown()
+            await self.accessories.stop_all()  # their data stays for the next `up`
         await self.supervisor.close(stop_instances=False)
         with contextlib.suppress(FileNotFoundError):
             self.paths.control.unlink()

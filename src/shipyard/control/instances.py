@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from shipyard.control.accessories import Accessories
 from shipyard.control.instancespec import InstanceSpec, InstanceStatus
 from shipyard.control.paths import Paths
 from shipyard.engine.releases import instance_dir
@@ -22,12 +23,15 @@ from shipyard.primitives.store.records import InstanceRec
 
 
 class InstanceFactory:
-    def __init__(self, paths: Paths, secrets: SecretStore) -> None:
+    def __init__(self, paths: Paths, secrets: SecretStore, accessories: Accessories | None = None) -> None:
         self.paths = paths
         self.secrets = secrets
+        self.accessories = accessories
 
     def environment(self, env: str, launch: Launch) -> dict[str, str]:
         merged = dict(launch.env)
+        # The environment's accessories' URLs (DATABASE_URL, REDIS_URL …); .env and secrets still win.
+        merged.update(self.accessories.urls(env) if self.accessories is not None else {})
         merged.update(read_dotenv(dotenv_path(self.paths.project, env)))
         merged.update(self.secrets.values(env))
         return merged

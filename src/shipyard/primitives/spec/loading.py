@@ -244,11 +244,14 @@ def _processes_and_jobs(data: Mapping[str, Any], app: AppSpec | None, envs: Mapp
                         ) -> tuple[dict[str, Any], list[Problem]]:
     """``[processes]`` and ``[jobs]`` (spec/processes.py), and the process types environments name."""
     found: list[Problem] = []
-    parsed, errs = _validate(ProcessesFile,
-                             {"processes": data.get("processes", {}), "jobs": data.get("jobs", {})}, ())
+    # Apart, so that a bad job does not hide the environments' process-type problems (and back).
+    procs, errs = _validate(ProcessesFile, {"processes": data.get("processes", {})}, ())
     found += errs
-    if parsed is None:
+    jobs, errs = _validate(ProcessesFile, {"jobs": data.get("jobs", {})}, ())
+    found += errs
+    if procs is None:
         return {}, found
+    parsed = procs
     if app is not None and app.run is None and "web" not in parsed.processes:
         found.append((("app", "run"), "missing required key (the web command: [app] run or [processes] web)"))
     elif app is not None and app.run is not None and "web" in parsed.processes:
@@ -256,8 +259,10 @@ def _processes_and_jobs(data: Mapping[str, Any], app: AppSpec | None, envs: Mapp
     types = process_types(parsed.processes, app.run if app else None)
     for name, env in envs.items():
         found += check_process_names(name, types, env.processes, env.resources)
-    found += check_jobs(parsed.jobs, envs)
-    return {"processes": parsed.processes, "jobs": parsed.jobs}, found
+    if jobs is None:
+        return {}, found
+    found += check_jobs(jobs.jobs, envs)
+    return {"processes": parsed.processes, "jobs": jobs.jobs}, found
 
 
 def _alerting(data: Mapping[str, Any], envs: Mapping[str, EnvSpec] | None

@@ -20,6 +20,7 @@ from shipyard.errors import LockHeld, NotFound, Refused, ShipyardError
 from shipyard.primitives.store import schema as t
 from shipyard.primitives.store.connect import WRITE_OPTION, translated
 from shipyard.primitives.store.history import HistoryStore
+from shipyard.primitives.store.jobruns import JobRunStore
 from shipyard.primitives.store.locks import LockStore
 from shipyard.primitives.store.reading import StoreReader
 from shipyard.primitives.store.records import (
@@ -44,7 +45,7 @@ class _Unset(Enum):
 UNSET = _Unset.UNSET
 
 
-class Store(StoreReader, HistoryStore, LockStore):
+class Store(StoreReader, HistoryStore, LockStore, JobRunStore):
     """The state database, read and written."""
 
     # -- plumbing -------------------------------------------------------------------------------------
