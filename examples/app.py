@@ -19,6 +19,7 @@ Fault knobs (env), applied to /, /slow and /echo (never to the probes):
   FAULT_CRASH_AT_START=1    exit 1 immediately
   FAULT_CRASH_AFTER_S=2     serve normally, then exit 1 after 2 s (a crash loop under the supervisor)
   FAULT_HEALTH_FAIL=1       /health answers 500 (FAULT_HEALTH_FAIL=503: answers 503)
+  FAULT_HOLD_MIB=150        allocate (and keep) 150 MiB at start: a release that uses more memory
 
 SIGTERM (or SIGINT): stop accepting, let requests in flight finish (up to STOP_GRACE_S, default 30),
 exit 0. HTTP/1.1 keep-alive, every response has Content-Length, no per-request logging.
@@ -219,6 +220,9 @@ class Server(ThreadingHTTPServer):
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
 
+_HELD: list[bytearray] = []
+
+
 def main() -> int:
     if os.environ.get("FAULT_CRASH_AT_START", "").strip().lower() in _TRUE:
         print("FAULT_CRASH_AT_START is set: exiting 1", file=sys.stderr, flush=True)
@@ -231,6 +235,7 @@ def main() -> int:
         print(f"bad configuration: {exc}", file=sys.stderr, flush=True)
         return 2
     Handler.state = state
+    _HELD.append(bytearray(b"\x01") * int(_number("FAULT_HOLD_MIB") * 1024 * 1024))  # repetition touches every page
     server = Server((host, port), Handler)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

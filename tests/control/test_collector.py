@@ -150,7 +150,7 @@ def _collector(replies: list[dict[str, Any]], statuses: list[Any]) -> tuple[Coll
 
 def _status(iid: str, restarts: int, state: str = "ready") -> Any:
     return SimpleNamespace(id=iid, state=state, cpu_percent=50.0, rss_bytes=2048,
-                           consecutive_health_failures=1, restarts=restarts)
+                           consecutive_health_failures=1, restarts=restarts, memory_limit=None)
 
 
 def test_pull_continues_where_it_stopped_and_keeps_fifteen_minutes() -> None:

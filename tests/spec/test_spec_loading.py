@@ -217,7 +217,7 @@ def test_environment_problems(write_spec: WriteSpec, minimal_app: str, text: str
 APP_CASES = [
     ('[app]\nname = "svc"\nrun = 3\n[app.health]\npath = "/h"\n', "app.run: must be a string, got 3"),
     ('[app]\nname = "svc"\nrun = ""\n[app.health]\npath = "/h"\n', "app.run: must not be empty"),
-    ('[app]\nname = "svc"\n[app.health]\npath = "/h"\n', "app.run: missing required key"),
+    ('[app]\nname = "svc"\n[app.health]\npath = "/h"\n', "app.run: missing required key (the web command: [app] run or [processes] web)"),
     ('[app]\nname = "s v c"\nrun = "x"\n[app.health]\npath = "/h"\n',
      "app.name: expected letters, digits, '.', '_' or '-' (at most 63), got 's v c'"),
     ('[app]\nname = "svc"\nrun = "x"\n', "app.health: missing required key"),

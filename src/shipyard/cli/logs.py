@@ -44,6 +44,8 @@ def command(
     trace: Annotated[str | None, typer.Option("--trace", help="Only lines of this trace id (32 hex digits); "
                                               "includes the router's access log.")] = None,
     router: Annotated[bool, typer.Option("--router", help="Also the router's access log of the environment.")] = False,
+    process: Annotated[str | None, typer.Option("--process", "-p",
+                                                help="Only instances of this process type (web, worker…).")] = None,
 ) -> None:
     """Print (and follow) the output of an environment's instances."""
     from shipyard.cli.app import AppContext
@@ -57,6 +59,8 @@ def command(
         query["instance"] = instance
     if deployment is not None:
         query["deployment"] = deployment
+    if process is not None:
+        query["process"] = process
     if any(x is not None for x in (grep, since, until, trace)) or router:
         _filtered(app, env, instance, lines, follow, json_out, timestamps,
                   grep=grep, since=since, until=until, trace=trace, router=router or trace is not None)

@@ -95,11 +95,22 @@ def render_env(console: Console, st: dict[str, Any]) -> None:
         console.print(line)
     if st["instances"]:
         t = Table(box=None, pad_edge=False)
-        for col in ("instance", "release", "role", "pid", "port", "ready", "state", "restarts", "cpu", "rss"):
+        procs = st.get("processes") or {}
+        if len(procs) > 1:  # more than web: one line per process type
+            console.print("  processes: " + esc(", ".join(
+                f"{name} {p['ready']}/{p['running']} ready" + ("" if p["routed"] else " (not routed)")
+                for name, p in procs.items())))
+        for col in ("instance", "process", "release", "role", "pid", "port", "ready", "state", "restarts", "cpu",
+                    "rss"):
             t.add_column(col, no_wrap=col in ("instance", "release", "state"))
         for i in st["instances"]:
+            # Against its limits when it has them: "120M/200M", "18%/0.2"; OOM kills beside the restarts.
             rss = f"{(i.get('rss_bytes') or 0) / 1048576:.0f}M"
-            t.add_row(esc(i["id"]), esc(i["release"]), esc(i["role"]), str(i["pid"]), str(i["port"]),
-                      "yes" if i["ready"] else "no", esc(i["state"]), str(i["restarts"]),
-                      f"{i.get('cpu_percent') or 0:.0f}%", rss)
+            if i.get("memory_limit"):
+                rss += f"/{i['memory_limit'] / 1048576:.0f}M"
+            cpu = f"{i.get('cpu_percent') or 0:.0f}%" + (f"/{i['cpu_limit']:g}" if i.get("cpu_limit") else "")
+            restarts = str(i["restarts"]) + (f" ({i['oom_kills']} OOM)" if i.get("oom_kills") else "")
+            t.add_row(esc(i["id"]), esc(i.get("process", "web")), esc(i["release"]),
+                      esc(i["role"] if i.get("process", "web") == "web" else "-"), str(i["pid"]), str(i["port"]),
+                      "yes" if i["ready"] else "no", esc(i["state"]), restarts, cpu, rss)
         console.print(t)

@@ -14,6 +14,8 @@ from typing import Any
 
 from shipyard.control.access.identities import Identity
 from shipyard.control.access.routes import AccessContext, access_routes
+from shipyard.control.accessories import Accessories
+from shipyard.control.accessories_api import accessory_routes
 from shipyard.control.backups import BackupService
 from shipyard.control.deploys.approvals import ApprovalBook
 from shipyard.control.deploys.inputs import DeployRequest
@@ -23,6 +25,8 @@ from shipyard.control.deploys.service import DeployService
 from shipyard.control.deploys.status import status_json
 from shipyard.control.events import EventLog
 from shipyard.control.httpserver import Handler, Upgrade
+from shipyard.control.jobs import JobService
+from shipyard.control.jobs_api import job_routes
 from shipyard.control.logs_api import LogsContext, logs_routes
 from shipyard.control.metrics_api import MetricsContext, metrics_routes
 from shipyard.control.notify_api import NotifyContext, notify_routes
@@ -57,6 +61,8 @@ class ApiContext:
     access: AccessContext  # identities, audit, secrets, approve/reject (control/access/routes.py)
     metrics: MetricsContext | None = None  # history, alerts, events (control/metrics_api.py)
     notify: NotifyContext | None = None  # silences, notify test (control/notify_api.py)
+    jobs: JobService | None = None  # scheduled jobs (control/jobs.py)
+    accessories: Accessories | None = None  # dev accessories (control/accessories.py)
 
 
 def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler[Identity]]:
@@ -173,6 +179,8 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler[Identity]]:
         **access_routes(ctx.access),
         **logs_routes(LogsContext(ctx.store, ctx.paths, ctx.clock, ctx.specs.load)),
         **(notify_routes(ctx.notify) if ctx.notify is not None else {}),
+        **(job_routes(ctx.jobs, ctx.specs.load) if ctx.jobs is not None else {}),
+        **(accessory_routes(ctx.accessories, ctx.specs.load) if ctx.accessories is not None else {}),
         ("GET", "/v1/ping"): ping,
         ("POST", "/v1/deploy"): deploy,
         ("POST", "/v1/rollback"): rollback,

@@ -118,7 +118,7 @@ class Collector:
             out[st.id] = {
                 "cpu": st.cpu_percent / 100.0 if alive else None,
                 "rss": st.rss_bytes if alive and st.rss_bytes else None,
-                "memory_limit": self._memory_total,
+                "memory_limit": st.memory_limit or self._memory_total,
                 "health_failures": st.consecutive_health_failures,
                 "restarts": st.restarts - base,
             }

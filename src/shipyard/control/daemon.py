@@ -28,10 +28,12 @@ from shipyard.control.access.gate import Gatekeeper
 from shipyard.control.access.identities import TokenBook
 from shipyard.control.access.limiter import FailureLimiter
 from shipyard.control.access.routes import AccessContext
+from shipyard.control.accessories import Accessories
 from shipyard.control.alerts import Evaluator
 from shipyard.control.api import ApiContext, build_routes, remote_routes
 from shipyard.control.backups import BackupService, start_scheduler
 from shipyard.control.certs import CertExpiry
+from shipyard.control.cgroups import Cgroups
 from shipyard.control.deploys.adopt import adopt, router_restarted
 from shipyard.control.deploys.approvals import ApprovalBook
 from shipyard.control.deploys.oneoff import OneOffs
@@ -40,6 +42,7 @@ from shipyard.control.deploys.service import DeployService
 from shipyard.control.events import EventLog
 from shipyard.control.httpserver import ApiServer
 from shipyard.control.instances import InstanceFactory
+from shipyard.control.jobs import JobService, serving_place
 from shipyard.control.logretention import PRUNE_EVERY_S, prune_aged
 from shipyard.control.metrics_api import MetricsContext
 from shipyard.control.metrics_export import MetricsExporter, MetricsServer, RouterCounters
@@ -60,6 +63,7 @@ from shipyard.control.token import ensure_token
 from shipyard.engine.releases import remove_leftovers
 from shipyard.errors import BadInput, Refused, ShipyardError
 from shipyard.primitives.clock import SystemClock
+from shipyard.primitives.spec import Spec
 from shipyard.primitives.spec.logs import LogsSpec
 from shipyard.primitives.spec.secrets import SecretStore
 from shipyard.primitives.store import open_store
@@ -83,8 +87,10 @@ class ControlPlane:
         # CPU and memory are read every second: rollback triggers and the canary's crash check use them.
         self.supervisor = Supervisor(clock=clock, on_change=lambda st: self.targets.on_instance_change(st),
                                      on_event=lambda env, kind, msg, data: events.add(env, kind, msg, data),
-                                     sample_interval=1.0)
-        self.targets = Targets(supervisor=self.supervisor, link=link, instances=InstanceFactory(paths, secrets),
+                                     sample_interval=1.0, cgroups=Cgroups(paths.state))
+        self.accessories = Accessories(paths.state / "accessories", clock)
+        self.targets = Targets(supervisor=self.supervisor, link=link,
+                               instances=InstanceFactory(paths, secrets, self.accessories),
                                store=store, events=events, clock=clock)
         self.releases = ReleaseService(paths, store, clock)
         # Notifications (docs/alerts.md): the evaluator, deploys and backups route through one notifier.
@@ -110,6 +116,8 @@ class ControlPlane:
             counters=counters, link=link, supervisor=self.supervisor, store=store,
             alerts=lambda: [v.to_json() for v in self.evaluator.view()],
             certs=lambda: self.certs.by_env(spec) if (spec := watch.current()) is not None else {}).render)
+        self.jobs = JobService(store=store, events=events, clock=clock, where=serving_place(self.targets, store),
+                               logs=paths.state / "logs")
         self.stopping = asyncio.Event()
         self.stop_everything = False
 
@@ -129,12 +137,15 @@ class ControlPlane:
         logs = spec.logs if spec is not None else LogsSpec()
         self.supervisor.configure_logs(logs.max_size, logs.keep, also=[self.paths.daemon_log],
                                        timestamps=logs.timestamps)
+        await self._start_accessories(spec)  # before instances start: their URLs are in the config
         await adopt(store=self.store, targets=self.targets, supervisor=self.supervisor, events=self.events,
                     clock=self.clock, spec=spec)
         self.approvals.forget_stale()
         keeper = guarded(self.link.keep_running(self._router_restarted), "router-keeper")
         scheduler = start_scheduler(self.backups)
         sched_task = asyncio.create_task(scheduler.run_forever()) if scheduler else None
+        # [jobs] as the spec says at `up` (docs/processes.md).
+        jobs_task = guarded(self.jobs.schedule(spec).run_forever(), "job-scheduler") if spec and spec.jobs else None
         observers = [guarded(self.recorder.run_forever(), "history-recorder"),
                      guarded(self.evaluator.run_forever(), "alert-evaluator"),
                      guarded(self.approvals.expire_forever(), "approval-timeouts"),
@@ -152,7 +163,8 @@ class ControlPlane:
             approvals=self.approvals, access=access,
             oneoffs=OneOffs(paths=self.paths, store=self.store, targets=self.targets, events=self.events),
             metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator),
-            notify=NotifyContext(self.store, self.clock, self.specs.load, self.notifier, self.secrets)))
+            notify=NotifyContext(self.store, self.clock, self.specs.load, self.notifier, self.secrets),
+            jobs=self.jobs, accessories=self.accessories))
         server = ApiServer(gate, routes)
         api_port = await server.start("127.0.0.1", port)
         # The local CLI keeps the loopback listener; `[control] listen` adds one for remote clients.
@@ -182,11 +194,22 @@ class ControlPlane:
         await self.metrics_server.close()
         await server.close()
         await remote_server.close()
+        if jobs_task is not None:
+            jobs_task.cancel()
+        await self.jobs.close()
         if scheduler is not None and sched_task is not None:
             sched_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await scheduler.aclose()
         await self.shutdown()
+
+    async def _start_accessories(self, spec: Spec | None) -> None:
+        for env in spec.environments.values() if spec is not None else []:
+            if env.accessories:
+                try:
+                    await self.accessories.start(env.name, dict(env.accessories))
+                except ShipyardError as err:
+                    self.events.add(env.name, "accessory_failed", f"accessories of {env.name}: {err}")
 
     async def _router_restarted(self, why: str) -> None:
         await router_restarted(why, store=self.store, targets=self.targets, registry=self.registry,
@@ -214,6 +237,7 @@ class ControlPlane:
             for s in statuses:
                 self.store.delete_instance(s.id)
             await self.link.shutdown()
+            await self.accessories.stop_all()  # their data stays for the next `up`
         await self.supervisor.close(stop_instances=False)
         with contextlib.suppress(FileNotFoundError):
             self.paths.control.unlink()

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 from shipyard.primitives.clock import Clock
@@ -177,6 +180,28 @@ async def _get_status(host: str, port: int, path: str) -> ProbeResult:
 
 
 Prober = Callable[[int, str, float], Awaitable[ProbeResult]]
+
+
+def process_prober(check: str | None, cwd: Path, env: dict[str, str]) -> Prober:
+    """The probe of a process type that is not routed (a worker): it passes while the process is alive
+    (the supervisor restarts a dead one), or, with a ``check`` command, while that exits 0."""
+
+    async def probe(_port: int, _path: str, timeout: float) -> ProbeResult:
+        if check is None:
+            return ProbeResult(True, "alive")
+        proc = await asyncio.create_subprocess_shell(check, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+                                                     stdout=asyncio.subprocess.DEVNULL,
+                                                     stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+        try:
+            code = await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            return ProbeResult(False, f"check timed out after {timeout:g}s")
+        return ProbeResult(code == 0, f"check exited {code}")
+
+    return probe
 OnUpdate = Callable[[HealthState, list[Action]], None]
 
 

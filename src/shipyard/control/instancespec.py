@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from shipyard.engine.rollout.launch import Limits
 from shipyard.primitives.baseenv import BASE_VARS, base_environment, system_path
 from shipyard.primitives.probe import Probe
 
@@ -41,6 +42,9 @@ class InstanceSpec:
     stop_signal: str = "SIGTERM"
     stop_grace: float = 30.0
     role: str = "stable"
+    limits: Limits = Limits()
+    process: str = "web"       # its process type; only web is routed and probed over HTTP
+    check: str | None = None   # the others: healthy while alive, or while this command exits 0
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,19 @@ class InstanceStatus:
     rss_bytes: int = 0
     last_exit: str | None = None
     consecutive_health_failures: int = 0
-    # Why it was last restarted: "unhealthy" (with the failing probe results) or "exited" (see last_exit).
+    # Why it was last restarted: "unhealthy" (with the failing probe results), "exited" (see last_exit) or
+    # "oom" (killed past its memory limit).
     restart_cause: str | None = None
     health_errors: tuple[str, ...] = ()
     probe_error: str | None = None  # the newest failing probe result
     role: str = "stable"
     adopted: bool = False
+    process: str = "web"
+    memory_limit: int | None = None  # bytes, when it has one
+    cpu_limit: float | None = None   # cores
+    # How the limits are held: "cgroup v2" / "cgroup v1", "watched" (memory by psutil), or None (no limits).
+    limits_enforced: str | None = None
+    oom_kills: int = 0
 
 
 OnChange = Callable[[InstanceStatus], None]

@@ -11,10 +11,20 @@ from shipyard.control.logfiles import Follower, tail
 from shipyard.errors import BadInput
 
 
-def choose_logs(logdir: Path, live: dict[str, dict[str, Any]], instance: int | None) -> list[Path]:
-    """The log files to show: the running instances' (else every file of the environment), or instance N's."""
+def choose_logs(logdir: Path, live: dict[str, dict[str, Any]], instance: int | None,
+                process: str | None = None, types: tuple[str, ...] = ()) -> list[Path]:
+    """The log files to show: the running instances' (else every file of the environment), or instance N's;
+    with ``process``, only that process type's (``types``: the spec's process types)."""
     files = sorted(logdir.glob("*.log")) if logdir.is_dir() else []
     chosen = [f for f in files if f.stem in live] or files
+    if process is not None:
+        # A live instance says its type; an old log file by its name (<env>-<release>-<type>-<n>-<hex>).
+        others = [t for t in types if t != "web"]
+        chosen = [f for f in chosen if (live[f.stem].get("process", "web") == process if f.stem in live
+                                        else f"-{process}-" in f.stem if process != "web"
+                                        else not any(f"-{t}-" in f.stem for t in others))]
+        if not chosen:
+            raise BadInput(f"no instance of process type {process!r} in {logdir.name}")
     if instance is not None:
         chosen = [f for f in chosen if f.stem in live and live[f.stem]["index"] == instance] or \
                  [f for f in chosen if f.stem.split("-")[-2:-1] == [str(instance)]]

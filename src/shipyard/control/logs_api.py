@@ -43,14 +43,17 @@ def logs_routes(ctx: LogsContext) -> dict[tuple[str, str], Handler[object]]:
         env = q.get("env") or ""
         if not env:
             raise BadInput("--env is required")
-        ctx.load_spec().env(env)  # unknown environment → exit 2
+        spec = ctx.load_spec()
+        spec.env(env)  # unknown environment → exit 2
         n = _int(q.get("lines", "50"), "--lines")
         instance = _int(q["instance"], "--instance") if q.get("instance") else None
-        live = {i.id: {"index": i.index, "started_at": i.started_at} for i in ctx.store.list_instances(env)}
+        live = {i.id: {"index": i.index, "started_at": i.started_at, "process": i.process}
+                for i in ctx.store.list_instances(env)}
         if q.get("deployment"):
             chosen = _started_by(env, _int(q["deployment"], "--deployment"))
         else:
-            chosen = choose_logs(ctx.paths.state / "logs" / env, live, instance)
+            chosen = choose_logs(ctx.paths.state / "logs" / env, live, instance, q.get("process") or None,
+                                 tuple(spec.processes))
         followers = {p: Follower(p) for p in chosen} if q.get("follow") in ("1", "true") else {}
         # Followers first, and the history up to where they start: no line shown twice, none missed between.
         files = read_history(chosen, live, n, {p: f.position for p, f in followers.items()})

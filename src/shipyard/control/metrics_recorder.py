@@ -56,7 +56,8 @@ def supervisor_readings(supervisor: Supervisor) -> Callable[[str], list[Instance
             alive = st.state not in ("crashed", "stopping", "stopped", "restarting")
             out.append(InstanceReading(st.id, st.release, alive and st.ready,
                                cpu=st.cpu_percent / 100.0 if alive else None,
-                               rss=st.rss_bytes if alive and st.rss_bytes else None, memory_limit=total,
+                               rss=st.rss_bytes if alive and st.rss_bytes else None,
+                               memory_limit=st.memory_limit or total,
                                health_failures=st.consecutive_health_failures, restarts=st.restarts))
         return out
 

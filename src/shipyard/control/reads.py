@@ -91,7 +91,8 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler[object]]:
         if q.get("deployment"):
             return _started_by(env, _int(q["deployment"], "--deployment"))
         return [{"id": i.id, "env": i.env, "release": i.release, "index": i.index, "port": i.port, "pid": i.pid,
-                 "role": shown_role(i.role), "state": i.state, "started_at": i.started_at, "restarts": i.restarts}
+                 "role": shown_role(i.role), "state": i.state, "started_at": i.started_at, "restarts": i.restarts,
+                 "process": i.process}
                 for i in ctx.store.list_instances(env)]
 
     def _started_by(env: str, deployment: int) -> list[dict[str, Any]]:

@@ -40,8 +40,14 @@ class EnvRouting:
     def ids_of(self, release: str) -> list[str]:
         return [s.id for s in self.instances() if s.release == release]
 
+    def ready_candidates(self, release: str) -> list[str]:
+        """Its web instances, ready or not."""
+        return [s.id for s in self.instances() if s.release == release and s.process == "web"]
+
     def ready_ids(self, release: str) -> list[str]:
-        return [s.id for s in self.instances() if s.release == release and s.ready and s.id not in self.unrouted]
+        """Its routed (web) instances that are ready and in rotation."""
+        return [s.id for s in self.instances() if s.release == release and s.ready and s.id not in self.unrouted
+                and s.process == "web"]
 
     def role(self, release: str) -> str:
         return self.roles.get(release, "stable")
@@ -51,7 +57,7 @@ class EnvRouting:
         assert self.port is not None, "an environment without a port has no table"
         pools: dict[str, list[RoutedInstance]] = {}
         for st in self.instances():
-            if st.id not in self.unrouted:
+            if st.id not in self.unrouted and st.process == "web":  # only web is routed
                 pools.setdefault(st.release, []).append(RoutedInstance(id=st.id, port=st.port, ready=bool(st.ready)))
         return RoutingTable(
             env=self.name, port=self.port,

@@ -1,16 +1,15 @@
 """The supervisor: one process per instance, kept running and watched.
 
-Each instance has one asyncio task that owns its process: it waits for the process to exit (a pidfd,
-so no polling) while the health checker probes it; a crash is restarted with exponential backoff
-(1 s, 2 s, 4 s … 30 s, reset once it has been ready for a while), a liveness failure stops it and
-starts it again. A housekeeping task samples CPU%/RSS every few seconds; log files are rotated by a
-``logfiles.LogRotator`` that looks at each as often as its growth needs.
+Each instance has one asyncio task that owns its process: it waits for the process to exit (a pidfd, so
+no polling) while the health checker probes it; a crash (or an OOM kill past its cgroups.py limit) is
+restarted with backoff (1 s, 2 s … 30 s, reset once ready for a while), a liveness failure stops it and
+starts it again. Housekeeping samples CPU%/RSS every few seconds; a ``logfiles.LogRotator`` rotates logs.
 
-Instances run in their own sessions and write straight to their log files, so closing the supervisor
-(or killing the control plane) leaves them running; a new supervisor ``adopt``s them by pid + start
-time. Status changes reach the owner through ``on_change`` (every change after ``start``/``adopt``
-returned, except CPU/RSS samples, which are read through ``status``) and notable happenings
-(``instance.started|adopted|crashed|restarted|unhealthy|unready|recovered|spawn_failed|stopped``)
+Instances run in their own sessions and write straight to their log files, so closing the supervisor (or
+killing the control plane) leaves them running; a new supervisor ``adopt``s them by pid + start time.
+Status changes reach the owner through ``on_change`` (every change after ``start``/``adopt`` returned,
+except CPU/RSS samples, which are read through ``status``) and notable happenings
+(``instance.started|adopted|crashed|oom_killed|restarted|unhealthy|unready|recovered|spawn_failed|stopped``)
 through ``on_event``; both are called on the event loop and must not block.
 """
 
@@ -25,7 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shipyard.control import logfiles
-from shipyard.control.health import Action, HealthChecker, HealthState
+from shipyard.control.cgroups import Cgroups, InstanceLimits
+from shipyard.control.health import Action, HealthChecker, HealthState, http_probe, process_prober
 from shipyard.control.instancespec import (
     BACKOFF_RESET_AFTER,
     InstanceSpec,
@@ -56,12 +56,13 @@ class _Instance:
     restart_now: asyncio.Event = field(default_factory=asyncio.Event)
     stopped: asyncio.Future[None] | None = None  # set while stop() runs, so a second call just waits
     probe_errors: list[str] = field(default_factory=list)  # the counted liveness failures in a row
+    limits: InstanceLimits | None = None  # its cgroup or memory watch (InstanceSpec.limits)
 
 
 class Supervisor:
     def __init__(self, *, clock: Clock, on_change: OnChange, on_event: OnEvent,
                  sample_interval: float = 5.0, log_max_bytes: int = logfiles.DEFAULT_MAX_BYTES,
-                 log_keep: int = logfiles.DEFAULT_KEEP) -> None:
+                 log_keep: int = logfiles.DEFAULT_KEEP, cgroups: Cgroups | None = None) -> None:
         self.clock = clock
         self.on_change = on_change
         self.on_event = on_event
@@ -75,6 +76,7 @@ class Supervisor:
         self._other_logs: list[Path] = []
         self.stamp_logs = False
         self._closed = False
+        self.cgroups = cgroups  # None: limits are watched (memory) only
 
     # -- public API ------------------------------------------------------------------------------
     async def start(self, spec: InstanceSpec) -> InstanceStatus:
@@ -83,29 +85,32 @@ class Supervisor:
         if spec.id in self._instances:
             raise ShipyardError(f"instance {spec.id} is already running")
         process.parse_signal(spec.stop_signal)  # a bad signal fails now, not at stop time
-        inst = _Instance(spec, self._blank_status(spec))
+        inst = self._new(spec)
         self._spawn(inst)  # raises: nothing registered for an instance that could not start
         self._instances[spec.id] = inst
         self._emit(spec.env, "instance.started", f"instance {spec.id} started (pid {inst.status.pid}, "
                    f"port {spec.port})", inst)
+        if inst.limits is not None and (warning := inst.limits.unenforced()):
+            self._emit(spec.env, "instance.limits_unenforced", f"instance {spec.id}: {warning}", inst)
         inst.task = asyncio.create_task(self._supervise(inst), name=f"supervise {spec.id}")
         self._ensure_housekeeping()
         return inst.status
 
     def adopt(self, spec: InstanceSpec, pid: int, create_time: float) -> bool:
-        """Watch a live instance a previous control plane started; False when it is gone.
-
-        It is not ready until a probe passes; if it dies it is restarted like any other.
-        """
+        """Watch a live instance a previous control plane started; False when it is gone. It is not
+        ready until a probe passes; if it dies it is restarted like any other."""
         self._check_open()
         if spec.id in self._instances:
             return True
         process.parse_signal(spec.stop_signal)
         if not process.is_alive(pid, create_time):
             return False
-        inst = _Instance(spec, self._blank_status(spec))
+        inst = self._new(spec)
         inst.proc = process.ProcHandle(pid, create_time)
-        self._update(inst, pid=pid, create_time=create_time, started_at=create_time, adopted=True)
+        if inst.limits is not None:
+            inst.limits.prepare()  # its process is in its group already: the group is found again
+        self._update(inst, pid=pid, create_time=create_time, started_at=create_time, adopted=True,
+                     limits_enforced=inst.limits.enforced if inst.limits is not None else None)
         self._instances[spec.id] = inst
         self._emit(spec.env, "instance.adopted", f"instance {spec.id} adopted (pid {pid})", inst)
         inst.task = asyncio.get_running_loop().create_task(self._supervise(inst),
@@ -142,6 +147,8 @@ class Supervisor:
                 grace=inst.spec.stop_grace if grace is None else grace, clock=self.clock)
             process.drop_samples(inst.proc.pid)
         self._update(inst, state="stopped", ready=False, last_exit=how)
+        if inst.limits is not None:
+            inst.limits.remove()
         self._emit(inst.spec.env, "instance.stopped", f"instance {id} {how}", inst)
         self._instances.pop(id, None)
         self._notify()
@@ -213,9 +220,11 @@ class Supervisor:
         inst.restart_now = asyncio.Event()
         # An adopted process started before we came: its start period is measured from then.
         started = self.clock.monotonic() - max(0.0, self.clock.time() - proc.create_time)
-        checker = HealthChecker(
-            port=inst.spec.port, live=inst.spec.health, ready=inst.spec.ready, clock=self.clock,
-            started=started, on_update=lambda st, acts: self._on_health(inst, st, acts))
+        spec = inst.spec  # a process type that is not routed is probed by being alive (or by its check)
+        prober = (http_probe if spec.process == "web"
+                  else process_prober(spec.check, spec.cwd, instance_environment(spec)))
+        checker = HealthChecker(port=spec.port, live=spec.health, ready=spec.ready, clock=self.clock, started=started,
+                                on_update=lambda st, acts: self._on_health(inst, st, acts), prober=prober)
         exited = asyncio.create_task(process.wait_exit(proc.pid, proc.create_time, clock=self.clock))
         unhealthy = asyncio.create_task(inst.restart_now.wait())
         probing = asyncio.create_task(checker.run())
@@ -251,11 +260,15 @@ class Supervisor:
         else:
             code = process.reap(proc.pid)
             how = process.describe_exit(code)
-            self._update(inst, state="crashed", ready=False, last_exit=how, restart_cause="exited")
+            oom = inst.limits is not None and inst.limits.oom_killed(code)
+            how = f"{inst.limits.describe()}, {how}" if oom and inst.limits is not None else how
+            self._update(inst, state="crashed", ready=False, last_exit=how, restart_cause="oom" if oom else "exited",
+                         oom_kills=inst.status.oom_kills + int(oom))
             leftovers = await process.kill_leftovers(proc.pid, clock=self.clock)
-            self._emit(spec.env, "instance.crashed",
+            self._emit(spec.env, "instance.oom_killed" if oom else "instance.crashed",
                        f"instance {spec.id} {how}; restarting in {delay:g}s", inst,
-                       **process.exit_details(code), backoff_s=delay, killed_leftovers=leftovers)
+                       **process.exit_details(code), backoff_s=delay, killed_leftovers=leftovers,
+                       **({"memory_limit": spec.limits.memory} if oom else {}))
         process.forget(proc.pid)
         process.drop_samples(proc.pid)
         await self.clock.sleep(delay)
@@ -303,18 +316,26 @@ class Supervisor:
     # -- helpers ---------------------------------------------------------------------------------
     def _spawn(self, inst: _Instance) -> None:
         spec = inst.spec
+        join = inst.limits.prepare() if inst.limits is not None else []
         handle = process.spawn(spec.cmd, cwd=spec.cwd, env=instance_environment(spec), log_path=spec.log_path,
-                               stamp=self.stamp_logs)
+                               stamp=self.stamp_logs, join=join)
         inst.proc = handle
         inst.health = None
         self._update(inst, pid=handle.pid, create_time=handle.create_time, started_at=handle.create_time,
                      state="starting", ready=False, consecutive_health_failures=0, cpu_percent=0.0,
-                     rss_bytes=0, adopted=False)
+                     rss_bytes=0, adopted=False,
+                     limits_enforced=inst.limits.enforced if inst.limits is not None else None)
+
+    def _new(self, spec: InstanceSpec) -> _Instance:
+        lim = InstanceLimits(self.cgroups, spec.id, spec.limits) if spec.limits else None
+        return _Instance(spec, self._blank_status(spec), limits=lim)
+
 
     def _blank_status(self, spec: InstanceSpec) -> InstanceStatus:
         return InstanceStatus(id=spec.id, env=spec.env, release=spec.release, index=spec.index, port=spec.port,
                               pid=None, create_time=None, state="starting", ready=False, restarts=0,
-                              started_at=None, role=spec.role)
+                              started_at=None, role=spec.role, process=spec.process, memory_limit=spec.limits.memory,
+                              cpu_limit=spec.limits.cpu)
 
     def _update(self, inst: _Instance, **changes: Any) -> None:
         new = replace(inst.status, **changes)
@@ -385,3 +406,5 @@ class Supervisor:
         cpu, rss = process.sample(proc.pid)
         # Samples change on every tick; they are read through status(), not pushed via on_change.
         inst.status = replace(inst.status, cpu_percent=round(cpu, 1), rss_bytes=rss)
+        if inst.limits is not None:
+            inst.limits.watch(proc.pid, proc.create_time, rss)

@@ -83,30 +83,32 @@ class LocalTarget:
         self.store.upsert_instance(instance_rec(status, self.routing.role(status.release), self.clock.time()))
 
     # -- DeployTarget ------------------------------------------------------------------------------
-    async def start(self, release: str, count: int, role: str) -> list[str]:
+    async def start(self, release: str, count: int, role: str, *, process: str = "web") -> list[str]:
         self.cancel_warm(release)
         self._apply_pending()
         # The router must be able to listen on the environment's port before anything starts.
         await self.push()
-        return await self.start_instances(release, count, role)
+        return await self.start_instances(release, count, role, process)
 
-    async def start_instances(self, release: str, count: int, role: str) -> list[str]:
+    async def start_instances(self, release: str, count: int, role: str, process: str = "web") -> list[str]:
         rt = self.routing
         if not self.instances.paths.release_dir(release).is_dir():
             raise DeployFailed(f"release {release} is not on disk (pruned?)")
         launch = rt.launch[release]
         await self.instances.prepare(self.env, release)  # its work dir, off the event loop
-        used = {s.index for s in rt.instances() if s.release == release}
-        rt.roles.setdefault(release, role)
+        used = {s.index for s in rt.instances() if s.release == release and s.process == process}
+        if process == "web":
+            rt.roles.setdefault(release, role)
         ids: list[str] = []
         index = 0
         for _ in range(count):
             while index in used:
                 index += 1
             used.add(index)
-            iid = f"{self.env}-{release}-{index}-{_secrets.token_hex(2)}"
+            kind = "" if process == "web" else f"{process}-"
+            iid = f"{self.env}-{release}-{kind}{index}-{_secrets.token_hex(2)}"
             status = await self.supervisor.start(
-                self.instances.spec(self.env, release, index, iid, free_port(), role, launch))
+                self.instances.spec(self.env, release, index, iid, free_port(), role, launch, process))
             self.record(status)
             ids.append(iid)
         await self.push()

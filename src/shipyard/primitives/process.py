@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,19 +55,31 @@ class ProcHandle:
 
 
 def spawn(cmd: str | list[str], *, cwd: Path, env: dict[str, str], log_path: Path,
-          pass_fds: tuple[int, ...] = (), stamp: bool = False) -> ProcHandle:
+          pass_fds: tuple[int, ...] = (), stamp: bool = False, join: Sequence[Path] = ()) -> ProcHandle:
     """Start ``cmd`` (through ``/bin/sh -c`` when a string) in its own session.
 
     stdout and stderr go directly to ``log_path`` opened ``O_APPEND``: no pipe through us, so the
     instance never sees EPIPE when the control plane dies, and rotation can cut the file under it.
     ``stamp``: through a detached ``logstamp`` process instead, which puts the time before each line.
+    ``join``: ``cgroup.procs`` files the child writes itself into before it execs (resource limits).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    joins: list[int] = []
     try:
+        joins = [os.open(f, os.O_WRONLY | os.O_CLOEXEC) for f in join]
         fd = logstamp.start(log_path) if stamp else os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
                                                       0o600)
     except OSError as exc:
-        raise ShipyardError(f"cannot open log file {log_path}: {exc.strerror or exc}") from exc
+        for j in joins:
+            os.close(j)
+        raise ShipyardError(f"cannot open {exc.filename or log_path}: {exc.strerror or exc}") from exc
+
+    def enter_cgroups() -> None:
+        # In the child between fork and exec: only raw writes ("0" = the writing process).
+        for j in joins:
+            os.write(j, b"0")
+
+
     try:
         proc = subprocess.Popen(
             exec_form(cmd, env.get("PATH")) if isinstance(cmd, str) else cmd,
@@ -79,14 +92,19 @@ def spawn(cmd: str | list[str], *, cwd: Path, env: dict[str, str], log_path: Pat
             start_new_session=True,
             close_fds=True,
             pass_fds=pass_fds,  # e.g. the listening sockets a restarted router takes over
+            preexec_fn=enter_cgroups if joins else None,
         )
     except FileNotFoundError as exc:
         what = cwd if not cwd.is_dir() else (cmd[0] if isinstance(cmd, list) else cmd)
         raise BadInput(f"cannot start {cmd!r}: {what} not found") from exc
     except OSError as exc:
         raise ShipyardError(f"cannot start {cmd!r} in {cwd}: {exc.strerror or exc}") from exc
+    except subprocess.SubprocessError as exc:  # the child could not enter its cgroups
+        raise ShipyardError(f"cannot start {cmd!r} in its cgroups: {exc}") from exc
     finally:
         os.close(fd)
+        for j in joins:
+            os.close(j)
     _children[proc.pid] = proc
     reap_exited()
     try:

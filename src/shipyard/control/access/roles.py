@@ -45,6 +45,8 @@ ROUTES: dict[tuple[str, str], Capability] = {
     ("POST", "/v1/silences"): "deploy",  # the on-call silences what they are fixing
     ("POST", "/v1/silences/expire"): "deploy",
     ("POST", "/v1/notify/test"): "deploy",
+    ("POST", "/v1/jobs/run"): "deploy",  # runs a command with the environment's secrets, as `run` does
+    ("POST", "/v1/accessories"): "deploy",
 }
 
 

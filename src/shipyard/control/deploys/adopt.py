@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from shipyard.control.deploys.registry import Registry
 from shipyard.control.events import EventLog
+from shipyard.control.instancespec import InstanceStatus
 from shipyard.control.supervisor import Supervisor
 from shipyard.control.target import LocalTarget, Targets
 from shipyard.errors import ShipyardError
@@ -48,9 +49,11 @@ async def _adopt_env(env: EnvironmentRec, *, store: Store, targets: Targets, sup
     for rec in store.list_instances(env.name):
         pid, ct = rec.pid or 0, rec.create_time or 0.0
         alive = pid > 0 and process.is_alive(pid, ct)
-        if alive and rec.release in (current, previous) and rec.release in rt.launch:
+        # Workers (process types that are not routed) follow the serving release only.
+        if alive and rec.release in (current, previous) and rec.release in rt.launch and (
+                rec.process == "web" or rec.release == current and rec.process in rt.launch[current].processes):
             spec_i = target.instances.spec(env.name, rec.release, rec.index, rec.id, rec.port, rec.role,
-                                           rt.launch[rec.release])
+                                           rt.launch[rec.release], rec.process)
             if supervisor.adopt(spec_i, pid, ct):
                 adopted.append(rec.id)
                 continue
@@ -60,7 +63,8 @@ async def _adopt_env(env: EnvironmentRec, *, store: Store, targets: Targets, sup
     if current is None:
         return
     envspec = spec.environments.get(env.name) if spec is not None else None
-    cur_ids = [i for i in adopted if (st := supervisor.status(i)) is not None and st.release == current]
+    cur_ids = [i for i in adopted if (st := supervisor.status(i)) is not None and st.release == current
+               and st.process == "web"]
     missing = (envspec.replicas if envspec else max(len(cur_ids), 1)) - len(cur_ids)
     if missing > 0 and current in rt.launch:
         await _restart_serving(target, store, events, clock, current, previous, missing,
@@ -68,6 +72,8 @@ async def _adopt_env(env: EnvironmentRec, *, store: Store, targets: Targets, sup
     elif cur_ids:
         # Ready again only after a passing probe; until then the router keeps its last table.
         await supervisor.wait_ready(cur_ids, ADOPT_READY_S)
+    if current in rt.launch:
+        await _restart_workers(target, current, [s for s in (supervisor.status(i) for i in adopted) if s])
     rt.weights = {current: 100}
     rt.roles = {current: "stable", **({previous: "old"} if previous and rt.ids_of(previous) else {})}
     rt.unrouted = set()
@@ -77,6 +83,15 @@ async def _adopt_env(env: EnvironmentRec, *, store: Store, targets: Targets, sup
         await process.stop_process_group(pid, ct, sig="SIGTERM", grace=10.0, clock=clock)
     if previous and rt.ids_of(previous):
         target.schedule_scale_down(previous, envspec.scale_down_delay if envspec else DEFAULT_SCALE_DOWN_S)
+
+
+async def _restart_workers(target: LocalTarget, current: str, adopted: list[InstanceStatus]) -> None:
+    """Start what is missing of the serving release's other process types (not waited for: only web is
+    routed, and a worker that cannot start is restarted with backoff like any instance)."""
+    for name, proc in target.routing.launch[current].processes.items():
+        running = sum(1 for s in adopted if s.release == current and s.process == name)
+        if proc.replicas > running:
+            await target.start_instances(current, proc.replicas - running, "stable", name)
 
 
 async def _restart_serving(target: LocalTarget, store: Store, events: EventLog, clock: Clock, current: str,
@@ -94,7 +109,7 @@ async def _restart_serving(target: LocalTarget, store: Store, events: EventLog, 
         # Routing only to releases that have instances: the saved weights may name a pool that is gone.
         rt.weights = {r: w for r, w in rt.weights.items() if rt.ids_of(r)}
         await target.start_instances(current, missing, "stable")
-        await target.wait_ready(rt.ids_of(current), timeout)
+        await target.wait_ready(rt.ready_candidates(current), timeout)
         outcome, reason = "succeeded", f"control plane restarted: {current} serves again ({why})"
     except ShipyardError as err:
         reason = f"could not restart {current}: {err}"

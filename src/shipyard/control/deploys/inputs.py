@@ -59,8 +59,8 @@ class InputGatherer:
     def env_state(self, env: str) -> EnvState:
         rec = self.store.get_environment(env)
         rt = self.targets.get(env).routing
-        insts = tuple(InstanceView(s.id, s.release, bool(s.ready) and s.id not in rt.unrouted, rt.role(s.release))
-                      for s in rt.instances())
+        insts = tuple(InstanceView(s.id, s.release, bool(s.ready) and s.id not in rt.unrouted, rt.role(s.release),
+                                   s.process) for s in rt.instances())
         return EnvState(env=env, current_release=rec.current_release if rec else None,
                         previous_release=rec.previous_release if rec else None, instances=insts,
                         weights=dict(rt.weights))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard.control.deploys.registry import Registry
+from shipyard.control.instancespec import InstanceStatus
 from shipyard.control.target import Targets
 from shipyard.primitives.spec import Spec
 from shipyard.primitives.store import Store
@@ -49,10 +50,14 @@ def _one(spec: Spec, name: str, store: Store, targets: Targets, registry: Regist
         "release": rec.current_release if rec else None,
         "previous_release": rec.previous_release if rec else None,
         "weights": {r: w for r, w in rt.weights.items() if w > 0},
-        "instances": [{"id": s.id, "release": s.release, "pid": s.pid, "port": s.port, "ready": bool(s.ready),
+        "processes": _per_process(rt.instances()),
+        "instances": [{"id": s.id, "process": s.process, "release": s.release, "pid": s.pid, "port": s.port,
+                       "ready": bool(s.ready),
                        "state": s.state, "restarts": s.restarts, "role": shown_role(rt.role(s.release)),
                        "routed": s.id not in rt.unrouted, "cpu_percent": s.cpu_percent,
-                       "rss_bytes": s.rss_bytes} for s in rt.instances()],
+                       "rss_bytes": s.rss_bytes, "memory_limit": s.memory_limit, "cpu_limit": s.cpu_limit,
+                       "limits_enforced": s.limits_enforced, "oom_kills": s.oom_kills,
+                       "last_exit": s.last_exit} for s in rt.instances()],
         "canary": canary.to_json() if canary else None,
         "watch": watch.to_json() if watch else None,
         "deployment": ({"id": running.id, "kind": running.kind, "release": running.release}
@@ -61,3 +66,15 @@ def _one(spec: Spec, name: str, store: Store, targets: Targets, registry: Regist
                              "outcome": last[0].status, "reason": last[0].reason,
                              "finished_at": last[0].finished_at} if last else None),
     }
+
+
+def _per_process(instances: list[InstanceStatus]) -> dict[str, dict[str, Any]]:
+    """Per process type: how many run, how many are ready, of which releases."""
+    out: dict[str, dict[str, Any]] = {}
+    for s in sorted(instances, key=lambda s: (s.process != "web", s.process)):
+        p = out.setdefault(s.process, {"running": 0, "ready": 0, "releases": [], "routed": s.process == "web"})
+        p["running"] += 1
+        p["ready"] += int(bool(s.ready))
+        if s.release not in p["releases"]:
+            p["releases"].append(s.release)
+    return out

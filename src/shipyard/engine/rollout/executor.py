@@ -129,8 +129,9 @@ class _Run:
                 return await self.runners.release_command(step)
             case HookStep():
                 return await self.runners.hook(step)
-            case StartStep(release=release, count=count, role=role, tag=tag):
-                ids = await t.start(release, count, role)
+            case StartStep(release=release, count=count, role=role, tag=tag, process=proc):
+                ids = await (t.start(release, count, role) if proc is None
+                             else t.start(release, count, role, process=proc))
                 self.tags[tag] = ids
                 self.started.extend(ids)
                 return {"instances": ids}

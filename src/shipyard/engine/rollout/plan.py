@@ -16,11 +16,11 @@ from typing import Any, Literal
 
 from shipyard.engine.analysis.conditions import Condition, conditions_from_spec
 from shipyard.engine.rollout.canary import CanaryStep, canary_triggers, expand, plan_lines
-from shipyard.engine.rollout.launch import Launch
+from shipyard.engine.rollout.launch import Launch, web_replicas
 from shipyard.engine.rollout.promotion import ServiceRecord, refusal
 from shipyard.engine.rollout.state import EnvState
 from shipyard.engine.rollout.steps import BuildStep, CanaryPhaseStep, HookStep, ReleaseCommandStep, Step
-from shipyard.engine.rollout.strategies import RolloutSettings, plan_deploy, plan_rollback
+from shipyard.engine.rollout.strategies import RolloutSettings, WorkerSettings, plan_deploy, plan_rollback
 from shipyard.engine.rollout.windows import WindowVerdict
 from shipyard.engine.rollout.windows import check as check_window
 from shipyard.errors import BadInput
@@ -157,6 +157,11 @@ class Plan:
             "estimated_duration_s": round(sum(self.estimates), 2), "health_gates": gates,
             "changes": {k: v for k, v in self.changes.items() if k != "config"},
         }
+        out["processes"] = {name: {"replicas": self.settings.replicas if name == "web" else p.replicas,
+                                   "routed": name == "web", "stop": {"signal": p.stop_signal, "grace_s": p.stop_grace},
+                                   **({"check": p.check} if p.check else {}),
+                                   **({"limits": p.limits.to_json()} if p.limits else {})}
+                            for name, p in [("web", launch.of("web")), *sorted(launch.processes.items())]}
         if self.canary is not None and any(isinstance(s, CanaryPhaseStep) for s in self.steps):
             out["canary"] = {"lines": plan_lines(self.canary.spec, self.canary.rollback),
                              "steps": [c.to_json() for c in self.canary.steps]}
@@ -185,9 +190,13 @@ def _probe_json(p: Any) -> dict[str, Any]:
             "start_period_s": p.start_period}
 
 
-def settings_for(envspec: EnvSpec, canary_steps: tuple[CanaryStep, ...] = ()) -> RolloutSettings:
+def settings_for(envspec: EnvSpec, canary_steps: tuple[CanaryStep, ...] = (),
+                 launch: Launch | None = None) -> RolloutSettings:
+    """The environment's settings; the other process types as ``launch`` (the release deployed) runs them."""
     verify = envspec.verify
-    return RolloutSettings(replicas=envspec.replicas, max_surge=envspec.max_surge,
+    workers = tuple(WorkerSettings(name, p.replicas, p.stop_grace, p.surge)
+                    for name, p in (launch.processes if launch else {}).items())
+    return RolloutSettings(replicas=web_replicas(envspec), max_surge=envspec.max_surge, workers=workers,
                            max_unavailable=envspec.max_unavailable, drain_timeout=envspec.drain_timeout,
                            scale_down_delay=envspec.scale_down_delay, deploy_timeout=envspec.deploy_timeout,
                            verify=verify is not None, verify_before_switch=bool(verify and verify.before_switch),
@@ -205,14 +214,14 @@ def prepare(inputs: PlanInputs) -> Plan:
         strategy = inputs.strategy or envspec.strategy
         if strategy not in STRATEGIES:
             raise BadInput(f"unknown strategy '{strategy}' (expected rolling, blue-green or canary)")
-        settings = settings_for(envspec, expanded if strategy == "canary" else ())
-        steps: list[Step] = plan_deploy(strategy, settings, state, target)
         launch = Launch.from_spec(spec, env)
+        settings = settings_for(envspec, expanded if strategy == "canary" else (), launch)
+        steps: list[Step] = plan_deploy(strategy, settings, state, target)
     else:
         strategy = "blue-green"
-        settings = settings_for(envspec)
-        steps, warm = plan_rollback(settings, state, target)
         launch = inputs.history.launches.get(target) or Launch.from_spec(spec, env)
+        settings = settings_for(envspec, launch=launch)
+        steps, warm = plan_rollback(settings, state, target)
     build = None
     before: list[Step] = []
     if inputs.kind == "deploy":

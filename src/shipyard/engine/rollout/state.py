@@ -11,6 +11,7 @@ class InstanceView:
     release: str
     ready: bool
     role: str = "stable"
+    process: str = "web"  # its process type; only web is routed
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,12 @@ class EnvState:
     instances: tuple[InstanceView, ...] = ()
     weights: dict[str, int] = field(default_factory=dict)
 
-    def of_release(self, release: str | None) -> list[InstanceView]:
-        return [i for i in self.instances if i.release == release]
+    def of_release(self, release: str | None, process: str = "web") -> list[InstanceView]:
+        return [i for i in self.instances if i.release == release and i.process == process]
+
+    def workers(self, *releases: str | None) -> list[InstanceView]:
+        """Instances of the process types that are not routed, of ``releases``."""
+        return [i for i in self.instances if i.process != "web" and i.release in releases]
 
     def is_warm(self, release: str, replicas: int) -> bool:
         """A release is warm when enough of its instances are running and ready to take all traffic."""

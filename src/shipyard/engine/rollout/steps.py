@@ -92,11 +92,14 @@ class HookStep(StepBase):
 
 @dataclass(frozen=True, kw_only=True)
 class StartStep(StepBase):
+    """Start ``count`` instances of one process type of ``release`` (only ``web`` is routed)."""
+
     kind: ClassVar[str] = "start"
     release: str
     count: int
     tag: str
     role: str = "stable"
+    process: str | None = None  # None: web
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -39,9 +39,57 @@ class RolloutSettings:
     verify: bool = False
     verify_before_switch: bool = False
     canary_steps: tuple[CanaryStep, ...] = field(default=())  # expanded `canary` steps (canary strategy)
+    workers: tuple[WorkerSettings, ...] = ()  # the process types other than web, of the release deployed
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """A process type that is not routed: how many run, how long a stop lets running work finish."""
+
+    process: str
+    replicas: int
+    grace: float
+    surge: bool = True  # start the new ones before stopping the old (False: stop, then start)
 
 
 def plan_deploy(strategy: str, s: RolloutSettings, state: EnvState, target: str) -> list[Step]:
+    return with_workers(_plan_web(strategy, s, state, target), s, state, target)
+
+
+def with_workers(steps: list[Step], s: RolloutSettings, state: EnvState, target: str) -> list[Step]:
+    """The other process types follow the routed switch: the new release's workers start (and must be
+    ready) just before the step that commits the switch, the old ones stop (with their own signal and
+    grace, so running work finishes) just after it. Before the switch is final — a canary's phases, a
+    blue-green preview — the old workers keep working; a deploy that fails there stops only new ones."""
+    old_workers = state.workers(state.current_release, target)
+    if not s.workers and not old_workers:
+        return steps
+    at = next(i for i, st in enumerate(steps) if isinstance(st, RouteStep) and st.commit is not None)
+    before: list[Step] = []
+    after: list[Step] = []
+    settings = {w.process: w for w in s.workers}
+    for proc in sorted({i.process for i in old_workers} | set(settings)):
+        w = settings.get(proc)
+        ids = tuple(i.id for i in old_workers if i.process == proc)
+        grace = f" (grace {format_duration(w.grace)}: running work finishes)" if w else ""
+        stop = [StopStep(description=f"stop {len(ids)} old {proc} instance(s){grace}", ids=ids)] if ids else []
+        start: list[Step] = []
+        if w is not None and w.replicas > 0:
+            tag = f"{proc}-new"
+            start = [StartStep(description=f"start {w.replicas} {proc} instance(s) of {target}", release=target,
+                               count=w.replicas, tag=tag, role="stable", process=proc),
+                     WaitReadyStep(description=f"wait until the {proc} instance(s) of {target} are up "
+                                   f"(timeout {format_duration(s.deploy_timeout)})", tag=tag,
+                                   timeout=s.deploy_timeout)]
+        if w is not None and not w.surge:
+            before += stop + start  # never two at once (a scheduler, a singleton consumer)
+        else:
+            before += start
+            after += stop
+    return [*steps[:at], *before, steps[at], *after, *steps[at + 1:]]
+
+
+def _plan_web(strategy: str, s: RolloutSettings, state: EnvState, target: str) -> list[Step]:
     if strategy == "blue-green":
         if target == state.current_release:
             # Same release again (e.g. new secrets): there is no second pool to switch to.
@@ -182,8 +230,8 @@ def plan_rollback(s: RolloutSettings, state: EnvState, target: str) -> tuple[lis
             steps.append(DrainStep(description=f"drain {current}", release=current, timeout=s.drain_timeout))
             steps.append(KeepWarmStep(description=f"keep {current} warm for {format_duration(s.scale_down_delay)}",
                                       release=current, delay=s.scale_down_delay))
-        return steps, True
-    return plan_blue_green(replace(s, verify=False), state, target), False
+        return with_workers(steps, s, state, target), True
+    return with_workers(plan_blue_green(replace(s, verify=False), state, target), s, state, target), False
 
 
 def _proportional(new: str, n_new: int, old: str | None, n_old: int) -> dict[str, int]:

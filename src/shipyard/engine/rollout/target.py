@@ -54,8 +54,9 @@ class MetricSource(Protocol):
 
 
 class DeployTarget(Protocol):
-    async def start(self, release: str, count: int, role: str) -> list[str]:
-        """Start ``count`` instances of ``release``; returns their ids."""
+    async def start(self, release: str, count: int, role: str, *, process: str = "web") -> list[str]:
+        """Start ``count`` instances of a process type of ``release``; returns their ids. Only ``web``
+        instances are routed; the others are healthy while alive (or while their check passes)."""
 
     async def wait_ready(self, ids: Sequence[str], timeout: float) -> None:
         """Raise ``DeployFailed`` (with the cause) unless every instance is ready within ``timeout``."""

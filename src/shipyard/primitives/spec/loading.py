@@ -24,10 +24,12 @@ from shipyard.primitives.spec.logs import LogsSpec
 from shipyard.primitives.spec.models import AppSpec, EnvSettings, EnvSpec, Spec, check_env_name
 from shipyard.primitives.spec.notifications import NotificationsSpec
 from shipyard.primitives.spec.pipeline import HooksSpec
+from shipyard.primitives.spec.processes import ProcessesFile, check_jobs, check_process_names, process_types
 from shipyard.primitives.spec.rollout import CanarySpec
 
 SPEC_FILES = ("shipyard.toml", "shipyard.yaml", "shipyard.yml")
-TOP_LEVEL = ("app", "hooks", "defaults", "environments", "metrics", "alerts", "control", "notifications", "logs")
+TOP_LEVEL = ("app", "hooks", "defaults", "environments", "metrics", "alerts", "control", "notifications", "logs",
+             "processes", "jobs")
 TOGGLES = ("canary", "rollback", "verify")
 # Nesting of tables and lists: the deepest key shipyard reads is 7 levels down
 # (environments.prod.canary.analysis.NAME.prometheus[0]); deeper documents are refused before anything
@@ -246,13 +248,40 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
     found += errs
     notifications, errs = _notifications(data)
     found += errs
+    extra, errs = _processes_and_jobs(data, app, environments)
+    found += errs
 
     if found:
         lines = list(dict.fromkeys(f"{dotted(loc)}: {text}" for loc, text in found))
         raise ConfigError(f"{display_name(path)}: invalid configuration", problems=lines)
     assert app is not None
     return Spec(app=app, environments=environments, path=path, hooks=hooks, metrics=metrics, alerts=alerts,
-                control=control, notifications=notifications, logs=logs)
+                control=control, notifications=notifications, logs=logs, **extra)
+
+
+def _processes_and_jobs(data: Mapping[str, Any], app: AppSpec | None, envs: Mapping[str, EnvSpec]
+                        ) -> tuple[dict[str, Any], list[Problem]]:
+    """``[processes]`` and ``[jobs]`` (spec/processes.py), and the process types environments name."""
+    found: list[Problem] = []
+    # Apart, so that a bad job does not hide the environments' process-type problems (and back).
+    procs, errs = _validate(ProcessesFile, {"processes": data.get("processes", {})}, ())
+    found += errs
+    jobs, errs = _validate(ProcessesFile, {"jobs": data.get("jobs", {})}, ())
+    found += errs
+    if procs is None:
+        return {}, found
+    parsed = procs
+    if app is not None and app.run is None and "web" not in parsed.processes:
+        found.append((("app", "run"), "missing required key (the web command: [app] run or [processes] web)"))
+    elif app is not None and app.run is not None and "web" in parsed.processes:
+        found.append((("processes", "web"), "[app] run already gives the web command: keep one of the two"))
+    types = process_types(parsed.processes, app.run if app else None)
+    for name, env in envs.items():
+        found += check_process_names(name, types, env.processes, env.resources)
+    if jobs is None:
+        return {}, found
+    found += check_jobs(jobs.jobs, envs)
+    return {"processes": parsed.processes, "jobs": jobs.jobs}, found
 
 
 def _alerting(data: Mapping[str, Any], envs: Mapping[str, EnvSpec] | None

@@ -8,7 +8,6 @@ is ``[defaults]`` deep-merged with its own table, validated once, then frozen as
 from __future__ import annotations
 
 import re
-import signal
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -31,6 +30,14 @@ from shipyard.primitives.spec.durations import DAY
 from shipyard.primitives.spec.logs import LogsSpec
 from shipyard.primitives.spec.notifications import NotificationsSpec
 from shipyard.primitives.spec.pipeline import Commands, CommandTimeout, HooksSpec, PromotionSpec, WindowsSpec
+from shipyard.primitives.spec.processes import (
+    AccessorySpec,
+    JobTable,
+    ProcessEnvSpec,
+    ProcessTable,
+    ResourceSpec,
+    StopSpec,
+)
 from shipyard.primitives.spec.rollout import CanarySpec, RollbackSpec
 from shipyard.primitives.spec.router import RouterEnvSpec
 from shipyard.primitives.spec.verify import VerifySpec
@@ -109,21 +116,6 @@ class ProbeSpec(SpecModel):
         return value
 
 
-class StopSpec(SpecModel):
-    signal: str = "SIGTERM"
-    grace: DayDuration = 30.0
-
-    @field_validator("signal")
-    @classmethod
-    def _known_signal(cls, value: str) -> str:
-        name = value.strip().upper()
-        if not name.startswith("SIG"):
-            name = "SIG" + name
-        if name not in signal.Signals.__members__ or name in {"SIGKILL", "SIGSTOP"}:
-            raise ValueError(f"expected a signal name like 'SIGTERM' or 'SIGINT', got {value!r}")
-        return name
-
-
 def _inside(raw: str) -> str:
     p = PurePosixPath(raw)
     if p.is_absolute() or ".." in p.parts or str(p) in {".", ""}:
@@ -144,7 +136,7 @@ class BuildCacheSpec(SpecModel):
 
 class AppSpec(SpecModel):
     name: str
-    run: NonEmptyStr
+    run: NonEmptyStr | None = None  # the web process' command (or `[processes] web`)
     build: Annotated[list[NonEmptyStr], BeforeValidator(_one_or_many), Field(max_length=MAX_LIST)] = []
     shared: Annotated[list[NonEmptyStr], BeforeValidator(_one_or_many), Field(max_length=MAX_LIST)] = []
     build_cache: Annotated[list[BuildCacheSpec], Field(max_length=MAX_LIST)] = []
@@ -214,6 +206,10 @@ class EnvSettings(SpecModel):
     windows: WindowsSpec | None = None  # deploy windows and freezes (spec/pipeline.py)
     promotion: PromotionSpec | None = None  # which releases it takes (spec/pipeline.py)
     approval: ApprovalSpec | None = None  # deploys wait for approvals (spec/approval.py)
+    # Process types, limits and accessories (spec/processes.py, docs/processes.md).
+    processes: Annotated[dict[str, ProcessEnvSpec], Field(max_length=MAX_TABLE)] = {}
+    resources: Annotated[dict[str, ResourceSpec], Field(max_length=MAX_TABLE)] = {}
+    accessories: Annotated[dict[str, AccessorySpec], Field(max_length=MAX_TABLE)] = {}
 
 
 class EnvSpec(EnvSettings):
@@ -238,6 +234,8 @@ class Spec(SpecModel):
     control: ControlSpec = ControlSpec()  # the remote listener (spec/control.py)
     notifications: NotificationsSpec = NotificationsSpec()
     logs: LogsSpec = LogsSpec()
+    processes: ProcessTable = {}
+    jobs: JobTable = {}
 
     @property
     def project_dir(self) -> Path:

@@ -98,6 +98,7 @@ class InstanceRec:
     state: str
     started_at: float | None
     restarts: int = 0
+    process: str = "web"  # its process type ([processes])
 
 
 @dataclass(frozen=True)

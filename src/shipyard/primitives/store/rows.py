@@ -50,7 +50,7 @@ def to_event(row: sa.Row[Any]) -> EventRec:
 def to_instance(row: sa.Row[Any]) -> InstanceRec:
     return InstanceRec(id=row.id, env=row.env, release=row.release, index=row.idx, port=row.port, pid=row.pid,
                        create_time=row.create_time, role=row.role, state=row.state, started_at=row.started_at,
-                       restarts=row.restarts)
+                       restarts=row.restarts, process=row.process)
 
 
 def to_backup_run(row: sa.Row[Any]) -> BackupRunRec:

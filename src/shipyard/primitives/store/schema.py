@@ -123,7 +123,26 @@ instances = sa.Table(
     sa.Column("state", sa.Text, nullable=False),
     sa.Column("started_at", sa.Float, nullable=True),
     sa.Column("restarts", sa.Integer, nullable=False),
+    sa.Column("process", sa.Text, nullable=False, server_default="web"),  # its process type (0007)
     sa.Index("ix_instances_env", "env"),
+)
+
+# Runs of `[jobs]` (0007): one row per run, the output's tail kept.
+job_runs = sa.Table(
+    "job_runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("env", sa.Text, nullable=False),
+    sa.Column("job", sa.Text, nullable=False),
+    sa.Column("release", sa.Text, nullable=True),
+    sa.Column("trigger", sa.Text, nullable=False),
+    sa.Column("scheduled_for", sa.Float, nullable=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("output_tail", sa.Text, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Index("ix_job_runs_env_job_id", "env", "job", "id"),
 )
 
 backup_runs = sa.Table(

@@ -21,6 +21,7 @@ from shipyard.primitives.store import schema as t
 from shipyard.primitives.store.audit import AuditStore
 from shipyard.primitives.store.connect import WRITE_OPTION, translated
 from shipyard.primitives.store.history import HistoryStore
+from shipyard.primitives.store.jobruns import JobRunStore
 from shipyard.primitives.store.locks import LockStore
 from shipyard.primitives.store.notify import NotifyStore
 from shipyard.primitives.store.reading import StoreReader
@@ -47,7 +48,7 @@ class _Unset(Enum):
 UNSET = _Unset.UNSET
 
 
-class Store(StoreReader, HistoryStore, LockStore, TokenStore, AuditStore, NotifyStore):
+class Store(StoreReader, HistoryStore, LockStore, TokenStore, AuditStore, NotifyStore, JobRunStore):
     """The state database, read and written."""
 
     # -- plumbing -------------------------------------------------------------------------------------
@@ -269,7 +270,7 @@ class Store(StoreReader, HistoryStore, LockStore, TokenStore, AuditStore, Notify
     def upsert_instance(self, rec: InstanceRec) -> None:
         values = {"id": rec.id, "env": rec.env, "release": rec.release, "idx": rec.index, "port": rec.port,
                   "pid": rec.pid, "create_time": rec.create_time, "role": rec.role, "state": rec.state,
-                  "started_at": rec.started_at, "restarts": rec.restarts}
+                  "started_at": rec.started_at, "restarts": rec.restarts, "process": rec.process}
         with self._write() as conn:
             conn.execute(self._upsert(t.instances, values, "id", [k for k in values if k != "id"]))
 
