@@ -79,6 +79,7 @@ class ControlPlane:
                                      registry=self.registry)
         self.backups = BackupService(store=store, secrets=secrets, paths=paths, load_spec=self.specs.load,
                                      clock=clock)
+        self.deploys.backup_run = self.backups.run  # backup.before_deploy
         # Metrics, history and alerts (docs/alerts.md): always on; the background tasks read the spec when it changes.
         self.spec_watch = watch = SpecWatch(paths.project)
         counters = RouterCounters()
