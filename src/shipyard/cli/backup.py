@@ -203,7 +203,8 @@ def restore(
     env: Env,
     source: Annotated[str, typer.Option("--source", "-s", help="The source to restore.")],
     backup_id: Annotated[str | None, typer.Option("--backup", help="Backup id (default: newest).")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="PostgreSQL URL of a target database.")] = None,
+    to: Annotated[str | None, typer.Option(
+        "--to", help="URL of a target database: postgresql://, mysql:// or redis://.")] = None,
     to_path: Annotated[Path | None, typer.Option("--to-path", help="Target file or directory.")] = None,
     at: Annotated[str | None, typer.Option(
         "--at", help="Point in time, e.g. '2026-11-22 10:00:00+00' (sources with pitr = true).")] = None,
@@ -275,6 +276,8 @@ def drill(ctx: typer.Context, env: Env, source: Source = None, json_out: Json = 
             measured = "  ".join(_against(name, r[f"{name}_s"], objectives[f"{name}_s"], r["checks"])
                                  for name in ("rto", "rpo"))
             ap.echo(f"{r['source']:<12} {'ok' if r['ok'] else 'FAILED'}  {measured}")
+            if backup and r.get("repository") in backup.copy_to:
+                ap.echo(f"  restored from the copy at {r['repository']} (the repository is unreachable)")
             for c in r["checks"]:
                 if not c["ok"]:
                     ap.echo(f"  FAIL {c['name']}: {c['detail']}")
