@@ -150,11 +150,15 @@ def list_(ctx: typer.Context, env: Env, source: Source = None, json_out: Json = 
 @app.command()
 def verify(ctx: typer.Context, env: Env, source: Source = None, json_out: Json = False,
            read_data_subset: Annotated[str | None, typer.Option(
-               "--read-data-subset", help="Decrypt only this share of the chunks, e.g. 10%.")] = None) -> None:
+               "--read-data-subset", help="Decrypt only this share of the chunks, e.g. 10%.")] = None,
+           read_data: Annotated[bool, typer.Option(
+               "--read-data", help="Decrypt every chunk (the default; restic's name for it).")] = False) -> None:
     """Check every manifest and checksum (all data decrypted unless --read-data-subset)."""
     from shipyard.cli.app import abort
     from shipyard.primitives.spec.durations import parse_percent
 
+    if read_data and read_data_subset is not None:
+        abort("give either --read-data or --read-data-subset, not both", 2)
     subset = None
     if read_data_subset is not None:
         try:
