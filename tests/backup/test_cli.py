@@ -125,6 +125,14 @@ def test_backup_cli_end_to_end(backup_project: Project) -> None:
     r = sh(tmp_path, "drill", "--env", "staging")
     assert r.returncode == 1 and "FAIL rpo" in r.stdout
 
+    # A flipped byte in any stored object: verify --read-data and restore fail (exit 1), nothing written.
+    blob = next(p for p in (tmp_path / "backups" / "app" / "data").rglob("*") if p.is_file())
+    original = blob.read_bytes()
+    blob.write_bytes(original[:10] + bytes([original[10] ^ 1]) + original[11:])
+    r = sh(tmp_path, "verify", "--env", "staging", "--read-data")
+    assert r.returncode == 1 and "failed authentication" in r.stdout + r.stderr, r.stdout + r.stderr
+    blob.write_bytes(original)
+
     store = open_store(None, tmp_path / ".shipyard")
     try:
         assert [d.ok for d in store.list_drills("staging")] == [False, True]

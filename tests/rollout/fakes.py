@@ -27,6 +27,9 @@ class TargetRunners:
         result: dict[str, Any] = await self.target.canary(params)
         return result
 
+    async def backup(self, step: Any) -> dict[str, Any]:
+        return {"sources": list(step.sources)}
+
     async def verify(self, step: VerifyStep) -> dict[str, Any]:
         result: dict[str, Any] = await self.target.verify(step.release, step.preview)
         return result

@@ -150,11 +150,15 @@ def list_(ctx: typer.Context, env: Env, source: Source = None, json_out: Json = 
 @app.command()
 def verify(ctx: typer.Context, env: Env, source: Source = None, json_out: Json = False,
            read_data_subset: Annotated[str | None, typer.Option(
-               "--read-data-subset", help="Decrypt only this share of the chunks, e.g. 10%.")] = None) -> None:
+               "--read-data-subset", help="Decrypt only this share of the chunks, e.g. 10%.")] = None,
+           read_data: Annotated[bool, typer.Option(
+               "--read-data", help="Decrypt every chunk (the default; restic's name for it).")] = False) -> None:
     """Check every manifest and checksum (all data decrypted unless --read-data-subset)."""
     from shipyard.cli.app import abort
     from shipyard.primitives.spec.durations import parse_percent
 
+    if read_data and read_data_subset is not None:
+        abort("give either --read-data or --read-data-subset, not both", 2)
     subset = None
     if read_data_subset is not None:
         try:
@@ -203,7 +207,8 @@ def restore(
     env: Env,
     source: Annotated[str, typer.Option("--source", "-s", help="The source to restore.")],
     backup_id: Annotated[str | None, typer.Option("--backup", help="Backup id (default: newest).")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="PostgreSQL URL of a target database.")] = None,
+    to: Annotated[str | None, typer.Option(
+        "--to", help="URL of a target database: postgresql://, mysql:// or redis://.")] = None,
     to_path: Annotated[Path | None, typer.Option("--to-path", help="Target file or directory.")] = None,
     at: Annotated[str | None, typer.Option(
         "--at", help="Point in time, e.g. '2026-11-22 10:00:00+00' (sources with pitr = true).")] = None,
@@ -275,6 +280,8 @@ def drill(ctx: typer.Context, env: Env, source: Source = None, json_out: Json = 
             measured = "  ".join(_against(name, r[f"{name}_s"], objectives[f"{name}_s"], r["checks"])
                                  for name in ("rto", "rpo"))
             ap.echo(f"{r['source']:<12} {'ok' if r['ok'] else 'FAILED'}  {measured}")
+            if backup and r.get("repository") in backup.copy_to:
+                ap.echo(f"  restored from the copy at {r['repository']} (the repository is unreachable)")
             for c in r["checks"]:
                 if not c["ok"]:
                     ap.echo(f"  FAIL {c['name']}: {c['detail']}")

@@ -105,6 +105,7 @@ class ControlPlane:
                                       registry=self.registry)
         self.backups = BackupService(store=store, secrets=secrets, paths=paths, load_spec=self.specs.load,
                                      clock=clock, notify=notifier.lifecycle)
+        self.deploys.backup_run = self.backups.run  # backup.before_deploy
         # Metrics, history and alerts (docs/alerts.md): always on; the background tasks read the spec when it changes.
         counters = RouterCounters()
         self.certs = CertExpiry()

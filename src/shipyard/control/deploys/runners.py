@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +12,17 @@ from shipyard.control.deploys.commands import release_environment, run_commands
 from shipyard.control.paths import Paths
 from shipyard.control.releases import ReleaseService
 from shipyard.control.target import LocalTarget
+from shipyard.engine.backup import RunResult
 from shipyard.engine.rollout.canary_runner import CanaryRunner
 from shipyard.engine.rollout.plan import Plan
-from shipyard.engine.rollout.steps import BuildStep, CanaryPhaseStep, HookStep, ReleaseCommandStep, VerifyStep
+from shipyard.engine.rollout.steps import (
+    BackupStep,
+    BuildStep,
+    CanaryPhaseStep,
+    HookStep,
+    ReleaseCommandStep,
+    VerifyStep,
+)
 from shipyard.engine.verify.gate import verify_gate
 from shipyard.errors import DeployFailed, NoGo
 from shipyard.primitives.clock import Clock
@@ -22,14 +30,32 @@ from shipyard.primitives.spec.masking import spec_snapshot
 from shipyard.primitives.spec.secrets import SecretStore
 from shipyard.primitives.spec.verify import VerifySpec
 
+# The control plane's recorded backup run (BackupService.run), handed in by the wiring.
+BackupRun = Callable[[str], Awaitable[tuple[list[RunResult], list[str]]]]
+
 
 class LocalRunners:
     def __init__(self, plan: Plan, target: LocalTarget, releases: ReleaseService, paths: Paths, clock: Clock,
                  secrets: SecretStore, emit: Callable[[dict[str, Any]], None], canary: CanaryRunner | None,
-                 deployment: int, performer: str = "local") -> None:
+                 deployment: int, performer: str = "local", backups: BackupRun | None = None) -> None:
         self.plan, self.target, self.releases, self.paths = plan, target, releases, paths
         self.clock, self.secrets, self.emit, self.canary_runner = clock, secrets, emit, canary
-        self.deployment, self.performer = deployment, performer
+        self.deployment, self.performer, self.backups = deployment, performer, backups
+
+    async def backup(self, step: BackupStep) -> dict[str, Any]:
+        """``before_deploy``: the same recorded run as ``shipyard backup run``; any failed source fails it."""
+        if self.backups is None:
+            raise DeployFailed("internal error: a backup step without the backup service")
+        results, _ = await self.backups(step.env)
+        summary = {"backups": [{"source": r.source, "ok": r.ok, "backup_id": r.backup_id, "error": r.error}
+                               for r in results]}
+        failed = [r for r in results if not r.ok]
+        if failed:
+            err = DeployFailed(f"backup before deploy failed for {failed[0].source!r}: {failed[0].error or 'copy failed'}"
+                               " — nothing was deployed")
+            err.detail = summary
+            raise err
+        return summary
 
     async def build(self, step: BuildStep) -> dict[str, Any]:
         spec = self.plan.spec

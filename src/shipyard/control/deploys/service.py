@@ -23,7 +23,7 @@ from shipyard.control.deploys.recording import (
     result_doc,
 )
 from shipyard.control.deploys.registry import Registry
-from shipyard.control.deploys.runners import LocalRunners
+from shipyard.control.deploys.runners import BackupRun, LocalRunners
 from shipyard.control.deploys.watch import WatchService
 from shipyard.control.events import EventLog
 from shipyard.control.logsetup import bind_deployment, new_trace_id
@@ -50,8 +50,9 @@ Emit = Callable[[dict[str, Any]], None]
 class DeployService:
     def __init__(self, *, specs: SpecSource, paths: Paths, store: Store, secrets: SecretStore, clock: Clock, events: EventLog,
                  targets: Targets, releases: ReleaseService, registry: Registry,
-                 notify: LifecycleHook | None = None) -> None:
+                 notify: LifecycleHook | None = None, backup_run: BackupRun | None = None) -> None:
         self.notify: LifecycleHook = notify or (lambda env, kind, summary, details: None)
+        self.backup_run = backup_run  # backup.before_deploy: the control plane's recorded backup run
         self.specs, self.paths, self.store, self.secrets, self.clock = specs, paths, store, secrets, clock
         self.events, self.targets, self.releases, self.registry = events, targets, releases, registry
         self.inputs = InputGatherer(paths=paths, store=store, releases=releases, targets=targets, secrets=secrets,
@@ -159,7 +160,7 @@ class DeployService:
             with self.releases.protect(plan.release):
                 async with self._canary(plan, target, emit) as canary:
                     runners = LocalRunners(plan, target, self.releases, self.paths, self.clock, self.secrets,
-                                           emit, canary, dep.id, performer)
+                                           emit, canary, dep.id, performer, self.backup_run)
                     recorder = StoreRecorder(self.store, dep.id)
                     res = await execute(plan.steps, target, runners, recorder, self.clock,
                                         serving=plan.previous, on_progress=progress)

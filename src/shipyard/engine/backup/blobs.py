@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import threading
 from dataclasses import dataclass, field
 
 import zstandard
@@ -40,7 +41,7 @@ def _derive(material: bytes, info: bytes) -> bytes:
 
 @dataclass
 class Sealer:
-    """The repository's crypto: blob ids, blob and document encryption (one instance per thread)."""
+    """The repository's crypto: blob ids, blob and document encryption (safe to share between threads)."""
 
     material: bytes = field(repr=False)
 
@@ -48,8 +49,21 @@ class Sealer:
         self._id_key = _derive(self.material, b"shipyard-backup/2 blob-id")
         self._data = AESGCM(_derive(self.material, b"shipyard-backup/2 blob"))
         self._docs = AESGCM(_derive(self.material, b"shipyard-backup/2 document"))
-        self._zc = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-        self._zd = zstandard.ZstdDecompressor()
+        self._local = threading.local()  # zstd contexts are not thread-safe: one per thread
+
+    @property
+    def _zc(self) -> zstandard.ZstdCompressor:
+        zc: zstandard.ZstdCompressor | None = getattr(self._local, "zc", None)
+        if zc is None:
+            zc = self._local.zc = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        return zc
+
+    @property
+    def _zd(self) -> zstandard.ZstdDecompressor:
+        zd: zstandard.ZstdDecompressor | None = getattr(self._local, "zd", None)
+        if zd is None:
+            zd = self._local.zd = zstandard.ZstdDecompressor()
+        return zd
 
     def blob_id(self, plain: bytes | memoryview) -> str:
         return hmac.new(self._id_key, plain, hashlib.sha256).hexdigest()

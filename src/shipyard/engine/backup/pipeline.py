@@ -49,11 +49,10 @@ class EncryptingSink:
         self._plain = hashlib.sha256()
         self._plain_size = 0
         self._stored = 0
-        self._total = 0
-        self._blobs: list[tuple[str, int]] = []
+        self._blobs: list[str] = []
         self._pool = ThreadPoolExecutor(UPLOADERS, thread_name_prefix="backup-upload")
         self._slots = threading.BoundedSemaphore(IN_FLIGHT)
-        self._pending: list[Future[None]] = []
+        self._pending: list[Future[int]] = []
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._plain.update(data)
@@ -79,24 +78,26 @@ class EncryptingSink:
     def _emit(self, plain: memoryview) -> None:
         self._raise_failed()
         blob_id = self._repo.sealer.blob_id(plain)
-        size = self._known.get(blob_id)
-        if size is None:
-            stored = self._repo.sealer.seal_blob(blob_id, plain)
-            size = len(stored)
-            self._known[blob_id] = size
-            self._stored += size
+        if blob_id not in self._known:
+            self._known[blob_id] = -1  # sealed and uploaded on a worker: its size is known when it is done
             self._slots.acquire()
-            fut = self._pool.submit(self._repo.put_blob, blob_id, stored)
+            fut = self._pool.submit(self._seal_and_put, blob_id, bytes(plain))
             fut.add_done_callback(lambda _f: self._slots.release())
             self._pending.append(fut)
-        self._total += size
-        self._blobs.append((blob_id, size))
+        self._blobs.append(blob_id)
+
+    def _seal_and_put(self, blob_id: str, plain: bytes) -> int:
+        # zstd and AES-GCM release the GIL: sealing on the upload threads uses the other cores.
+        stored = self._repo.sealer.seal_blob(blob_id, plain)
+        self._repo.put_blob(blob_id, stored)
+        self._known[blob_id] = len(stored)
+        return len(stored)
 
     def _raise_failed(self) -> None:
-        still: list[Future[None]] = []
+        still: list[Future[int]] = []
         for fut in self._pending:
             if fut.done():
-                fut.result()  # re-raises the upload's error
+                self._stored += fut.result()  # re-raises the upload's error
             else:
                 still.append(fut)
         self._pending = still
@@ -106,10 +107,12 @@ class EncryptingSink:
             if self._buf or not self._blobs:
                 self._cut(final=True)
             for fut in self._pending:
-                fut.result()
+                self._stored += fut.result()
+            self._pending = []
         finally:
             self.abort()
-        return StreamStats(self._plain_size, self._plain.hexdigest(), self._stored, self._total, self._blobs)
+        blobs = [(b, self._known[b]) for b in self._blobs]
+        return StreamStats(self._plain_size, self._plain.hexdigest(), self._stored, sum(n for _, n in blobs), blobs)
 
     def abort(self) -> None:
         for fut in self._pending:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipyard.engine.rollout.steps import (
+    BackupStep,
     BuildStep,
     CanaryPhaseStep,
     DrainStep,
@@ -156,3 +157,5 @@ class _Run:
                 return await self.runners.verify(step)
             case CanaryPhaseStep():
                 return await self.runners.canary(step)
+            case BackupStep():
+                return await self.runners.backup(step)

@@ -19,7 +19,14 @@ from shipyard.engine.rollout.canary import CanaryStep, canary_triggers, expand, 
 from shipyard.engine.rollout.launch import Launch, web_replicas
 from shipyard.engine.rollout.promotion import ServiceRecord, refusal
 from shipyard.engine.rollout.state import EnvState
-from shipyard.engine.rollout.steps import BuildStep, CanaryPhaseStep, HookStep, ReleaseCommandStep, Step
+from shipyard.engine.rollout.steps import (
+    BackupStep,
+    BuildStep,
+    CanaryPhaseStep,
+    HookStep,
+    ReleaseCommandStep,
+    Step,
+)
 from shipyard.engine.rollout.strategies import RolloutSettings, WorkerSettings, plan_deploy, plan_rollback
 from shipyard.engine.rollout.windows import WindowVerdict
 from shipyard.engine.rollout.windows import check as check_window
@@ -225,6 +232,10 @@ def prepare(inputs: PlanInputs) -> Plan:
     build = None
     before: list[Step] = []
     if inputs.kind == "deploy":
+        if envspec.backup is not None and envspec.backup.before_deploy and envspec.backup.sources:
+            names = tuple(src.name for src in envspec.backup.sources)
+            before.append(BackupStep(description=f"back up {', '.join(names)} before deploying (a failure stops "
+                                     "the deploy; the serving release stays)", env=env, sources=names))
         if inputs.release.build:
             before += _hook(spec, "pre_build", target)
             build = BuildStep(description=f"build release {target} from {inputs.release.commit.to_json()['short']}",

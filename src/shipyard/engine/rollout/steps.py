@@ -166,6 +166,16 @@ class VerifyStep(StepBase):
 
 
 @dataclass(frozen=True, kw_only=True)
+class BackupStep(StepBase):
+    """``backup.before_deploy``: back up the environment's ``sources`` first; a failure stops the deploy
+    before anything changed (the serving release keeps serving)."""
+
+    kind: ClassVar[str] = "backup"
+    env: str
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class CanaryPhaseStep(StepBase):
     """One step of a canary rollout (weight, bake, gate, analysis), judged live; failing rolls back."""
 
@@ -176,8 +186,8 @@ class CanaryPhaseStep(StepBase):
 
 
 Step = (BuildStep | ReleaseCommandStep | HookStep | StartStep | WaitReadyStep | RouteStep | UnrouteStep | DrainStep
-        | StopStep | KeepWarmStep | VerifyStep | CanaryPhaseStep)
+        | StopStep | KeepWarmStep | VerifyStep | CanaryPhaseStep | BackupStep)
 
 STEP_KINDS: tuple[str, ...] = tuple(c.kind for c in (
     BuildStep, ReleaseCommandStep, HookStep, StartStep, WaitReadyStep, RouteStep, UnrouteStep, DrainStep, StopStep,
-    KeepWarmStep, VerifyStep, CanaryPhaseStep))
+    KeepWarmStep, VerifyStep, CanaryPhaseStep, BackupStep))

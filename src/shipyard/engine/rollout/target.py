@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from shipyard.engine.analysis.measurements import Sample
 from shipyard.engine.rollout.steps import (
+    BackupStep,
     BuildStep,
     CanaryPhaseStep,
     HookStep,
@@ -94,6 +95,8 @@ class StepRunners(Protocol):
     async def canary(self, step: CanaryPhaseStep) -> dict[str, Any]: ...
 
     async def verify(self, step: VerifyStep) -> dict[str, Any]: ...
+
+    async def backup(self, step: BackupStep) -> dict[str, Any]: ...
 
 
 class StepRecorder(Protocol):
