@@ -11,6 +11,8 @@ command -v psql >/dev/null 2>&1 || want+=(postgresql-client)
 command -v pgbackrest >/dev/null 2>&1 || want+=(pgbackrest)
 # The metrics tests start a real Prometheus that scrapes the control plane (tests/e2e/test_metrics_prometheus.py).
 command -v prometheus >/dev/null 2>&1 || want+=(prometheus)
+# The Kubernetes tests run a real etcd under the API server that scripts/setup-k8s.sh builds (tests/kube).
+command -v etcd >/dev/null 2>&1 || want+=(etcd-server)
 if [ "${1:-test}" = "bench" ]; then
   command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
   command -v haproxy >/dev/null 2>&1 || want+=(haproxy)

@@ -73,3 +73,9 @@ class NoGo(ShipyardError):
 
 class ControlPlaneUnavailable(ShipyardError):
     exit_code = 1
+
+
+class NotPermitted(ShipyardError):
+    """The credentials in use may not do this (a Kubernetes API server's 403)."""
+
+    exit_code = 4

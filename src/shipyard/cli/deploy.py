@@ -31,7 +31,12 @@ def command(
         app.abort(f"unknown strategy '{strategy}' (expected rolling, blue-green or canary)", 2)
     if override_window and not reason:
         app.abort("--override-window needs --reason TEXT (it is recorded)", 2)
-    app.env(env)  # bad config or unknown environment: exit 2 before anything else
+    if app.env(env).target == "kubernetes":  # bad config or unknown environment: exit 2 before anything else
+        from shipyard.cli.kube_deploy import deploy as kube_deploy
+
+        if release or from_env or strategy not in (None, "rolling"):
+            app.abort("a kubernetes environment deploys --ref with the rolling strategy (docs/kubernetes.md)", 2)
+        raise typer.Exit(kube_deploy(app, env, ref, plan, json_out))
     from shipyard.cli.worktree import dirty_warning
 
     # On stderr, with --json too: the document on stdout stays whole.

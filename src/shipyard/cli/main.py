@@ -17,6 +17,7 @@ from shipyard.errors import ShipyardError
 COMMANDS = ["init", "up", "down", "deploy", "rollback", "status", "history", "releases", "logs", "verify",
             "promote", "abort", "pause", "resume", "run", "metrics", "alerts", "events"]
 SUB_APPS = ["secrets", "config", "backup", "ci", "lock"]
+EXPORTS = ["kubernetes"]
 
 app = typer.Typer(
     name="shipyard",
@@ -55,6 +56,11 @@ def _register() -> None:
         app.command(name=name, context_settings=getattr(mod, "CONTEXT", None))(mod.command)
     for name in SUB_APPS:
         app.add_typer(importlib.import_module(f"shipyard.cli.{name}").app, name=name)
+    # `shipyard export <what>`: one module per format (cli/export_<what>.py).
+    export = typer.Typer(help="Write the project's configuration in another tool's format.", no_args_is_help=True)
+    for what in EXPORTS:
+        export.command(name=what)(importlib.import_module(f"shipyard.cli.export_{what}").command)
+    app.add_typer(export, name="export")
 
 
 _register()

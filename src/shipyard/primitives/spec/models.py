@@ -26,6 +26,7 @@ from shipyard.primitives.spec.base import (
     duration_upto,
 )
 from shipyard.primitives.spec.durations import DAY
+from shipyard.primitives.spec.kubernetes import KubernetesSpec
 from shipyard.primitives.spec.pipeline import Commands, CommandTimeout, HooksSpec, PromotionSpec, WindowsSpec
 from shipyard.primitives.spec.rollout import CanarySpec, RollbackSpec
 from shipyard.primitives.spec.router import RouterEnvSpec
@@ -209,6 +210,8 @@ class EnvSettings(SpecModel):
     release: Commands | None = None  # overrides [app] release here; "" skips it
     windows: WindowsSpec | None = None  # deploy windows and freezes (spec/pipeline.py)
     promotion: PromotionSpec | None = None  # which releases it takes (spec/pipeline.py)
+    target: Literal["local", "kubernetes"] = "local"  # where it runs (docs/kubernetes.md)
+    kubernetes: KubernetesSpec | None = None  # [environments.NAME.kubernetes] (spec/kubernetes.py)
 
 
 class EnvSpec(EnvSettings):
@@ -219,6 +222,11 @@ class EnvSpec(EnvSettings):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def kube(self) -> KubernetesSpec:
+        """The environment's [kubernetes] table (its defaults when absent)."""
+        return self.kubernetes or KubernetesSpec()
 
 
 class Spec(SpecModel):
