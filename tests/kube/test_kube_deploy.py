@@ -168,7 +168,7 @@ def test_export_masks_secrets_and_every_object_validates_server_side(kproject: K
     assert SECRET not in text and base64.b64encode(SECRET.encode()).decode() not in text and "(hidden)" in text
     # The plan dry-runs every object the deploy applies: the API server validated each (422 → exit 2).
     plan = p.json("deploy", "--env", "kube", "--plan")
-    assert isinstance(plan, dict) and len(plan["objects"]) == 8
+    assert isinstance(plan, dict) and len(plan["objects"]) == 9
     assert plan["steps"][0]["kind"] == "release_job"
 
 

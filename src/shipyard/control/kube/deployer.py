@@ -83,6 +83,9 @@ class KubeDeployer:
         prune = await self._prune_list(inp, env, manifests)
         job = release_job(inp, list(inp.env.release if inp.env.release is not None else inp.app.release),
                           inp.app.release_timeout)
+        if job is not None:  # validated by the server too; a Job's template cannot change, so it is new
+            await self.cluster.apply(job, dry_run=True)
+            objects.insert(0, {"object": str(applyset.ObjectRef.of(job)), "action": "create", "changes": []})
         return {"env": inp.env.name, "release": inp.release, "serving": env.current, "namespace": self.cluster.namespace,
                 "steps": plan_steps(inp, manifests, job), "objects": objects, "prune": [str(r) for r in prune]}
 
