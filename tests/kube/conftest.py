@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from lightkube import Client, KubeConfig
 from lightkube.resources.core_v1 import Namespace, Node
+from lightkube.types import PatchType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -78,6 +79,9 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
                          "labels": {"type": "kwok", "kubernetes.io/hostname": "kwok-node-0"}},
             "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
                        "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"}}}))
+        # Admission taints a new node not-ready; the node lifecycle controller (off: kwok's heartbeats are
+        # slower than its grace period) would lift it once kwok reports Ready. Lift it here instead.
+        client.patch(Node, "kwok-node-0", {"spec": {"taints": []}}, patch_type=PatchType.MERGE)
         yield cluster
     finally:
         cluster.stop()
