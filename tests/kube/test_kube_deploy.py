@@ -15,6 +15,7 @@ from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.resources.core_v1 import ConfigMap, Secret, Service
 from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.resources.policy_v1 import PodDisruptionBudget
+from lightkube.types import PatchType
 
 from conftest import KubeProject
 
@@ -186,9 +187,9 @@ def test_field_owned_by_another_manager_is_a_conflict_naming_it(kproject: KubePr
     p.write_kube_spec(autoscale=False)
     p.commit("v2")
     assert deploy(p)["outcome"] == "succeeded"
-    admin.apply(Deployment.from_dict({"apiVersion": "apps/v1", "kind": "Deployment",
-                                      "metadata": {"name": "svc-kube", "namespace": ns}, "spec": {"replicas": 5}}),
-                field_manager="kubectl-scale", force=True)
+    admin.patch(Deployment, "svc-kube", {"apiVersion": "apps/v1", "kind": "Deployment",
+                                         "metadata": {"name": "svc-kube", "namespace": ns}, "spec": {"replicas": 5}},
+                namespace=ns, patch_type=PatchType.APPLY, field_manager="kubectl-scale", force=True)
     proc = p.cli("deploy", "--env", "kube")
     assert proc.returncode == 3, proc.stderr
     assert "kubectl-scale" in proc.stderr and ".spec.replicas" in proc.stderr

@@ -167,14 +167,16 @@ def service(inp: ReleaseInput) -> Manifest:
 
 
 def configmap(inp: ReleaseInput) -> Manifest:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(inp, inp.configmap_name),
-            "immutable": True, "data": dict(sorted(inp.config.items()))}
+    # No `data` key when empty: an immutable object applied with {} over its stored null is refused.
+    out = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(inp, inp.configmap_name), "immutable": True}
+    return out | ({"data": dict(sorted(inp.config.items()))} if inp.config else {})
 
 
 def secret(inp: ReleaseInput) -> Manifest:
     data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(inp.secrets.items())}
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(inp, inp.secret_name), "type": "Opaque",
-            "immutable": True, "data": data}
+    out = {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(inp, inp.secret_name), "type": "Opaque",
+           "immutable": True}
+    return out | ({"data": data} if data else {})
 
 
 def autoscaler(inp: ReleaseInput) -> Manifest | None:
