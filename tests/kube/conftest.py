@@ -43,6 +43,7 @@ grace = "20s"
 port = 8000
 replicas = 2
 target = "kubernetes"
+strategy = "{strategy}"
 deploy_timeout = "{deploy_timeout}"
 max_surge = 1
 max_unavailable = 0
@@ -106,11 +107,12 @@ class KubeProject(Project):
     kubeconfig: Path
 
     def write_kube_spec(self, *, greeting: str = "hello", deploy_timeout: str = "60s", release: str = "[]",
-                        cpu: str = "100m", autoscale: bool = True, extra: str = "") -> None:
+                        cpu: str = "100m", autoscale: bool = True, extra: str = "", strategy: str = "rolling"
+                        ) -> None:
         kube_extra = FULL.format(cpu=cpu) + (
             "autoscale = { min = 2, max = 4, cpu_percent = 70 }\n" if autoscale else "") + extra
         (self.dir / "shipyard.toml").write_text(KUBE_SPEC.format(
-            release=release, deploy_timeout=deploy_timeout, greeting=greeting, kubeconfig=self.kubeconfig,
+            release=release, deploy_timeout=deploy_timeout, strategy=strategy, greeting=greeting, kubeconfig=self.kubeconfig,
             namespace=self.namespace, kube_extra=kube_extra))
 
 

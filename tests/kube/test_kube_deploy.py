@@ -213,3 +213,26 @@ def test_cluster_problems_are_clear_errors(kproject: KubeProject, kube: KubeClus
     p.write_kube_spec()
     proc = p.cli("deploy", "--env", "kube")
     assert proc.returncode == 4 and "not permitted" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_blue_green_switches_the_service_once_the_new_slot_is_available(kproject: KubeProject,
+                                                                        admin: Client) -> None:
+    p, ns = kproject, kproject.namespace
+    p.write_kube_spec(strategy="blue-green", autoscale=False)
+    p.commit("v2")
+    first = deploy(p)
+    assert first["outcome"] == "succeeded", first
+    assert admin.get(Service, "svc-kube", namespace=ns).spec.selector["shipyard.dev/slot"] == "blue"
+    p.write_kube_spec(strategy="blue-green", autoscale=False, greeting="hej")
+    p.commit("v3")
+    second = deploy(p)
+    kinds = [s["kind"] for s in second["steps"]]
+    assert kinds.index("wait_rollout") < kinds.index("switch") < kinds.index("prune"), kinds
+    assert admin.get(Service, "svc-kube", namespace=ns).spec.selector["shipyard.dev/slot"] == "green"
+    green = admin.get(Deployment, "svc-kube-green", namespace=ns)
+    assert green.status.availableReplicas == 2
+    assert "Deployment.apps/svc-kube-blue" in second["pruned"]
+    back = p.json("rollback", "--env", "kube")
+    assert isinstance(back, dict) and back["outcome"] == "succeeded", back
+    assert admin.get(Service, "svc-kube", namespace=ns).spec.selector["shipyard.dev/slot"] == "blue"
+    assert admin.get(Deployment, "svc-kube-blue", namespace=ns).status.availableReplicas == 2

@@ -34,8 +34,8 @@ def command(
     if app.env(env).target == "kubernetes":  # bad config or unknown environment: exit 2 before anything else
         from shipyard.cli.kube_deploy import deploy as kube_deploy
 
-        if release or from_env or strategy not in (None, "rolling"):
-            app.abort("a kubernetes environment deploys --ref with the rolling strategy (docs/kubernetes.md)", 2)
+        if release or from_env or strategy not in (None, app.env(env).strategy):
+            app.abort("a kubernetes environment deploys --ref with its own strategy (docs/kubernetes.md)", 2)
         raise typer.Exit(kube_deploy(app, env, ref, plan, json_out))
     from shipyard.cli.worktree import dirty_warning
 

@@ -12,7 +12,7 @@ ProgressDeadlineExceeded fails naming the pods' reasons, and the previous releas
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shipyard.control.kube import records
@@ -28,7 +28,7 @@ from shipyard.engine.kube.render import (
     selector_labels,
 )
 from shipyard.engine.kube.status import pod_reasons, rollout_status
-from shipyard.errors import DeployFailed, NotFound
+from shipyard.errors import BadInput, DeployFailed, NotFound
 from shipyard.primitives.clock import Clock
 
 Emit = Callable[[str], None]
@@ -56,10 +56,29 @@ def plan_steps(inp: ReleaseInput, manifests: Sequence[Manifest], job: Manifest |
         steps.append({"kind": "release_job", "name": job["metadata"]["name"],
                       "timeout_s": job["spec"]["activeDeadlineSeconds"]})
     steps.append({"kind": "apply", "objects": [str(applyset.ObjectRef.of(m)) for m in manifests]})
-    steps.append({"kind": "wait_rollout", "deployment": inp.base, "timeout_s": inp.env.deploy_timeout})
+    steps.append({"kind": "wait_rollout", "deployment": inp.deployment_name, "timeout_s": inp.env.deploy_timeout})
+    if inp.slot:
+        steps.append({"kind": "switch", "service": inp.base, "slot": inp.slot})
     steps.append({"kind": "prune", "applyset": records.parent_name(inp.base)})
     steps.append({"kind": "record", "release": inp.release})
     return steps
+
+
+def with_slot(inp: ReleaseInput, env: records.EnvRecord) -> ReleaseInput:
+    """Blue-green: the new release goes to the slot the serving one is not in."""
+    if inp.env.strategy == "canary":
+        raise BadInput(f"environments.{inp.env.name}.strategy: canary is not supported on kubernetes yet "
+                       "(rolling or blue-green; docs/kubernetes.md)")
+    if inp.env.strategy != "blue-green":
+        return inp
+    return replace(inp, slot="green" if env.slot == "blue" else "blue")
+
+
+def split_switch(inp: ReleaseInput, manifests: Sequence[Manifest]) -> tuple[list[Manifest], list[Manifest]]:
+    """Blue-green applies the Service (the switch) only once the new slot is available."""
+    if not inp.slot:
+        return list(manifests), []
+    return ([m for m in manifests if m["kind"] != "Service"], [m for m in manifests if m["kind"] == "Service"])
 
 
 class KubeDeployer:
@@ -71,6 +90,7 @@ class KubeDeployer:
         """Server-side dry run of every object: what would change, field by field; changes nothing."""
         await self.cluster.check()
         env = await records.read_env(self.cluster, inp.base)
+        inp = with_slot(inp, env)
         manifests = self._members(inp, env)
         objects = []
         for m in manifests:
@@ -93,15 +113,18 @@ class KubeDeployer:
     async def deploy(self, inp: ReleaseInput) -> KubeResult:
         await self.cluster.check()
         env = await records.read_env(self.cluster, inp.base)
+        inp = with_slot(inp, env)
         res = KubeResult(inp.env.name, inp.release, "deploy", previous=env.current)
         manifests = self._members(inp, env)
+        first, switch = split_switch(inp, manifests)
         commands = list(inp.env.release if inp.env.release is not None else inp.app.release)
         job = release_job(inp, commands, inp.app.release_timeout)
         try:
             if job is not None:
                 await self._run_job(inp, job, res)
-            await self._apply_all(inp, env, manifests, res, current=inp.release, previous=env.current)
+            await self._apply_all(inp, env, first, res, current=inp.release, previous=env.current)
             await self._wait_rollout(inp, res)
+            await self._switch(switch, res)
         except DeployFailed as err:
             res.reason = str(err)
             if env.current and env.current != inp.release:
@@ -129,10 +152,12 @@ class KubeDeployer:
         for ref in rec.references:
             if ref.group_kind == "Secret" and await self.cluster.get("v1", "Secret", ref.name) is None:
                 raise NotFound(f"release {target}'s Secret {ref.name} is gone; deploy instead")
-        inp = inp_of(target)
+        inp = replace(inp_of(target), slot=rec.slot)
+        first, switch = split_switch(inp, rec.manifests)
         try:
-            await self._apply_all(inp, env, list(rec.manifests), res, current=target, previous=env.current)
+            await self._apply_all(inp, env, first, res, current=target, previous=env.current)
             await self._wait_rollout(inp, res)
+            await self._switch(switch, res)
         except DeployFailed as err:
             res.reason = str(err)
             return res
@@ -149,7 +174,7 @@ class KubeDeployer:
         t0 = self.clock.monotonic()
         # The parent first, listing every kind it may hold, so an interrupted apply leaves nothing unfindable.
         await self.cluster.apply(applyset.parent(env.name, self.cluster.namespace, manifests, current, previous,
-                                                 env.kinds))
+                                                 {*env.kinds, "Service"}, slot=inp.slot))
         applied = []
         for m in manifests:
             await self.cluster.apply(m)
@@ -158,14 +183,22 @@ class KubeDeployer:
         res.steps.append({"kind": "apply", "status": "succeeded", "objects": applied,
                           "duration_s": round(self.clock.monotonic() - t0, 3)})
 
+    async def _switch(self, services: Sequence[Manifest], res: KubeResult) -> None:
+        """Blue-green: the Service now selects the new slot (its pods are available)."""
+        for m in services:
+            await self.cluster.apply(m)
+            slot = m["spec"]["selector"].get("shipyard.dev/slot")
+            self.emit(f"switched Service {m['metadata']['name']} to slot {slot}")
+            res.steps.append({"kind": "switch", "status": "succeeded", "service": m["metadata"]["name"], "slot": slot})
+
     async def _wait_rollout(self, inp: ReleaseInput, res: KubeResult) -> None:
         t0 = self.clock.monotonic()
         deadline = t0 + inp.env.deploy_timeout + 30  # the controller judges the progress deadline; this is a backstop
         last = ""
         while True:
-            dep = await self.cluster.get("apps/v1", "Deployment", inp.base)
+            dep = await self.cluster.get("apps/v1", "Deployment", inp.deployment_name)
             if dep is None:
-                raise DeployFailed(f"deployment {inp.base} disappeared during the rollout")
+                raise DeployFailed(f"deployment {inp.deployment_name} disappeared during the rollout")
             st = rollout_status(dep, inp.env.kube.autoscale.min if inp.env.kube.autoscale else 0)
             if st.message != last:
                 self.emit(st.message)
@@ -218,8 +251,8 @@ class KubeDeployer:
         if rec is None:
             res.steps.append({"kind": "restore", "status": "skipped", "reason": f"no record of {serving}"})
             return
-        await self._apply_all(inp, before, list(rec.manifests), KubeResult(res.env, serving, "restore"),
-                              current=serving, previous=before.previous)
+        await self._apply_all(replace(inp, slot=rec.slot), before, list(rec.manifests),
+                              KubeResult(res.env, serving, "restore"), current=serving, previous=before.previous)
         res.steps.append({"kind": "restore", "status": "succeeded", "release": serving})
 
     async def _record(self, inp: ReleaseInput, manifests: Sequence[Manifest], res: KubeResult) -> None:

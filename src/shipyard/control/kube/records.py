@@ -10,7 +10,7 @@ from typing import Any
 
 from shipyard.control.kube.cluster import Cluster
 from shipyard.engine.kube import applyset
-from shipyard.engine.kube.render import Manifest, k8s_name
+from shipyard.engine.kube.render import SLOT_LABEL, Manifest, k8s_name
 
 RECORD_LABEL = "shipyard.dev/release-record"
 
@@ -23,6 +23,7 @@ class EnvRecord:
     kinds: tuple[str, ...]
     current: str | None
     previous: str | None
+    slot: str | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,14 @@ class ReleaseRecord:
     image: str
     created_at: float
     manifests: tuple[Manifest, ...]  # the Secret left out (its name is in the Deployment)
+
+    @property
+    def slot(self) -> str | None:
+        """The blue-green slot its Deployment ran in (None: rolling)."""
+        for m in self.manifests:
+            if m["kind"] == "Deployment":
+                return m["spec"]["selector"]["matchLabels"].get(SLOT_LABEL)  # type: ignore[no-any-return]
+        return None
 
     @property
     def references(self) -> set[applyset.ObjectRef]:
@@ -61,7 +70,7 @@ async def read_env(cluster: Cluster, base: str) -> EnvRecord:
     obj = await cluster.get("v1", "ConfigMap", name)
     ann = ((obj or {}).get("metadata") or {}).get("annotations") or {}
     kinds = tuple(k for k in (ann.get(applyset.GROUP_KINDS) or "").split(",") if k)
-    return EnvRecord(name, kinds, ann.get(applyset.CURRENT), ann.get(applyset.PREVIOUS))
+    return EnvRecord(name, kinds, ann.get(applyset.CURRENT), ann.get(applyset.PREVIOUS), ann.get(applyset.SLOT))
 
 
 def record_manifest(base: str, namespace: str, rec: ReleaseRecord) -> Manifest:

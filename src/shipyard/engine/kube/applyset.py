@@ -21,6 +21,7 @@ TOOLING = "applyset.kubernetes.io/tooling"
 GROUP_KINDS = "applyset.kubernetes.io/contains-group-kinds"
 CURRENT = "shipyard.dev/current-release"
 PREVIOUS = "shipyard.dev/previous-release"
+SLOT = "shipyard.dev/slot"  # blue-green: the slot the serving release runs in
 TOOLING_VALUE = "shipyard/v1"
 
 
@@ -59,12 +60,14 @@ def label_members(manifests: Iterable[dict[str, Any]], set_id: str) -> list[dict
 
 
 def parent(name: str, namespace: str, members: Iterable[Mapping[str, Any]], current: str,
-           previous: str | None, known_kinds: Iterable[str] = ()) -> dict[str, Any]:
+           previous: str | None, known_kinds: Iterable[str] = (), slot: str | None = None) -> dict[str, Any]:
     """The parent ConfigMap; ``known_kinds`` (what it listed before) stay listed so their leftovers are found."""
     kinds = sorted({group_kind(m) for m in members} | set(known_kinds))
     annotations = {TOOLING: TOOLING_VALUE, GROUP_KINDS: ",".join(kinds), CURRENT: current}
     if previous:
         annotations[PREVIOUS] = previous
+    if slot:
+        annotations[SLOT] = slot
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": namespace, "labels": {ID_LABEL: applyset_id(name, namespace)},
                          "annotations": annotations}}

@@ -24,6 +24,7 @@ Manifest = dict[str, Any]
 
 MANAGED_BY = "shipyard"
 RELEASE_LABEL = "shipyard.dev/release"
+SLOT_LABEL = "shipyard.dev/slot"  # blue-green: which of the two Deployments the Service selects
 ENV_LABEL = "shipyard.dev/env"
 CONTAINER = "app"
 
@@ -50,10 +51,15 @@ class ReleaseInput:
     config: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
     image: str | None = None  # set once pushed (with its digest); else the [kubernetes] image pattern
+    slot: str | None = None  # blue-green: "blue" | "green"; None for rolling
 
     @property
     def base(self) -> str:
         return k8s_name(f"{self.app.name}-{self.env.name}")
+
+    @property
+    def deployment_name(self) -> str:
+        return f"{self.base}-{self.slot}" if self.slot else self.base
 
     @property
     def image_ref(self) -> str:
@@ -73,6 +79,11 @@ class ReleaseInput:
 def selector_labels(inp: ReleaseInput) -> dict[str, str]:
     # Stable across releases: a Deployment's selector is immutable.
     return {"app.kubernetes.io/name": k8s_name(inp.app.name, 63), "app.kubernetes.io/instance": inp.base}
+
+
+def pod_selector(inp: ReleaseInput) -> dict[str, str]:
+    """The Deployment's and Service's selector: with blue-green, one slot's pods."""
+    return selector_labels(inp) | ({SLOT_LABEL: inp.slot} if inp.slot else {})
 
 
 def common_labels(inp: ReleaseInput) -> dict[str, str]:
@@ -145,24 +156,24 @@ def deployment(inp: ReleaseInput) -> Manifest:
     if kube.service_account:
         pod_spec["serviceAccountName"] = kube.service_account
     spec: dict[str, Any] = {
-        "selector": {"matchLabels": selector_labels(inp)},
+        "selector": {"matchLabels": pod_selector(inp)},
         "revisionHistoryLimit": env.keep_releases,
         "progressDeadlineSeconds": _seconds(env.deploy_timeout),
         "strategy": {"type": "RollingUpdate",
                      "rollingUpdate": {"maxSurge": env.max_surge, "maxUnavailable": env.max_unavailable}},
-        "template": {"metadata": {"labels": {**common_labels(inp), **kube.labels},
+        "template": {"metadata": {"labels": {**common_labels(inp), **pod_selector(inp), **kube.labels},
                                   "annotations": {RELEASE_LABEL: inp.release}},
                      "spec": pod_spec},
     }
     if kube.autoscale is None:  # with an HPA the replica count is the autoscaler's field, not ours
         spec["replicas"] = env.replicas
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(inp, inp.base), "spec": spec}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(inp, inp.deployment_name), "spec": spec}
 
 
 def service(inp: ReleaseInput) -> Manifest:
     kube = inp.env.kube
     return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(inp, inp.base),
-            "spec": {"type": kube.service_type, "selector": selector_labels(inp),
+            "spec": {"type": kube.service_type, "selector": pod_selector(inp),
                      "ports": [{"name": "http", "port": kube.service_port, "targetPort": "http", "protocol": "TCP"}]}}
 
 
@@ -184,7 +195,7 @@ def autoscaler(inp: ReleaseInput) -> Manifest | None:
     if a is None:
         return None
     return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": _meta(inp, inp.base),
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": inp.base},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": inp.deployment_name},
                      "minReplicas": a.min, "maxReplicas": a.max,
                      "metrics": [{"type": "Resource", "resource": {
                          "name": "cpu", "target": {"type": "Utilization", "averageUtilization": a.cpu_percent}}}]}}
