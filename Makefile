@@ -16,6 +16,7 @@ setup: $(STAMP) system
 
 system:
 	bash scripts/setup-system.sh test
+	bash scripts/setup-k8s.sh
 
 demo: setup
 	$(BIN)/python examples/demo.py

@@ -20,6 +20,8 @@ command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
 command -v prometheus-alertmanager >/dev/null 2>&1 || want+=(prometheus-alertmanager)
 # promtool (same package) checks and unit-tests the exported rule file (tests/export/).
 command -v promtool >/dev/null 2>&1 || want+=(prometheus)
+# The Kubernetes tests run a real etcd under the API server that scripts/setup-k8s.sh builds (tests/kube).
+command -v etcd >/dev/null 2>&1 || want+=(etcd-server)
 if [ "${1:-test}" = "bench" ]; then
   command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
   command -v haproxy >/dev/null 2>&1 || want+=(haproxy)

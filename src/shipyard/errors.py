@@ -57,7 +57,8 @@ class LockHeld(Refused):
 
 
 class NotPermitted(ShipyardError):
-    """The caller's identity may not do this: its role or its environments (HTTP 403)."""
+    """The caller's identity may not do this: its role or its environments (HTTP 403); also a Kubernetes
+    API server's 403 for the credentials in use."""
 
     exit_code = 4
     http_status = 403

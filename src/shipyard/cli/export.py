@@ -93,3 +93,9 @@ def _writable_dir(app_: AppContext, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         app_.abort(f"--out: cannot create {path}: {exc.strerror}", 2)
+
+
+# `shipyard export kubernetes` (cli/export_kubernetes.py: the manifests of a kubernetes environment).
+from shipyard.cli.export_kubernetes import command as _kubernetes  # noqa: E402
+
+app.command("kubernetes", help="Write a kubernetes environment's manifests (secrets masked).")(_kubernetes)

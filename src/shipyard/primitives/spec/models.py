@@ -27,6 +27,7 @@ from shipyard.primitives.spec.base import (
 )
 from shipyard.primitives.spec.control import ControlSpec
 from shipyard.primitives.spec.durations import DAY
+from shipyard.primitives.spec.kubernetes import KubernetesSpec
 from shipyard.primitives.spec.logs import LogsSpec
 from shipyard.primitives.spec.notifications import NotificationsSpec
 from shipyard.primitives.spec.pipeline import Commands, CommandTimeout, HooksSpec, PromotionSpec, WindowsSpec
@@ -210,6 +211,8 @@ class EnvSettings(SpecModel):
     processes: Annotated[dict[str, ProcessEnvSpec], Field(max_length=MAX_TABLE)] = {}
     resources: Annotated[dict[str, ResourceSpec], Field(max_length=MAX_TABLE)] = {}
     accessories: Annotated[dict[str, AccessorySpec], Field(max_length=MAX_TABLE)] = {}
+    target: Literal["local", "kubernetes"] = "local"  # where it runs (docs/kubernetes.md)
+    kubernetes: KubernetesSpec | None = None  # [environments.NAME.kubernetes] (spec/kubernetes.py)
 
 
 class EnvSpec(EnvSettings):
@@ -220,6 +223,11 @@ class EnvSpec(EnvSettings):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def kube(self) -> KubernetesSpec:
+        """The environment's [kubernetes] table (its defaults when absent)."""
+        return self.kubernetes or KubernetesSpec()
 
 
 class Spec(SpecModel):

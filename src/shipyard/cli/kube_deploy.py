@@ -1,0 +1,90 @@
+"""deploy / rollback / export for environments with ``target = "kubernetes"``: run from the CLI against the
+cluster, which is the long-lived owner there (no local control plane is needed; the release records live
+in the cluster, control/kube/records.py). Helper of cli/deploy.py, cli/rollback.py, cli/export_kubernetes.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from shipyard.cli.app import AppContext
+from shipyard.control.kube.cluster import Cluster
+from shipyard.control.kube.deployer import KubeDeployer, KubeResult
+from shipyard.engine.kube.render import ReleaseInput
+from shipyard.engine.releases import new_release_id, resolve_ref
+from shipyard.primitives.clock import SystemClock
+from shipyard.primitives.spec.envvars import dotenv_path, read_dotenv
+from shipyard.primitives.spec.secrets import SecretStore
+
+T = TypeVar("T")
+
+
+def release_input(app: AppContext, env: str, release: str, *, with_secrets: bool = True) -> ReleaseInput:
+    spec, envspec = app.spec, app.env(env)
+    config = {**envspec.env, **read_dotenv(dotenv_path(app.project.dir, env))}
+    secrets = SecretStore(app.project.state_dir).values(env) if with_secrets else {}
+    return ReleaseInput(app=spec.app, env=envspec, release=release, config=config, secrets=secrets)
+
+
+def new_release(app: AppContext, ref: str | None) -> str:
+    commit = resolve_ref(app.project.dir, ref or "HEAD")
+    return new_release_id(commit, SystemClock().time(), lambda _id: False)
+
+
+def _run(app: AppContext, env: str, body: Callable[[KubeDeployer], Awaitable[T]], quiet: bool) -> T:
+    envspec = app.env(env)
+    cluster = Cluster.connect(envspec.kube, app.project.dir, env)
+
+    async def main() -> T:
+        try:
+            deployer = KubeDeployer(cluster, SystemClock(), (lambda line: None) if quiet else
+                                    (lambda line: app.echo(f"  {line}", stderr=True)))
+            return await body(deployer)
+        finally:
+            await cluster.close()
+
+    return asyncio.run(main())
+
+
+def _report(app: AppContext, res: KubeResult, as_json: bool) -> int:
+    if as_json:
+        app.print_json(res.to_json())
+    else:
+        app.echo(f"{res.kind} of {res.release} to {res.env}: {res.outcome}"
+                 + (f" — {res.reason}" if res.reason else ""))
+        for name in res.pruned:
+            app.echo(f"  pruned {name}")
+    return 0 if res.outcome == "succeeded" else 1
+
+
+def deploy(app: AppContext, env: str, ref: str | None, plan: bool, as_json: bool) -> int:
+    inp = release_input(app, env, new_release(app, ref))
+    if plan:
+        doc = _run(app, env, lambda d: d.plan(inp), as_json)
+        _print_plan(app, doc, as_json)
+        return 0
+    return _report(app, _run(app, env, lambda d: d.deploy(inp), as_json), as_json)
+
+
+def rollback(app: AppContext, env: str, to: str | None, as_json: bool) -> int:
+    res = _run(app, env, lambda d: d.rollback(lambda rel: release_input(app, env, rel, with_secrets=False), to),
+               as_json)
+    return _report(app, res, as_json)
+
+
+def _print_plan(app: AppContext, doc: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        app.print_json(doc)
+        return
+    app.echo(f"plan: deploy {doc['release']} to {doc['env']} (namespace {doc['namespace']}, "
+             f"serving {doc['serving'] or 'nothing'}) — server-side dry run, nothing changed")
+    for i, step in enumerate(doc["steps"], 1):
+        app.echo(f"  {i}. {step['kind']}")
+    for obj in doc["objects"]:
+        app.echo(f"  {obj['action']:9} {obj['object']}")
+        for c in obj["changes"]:
+            app.echo(f"      {c['path']}: {c['before']!r} → {c['after']!r}")
+    for name in doc["prune"]:
+        app.echo(f"  prune     {name}")
+

@@ -1,0 +1,1 @@
+"""Kubernetes, pure: rendering the spec into objects, applysets, rollout status, plan diffs."""

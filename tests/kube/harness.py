@@ -1,0 +1,187 @@
+"""A real, small Kubernetes control plane for the kube tests: etcd, kube-apiserver (TLS, client-cert admin,
+RBAC), kube-controller-manager, kube-scheduler and kwok (a fake node whose pods become Ready), all on free
+loopback ports, built by scripts/setup-k8s.sh into ~/.cache/shipyard/k8s/<version>/bin."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+K8S_VERSION = "v1.34.4"
+BIN = Path(os.environ.get("SHIPYARD_K8S_CACHE", Path.home() / ".cache/shipyard/k8s")) / K8S_VERSION / "bin"
+NEEDED = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+START_TIMEOUT = 60.0
+
+
+def missing_binaries() -> list[str]:
+    out = [name for name in NEEDED if not (BIN / name).is_file()]
+    if shutil.which("etcd") is None:
+        out.append("etcd")
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
+
+
+def _cert(subject: x509.Name, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, signer: ec.EllipticCurvePrivateKey,
+          *, ca: bool = False, server: bool = False) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
+         .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+         .not_valid_after(now + datetime.timedelta(days=1))
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if server:
+        b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                         x509.DNSName("localhost")]), critical=False)
+    return b.sign(signer, hashes.SHA256())
+
+
+def _name(cn: str, org: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    if org:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    return x509.Name(attrs)
+
+
+class KubeCluster:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.pki = root / "pki"
+        self.logs = root / "logs"
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.api_port = free_port()
+        self.server = f"https://127.0.0.1:{self.api_port}"
+
+    # --- credentials ------------------------------------------------------------------------------------
+    def _pki(self) -> None:
+        self.pki.mkdir(parents=True, mode=0o700)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca = _cert(_name("shipyard-test-ca"), ca_key, _name("shipyard-test-ca"), ca_key, ca=True)
+        (self.pki / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        for name, subject, server in (("apiserver", _name("kube-apiserver"), True),
+                                      ("admin", _name("admin", "system:masters"), False),
+                                      ("developer", _name("developer", "shipyard-test"), False)):
+            key = ec.generate_private_key(ec.SECP256R1())
+            cert = _cert(subject, key, ca.subject, ca_key, server=server)
+            (self.pki / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            _write_key(self.pki / f"{name}.key", key)
+        _write_key(self.pki / "sa.key", rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        sa = serialization.load_pem_private_key((self.pki / "sa.key").read_bytes(), None)
+        (self.pki / "sa.pub").write_bytes(sa.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+    def kubeconfig(self, user: str = "admin", path: Path | None = None, context: str = "test") -> Path:
+        path = path or self.root / f"kubeconfig-{user}"
+        doc = {"apiVersion": "v1", "kind": "Config", "current-context": context,
+               "clusters": [{"name": "test", "cluster": {"server": self.server,
+                                                         "certificate-authority": str(self.pki / "ca.crt")}}],
+               "users": [{"name": user, "user": {"client-certificate": str(self.pki / f"{user}.crt"),
+                                                 "client-key": str(self.pki / f"{user}.key")}}],
+               "contexts": [{"name": context, "context": {"cluster": "test", "user": user}}]}
+        path.write_text(yaml.safe_dump(doc))
+        path.chmod(0o600)
+        return path
+
+    # --- processes --------------------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the process's life
+        env = {**os.environ, "KUBE_FEATURE_WatchListClient": "false"}  # see WatchList below
+        self.procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                           env=env))
+        log.close()
+
+    def _wait(self, what: str, check: object, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"{p.args[0]} exited ({p.returncode}) while waiting for {what}; "
+                                       f"logs in {self.logs}")
+            try:
+                if check():  # type: ignore[operator]
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{what} not ready within {START_TIMEOUT:.0f}s; logs in {self.logs}")
+
+    def _get(self, path: str) -> bytes:
+        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+        with urllib.request.urlopen(self.server + path, context=ctx, timeout=2) as r:
+            return r.read()  # type: ignore[no-any-return]
+
+    def start(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        self.logs.mkdir(parents=True)
+        self._pki()
+        etcd_port, peer_port = free_port(), free_port()
+        self._spawn("etcd", ["etcd", "--data-dir", str(self.root / "etcd"), "--name", "test",
+                             "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+                             "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+                             "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+                             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+                             "--initial-cluster", f"test=http://127.0.0.1:{peer_port}",
+                             "--unsafe-no-fsync"])
+        p = self.pki
+        self._spawn("kube-apiserver", [
+            str(BIN / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={self.api_port}",
+            f"--cert-dir={self.root / 'certs'}", f"--tls-cert-file={p / 'apiserver.crt'}",
+            f"--tls-private-key-file={p / 'apiserver.key'}", f"--client-ca-file={p / 'ca.crt'}",
+            "--authorization-mode=RBAC", "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={p / 'sa.pub'}", f"--service-account-signing-key-file={p / 'sa.key'}",
+            # An address range for Service IPs only: nothing is routed; every test talks to 127.0.0.1.
+            "--service-cluster-ip-range=10.96.0.0/24", "--enable-priority-and-fairness=false",
+            "--profiling=false", "--endpoint-reconciler-type=none",
+            # Debian's etcd 3.4 cannot report watch progress, which watch-list streams need: with the gate off
+            # the API server refuses them at once and clients fall back to list + watch.
+            "--feature-gates=WatchList=false"])
+        self._wait("kube-apiserver", lambda: self._get("/readyz") == b"ok", deadline)
+        admin = self.kubeconfig("admin")
+        self._spawn("kube-controller-manager", [
+            str(BIN / "kube-controller-manager"), f"--kubeconfig={admin}", "--leader-elect=false",
+            f"--service-account-private-key-file={p / 'sa.key'}", f"--root-ca-file={p / 'ca.crt'}",
+            "--use-service-account-credentials=false", "--secure-port=0", "--controllers=*,-nodeipam,-nodelifecycle",
+            "--horizontal-pod-autoscaler-sync-period=1s",
+            "--concurrent-deployment-syncs=2"])
+        self._spawn("kube-scheduler", [str(BIN / "kube-scheduler"), f"--kubeconfig={admin}", "--leader-elect=false",
+                                       "--secure-port=0"])
+        self._spawn("kwok", [str(BIN / "kwok"), f"--kubeconfig={admin}", "--manage-all-nodes=false",
+                             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                             "--cidr=10.244.0.0/24", "--node-ip=127.0.0.1", "--server-address=127.0.0.1:0"])
+        self._wait("the default service account", lambda: b'"default"' in self._get(
+            "/api/v1/namespaces/default/serviceaccounts/default"), deadline)
+
+    def stop(self) -> None:
+        """Last started first (the API server before etcd), each given 3 s before SIGKILL (the data is thrown away)."""
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
