@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from .conftest import Project, RemoteCli, git, make_cert
 
@@ -130,6 +131,12 @@ def test_refusals(served: tuple[Project, RemoteCli, str], tmp_path) -> None:  # 
     assert "SHIPYARD_CA" in bad_ca.stderr and "Traceback" not in bad_ca.stderr
     no_ca = remote.cli("status", SHIPYARD_CA=None)  # the system's CAs do not know a self-signed certificate
     assert no_ca.returncode == 2 and "TLS" in no_ca.stderr
+    # Or the certificate pinned by its SHA-256 (checked before the token is sent).
+    served_cert = Path(remote.env["SHIPYARD_CA"]).read_text()
+    pinned = remote.cli("status", "--json", SHIPYARD_CA="sha256:" + _fingerprint(served_cert))
+    assert pinned.returncode == 0 and json.loads(pinned.stdout), pinned.stderr
+    other = remote.cli("status", SHIPYARD_CA="sha256:" + _fingerprint(wrong.read_text()))
+    assert other.returncode == 2 and "is not the one SHIPYARD_CA pins" in other.stderr, other.stderr
 
     clear = remote.cli("status", SHIPYARD_URL="http://192.0.2.10:7420")
     assert clear.returncode == 2 and "in clear" in clear.stderr and "https://" in clear.stderr
@@ -173,6 +180,13 @@ def _under_a_terminal(remote: RemoteCli, code: str, prompt: bytes, answer: bytes
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return out.decode(errors="replace"), os.waitstatus_to_exitcode(status)
+
+
+def _fingerprint(pem: str) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    return x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex(":")
 
 
 def _no_token(remote: RemoteCli, token: str, proj: Project) -> None:
