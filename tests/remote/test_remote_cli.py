@@ -51,23 +51,26 @@ def test_logs_follow_streams_new_lines(served: tuple[Project, RemoteCli, str]) -
     proj, remote, token = served
     if not remote.json("status", "--env", "staging")["release"]:  # type: ignore[index]
         remote.ok("deploy", "--env", "staging")
-    follower = subprocess.Popen([sys.executable, "-m", "shipyard", "logs", "--env", "staging", "-f", "-n", "0",
+    follower = subprocess.Popen([sys.executable, "-m", "shipyard", "logs", "--env", "staging", "-f", "-n", "1",
                                  "--json"], cwd=remote.cwd, env=remote.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.0)  # the follower has started (it follows the instances running now)
-        proj.commit("v3")
-        remote.ok("deploy", "--env", "staging")
+        assert follower.stdout is not None
+        # Its one line of history: the control plane follows the instances running now (from before that line).
+        newest = json.loads(follower.stdout.readline())
+        assert "listening on" in newest["line"], newest
+        # A line written into that instance's log now (as its output would be) reaches the remote follower.
+        log = proj.dir / ".shipyard" / "logs" / "staging" / f"{newest['instance']}.log"
+        with log.open("a") as out:
+            out.write("written after the follower started\n")
         seen = ""
         deadline = time.monotonic() + 20
-        assert follower.stdout is not None
-        # The instance it follows writes its last line when the deploy stops it: streamed as it is written.
-        while time.monotonic() < deadline and "stopped (drained)" not in seen:
+        while time.monotonic() < deadline and "written after the follower started" not in seen:
             ready, _, _ = select.select([follower.stdout], [], [], 0.5)
             if ready:
                 seen += follower.stdout.readline()
-        assert "stopped (drained)" in seen, seen
-        assert all("line" in json.loads(x) for x in seen.splitlines())
+        assert [json.loads(x) for x in seen.splitlines()][-1] == {
+            "instance": newest["instance"], "line": "written after the follower started"}, seen
     finally:
         follower.kill()
         follower.wait(10)
