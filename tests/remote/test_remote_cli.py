@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from .conftest import Project, RemoteCli, git, make_cert
 
@@ -50,23 +51,26 @@ def test_logs_follow_streams_new_lines(served: tuple[Project, RemoteCli, str]) -
     proj, remote, token = served
     if not remote.json("status", "--env", "staging")["release"]:  # type: ignore[index]
         remote.ok("deploy", "--env", "staging")
-    follower = subprocess.Popen([sys.executable, "-m", "shipyard", "logs", "--env", "staging", "-f", "-n", "0",
+    follower = subprocess.Popen([sys.executable, "-m", "shipyard", "logs", "--env", "staging", "-f", "-n", "1",
                                  "--json"], cwd=remote.cwd, env=remote.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.0)  # the follower has started (it follows the instances running now)
-        proj.commit("v3")
-        remote.ok("deploy", "--env", "staging")
+        assert follower.stdout is not None
+        # Its one line of history: the control plane follows the instances running now (from before that line).
+        newest = json.loads(follower.stdout.readline())
+        assert "listening on" in newest["line"], newest
+        # A line written into that instance's log now (as its output would be) reaches the remote follower.
+        log = proj.dir / ".shipyard" / "logs" / "staging" / f"{newest['instance']}.log"
+        with log.open("a") as out:
+            out.write("written after the follower started\n")
         seen = ""
         deadline = time.monotonic() + 20
-        assert follower.stdout is not None
-        # The instance it follows writes its last line when the deploy stops it: streamed as it is written.
-        while time.monotonic() < deadline and "stopped (drained)" not in seen:
+        while time.monotonic() < deadline and "written after the follower started" not in seen:
             ready, _, _ = select.select([follower.stdout], [], [], 0.5)
             if ready:
                 seen += follower.stdout.readline()
-        assert "stopped (drained)" in seen, seen
-        assert all("line" in json.loads(x) for x in seen.splitlines())
+        assert [json.loads(x) for x in seen.splitlines()][-1] == {
+            "instance": newest["instance"], "line": "written after the follower started"}, seen
     finally:
         follower.kill()
         follower.wait(10)
@@ -130,6 +134,12 @@ def test_refusals(served: tuple[Project, RemoteCli, str], tmp_path) -> None:  # 
     assert "SHIPYARD_CA" in bad_ca.stderr and "Traceback" not in bad_ca.stderr
     no_ca = remote.cli("status", SHIPYARD_CA=None)  # the system's CAs do not know a self-signed certificate
     assert no_ca.returncode == 2 and "TLS" in no_ca.stderr
+    # Or the certificate pinned by its SHA-256 (checked before the token is sent).
+    served_cert = Path(remote.env["SHIPYARD_CA"]).read_text()
+    pinned = remote.cli("status", "--json", SHIPYARD_CA="sha256:" + _fingerprint(served_cert))
+    assert pinned.returncode == 0 and json.loads(pinned.stdout), pinned.stderr
+    other = remote.cli("status", SHIPYARD_CA="sha256:" + _fingerprint(wrong.read_text()))
+    assert other.returncode == 2 and "is not the one SHIPYARD_CA pins" in other.stderr, other.stderr
 
     clear = remote.cli("status", SHIPYARD_URL="http://192.0.2.10:7420")
     assert clear.returncode == 2 and "in clear" in clear.stderr and "https://" in clear.stderr
@@ -173,6 +183,13 @@ def _under_a_terminal(remote: RemoteCli, code: str, prompt: bytes, answer: bytes
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return out.decode(errors="replace"), os.waitstatus_to_exitcode(status)
+
+
+def _fingerprint(pem: str) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    return x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex(":")
 
 
 def _no_token(remote: RemoteCli, token: str, proj: Project) -> None:

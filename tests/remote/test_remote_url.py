@@ -39,5 +39,9 @@ def test_accepted(tmp_path: Path) -> None:
     pinned = remote_from_env({"SHIPYARD_URL": "https://[::1]:7420", "SHIPYARD_CA": str(cert)})
     assert pinned is not None and pinned.host == "::1" and pinned.tls is not None
     assert pinned.tls.verify_mode == ssl.CERT_REQUIRED and len(pinned.tls.get_ca_certs()) == 1
+    pin = remote_from_env({"SHIPYARD_URL": "https://ops.example", "SHIPYARD_CA": "SHA256:" + "ab:" * 31 + "ab"})
+    assert pin is not None and pin.pin == bytes([0xAB]) * 32 and pin.tls is not None
+    with pytest.raises(BadInput, match="64 hex digits"):
+        remote_from_env({"SHIPYARD_URL": "https://ops.example", "SHIPYARD_CA": "sha256:abcd"})
     with pytest.raises(BadInput, match="SHIPYARD_CA: cannot load"):
         remote_from_env({"SHIPYARD_URL": "https://ops.example", "SHIPYARD_CA": str(tmp_path / "none.pem")})

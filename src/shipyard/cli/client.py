@@ -2,7 +2,8 @@
 
 Local (a project directory): ``http://127.0.0.1:<port>`` from ``.shipyard/control.json``, the token from
 ``.shipyard/token``. Remote (``SHIPYARD_URL`` set, see ``remote_from_env``): that URL with ``SHIPYARD_TOKEN``,
-``https://`` verified against the system's CAs or ``SHIPYARD_CA``; plain ``http://`` only to a loopback
+``https://`` verified against the system's CAs, ``SHIPYARD_CA`` (a PEM file) or the certificate ``SHIPYARD_CA``
+pins (``sha256:…``); plain ``http://`` only to a loopback
 address. Every command that talks only to the API works either way; nothing here reads the project then.
 """
 
@@ -58,6 +59,7 @@ class Remote:
     port: int
     tls: ssl.SSLContext | None
     token: str
+    pin: bytes | None = None  # SHIPYARD_CA=sha256:…: exactly this certificate (its SHA-256), instead of a CA
 
 
 def remote_from_env(environ: Mapping[str, str] | None = None) -> Remote | None:
@@ -80,8 +82,57 @@ def remote_from_env(environ: Mapping[str, str] | None = None) -> Remote | None:
     if parts.scheme == "http" and not is_loopback(host):
         raise BadInput(f"{URL_VAR}: http:// to {host} would send the token in clear; use https:// "
                        "(plain http:// is for loopback addresses only)")
-    tls = _client_tls(env.get(CA_VAR, "").strip()) if parts.scheme == "https" else None
-    return Remote(url.rstrip("/"), host, port or (443 if tls else 80), tls, env.get(TOKEN_VAR, "").strip())
+    ca = env.get(CA_VAR, "").strip()
+    pin = _pin(ca) if ca.lower().startswith("sha256:") else None
+    tls = None
+    if parts.scheme == "https":
+        tls = _pinned_tls() if pin is not None else _client_tls(ca)
+    return Remote(url.rstrip("/"), host, port or (443 if tls else 80), tls, env.get(TOKEN_VAR, "").strip(), pin)
+
+
+def _pin(text: str) -> bytes:
+    digits = text[7:].replace(":", "").strip()
+    try:
+        pin = bytes.fromhex(digits)
+    except ValueError:
+        pin = b""
+    if len(pin) != 32:
+        raise BadInput(f"{CA_VAR}: expected sha256: and the certificate's 64 hex digits (colons allowed), got "
+                       f"{text[:20]!r}…")
+    return pin
+
+
+def _pinned_tls() -> ssl.SSLContext:
+    """For a pin the chain is not checked against a CA: the certificate itself is, after the handshake and
+    before a byte is sent (``_check_pin``)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _check_pin(sock: ssl.SSLSocket, pin: bytes, where: str) -> None:
+    import hashlib
+    import hmac
+
+    der = sock.getpeercert(binary_form=True) or b""
+    seen = hashlib.sha256(der).digest()
+    if not hmac.compare_digest(seen, pin):
+        sock.close()
+        raise BadInput(f"TLS: the certificate of {where} is not the one {CA_VAR} pins (it has sha256:{seen.hex()})")
+
+
+class _PinnedConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, *, timeout: float | None, context: ssl.SSLContext, pin: bytes,
+                 where: str) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._pin, self._where = pin, where
+
+    def connect(self) -> None:
+        super().connect()
+        assert isinstance(self.sock, ssl.SSLSocket)
+        _check_pin(self.sock, self._pin, self._where)
 
 
 def _client_tls(ca: str) -> ssl.SSLContext:
@@ -136,6 +187,9 @@ class ControlClient:
 
     def _conn(self, timeout: float | None) -> http.client.HTTPConnection:
         if self.remote is not None and self.remote.tls is not None:
+            if self.remote.pin is not None:
+                return _PinnedConnection(self.host, self.port, timeout=timeout, context=self.remote.tls,
+                                         pin=self.remote.pin, where=self.where)
             return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.remote.tls)
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
@@ -180,6 +234,8 @@ class ControlClient:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
             if self.remote is not None and self.remote.tls is not None:
                 sock = self.remote.tls.wrap_socket(sock, server_hostname=self.host)
+                if self.remote.pin is not None:
+                    _check_pin(sock, self.remote.pin, self.where)
             sock.sendall(head.encode() + data)
             got = b""
             while b"\r\n\r\n" not in got and len(got) < 65536:

@@ -6,6 +6,7 @@ Each handler loads shipyard.toml at most once (``SpecSource.load``) and passes t
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -35,8 +36,9 @@ from shipyard.control.ptysession import PtySession
 from shipyard.control.reads import ReadContext, read_routes
 from shipyard.control.specsource import SpecSource
 from shipyard.control.target import Targets
+from shipyard.engine.releases import fetch_ref, resolve_ref
 from shipyard.engine.rollout.canary_runner import COMMANDS
-from shipyard.errors import BadInput, Refused
+from shipyard.errors import BadInput, NotFound, Refused
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec import Spec
 from shipyard.primitives.store import Store
@@ -86,8 +88,20 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler[Identity]]:
             return ctx.approvals.follow(ctx.approvals.create(plan, who.name, performer, override), detach)
         return ctx.deploys.stream(plan, plan_only, performer)
 
+    async def known_ref(ref: str | None) -> str | None:
+        """A ref this checkout lacks (a commit a pipeline just pushed) fetched from its origin, off the event
+        loop: then deployed by its commit id."""
+        if ref is None:
+            return None
+        try:
+            resolve_ref(ctx.project, ref)
+        except NotFound:
+            return (await asyncio.to_thread(fetch_ref, ctx.project, ref)).sha
+        return ref
+
     async def deploy(body: dict[str, Any], q: dict[str, str], who: Identity) -> Any:
-        req = DeployRequest("deploy", _env(body), ref=_opt(body, "ref"), release=_opt(body, "release"),
+        ref = await known_ref(_opt(body, "ref"))
+        req = DeployRequest("deploy", _env(body), ref=ref, release=_opt(body, "release"),
                             strategy=_opt(body, "strategy"), from_env=_opt(body, "from"))
         spec = ctx.specs.load()
         if req.from_env:

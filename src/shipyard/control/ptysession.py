@@ -14,6 +14,7 @@ import fcntl
 import os
 import signal
 import struct
+import sys
 import termios
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,8 +27,14 @@ MAX_QUEUED = 64  # chunks read ahead of a slow client
 AFTER_EXIT_S = 0.2  # output still read after the program exited, when the terminal stays open
 
 
-def _controlling_tty() -> None:  # in the child, after setsid (start_new_session): stdin is the pty
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+# The pty becomes the program's controlling terminal in a small exec'd step rather than a preexec_fn, which
+# is not safe in a process with threads (the control plane has some): run in its new session (setsid), it
+# takes stdin (the pty) as its terminal, then becomes the command; a command not found is exit 127.
+_EXEC = ("import fcntl, os, sys, termios\n"
+         "fcntl.ioctl(0, termios.TIOCSCTTY, 0)\n"
+         "try:\n    os.execvp(sys.argv[1], sys.argv[1:])\n"
+         "except OSError as exc:\n"
+         "    print(f'cannot run {sys.argv[1]!r}: {exc.strerror}', file=sys.stderr)\n    sys.exit(127)\n")
 
 
 def set_winsize(fd: int, rows: int, cols: int) -> None:
@@ -46,8 +53,8 @@ class PtySession:
         set_winsize(master, 24, 80)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.job["argv"], cwd=self.job["cwd"], env=self.job["environ"], stdin=slave, stdout=slave,
-                stderr=slave, start_new_session=True, preexec_fn=_controlling_tty)
+                sys.executable, "-I", "-c", _EXEC, *self.job["argv"], cwd=self.job["cwd"], env=self.job["environ"],
+                stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
         except OSError as exc:
             os.close(master)
             os.close(slave)

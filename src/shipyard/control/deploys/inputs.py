@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from shipyard.control.paths import Paths
 from shipyard.control.releases import ReleaseService
 from shipyard.control.target import Targets
-from shipyard.engine.releases import commits_between, fetch_ref, resolve_ref
+from shipyard.engine.releases import commits_between, resolve_ref
 from shipyard.engine.rollout.launch import Launch
 from shipyard.engine.rollout.plan import CommitInfo, History, Kind, PlanInputs, ReleaseChoice, SecretsInfo
 from shipyard.engine.rollout.promotion import ServiceRecord
@@ -81,10 +81,7 @@ class InputGatherer:
                 raise NotFound(f"release '{req.release}' not found (see 'shipyard releases')")
             return ReleaseChoice(req.release, CommitInfo(rec.commit, rec.commit[:12], rec.message, rec.author))
         ref = req.ref or "HEAD"
-        try:
-            commit = resolve_ref(self.paths.project, ref)
-        except NotFound:
-            commit = fetch_ref(self.paths.project, ref)  # a pipeline's commit, pushed but not fetched here
+        commit = resolve_ref(self.paths.project, ref)
         info = CommitInfo(commit.sha, commit.short, commit.message, commit.author, commit.committed_at)
         existing = self.releases.for_commit(commit.sha)
         if existing:
