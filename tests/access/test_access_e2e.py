@@ -18,14 +18,24 @@ from sandbox import git, wait_for
 from .conftest import Actors
 
 
+def _get(a: Actors, path: str) -> Any:
+    """A read straight from the API with the project's token (assertions only: no CLI start-up each time)."""
+    state = a.project.dir / ".shipyard"
+    port = int(json.loads((state / "control.json").read_text())["port"])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {(state / 'token').read_text().strip()}"})
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
 def _history(a: Actors, env: str) -> list[dict[str, Any]]:
-    rows: Any = a.as_json(None, "history", "--env", env)
-    return list(rows)
+    return list(_get(a, f"/v1/history?env={env}"))
 
 
 def _serving(a: Actors, env: str) -> object:
-    doc: Any = a.as_json(None, "status", "--env", env)
-    return doc["release"]
+    return _get(a, f"/v1/status?env={env}")["release"]
 
 
 def test_roles_limit_what_each_identity_may_do(actors: Actors) -> None:
@@ -59,8 +69,7 @@ def test_roles_limit_what_each_identity_may_do(actors: Actors) -> None:
     assert a.run(None, "token", "revoke", "ci-bot").returncode == 0
     revoked = a.run(stager, "status", "--env", "staging")
     assert revoked.returncode == 4 and "unknown or revoked" in revoked.stderr, revoked.stderr
-    listed = a.as_json(None, "token", "list")
-    assert [t["revoked"] for t in listed if t["name"] == "ci-bot"] == [True]
+    assert [t["revoked"] for t in _get(a, "/v1/tokens") if t["name"] == "ci-bot"] == [True]
 
     log: Any = a.as_json(viewer, "audit")
     seen = {(r["action"], r["target"]): r["performer"] for r in log}
@@ -83,7 +92,7 @@ def test_approvals_wait_start_on_another_identity_and_end_on_reject(actors: Acto
     assert waiting["event"] == "waiting_approval" and waiting["required"] == 1
     assert _history(a, "prod")[0]["outcome"] == "waiting_approval"
     assert _serving(a, "prod") is None, "nothing starts before the approval"
-    status: Any = a.as_json(None, "status", "--env", "prod")
+    status: Any = a.as_json(None, "status", "--env", "prod")  # status shows it too
     assert status["last_deployment"]["outcome"] == "waiting_approval"
     own = a.run(bob, "approve", str(first))
     assert own.returncode == 4 and "approver role" in own.stderr
@@ -93,10 +102,11 @@ def test_approvals_wait_start_on_another_identity_and_end_on_reject(actors: Acto
     v1 = _serving(a, "prod")
     assert v1 == plan["release"], "the approved deployment applies the plan prepared when it was asked for"
 
-    a.project.commit("v2")
+    sha2 = a.project.commit("v2")
     follower = a.popen(None, "deploy", "--env", "prod")  # the local admin asks and waits
     assert wait_for(lambda: _history(a, "prod")[0]["outcome"] == "waiting_approval", 30)
     second = _history(a, "prod")[0]["deployment"]
+    a.project.commit("v2-late")  # after the plan was prepared: not what the approval starts
     selfie = a.run(None, "approve", str(second))
     assert selfie.returncode == 4 and "another identity" in selfie.stderr, selfie.stderr
     assert a.run(alice, "approve", str(second)).returncode == 0
@@ -106,11 +116,15 @@ def test_approvals_wait_start_on_another_identity_and_end_on_reject(actors: Acto
     assert f"deployment {second} (" in out and "waits for approval: 0/1" in out
     assert "deploy succeeded" in out
     v2 = _serving(a, "prod")
-    assert v2 != v1
+    assert v2 != v1 and str(v2).endswith(sha2[:7]), "exactly the plan prepared when it was asked for"
 
-    a.project.commit("v3")
     third: Any = a.as_json(bob, "deploy", "--env", "prod", "--detach")
-    rejected = a.run(alice, "reject", str(third["deployment"]), "-m", "not today")
+    assert a.run(None, "lock", "acquire", "--env", "prod", "-m", "db maintenance").returncode == 0
+    blocked = a.run(alice, "approve", str(third["deployment"]))
+    assert blocked.returncode == 3 and "checked again at its start" in blocked.stderr, blocked.stderr
+    assert "db maintenance" in blocked.stderr and _history(a, "prod")[0]["outcome"] == "waiting_approval"
+    assert a.run(None, "lock", "release", "--env", "prod").returncode == 0
+    rejected = a.run(None, "reject", str(third["deployment"]), "-m", "not today")
     assert rejected.returncode == 0 and "rejected" in rejected.stdout
     row = _history(a, "prod")[0]
     assert (row["deployment"], row["outcome"]) == (third["deployment"], "rejected")
@@ -126,7 +140,8 @@ def test_approvals_wait_start_on_another_identity_and_end_on_reject(actors: Acto
     log: Any = a.as_json(None, "audit", "--env", "prod")
     acts = [(r["action"], r["performer"].split(" (")[0]) for r in log]  # "bob (the OS user)"
     assert acts[:3] == [("deploy_requested", "bob"), ("approve", "alice"), ("deploy", "bob")]
-    assert ("reject", "alice") in acts and acts[-1] == ("rollback", "bob")
+    assert ("reject", "local") in acts and acts[-1] == ("rollback", "bob")
+    assert ("lock_acquire", "local") in acts and ("lock_release", "local") in acts
     assert [r["detail"]["message"] for r in log if r["action"] == "approve"][0] == "lgtm"
 
 
