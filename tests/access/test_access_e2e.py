@@ -18,16 +18,26 @@ from sandbox import git, wait_for
 from .conftest import Actors
 
 
-def _get(a: Actors, path: str) -> Any:
-    """A read straight from the API with the project's token (assertions only: no CLI start-up each time)."""
+def _call(a: Actors, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None
+          ) -> tuple[int, Any]:
+    """Straight to the API (assertions and side checks: no CLI start-up each time); the project's token
+    unless ``token``."""
     state = a.project.dir / ".shipyard"
     port = int(json.loads((state / "control.json").read_text())["port"])
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        conn.request("GET", path, headers={"Authorization": f"Bearer {(state / 'token').read_text().strip()}"})
-        return json.loads(conn.getresponse().read())
+        conn.request(method, path, body=json.dumps(body).encode() if body is not None else None, headers={
+            "Authorization": f"Bearer {token or (state / 'token').read_text().strip()}"})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
     finally:
         conn.close()
+
+
+def _get(a: Actors, path: str) -> Any:
+    status, doc = _call(a, "GET", path)
+    assert status == 200, doc
+    return doc
 
 
 def _history(a: Actors, env: str) -> list[dict[str, Any]]:
@@ -48,7 +58,7 @@ def test_roles_limit_what_each_identity_may_do(actors: Actors) -> None:
     assert [(t["name"], t["role"], t["envs"]) for t in listed] == [("ci-bot", "deployer", ["staging"]),
                                                                   ("viewer-1", "viewer", None)]
 
-    assert a.run(viewer, "status", "--env", "staging").returncode == 0, "a viewer reads"
+    assert _call(a, "GET", "/v1/status?env=staging", token=viewer)[0] == 200, "a viewer reads"
     denied = a.run(viewer, "deploy", "--env", "staging")
     assert denied.returncode == 4, denied.stderr
     assert "needs the deployer role" in denied.stderr and "Traceback" not in denied.stderr
@@ -56,12 +66,14 @@ def test_roles_limit_what_each_identity_may_do(actors: Actors) -> None:
 
     prod = a.run(stager, "deploy", "--env", "prod")
     assert prod.returncode == 4 and "environment 'prod'" in prod.stderr, prod.stderr
-    no_admin = a.run(stager, "token", "create", "sneaky", "--role", "admin")
-    assert no_admin.returncode == 4 and "needs the admin role" in no_admin.stderr
-    done = a.run(stager, "deploy", "--env", "staging", "--json", performer="octocat")
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["outcome"] == "succeeded"
-    assert _history(a, "staging")[0]["performer"] == "ci-bot (octocat)"
+    status, no_admin = _call(a, "POST", "/v1/tokens", {"name": "sneaky", "role": "admin"}, token=stager)
+    assert (status, no_admin["exit_code"]) == (403, 4) and "needs the admin role" in no_admin["error"]
+    # Its own environment it may: a plan (a deploy there is what the approval test below runs, as bob).
+    planned = a.run(stager, "deploy", "--env", "staging", "--plan", "--json")
+    assert planned.returncode == 0 and json.loads(planned.stdout)["env"] == "staging", planned.stderr
+    for action in ("acquire", "release"):
+        assert _call(a, "POST", "/v1/lock", {"env": "staging", "action": action, "message": "ci holds it",
+                                            "performer": "octocat"}, token=stager)[0] == 200
 
     no_approve = a.run(viewer, "approve", "1")
     assert no_approve.returncode == 4 and "needs the approver role" in no_approve.stderr
@@ -70,11 +82,12 @@ def test_roles_limit_what_each_identity_may_do(actors: Actors) -> None:
     revoked = a.run(stager, "status", "--env", "staging")
     assert revoked.returncode == 4 and "unknown or revoked" in revoked.stderr, revoked.stderr
     assert [t["revoked"] for t in _get(a, "/v1/tokens") if t["name"] == "ci-bot"] == [True]
+    assert _call(a, "GET", "/v1/whoami", token=stager)[0] == 401
 
     log: Any = a.as_json(viewer, "audit")
     seen = {(r["action"], r["target"]): r["performer"] for r in log}
     assert seen[("token_create", "ci-bot")].startswith("local (")
-    assert seen[("deploy", f"deployment {_history(a, 'staging')[0]['deployment']}")] == "ci-bot (octocat)"
+    assert seen[("lock_acquire", None)] == "ci-bot (octocat)", "the identity, and whom it says it acts for"
     assert seen[("token_revoke", "ci-bot")].startswith("local (")
 
 
@@ -87,13 +100,15 @@ def test_approvals_wait_start_on_another_identity_and_end_on_reject(actors: Acto
     shown = a.run(bob, "deploy", "--env", "prod", "--plan")
     assert "approval: waits for 1 approval(s)" in shown.stdout
 
-    waiting: Any = a.as_json(bob, "deploy", "--env", "prod", "--detach")
+    asked = a.run(bob, "deploy", "--env", "prod", "--detach", "--json", performer="octocat")
+    assert asked.returncode == 0, asked.stderr
+    waiting = json.loads(asked.stdout)
     first = waiting["deployment"]
+    assert waiting["requested_by"] == "bob (octocat)"
     assert waiting["event"] == "waiting_approval" and waiting["required"] == 1
     assert _history(a, "prod")[0]["outcome"] == "waiting_approval"
     assert _serving(a, "prod") is None, "nothing starts before the approval"
-    status: Any = a.as_json(None, "status", "--env", "prod")  # status shows it too
-    assert status["last_deployment"]["outcome"] == "waiting_approval"
+    assert _get(a, "/v1/status?env=prod")["last_deployment"]["outcome"] == "waiting_approval"  # status too
     own = a.run(bob, "approve", str(first))
     assert own.returncode == 4 and "approver role" in own.stderr
     ok = a.run(alice, "approve", str(first), "-m", "lgtm")
@@ -119,11 +134,12 @@ def test_approvals_wait_start_on_another_identity_and_end_on_reject(actors: Acto
     assert v2 != v1 and str(v2).endswith(sha2[:7]), "exactly the plan prepared when it was asked for"
 
     third: Any = a.as_json(bob, "deploy", "--env", "prod", "--detach")
-    assert a.run(None, "lock", "acquire", "--env", "prod", "-m", "db maintenance").returncode == 0
+    lock = {"env": "prod", "message": "db maintenance", "performer": "ops"}
+    assert _call(a, "POST", "/v1/lock", {**lock, "action": "acquire"})[0] == 200
     blocked = a.run(alice, "approve", str(third["deployment"]))
     assert blocked.returncode == 3 and "checked again at its start" in blocked.stderr, blocked.stderr
     assert "db maintenance" in blocked.stderr and _history(a, "prod")[0]["outcome"] == "waiting_approval"
-    assert a.run(None, "lock", "release", "--env", "prod").returncode == 0
+    assert _call(a, "POST", "/v1/lock", {**lock, "action": "release"})[0] == 200
     rejected = a.run(None, "reject", str(third["deployment"]), "-m", "not today")
     assert rejected.returncode == 0 and "rejected" in rejected.stdout
     row = _history(a, "prod")[0]
