@@ -18,14 +18,34 @@ from sandbox import git, wait_for
 from .conftest import Actors
 
 
+def _call(a: Actors, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None
+          ) -> tuple[int, Any]:
+    """Straight to the API (assertions and side checks: no CLI start-up each time); the project's token
+    unless ``token``."""
+    state = a.project.dir / ".shipyard"
+    port = int(json.loads((state / "control.json").read_text())["port"])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=json.dumps(body).encode() if body is not None else None, headers={
+            "Authorization": f"Bearer {token or (state / 'token').read_text().strip()}"})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def _get(a: Actors, path: str) -> Any:
+    status, doc = _call(a, "GET", path)
+    assert status == 200, doc
+    return doc
+
+
 def _history(a: Actors, env: str) -> list[dict[str, Any]]:
-    rows: Any = a.as_json(None, "history", "--env", env)
-    return list(rows)
+    return list(_get(a, f"/v1/history?env={env}"))
 
 
 def _serving(a: Actors, env: str) -> object:
-    doc: Any = a.as_json(None, "status", "--env", env)
-    return doc["release"]
+    return _get(a, f"/v1/status?env={env}")["release"]
 
 
 def test_roles_limit_what_each_identity_may_do(actors: Actors) -> None:
@@ -38,7 +58,7 @@ def test_roles_limit_what_each_identity_may_do(actors: Actors) -> None:
     assert [(t["name"], t["role"], t["envs"]) for t in listed] == [("ci-bot", "deployer", ["staging"]),
                                                                   ("viewer-1", "viewer", None)]
 
-    assert a.run(viewer, "status", "--env", "staging").returncode == 0, "a viewer reads"
+    assert _call(a, "GET", "/v1/status?env=staging", token=viewer)[0] == 200, "a viewer reads"
     denied = a.run(viewer, "deploy", "--env", "staging")
     assert denied.returncode == 4, denied.stderr
     assert "needs the deployer role" in denied.stderr and "Traceback" not in denied.stderr
@@ -46,12 +66,14 @@ def test_roles_limit_what_each_identity_may_do(actors: Actors) -> None:
 
     prod = a.run(stager, "deploy", "--env", "prod")
     assert prod.returncode == 4 and "environment 'prod'" in prod.stderr, prod.stderr
-    no_admin = a.run(stager, "token", "create", "sneaky", "--role", "admin")
-    assert no_admin.returncode == 4 and "needs the admin role" in no_admin.stderr
-    done = a.run(stager, "deploy", "--env", "staging", "--json", performer="octocat")
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["outcome"] == "succeeded"
-    assert _history(a, "staging")[0]["performer"] == "ci-bot (octocat)"
+    status, no_admin = _call(a, "POST", "/v1/tokens", {"name": "sneaky", "role": "admin"}, token=stager)
+    assert (status, no_admin["exit_code"]) == (403, 4) and "needs the admin role" in no_admin["error"]
+    # Its own environment it may: a plan (a deploy there is what the approval test below runs, as bob).
+    planned = a.run(stager, "deploy", "--env", "staging", "--plan", "--json")
+    assert planned.returncode == 0 and json.loads(planned.stdout)["env"] == "staging", planned.stderr
+    for action in ("acquire", "release"):
+        assert _call(a, "POST", "/v1/lock", {"env": "staging", "action": action, "message": "ci holds it",
+                                            "performer": "octocat"}, token=stager)[0] == 200
 
     no_approve = a.run(viewer, "approve", "1")
     assert no_approve.returncode == 4 and "needs the approver role" in no_approve.stderr
@@ -59,13 +81,13 @@ def test_roles_limit_what_each_identity_may_do(actors: Actors) -> None:
     assert a.run(None, "token", "revoke", "ci-bot").returncode == 0
     revoked = a.run(stager, "status", "--env", "staging")
     assert revoked.returncode == 4 and "unknown or revoked" in revoked.stderr, revoked.stderr
-    listed = a.as_json(None, "token", "list")
-    assert [t["revoked"] for t in listed if t["name"] == "ci-bot"] == [True]
+    assert [t["revoked"] for t in _get(a, "/v1/tokens") if t["name"] == "ci-bot"] == [True]
+    assert _call(a, "GET", "/v1/whoami", token=stager)[0] == 401
 
     log: Any = a.as_json(viewer, "audit")
     seen = {(r["action"], r["target"]): r["performer"] for r in log}
     assert seen[("token_create", "ci-bot")].startswith("local (")
-    assert seen[("deploy", f"deployment {_history(a, 'staging')[0]['deployment']}")] == "ci-bot (octocat)"
+    assert seen[("lock_acquire", None)] == "ci-bot (octocat)", "the identity, and whom it says it acts for"
     assert seen[("token_revoke", "ci-bot")].startswith("local (")
 
 
@@ -78,13 +100,15 @@ def test_approvals_wait_start_on_another_identity_and_end_on_reject(actors: Acto
     shown = a.run(bob, "deploy", "--env", "prod", "--plan")
     assert "approval: waits for 1 approval(s)" in shown.stdout
 
-    waiting: Any = a.as_json(bob, "deploy", "--env", "prod", "--detach")
+    asked = a.run(bob, "deploy", "--env", "prod", "--detach", "--json", performer="octocat")
+    assert asked.returncode == 0, asked.stderr
+    waiting = json.loads(asked.stdout)
     first = waiting["deployment"]
+    assert waiting["requested_by"] == "bob (octocat)"
     assert waiting["event"] == "waiting_approval" and waiting["required"] == 1
     assert _history(a, "prod")[0]["outcome"] == "waiting_approval"
     assert _serving(a, "prod") is None, "nothing starts before the approval"
-    status: Any = a.as_json(None, "status", "--env", "prod")
-    assert status["last_deployment"]["outcome"] == "waiting_approval"
+    assert _get(a, "/v1/status?env=prod")["last_deployment"]["outcome"] == "waiting_approval"  # status too
     own = a.run(bob, "approve", str(first))
     assert own.returncode == 4 and "approver role" in own.stderr
     ok = a.run(alice, "approve", str(first), "-m", "lgtm")
@@ -93,10 +117,11 @@ def test_approvals_wait_start_on_another_identity_and_end_on_reject(actors: Acto
     v1 = _serving(a, "prod")
     assert v1 == plan["release"], "the approved deployment applies the plan prepared when it was asked for"
 
-    a.project.commit("v2")
+    sha2 = a.project.commit("v2")
     follower = a.popen(None, "deploy", "--env", "prod")  # the local admin asks and waits
     assert wait_for(lambda: _history(a, "prod")[0]["outcome"] == "waiting_approval", 30)
     second = _history(a, "prod")[0]["deployment"]
+    a.project.commit("v2-late")  # after the plan was prepared: not what the approval starts
     selfie = a.run(None, "approve", str(second))
     assert selfie.returncode == 4 and "another identity" in selfie.stderr, selfie.stderr
     assert a.run(alice, "approve", str(second)).returncode == 0
@@ -106,11 +131,16 @@ def test_approvals_wait_start_on_another_identity_and_end_on_reject(actors: Acto
     assert f"deployment {second} (" in out and "waits for approval: 0/1" in out
     assert "deploy succeeded" in out
     v2 = _serving(a, "prod")
-    assert v2 != v1
+    assert v2 != v1 and str(v2).endswith(sha2[:7]), "exactly the plan prepared when it was asked for"
 
-    a.project.commit("v3")
     third: Any = a.as_json(bob, "deploy", "--env", "prod", "--detach")
-    rejected = a.run(alice, "reject", str(third["deployment"]), "-m", "not today")
+    lock = {"env": "prod", "message": "db maintenance", "performer": "ops"}
+    assert _call(a, "POST", "/v1/lock", {**lock, "action": "acquire"})[0] == 200
+    blocked = a.run(alice, "approve", str(third["deployment"]))
+    assert blocked.returncode == 3 and "checked again at its start" in blocked.stderr, blocked.stderr
+    assert "db maintenance" in blocked.stderr and _history(a, "prod")[0]["outcome"] == "waiting_approval"
+    assert _call(a, "POST", "/v1/lock", {**lock, "action": "release"})[0] == 200
+    rejected = a.run(None, "reject", str(third["deployment"]), "-m", "not today")
     assert rejected.returncode == 0 and "rejected" in rejected.stdout
     row = _history(a, "prod")[0]
     assert (row["deployment"], row["outcome"]) == (third["deployment"], "rejected")
@@ -126,7 +156,8 @@ def test_approvals_wait_start_on_another_identity_and_end_on_reject(actors: Acto
     log: Any = a.as_json(None, "audit", "--env", "prod")
     acts = [(r["action"], r["performer"].split(" (")[0]) for r in log]  # "bob (the OS user)"
     assert acts[:3] == [("deploy_requested", "bob"), ("approve", "alice"), ("deploy", "bob")]
-    assert ("reject", "alice") in acts and acts[-1] == ("rollback", "bob")
+    assert ("reject", "local") in acts and acts[-1] == ("rollback", "bob")
+    assert ("lock_acquire", "local") in acts and ("lock_release", "local") in acts
     assert [r["detail"]["message"] for r in log if r["action"] == "approve"][0] == "lgtm"
 
 

@@ -123,6 +123,7 @@ def follow(app: AppContext, events: Iterator[dict[str, Any]], *, as_json: bool, 
     shown = Shown()
     status = None
     last_canary: object = None
+    approvals: object = None
     result: dict[str, Any] | None = None
     try:
         for ev in events:
@@ -169,8 +170,8 @@ def follow(app: AppContext, events: Iterator[dict[str, Any]], *, as_json: bool, 
                     return 0
                 if not as_json:
                     # One line per new approval (kept in a log); the spinner counts down on a terminal.
-                    if ev["approvals"] != last_canary:
-                        last_canary = ev["approvals"]
+                    if ev["approvals"] != approvals:
+                        approvals = ev["approvals"]
                         console.print(esc(waiting_line(ev)))
                     if status is None:
                         status = console.status(esc(waiting_line(ev)))
