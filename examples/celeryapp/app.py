@@ -1,4 +1,5 @@
-"""The web process of the Celery example: POST /tasks/<id>?seconds=S queues a task; GET /health."""
+"""The web process of the Celery example: POST /tasks/<id>?seconds=S[&until_shutdown=1] queues a task;
+GET /health."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def health():  # type: ignore[no-untyped-def]
 
 @app.post("/tasks/<task_id>")
 def queue(task_id: str):  # type: ignore[no-untyped-def]
-    record.delay(task_id, float(request.args.get("seconds", "0")))
+    record.delay(task_id, float(request.args.get("seconds", "0")), request.args.get("until_shutdown") == "1")
     return jsonify(queued=task_id), 202
 
 

@@ -11,6 +11,7 @@ import time
 
 import redis
 from celery import Celery
+from celery.worker import state as worker_state
 
 URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 RELEASE = os.environ.get("SHIPYARD_RELEASE", "-")
@@ -26,10 +27,17 @@ store = redis.Redis.from_url(URL)
 
 
 @app.task(name="tasks.record")
-def record(task_id: str, seconds: float = 0.0) -> str:
+def record(task_id: str, seconds: float = 0.0, until_shutdown: bool = False) -> str:
+    """Count one run of ``task_id`` after ``seconds`` of work; ``until_shutdown``: the work ends once the
+    worker is asked to stop (a warm shutdown lets it finish), or after ``seconds``."""
     store.hset("started", task_id, time.time())
-    if seconds:
-        time.sleep(seconds)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if until_shutdown and worker_state.should_stop is not None:
+            store.hset("saw_shutdown", task_id, time.time())
+            time.sleep(1.0)  # the rest of its work, inside the worker's grace
+            break
+        time.sleep(0.05)
     with store.pipeline() as p:
         p.hincrby("processed", task_id, 1)
         p.hset("done_by", task_id, RELEASE)

@@ -55,6 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 from sandbox import Project, make_project  # noqa: E402
 
+__all__ = ["Project", "make_project"]
+
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Project]:

@@ -4,10 +4,10 @@ A job run through the CLI sees the same config."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import stat
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from shipyard.errors import ShipyardError
 from shipyard.primitives.pgcluster import find_pg_bin
 
-from .conftest import Project
+from .conftest import Project, make_project
 
 redis = pytest.importorskip("redis")
 
@@ -43,17 +43,31 @@ def _psql(url: str, sql: str) -> str:
     return out.stdout.strip()
 
 
+@pytest.fixture
+def project() -> Iterator[Project]:
+    """A project PostgreSQL's 'postgres' user can enter when the suite runs as root: pytest keeps its own
+    temporary root 0700 (and resets it whenever a session starts), so this one lives beside it."""
+    root = Path(tempfile.mkdtemp(prefix="shipyard-acc-"))
+    root.chmod(0o755)
+    proj = make_project(root)
+    proj.commit("v1")
+    try:
+        yield proj
+    finally:
+        if proj.control_pid():
+            proj.cli("down", timeout=120)
+        proj.kill_everything()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_postgres_and_redis_start_fast_their_urls_are_injected_and_their_data_survives_down_and_up(
-        project: Project, tmp_path: Path) -> None:
+        project: Project) -> None:
     try:
         find_pg_bin()
     except ShipyardError as exc:  # the server package is missing on this machine
         pytest.skip(f"no PostgreSQL server here: {exc}")
     if shutil.which("redis-server") is None or shutil.which("psql") is None:
         pytest.skip("redis-server or psql is not installed (scripts/setup-system.sh installs them)")
-    if os.geteuid() == 0:  # the server runs as 'postgres', which must be able to enter the project
-        for p in [project.dir, *project.dir.parents]:
-            p.chmod(p.stat().st_mode | stat.S_IXOTH)
     project.write_spec(replicas=1, extra=EXTRA)
     project.commit("v1")
     t0 = time.monotonic()

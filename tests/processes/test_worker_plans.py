@@ -69,3 +69,14 @@ def test_no_workers_no_change() -> None:
                      instances=(InstanceView("web-0", "r1", True),))
     steps = plan_deploy("blue-green", s, state, "r2")
     assert not any(getattr(st, "process", None) for st in steps)
+
+
+def test_old_workers_stop_only_after_a_verification_that_follows_the_switch() -> None:
+    from shipyard.engine.rollout.steps import VerifyStep
+
+    s = RolloutSettings(replicas=1, workers=(WORKER,), verify=True)
+    steps = plan_deploy("blue-green", s, STATE, "r2")
+    at = _commit(steps)
+    verify = next(i for i, st in enumerate(steps) if isinstance(st, VerifyStep))
+    stop = next(i for i, st in enumerate(steps) if isinstance(st, StopStep) and st.ids == ("w-0", "w-1"))
+    assert at < verify < stop

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import socket
@@ -25,8 +26,10 @@ from typing import Any
 from shipyard.errors import ShipyardError
 from shipyard.primitives import process
 from shipyard.primitives.clock import Clock
-from shipyard.primitives.pgcluster import PgCluster, free_port
+from shipyard.primitives.pgcluster import PgCluster, find_pg_bin, free_port
 from shipyard.primitives.spec.processes import AccessorySpec
+
+log = logging.getLogger("shipyard.accessories")
 
 READY_TIMEOUT = 30.0
 DEFAULT_VARS = {"postgres": "DATABASE_URL", "redis": "REDIS_URL"}
@@ -169,9 +172,19 @@ class Accessories:
     async def _stop_one(self, env: str, name: str) -> None:
         d, st = self.dir(env, name), self._state(env, name)
         if st.get("kind") == "postgres" and (d / "data" / "postmaster.pid").exists():
-            await asyncio.to_thread(PgCluster(datadir=d / "data", port=int(st["port"])).stop)
+            await asyncio.to_thread(self._pg_stop, d)
         elif st.get("pid") and self._alive(st):
             await process.stop_process_group(int(st["pid"]), float(st["create_time"]), grace=10.0, clock=self.clock)
+
+    @staticmethod
+    def _pg_stop(d: Path) -> None:
+        run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        out = subprocess.run([*run_as, str(find_pg_bin() / "pg_ctl"), "-D", str(d / "data"), "-m", "fast", "-w", "-t", "60",
+                              "stop"], capture_output=True, text=True, timeout=90, cwd=d)
+        if out.returncode != 0:
+            log.warning("pg_ctl stop of %s failed: %s", d, (out.stderr or out.stdout).strip()[-500:])
+        else:
+            log.info("accessory %s stopped (pg_ctl stop)", d.name)
 
     def status(self, env: str, accessories: dict[str, AccessorySpec]) -> list[dict[str, Any]]:
         out = []

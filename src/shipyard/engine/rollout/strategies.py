@@ -86,7 +86,11 @@ def with_workers(steps: list[Step], s: RolloutSettings, state: EnvState, target:
         else:
             before += start
             after += stop
-    return [*steps[:at], *before, steps[at], *after, *steps[at + 1:]]
+    # A verification right after the switch can still send traffic back: the old workers stop once it passed.
+    final = at + 1
+    while final < len(steps) and isinstance(steps[final], VerifyStep):
+        final += 1
+    return [*steps[:at], *before, *steps[at:final], *after, *steps[final:]]
 
 
 def _plan_web(strategy: str, s: RolloutSettings, state: EnvState, target: str) -> list[Step]:
