@@ -48,11 +48,11 @@ class EncryptingSink:
         self._buf = bytearray()
         self._plain = hashlib.sha256()
         self._plain_size = 0
-        self._stored = 0
-        self._blobs: list[str] = []
+        self._lock = threading.Lock()
+        self._order: list[Future[tuple[str, int]]] = []  # one per chunk, in stream order
         self._pool = ThreadPoolExecutor(UPLOADERS, thread_name_prefix="backup-upload")
         self._slots = threading.BoundedSemaphore(IN_FLIGHT)
-        self._pending: list[Future[int]] = []
+        self._pending: list[Future[tuple[str, int]]] = []
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._plain.update(data)
@@ -77,42 +77,44 @@ class EncryptingSink:
 
     def _emit(self, plain: memoryview) -> None:
         self._raise_failed()
-        blob_id = self._repo.sealer.blob_id(plain)
-        if blob_id not in self._known:
-            self._known[blob_id] = -1  # sealed and uploaded on a worker: its size is known when it is done
-            self._slots.acquire()
-            fut = self._pool.submit(self._seal_and_put, blob_id, bytes(plain))
-            fut.add_done_callback(lambda _f: self._slots.release())
-            self._pending.append(fut)
-        self._blobs.append(blob_id)
+        self._slots.acquire()
+        fut = self._pool.submit(self._process, bytes(plain))
+        fut.add_done_callback(lambda _f: self._slots.release())
+        self._pending.append(fut)
+        self._order.append(fut)
 
-    def _seal_and_put(self, blob_id: str, plain: bytes) -> int:
-        # zstd and AES-GCM release the GIL: sealing on the upload threads uses the other cores.
+    def _process(self, plain: bytes) -> tuple[str, int]:
+        """On a worker (hashing, zstd and AES-GCM release the GIL): the keyed id, and — when the repository
+        lacks that blob — sealing and uploading it. Returns (id, new bytes stored)."""
+        blob_id = self._repo.sealer.blob_id(plain)
+        with self._lock:
+            if blob_id in self._known:
+                return blob_id, 0
+            self._known[blob_id] = -1  # being uploaded: its size is known when that is done
         stored = self._repo.sealer.seal_blob(blob_id, plain)
         self._repo.put_blob(blob_id, stored)
         self._known[blob_id] = len(stored)
-        return len(stored)
+        return blob_id, len(stored)
 
     def _raise_failed(self) -> None:
-        still: list[Future[int]] = []
+        still: list[Future[tuple[str, int]]] = []
         for fut in self._pending:
             if fut.done():
-                self._stored += fut.result()  # re-raises the upload's error
+                fut.result()  # re-raises the upload's error
             else:
                 still.append(fut)
         self._pending = still
 
     def close(self) -> StreamStats:
         try:
-            if self._buf or not self._blobs:
+            if self._buf or not self._order:
                 self._cut(final=True)
-            for fut in self._pending:
-                self._stored += fut.result()
-            self._pending = []
+            done = [fut.result() for fut in self._order]
         finally:
             self.abort()
-        blobs = [(b, self._known[b]) for b in self._blobs]
-        return StreamStats(self._plain_size, self._plain.hexdigest(), self._stored, sum(n for _, n in blobs), blobs)
+        blobs = [(b, self._known[b]) for b, _ in done]
+        return StreamStats(self._plain_size, self._plain.hexdigest(), sum(n for _, n in done),
+                           sum(n for _, n in blobs), blobs)
 
     def abort(self) -> None:
         for fut in self._pending:

@@ -43,8 +43,7 @@ AnySource = PostgresSource | SqliteSource | FilesSource | MysqlSource | RedisSou
 _URL_SCHEMES = {"postgres": ("postgresql://", "postgres://"), "mysql": ("mysql://", "mariadb://"),
                 "redis": ("redis://", "rediss://", "unix://")}
 
-__all__ = ["AnySource", "BackupVerifyResult", "Backups", "CopyResult", "ForgetResult", "PitrStatus", "RestoreResult",
-           "RunResult"]
+__all__ = ["AnySource", "Backups", "RunResult"]  # results: engine.backup.results
 
 
 def _label(repo: Repository, m: Manifest) -> str:

@@ -69,8 +69,8 @@ class PostgresSource(SpecModel):
     data_dir: str | None = None
     # PITR: a full pgBackRest backup when the newest full is older than this, an incremental one otherwise.
     full_every: Annotated[float, duration_upto(365 * DAY), Field(gt=0)] = 7 * 86400.0
-    # zstd worker threads for this source's stream (pg_dump -j needs the directory format, which would put
-    # the dump on disk in clear, so the dump itself stays single-process custom format).
+    # PITR: pgBackRest's process-max. (The pg_dump stream is compressed and encrypted on the pipeline's upload
+    # threads; pg_dump -j needs the directory format, which would put the dump on disk in clear.)
     jobs: Annotated[int, Field(ge=1, le=64)] = 1
     # Drill checks: each statement must run and, when it returns a row, its first value must be truthy.
     check_sql: Annotated[list[str], BeforeValidator(_as_list), Field(max_length=100)] = []
