@@ -15,8 +15,9 @@ import typer
 from shipyard.errors import ShipyardError
 
 COMMANDS = ["init", "up", "down", "deploy", "rollback", "status", "history", "releases", "logs", "verify",
-            "promote", "abort", "pause", "resume", "run", "metrics", "alerts", "events", "audit", "approve", "reject"]
-SUB_APPS = ["secrets", "config", "backup", "ci", "lock", "token"]
+            "promote", "abort", "pause", "resume", "run", "metrics", "alerts", "events", "audit", "approve", "reject",
+            "report"]
+SUB_APPS = ["secrets", "config", "backup", "ci", "lock", "token", "incident", "maintenance"]
 
 app = typer.Typer(
     name="shipyard",

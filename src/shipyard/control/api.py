@@ -22,6 +22,7 @@ from shipyard.control.deploys.registry import Registry
 from shipyard.control.deploys.service import DeployService
 from shipyard.control.deploys.status import status_json
 from shipyard.control.events import EventLog
+from shipyard.control.faces_api import FacesContext, faces_routes
 from shipyard.control.httpserver import Handler
 from shipyard.control.metrics_api import MetricsContext, metrics_routes
 from shipyard.control.paths import Paths
@@ -52,6 +53,7 @@ class ApiContext:
     approvals: ApprovalBook
     access: AccessContext  # identities, audit, secrets, approve/reject (control/access/routes.py)
     metrics: MetricsContext | None = None  # history, alerts, events (control/metrics_api.py)
+    faces: FacesContext | None = None  # incidents, maintenance, reports (control/faces_api.py)
 
 
 def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler[Identity]]:
@@ -162,6 +164,7 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler[Identity]]:
         **read_routes(ReadContext(ctx.store, ctx.paths, ctx.clock, ctx.specs.load, ctx.backups)),
         **(metrics_routes(ctx.metrics) if ctx.metrics is not None else {}),
         **access_routes(ctx.access),
+        **(faces_routes(ctx.faces) if ctx.faces is not None else {}),
         ("GET", "/v1/ping"): ping,
         ("POST", "/v1/deploy"): deploy,
         ("POST", "/v1/rollback"): rollback,

@@ -36,16 +36,23 @@ from shipyard.control.deploys.oneoff import OneOffs
 from shipyard.control.deploys.registry import Registry
 from shipyard.control.deploys.service import DeployService
 from shipyard.control.events import EventLog
+from shipyard.control.faces_api import FacesContext
 from shipyard.control.httpserver import ApiServer
 from shipyard.control.instances import InstanceFactory
+from shipyard.control.maintenance import MaintenanceService
 from shipyard.control.metrics_api import MetricsContext
 from shipyard.control.metrics_export import MetricsExporter, MetricsServer, RouterCounters
 from shipyard.control.metrics_recorder import Recorder, supervisor_readings
+from shipyard.control.notices import Notices
 from shipyard.control.paths import Paths
 from shipyard.control.releases import ReleaseService
+from shipyard.control.reports import ReportService
 from shipyard.control.routerlink import RouterLink
 from shipyard.control.specsource import SpecSource
 from shipyard.control.specwatch import SpecWatch
+from shipyard.control.statuspage.checks import CheckRunner
+from shipyard.control.statuspage.process import StatusPageProcess, status_dir
+from shipyard.control.statuspage.writer import StatusWriter
 from shipyard.control.supervisor import Supervisor
 from shipyard.control.target import Targets
 from shipyard.control.tasks import guarded
@@ -96,8 +103,25 @@ class ControlPlane:
         self.metrics_server = MetricsServer(MetricsExporter(
             counters=counters, link=link, supervisor=self.supervisor, store=store,
             alerts=lambda: [v.to_json() for v in self.evaluator.view()]).render)
+        # Faces (docs/status-page.md): the status page's files, its process, checks, maintenance, reports.
+        # Receivers (notifications) connect to `self.notices.hooks`.
+        self.notices = Notices(lambda env, kind, msg, data: events.add(env, kind, msg, data))
+        self.checks = CheckRunner(store=store, clock=clock, spec=watch.current, on_change=lambda: self.status.wake.set())
+        self.status = StatusWriter(store=store, clock=clock, spec=watch.current, out=status_dir(paths),
+                                   critical_firing=self._critical_firing, check_failing=self.checks.failing)
+        self.status_process = StatusPageProcess(paths, clock)
+        self.maintenance = MaintenanceService(store=store, clock=clock, link=link, notices=self.notices,
+                                              on_change=self.status.wake.set)
+        self.reports = ReportService(store=store, clock=clock, out=paths.state / "reports")
         self.stopping = asyncio.Event()
         self.stop_everything = False
+
+    def _critical_firing(self, env: str) -> bool:
+        return any(v.state.state == "firing" and v.rule.severity == "critical" for v in self.evaluator.view(env))
+
+    def _status_url(self) -> str | None:
+        port = self.status_process.port
+        return None if port is None else f"http://127.0.0.1:{port}/"
 
     def stop(self, everything: bool) -> None:
         self.stop_everything = everything
@@ -120,7 +144,11 @@ class ControlPlane:
         sched_task = asyncio.create_task(scheduler.run_forever()) if scheduler else None
         observers = [guarded(self.recorder.run_forever(), "history-recorder"),
                      guarded(self.evaluator.run_forever(), "alert-evaluator"),
-                     guarded(self.approvals.expire_forever(), "approval-timeouts")]
+                     guarded(self.approvals.expire_forever(), "approval-timeouts"),
+                     guarded(self.status.run_forever(), "status-page-writer"),
+                     guarded(self.checks.run_forever(), "status-page-checks"),
+                     guarded(self.maintenance.run_forever(), "maintenance"),
+                     guarded(self.status_process.keep_running(self.spec_watch.current), "status-page")]
         listen = spec.metrics.address if spec is not None else ("127.0.0.1", 9420)
         metrics_port = await self.metrics_server.start(*listen) if listen is not None else None
         tokens = TokenBook(self.store, self.clock, token)
@@ -131,7 +159,10 @@ class ControlPlane:
             targets=self.targets, store=self.store, events=self.events, stop=self.stop,
             approvals=self.approvals, access=access,
             oneoffs=OneOffs(paths=self.paths, store=self.store, targets=self.targets, events=self.events),
-            metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator))))
+            metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator),
+            faces=FacesContext(store=self.store, clock=self.clock, load_spec=self.specs.load,
+                               maintenance=self.maintenance, notices=self.notices, reports=self.reports,
+                               changed=self.status.wake.set, status_url=self._status_url))))
         api_port = await server.start("127.0.0.1", port)
         tmp = self.paths.control.with_suffix(".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "create_time": psutil.Process().create_time(),
@@ -174,6 +205,7 @@ class ControlPlane:
             for s in statuses:
                 self.store.delete_instance(s.id)
             await self.link.shutdown()
+            await self.status_process.stop()
         await self.supervisor.close(stop_instances=False)
         with contextlib.suppress(FileNotFoundError):
             self.paths.control.unlink()

@@ -42,6 +42,8 @@ ROUTES: dict[tuple[str, str], Capability] = {
     ("POST", "/v1/tokens/revoke"): "admin",
     ("GET", "/v1/tokens"): "admin",
     ("POST", "/v1/down"): "admin",
+    ("POST", "/v1/incident"): "deploy",  # incidents and maintenance: operators (control/faces_api.py)
+    ("POST", "/v1/maintenance"): "deploy",
 }
 
 

@@ -19,12 +19,13 @@ from shipyard.errors import ConfigError
 from shipyard.primitives.spec.alerting import AlertSpec, MetricsSpec
 from shipyard.primitives.spec.approval import orphan_approval
 from shipyard.primitives.spec.errors import Loc, dotted, problems, show, unknown_key
+from shipyard.primitives.spec.faces import ReportsSpec, StatusPageSpec, faces_problems
 from shipyard.primitives.spec.models import AppSpec, EnvSettings, EnvSpec, Spec, check_env_name
 from shipyard.primitives.spec.pipeline import HooksSpec
 from shipyard.primitives.spec.rollout import CanarySpec
 
 SPEC_FILES = ("shipyard.toml", "shipyard.yaml", "shipyard.yml")
-TOP_LEVEL = ("app", "hooks", "defaults", "environments", "metrics", "alerts")
+TOP_LEVEL = ("app", "hooks", "defaults", "environments", "metrics", "alerts", "status_page", "reports")
 TOGGLES = ("canary", "rollback", "verify")
 # Nesting of tables and lists: the deepest key shipyard reads is 7 levels down
 # (environments.prod.canary.analysis.NAME.prometheus[0]); deeper documents are refused before anything
@@ -233,12 +234,18 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
 
     metrics, alerts, errs = _alerting(data, environments if raw_envs else None)
     found += errs
+    status_page, errs = (_validate(StatusPageSpec, data["status_page"], ("status_page",))
+                         if "status_page" in data else (None, []))
+    found += errs + faces_problems(status_page, environments if raw_envs else None)
+    reports, errs = _validate(ReportsSpec, data.get("reports", {}), ("reports",))
+    found += errs
 
     if found:
         lines = list(dict.fromkeys(f"{dotted(loc)}: {text}" for loc, text in found))
         raise ConfigError(f"{display_name(path)}: invalid configuration", problems=lines)
     assert app is not None
-    return Spec(app=app, environments=environments, path=path, hooks=hooks, metrics=metrics, alerts=alerts)
+    return Spec(app=app, environments=environments, path=path, hooks=hooks, metrics=metrics, alerts=alerts,
+                status_page=status_page, reports=reports or ReportsSpec())
 
 
 def _alerting(data: Mapping[str, Any], envs: Mapping[str, EnvSpec] | None

@@ -27,6 +27,7 @@ from shipyard.primitives.spec.base import (
     duration_upto,
 )
 from shipyard.primitives.spec.durations import DAY
+from shipyard.primitives.spec.faces import ReportsSpec, StatusPageSpec
 from shipyard.primitives.spec.pipeline import Commands, CommandTimeout, HooksSpec, PromotionSpec, WindowsSpec
 from shipyard.primitives.spec.rollout import CanarySpec, RollbackSpec
 from shipyard.primitives.spec.router import RouterEnvSpec
@@ -232,6 +233,8 @@ class Spec(SpecModel):
     hooks: HooksSpec = HooksSpec()
     metrics: MetricsSpec = MetricsSpec()
     alerts: tuple[AlertSpec, ...] = ()
+    status_page: StatusPageSpec | None = None  # spec/faces.py
+    reports: ReportsSpec = ReportsSpec()
 
     @property
     def project_dir(self) -> Path:

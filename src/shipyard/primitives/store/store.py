@@ -21,6 +21,7 @@ from shipyard.primitives.store import schema as t
 from shipyard.primitives.store.audit import AuditStore
 from shipyard.primitives.store.connect import WRITE_OPTION, translated
 from shipyard.primitives.store.history import HistoryStore
+from shipyard.primitives.store.incidents import IncidentStore
 from shipyard.primitives.store.locks import LockStore
 from shipyard.primitives.store.reading import StoreReader
 from shipyard.primitives.store.records import (
@@ -46,7 +47,7 @@ class _Unset(Enum):
 UNSET = _Unset.UNSET
 
 
-class Store(StoreReader, HistoryStore, LockStore, TokenStore, AuditStore):
+class Store(StoreReader, HistoryStore, LockStore, TokenStore, AuditStore, IncidentStore):
     """The state database, read and written."""
 
     # -- plumbing -------------------------------------------------------------------------------------
