@@ -11,6 +11,9 @@ command -v psql >/dev/null 2>&1 || want+=(postgresql-client)
 command -v pgbackrest >/dev/null 2>&1 || want+=(pgbackrest)
 # The metrics tests start a real Prometheus that scrapes the control plane (tests/e2e/test_metrics_prometheus.py).
 command -v prometheus >/dev/null 2>&1 || want+=(prometheus)
+# The status page and reports are rendered in headless Chromium by Playwright (tests/faces): the machine's
+# browser, as Playwright's own download cannot work here.
+command -v chromium >/dev/null 2>&1 || want+=(chromium)
 if [ "${1:-test}" = "bench" ]; then
   command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
   command -v haproxy >/dev/null 2>&1 || want+=(haproxy)

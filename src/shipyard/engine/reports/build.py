@@ -67,7 +67,7 @@ def build_report(f: ReportFacts) -> dict[str, Any]:
         "availability": _availability(period, f.slo),
         "traffic": _traffic(period),
         "trend": _trend(f.minutes, f.now),
-        "series": _series(period, span),
+        "series": _series(period, start, span),
         "alerts": _alerts([a for a in f.alerts if a["at"] >= start]),
         "incidents": [i for i in f.incidents if i["created_at"] >= start or (i.get("resolved_at") or f.now) >= start],
         "backups": _backups(f, start),
@@ -131,18 +131,18 @@ def _trend(minutes: Sequence[MinuteFact], now: float) -> list[dict[str, Any]]:
     return out
 
 
-def _series(period: Sequence[MinuteFact], span: int) -> list[dict[str, Any]]:
-    """The period in at most ~120 buckets for the charts: requests, error rate, P95 per bucket."""
-    if not period:
-        return []
-    step = max(60, (span // 120) // 60 * 60)
+def _series(period: Sequence[MinuteFact], start: float, span: int) -> list[dict[str, Any]]:
+    """The period in 120 equal buckets for the charts (x is time): requests, error rate, P95 per bucket;
+    a bucket without traffic has no error rate or latency (None), not zero."""
+    step = max(60, span // 120)
     buckets: dict[int, list[MinuteFact]] = {}
     for m in period:
-        buckets.setdefault(m.t // step * step, []).append(m)
+        buckets.setdefault(int((m.t - start) // step), []).append(m)
     out = []
-    for t, ms in sorted(buckets.items()):
-        tr = _traffic(ms)
-        out.append({"t": t, "requests": tr["requests"], "error_rate": tr["error_rate"], "p95": tr["p95"]})
+    for k in range(span // step):
+        tr = _traffic(buckets.get(k, []))
+        out.append({"t": start + k * step, "requests": tr["requests"], "error_rate": tr["error_rate"],
+                    "p95": tr["p95"]})
     return out
 
 

@@ -38,15 +38,20 @@ def chart(values: Sequence[float | None], *, label: str, fmt: Any, color: str = 
     known = [v for v in values if v is not None]
     if not known:
         return f"<div class=\"muted\">{escape(label)}: no data</div>"
-    top = max(known) or 1.0
+    top = max(known)
+    scale = top or 1.0
     n = max(1, len(values) - 1)
-    pts = [f"{i * width / n:.1f},{height - (v / top) * (height - 10):.1f}" for i, v in enumerate(values) if v is not None]
+    xy = [(i * width / n, height - 2 - (v / scale) * (height - 12)) for i, v in enumerate(values) if v is not None]
+    pts = [f"{x:.1f},{y:.1f}" for x, y in xy]
+    dots = "".join(f"<circle cx=\"{x:.1f}\" cy=\"{y:.1f}\" r=\"2\" fill=\"{color}\"/>" for x, y in xy) \
+        if len(xy) <= 40 else ""
     marks = "".join(f"<line x1=\"{m * width:.1f}\" x2=\"{m * width:.1f}\" y1=\"0\" y2=\"{height}\" stroke=\"#e67e22\" "
                     "stroke-dasharray=\"3,3\"/>" for m in markers)
     return (f"<figure><figcaption>{escape(label)} <span class=\"muted\">(max {escape(fmt(top))})</span></figcaption>"
             f"<svg width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" "
             f"aria-label=\"{escape(label)}\"><rect width=\"{width}\" height=\"{height}\" fill=\"#fafafa\"/>{marks}"
-            f"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.8\" points=\"{' '.join(pts)}\"/></svg></figure>")
+            f"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.8\" points=\"{' '.join(pts)}\"/>{dots}</svg>"
+            "</figure>")
 
 
 def render_report(doc: dict[str, Any]) -> str:
@@ -90,10 +95,12 @@ def render_report(doc: dict[str, Any]) -> str:
               f"{_t(i['created_at'])}</p>" for i in doc["incidents"]]
     if not doc["alerts"]["fired"] and not doc["incidents"]:
         parts.append("<p class=\"muted\">No alerts fired and no incidents.</p>")
-    parts.append("<h2>Backups and drills</h2>"
-                 f"<p>{bk['runs']} backups ({bk['failed']} failed); newest is {_dur(bk['newest_age_s'])} old"
+    newest = ("no successful backup yet" if bk["newest_age_s"] is None
+              else f"the newest is {_dur(bk['newest_age_s'])} old")
+    drill = "no drill yet" if bk["last_drill_s"] is None else f"the last restore took {_dur(bk['last_drill_s'])}"
+    parts.append(f"<h2>Backups and drills</h2><p>{bk['runs']} backups ({bk['failed']} failed); {newest}"
                  f"{_objective(bk['rpo_s'], bk['rpo_met'], 'RPO')}.</p>"
-                 f"<p>{bk['drills']} drills ({bk['drills_failed']} failed); last restore took {_dur(bk['last_drill_s'])}"
+                 f"<p>{bk['drills']} drills ({bk['drills_failed']} failed); {drill}"
                  f"{_objective(bk['rto_s'], bk['rto_met'], 'RTO')}.</p></body></html>\n")
     return "".join(parts)
 
