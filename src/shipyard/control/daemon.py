@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -43,10 +44,10 @@ from shipyard.control.maintenance import MaintenanceService
 from shipyard.control.metrics_api import MetricsContext
 from shipyard.control.metrics_export import MetricsExporter, MetricsServer, RouterCounters
 from shipyard.control.metrics_recorder import Recorder, supervisor_readings
-from shipyard.control.notices import Notices
+from shipyard.control.notices import Notice, Notices
 from shipyard.control.paths import Paths
 from shipyard.control.releases import ReleaseService
-from shipyard.control.reports import ReportService
+from shipyard.control.reports import ReportScheduler, ReportService
 from shipyard.control.routerlink import RouterLink
 from shipyard.control.specsource import SpecSource
 from shipyard.control.specwatch import SpecWatch
@@ -113,8 +114,12 @@ class ControlPlane:
         self.maintenance = MaintenanceService(store=store, clock=clock, link=link, notices=self.notices,
                                               on_change=self.status.wake.set)
         self.reports = ReportService(store=store, clock=clock, out=paths.state / "reports")
+        self.report_schedule = ReportScheduler(service=self.reports, spec=watch.current, notify=self._report_notice)
         self.stopping = asyncio.Event()
         self.stop_everything = False
+
+    def _report_notice(self, env: str, subject: str, body: str, data: dict[str, Any]) -> None:
+        self.notices.send(Notice("report", env, subject, body, self.clock.time(), data))
 
     def _critical_firing(self, env: str) -> bool:
         return any(v.state.state == "firing" and v.rule.severity == "critical" for v in self.evaluator.view(env))
@@ -148,6 +153,7 @@ class ControlPlane:
                      guarded(self.status.run_forever(), "status-page-writer"),
                      guarded(self.checks.run_forever(), "status-page-checks"),
                      guarded(self.maintenance.run_forever(), "maintenance"),
+                     guarded(self.report_schedule.run_forever(), "scheduled-reports"),
                      guarded(self.status_process.keep_running(self.spec_watch.current), "status-page")]
         listen = spec.metrics.address if spec is not None else ("127.0.0.1", 9420)
         metrics_port = await self.metrics_server.start(*listen) if listen is not None else None

@@ -6,20 +6,25 @@ they carry no secret value: only counts, times, release ids, reasons and perform
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from shipyard.engine.reports.build import PERIODS, DeployFact, MinuteFact, ReportFacts, build_report
 from shipyard.engine.reports.html import render_report
+from shipyard.engine.reports.schedule import due_reports
 from shipyard.errors import BadInput
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec import Spec
 from shipyard.primitives.store import Store
 
 WEEK = 7 * 86400
+log = logging.getLogger("shipyard.control")
 
 
 class ReportService:
@@ -94,3 +99,66 @@ def _mean(points: list[dict[str, Any]], key: str) -> float | None:
     pairs = [(p[key], int(p["requests"])) for p in points if p.get(key) is not None and int(p["requests"]) > 0]
     total = sum(w for _, w in pairs)
     return None if total == 0 else sum(v * w for v, w in pairs) / total
+
+
+class ReportScheduler:
+    """Builds and keeps the scheduled reports and hands each to the receivers (``notify``). What was sent is
+    kept in ``.shipyard/reports/sent.json``, so a restart sends nothing twice."""
+
+    def __init__(self, *, service: ReportService, spec: Callable[[], Spec | None],
+                 notify: Callable[[str, str, str, dict[str, Any]], None]) -> None:
+        self.service = service
+        self.spec = spec
+        self.notify = notify  # (env, subject, body, data)
+        self.sent_path = service.out / "sent.json"
+        self.last = service.clock.time()
+
+    def _sent(self) -> dict[str, list[str]]:
+        try:
+            data = json.loads(self.sent_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def tick(self) -> list[str]:
+        spec = self.spec()
+        now = self.service.clock.time()
+        since, self.last = self.last, now
+        if spec is None:
+            return []
+        sent = self._sent()
+        made: list[str] = []
+        for env in spec.env_names:
+            env_spec = spec.env(env)
+            tz = env_spec.windows.timezone if env_spec.windows is not None else "UTC"
+            deploys = [(d.id, d.finished_at) for d in self.service.store.list_deployments(env, limit=20)
+                       if d.kind == "deploy" and d.status == "succeeded" and d.finished_at is not None]
+            done = frozenset(sent.get(env, []))
+            for due in due_reports(spec.reports, since=since, now=now, tz=tz, finished_deploys=deploys, sent=done):
+                out = self.service.build(spec, env, due.period, keep=True)
+                sent.setdefault(env, []).append(due.key)
+                rep = out["report"]
+                self.notify(env, f"{rep['title']} ({due.kind.replace('_', ' ')})",
+                            _summary_line(rep), {"report": out["kept"], "kind": due.kind})
+                made.append(out["kept"])
+        if made:
+            self.service.out.mkdir(parents=True, exist_ok=True)
+            trimmed = {env: keys[-200:] for env, keys in sent.items()}
+            tmp = self.sent_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(trimmed))
+            os.replace(tmp, self.sent_path)
+        return made
+
+    async def run_forever(self, interval: float = 30.0) -> None:
+        while True:
+            await self.service.clock.sleep(interval)
+            try:
+                await asyncio.to_thread(self.tick)
+            except Exception:
+                log.exception("scheduled reports: a tick failed")
+
+
+def _summary_line(rep: dict[str, Any]) -> str:
+    av = rep["availability"]["value"]
+    return (f"availability {'-' if av is None else f'{av * 100:.3f}%'}, {rep['deploys']['count']} deploys, "
+            f"{len(rep['deploys']['rollbacks'])} rolled back, {rep['alerts']['fired']} alerts fired")
