@@ -16,7 +16,7 @@ from shipyard.control.notices import Notice, Notices
 from shipyard.control.reports import ReportService
 from shipyard.control.statuspage.feeds import iso
 from shipyard.control.statuspage.model import IMPACTS, INCIDENT_STATES, maintenance_status
-from shipyard.errors import BadInput
+from shipyard.errors import BadInput, NotPermitted
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec import Spec, parse_duration
 from shipyard.primitives.store import Store
@@ -28,6 +28,8 @@ class Caller(Protocol):
 
     @property
     def performer(self) -> str: ...
+
+    def may_env(self, env: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,11 @@ def faces_routes(ctx: FacesContext) -> dict[tuple[str, str], Handler[Caller]]:
             names = _components(spec, body.get("components"))
             impact = _choice(body, "impact", IMPACTS, "major")
             title = _text(body, "title") or message
+            _scoped(who, ctx.load_spec(), names)
             iid = ctx.store.open_incident(title[:200], impact, names, message, now, who.performer)
         elif action in ("update", "resolve"):
             iid = _id(body)
+            _scoped(who, ctx.load_spec(), list(ctx.store.incident(iid).components))
             status = "resolved" if action == "resolve" else _choice(body, "status", INCIDENT_STATES, None)
             new_impact = _choice(body, "impact", IMPACTS, None) if body.get("impact") else None
             ctx.store.update_incident(iid, status, message, now, who.performer, new_impact)
@@ -74,7 +78,11 @@ def faces_routes(ctx: FacesContext) -> dict[tuple[str, str], Handler[Caller]]:
         action = body.get("action")
         now = ctx.clock.time()
         if action == "cancel":
-            rec = ctx.maintenance.cancel(_id(body))
+            mid = _id(body)
+            for m in ctx.store.maintenances():
+                if m.id == mid and not who.may_env(m.env):
+                    raise NotPermitted(f"maintenance {mid} is of environment {m.env!r}, which this token may not act on")
+            rec = ctx.maintenance.cancel(mid)
             ctx.store.add_audit(now, who.performer, "maintenance_cancel", rec.env, str(rec.id), None)
             return maintenance_json(rec, now)
         env = body.get("env")
@@ -169,6 +177,15 @@ def _components(spec: Spec, value: Any) -> list[str]:
     if unknown:
         raise BadInput(f"--component: unknown component {unknown[0]!r} (known: {', '.join(known)})")
     return list(dict.fromkeys(names))
+
+
+def _scoped(who: Caller, spec: Spec, names: list[str]) -> None:
+    """A token limited to some environments may touch only incidents of their components."""
+    page = spec.status_page
+    for name in names:
+        comp = page.component(name) if page is not None else None
+        if comp is not None and comp.env is not None and not who.may_env(comp.env):
+            raise NotPermitted(f"component {name!r} is environment {comp.env!r}'s, which this token may not act on")
 
 
 def _choice(body: dict[str, Any], key: str, allowed: tuple[str, ...], default: str | None) -> str:
