@@ -32,7 +32,6 @@ from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec import Spec
 from shipyard.primitives.spec.faces import ComponentSpec, StatusPageSpec
 from shipyard.primitives.store import Store
-from shipyard.primitives.store.incidents import MaintenanceRec
 
 log = logging.getLogger("shipyard.control")
 
@@ -116,10 +115,6 @@ class StatusWriter:
             acc[0] += p["requests"]
             acc[1] += p["errors"]
         return [(t, v[0], v[1]) for t, v in sorted(per_t.items())]
-
-
-def active_maintenance(maints: list[MaintenanceRec], env: str, now: float) -> MaintenanceRec | None:
-    return next((m for m in maints if m.env == env and m.starts_at <= now < m.ends_at), None)
 
 
 def _replace(path: Path, text: str) -> None:
