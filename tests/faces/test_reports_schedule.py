@@ -53,7 +53,12 @@ def test_the_report_counts_deploys_availability_and_the_trend() -> None:
                DeployFact(0, "deploy", "r0", None, "canary", "succeeded", None, now - 5 * 86400, now - 5 * 86400, "x")]
     doc = build_report(ReportFacts(env="prod", period="1h", now=now, slo=0.999, minutes=minutes, deploys=deploys,
                                    alerts=[{"rule": "HighErrorRate", "kind": "alert_firing", "at": now - 100}],
-                                   incidents=[], backups=[], drills=[]))
+                                   incidents=[], drills=[{"ok": True, "started_at": now - 7200, "duration_s": 90.0}],
+                                   backups=[{"source": "db", "status": "ok", "started_at": now - 900,
+                                             "finished_at": now - 840},
+                                            {"source": "db", "status": "failed", "started_at": now - 300,
+                                             "finished_at": now - 290}],
+                                   rto=60.0, rpo=3600.0))
     assert doc["deploys"]["count"] == 2 and doc["deploys"]["outcomes"] == {"rolled_back": 1, "succeeded": 1}
     assert doc["deploys"]["rollbacks"] == [{"id": 1, "release": "r1", "reason": "error_rate > 2%",
                                             "performer": "alice", "at": now - 1800}]
@@ -62,6 +67,9 @@ def test_the_report_counts_deploys_availability_and_the_trend() -> None:
     assert av["value"] == pytest.approx(1 - 58 / 59000) and av["met"] is True
     assert doc["alerts"]["by_rule"] == {"HighErrorRate": 1}
     assert len(doc["trend"]) == 7 and doc["trend"][-1]["requests"] > 0 and doc["trend"][0]["requests"] == 0
+    bk = doc["backups"]
+    assert (bk["runs"], bk["failed"], bk["newest_age_s"], bk["rpo_met"]) == (2, 1, 840, True)
+    assert (bk["drills"], bk["last_drill_s"], bk["rto_met"]) == (0, 90.0, False), "the drill is older than 1 h"
     assert len(doc["series"]) == 60 and doc["traffic"]["p95"] == pytest.approx(0.05)
 
 

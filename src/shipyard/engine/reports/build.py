@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PERIODS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
+BACKUP_OK = "ok"  # a backup run's status when it succeeded (control/backups.py)
 DAY = 86400
 
 
@@ -157,13 +158,13 @@ def _alerts(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def _backups(f: ReportFacts, start: float) -> dict[str, Any]:
     runs = [b for b in f.backups if b["started_at"] >= start]
-    ok = [b for b in f.backups if b["status"] == "succeeded" and b.get("finished_at")]
+    ok = [b for b in f.backups if b["status"] == BACKUP_OK and b.get("finished_at")]
     newest = max((b["finished_at"] for b in ok), default=None)
     age = None if newest is None else f.now - newest
     drills = [d for d in f.drills if d["started_at"] >= start]
     last_drill = max(f.drills, key=lambda d: d["started_at"], default=None)
     drill_s = last_drill.get("duration_s") if last_drill else None
-    return {"runs": len(runs), "failed": sum(1 for b in runs if b["status"] != "succeeded"),
+    return {"runs": len(runs), "failed": sum(1 for b in runs if b["status"] != BACKUP_OK),
             "newest_age_s": age, "rpo_s": f.rpo, "rpo_met": None if f.rpo is None or age is None else age <= f.rpo,
             "drills": len(drills), "drills_failed": sum(1 for d in drills if not d["ok"]),
             "last_drill_s": drill_s, "rto_s": f.rto,
