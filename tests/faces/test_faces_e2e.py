@@ -210,6 +210,73 @@ def test_no_secret_value_in_any_page_feed_or_report(proj: tuple[Project, int], t
     assert _get(port, "/.shipyard/state.db")[0] == 404 and _get(port, "/../state.db")[0] == 404
 
 
+def _post(port: int, path: str, form: dict[str, str], cookie: str = "") -> tuple[int, dict[str, str], str]:
+    from urllib.parse import urlencode
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", path, body=urlencode(form), headers={
+            "Content-Type": "application/x-www-form-urlencoded", **({"Cookie": cookie} if cookie else {})})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup-system.sh)")
+def test_dashboard_login_rollback_logout_and_refusals(proj: tuple[Project, int]) -> None:
+    import re
+    from urllib.parse import urlsplit
+
+    from playwright.sync_api import sync_playwright
+
+    p, _ = proj
+    p.commit("v2")
+    p.ok("deploy", "--env", "staging", timeout=120)
+    status: Any = p.json("status", "--env", "staging")
+    serving, previous = status["release"], status["previous_release"]
+    link = p.json("dashboard")["login_link"]  # type: ignore[index]
+    dash_port = urlsplit(link).port
+    assert dash_port
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 700})
+            page.goto(link)
+            assert urlsplit(page.url).path == "/"
+            cookie = next(c for c in page.context.cookies() if c["name"] == "shipyard_session")
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+            env = page.locator('.env[data-env="staging"]')
+            assert env.get_attribute("data-release") == serving
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            page.locator('button.rollback[data-env="staging"]').click()
+            assert "rollback of staging" in page.locator("#flash").inner_text()
+            assert wait_for(lambda: p.json("status", "--env", "staging")["release"] == previous, timeout=60)  # type: ignore[index]
+            page.goto(f"http://127.0.0.1:{dash_port}/")
+            assert page.locator('.env[data-env="staging"]').get_attribute("data-release") == previous
+            page.locator("#logout").click()
+            assert urlsplit(page.url).path == "/login"
+            page.goto(f"http://127.0.0.1:{dash_port}/")
+            assert urlsplit(page.url).path == "/login", "logged out: the session is gone"
+        finally:
+            browser.close()
+    assert _get(dash_port, urlsplit(link).path + "?" + urlsplit(link).query)[0] == 403, "a login link works once"
+    # A viewer sees the overview but its rollback is refused; no action passes without the CSRF token.
+    viewer = p.ok("token", "create", "watcher", "--role", "viewer").stdout.strip().splitlines()[-1]
+    code, headers, _ = _post(dash_port, "/login", {"token": viewer})
+    assert code == 303 and "HttpOnly" in headers["set-cookie"] and "SameSite=Strict" in headers["set-cookie"]
+    session = headers["set-cookie"].split(";")[0]
+    code, _, html = _get(dash_port, "/", {"Cookie": session})
+    assert code == 200 and 'data-env="staging"' in html and viewer not in html and SECRET not in html
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert csrf is not None
+    code, _, said = _post(dash_port, "/rollback", {"env": "staging", "csrf": csrf.group(1)}, session)
+    assert code == 403 and "role viewer" in said and "may not roll back" in said
+    code, _, said = _post(dash_port, "/rollback", {"env": "staging"}, session)
+    assert code == 403 and "CSRF" in said, "no CSRF token"
+    assert _post(dash_port, "/login", {"token": "wrong"})[0] == 403
+
+
 def test_the_page_keeps_serving_while_the_control_plane_is_sigkilled(proj: tuple[Project, int]) -> None:
     p, port = proj
     before = _page(port)

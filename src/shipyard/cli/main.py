@@ -16,7 +16,7 @@ from shipyard.errors import ShipyardError
 
 COMMANDS = ["init", "up", "down", "deploy", "rollback", "status", "history", "releases", "logs", "verify",
             "promote", "abort", "pause", "resume", "run", "metrics", "alerts", "events", "audit", "approve", "reject",
-            "report"]
+            "report", "dashboard"]
 SUB_APPS = ["secrets", "config", "backup", "ci", "lock", "token", "incident", "maintenance"]
 
 app = typer.Typer(

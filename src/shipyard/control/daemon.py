@@ -31,6 +31,7 @@ from shipyard.control.access.routes import AccessContext
 from shipyard.control.alerts import Evaluator
 from shipyard.control.api import ApiContext, build_routes
 from shipyard.control.backups import BackupService, start_scheduler
+from shipyard.control.dashboard.server import Dashboard, DashboardContext
 from shipyard.control.deploys.adopt import adopt, router_restarted
 from shipyard.control.deploys.approvals import ApprovalBook
 from shipyard.control.deploys.oneoff import OneOffs
@@ -58,6 +59,7 @@ from shipyard.control.supervisor import Supervisor
 from shipyard.control.target import Targets
 from shipyard.control.tasks import guarded
 from shipyard.control.token import ensure_token
+from shipyard.control.websessions import WebSessions
 from shipyard.engine.releases import remove_leftovers
 from shipyard.errors import BadInput, Refused, ShipyardError
 from shipyard.primitives.clock import SystemClock
@@ -158,6 +160,15 @@ class ControlPlane:
         listen = spec.metrics.address if spec is not None else ("127.0.0.1", 9420)
         metrics_port = await self.metrics_server.start(*listen) if listen is not None else None
         tokens = TokenBook(self.store, self.clock, token)
+        sessions: WebSessions[Any] = WebSessions(self.clock)
+        dashboard = Dashboard(DashboardContext(
+            sessions=sessions, tokens=tokens, load_spec=self.specs.load, store=self.store, targets=self.targets,
+            registry=self.registry, deploys=self.deploys,
+            firing=lambda env: [v.rule.name for v in self.evaluator.view(env) if v.state.state == "firing"]))
+        dash_port = await dashboard.start("127.0.0.1", 0)
+
+        def dashboard_link(who: Any) -> str:
+            return f"http://127.0.0.1:{dash_port}/login?code={sessions.new_code(who)}"
         access = AccessContext(store=self.store, clock=self.clock, tokens=tokens, secrets=self.secrets,
                                approvals=self.approvals, load_spec=self.specs.load)
         server = ApiServer(Gatekeeper(tokens, FailureLimiter(self.clock)), build_routes(ApiContext(
@@ -168,12 +179,14 @@ class ControlPlane:
             metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator),
             faces=FacesContext(store=self.store, clock=self.clock, load_spec=self.specs.load,
                                maintenance=self.maintenance, notices=self.notices, reports=self.reports,
-                               changed=self.status.wake.set, status_url=self._status_url))))
+                               changed=self.status.wake.set, status_url=self._status_url,
+                               dashboard_link=dashboard_link))))
         api_port = await server.start("127.0.0.1", port)
         tmp = self.paths.control.with_suffix(".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "create_time": psutil.Process().create_time(),
                                    "port": api_port, "started_at": self.clock.time(),
-                                   "project": str(self.paths.project), "metrics_port": metrics_port}))
+                                   "project": str(self.paths.project), "metrics_port": metrics_port,
+                                   "dashboard_port": dash_port}))
         os.replace(tmp, self.paths.control)
         log.info("control plane ready on 127.0.0.1:%d", api_port)
         if ready_fd is not None:
@@ -187,6 +200,7 @@ class ControlPlane:
         for task in observers:
             task.cancel()
         await self.metrics_server.close()
+        await dashboard.close()
         await server.close()
         if scheduler is not None and sched_task is not None:
             sched_task.cancel()

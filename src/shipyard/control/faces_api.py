@@ -42,6 +42,7 @@ class FacesContext:
     reports: ReportService
     changed: Callable[[], None]  # wakes the status-page writer
     status_url: Callable[[], str | None]
+    dashboard_link: Callable[[Any], str | None] = lambda who: None  # a one-time login link for the caller
 
 
 def faces_routes(ctx: FacesContext) -> dict[tuple[str, str], Handler[Caller]]:
@@ -116,6 +117,12 @@ def faces_routes(ctx: FacesContext) -> dict[tuple[str, str], Handler[Caller]]:
     async def status_page(body: dict[str, Any], q: dict[str, str], who: Caller) -> Any:
         return {"url": ctx.status_url()}
 
+    async def dashboard(body: dict[str, Any], q: dict[str, str], who: Caller) -> Any:
+        link = ctx.dashboard_link(who)
+        if link is None:
+            raise BadInput("the dashboard is not running")
+        return {"login_link": link, "url": link.split("/login")[0] + "/", "expires_in_s": 300}
+
     async def report(body: dict[str, Any], q: dict[str, str], who: Caller) -> Any:
         env = q.get("env") or ""
         if not env:
@@ -131,6 +138,7 @@ def faces_routes(ctx: FacesContext) -> dict[tuple[str, str], Handler[Caller]]:
         ("GET", "/v1/maintenance"): maintenances,
         ("GET", "/v1/statuspage"): status_page,
         ("GET", "/v1/report"): report,
+        ("POST", "/v1/dashboard/link"): dashboard,
     }
 
 

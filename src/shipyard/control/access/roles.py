@@ -44,6 +44,7 @@ ROUTES: dict[tuple[str, str], Capability] = {
     ("POST", "/v1/down"): "admin",
     ("POST", "/v1/incident"): "deploy",  # incidents and maintenance: operators (control/faces_api.py)
     ("POST", "/v1/maintenance"): "deploy",
+    ("POST", "/v1/dashboard/link"): "read",  # a login link for the caller's own identity and role
 }
 
 
