@@ -124,7 +124,8 @@ class ReportScheduler:
         spec = self.spec()
         now = self.service.clock.time()
         since, self.last = self.last, now
-        if spec is None:
+        if spec is None or (spec.reports.daily is None and spec.reports.weekly is None
+                            and spec.reports.after_deploy is None):
             return []
         sent = self._sent()
         made: list[str] = []
