@@ -22,6 +22,9 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || want+=(prometheus-alertman
 command -v promtool >/dev/null 2>&1 || want+=(prometheus)
 # The Kubernetes tests run a real etcd under the API server that scripts/setup-k8s.sh builds (tests/kube).
 command -v etcd >/dev/null 2>&1 || want+=(etcd-server)
+# The status page and reports are rendered in headless Chromium by Playwright (tests/faces): the machine's
+# browser, as Playwright's own download cannot work here.
+command -v chromium >/dev/null 2>&1 || want+=(chromium)
 if [ "${1:-test}" = "bench" ]; then
   command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
   command -v haproxy >/dev/null 2>&1 || want+=(haproxy)

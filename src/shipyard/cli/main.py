@@ -15,8 +15,10 @@ import typer
 from shipyard.errors import ShipyardError
 
 COMMANDS = ["init", "up", "down", "deploy", "rollback", "status", "history", "releases", "logs", "verify",
-            "promote", "abort", "pause", "resume", "run", "metrics", "alerts", "events", "audit", "approve", "reject"]
-SUB_APPS = ["secrets", "config", "backup", "ci", "lock", "token", "silence", "notify", "export", "jobs", "accessory"]
+            "promote", "abort", "pause", "resume", "run", "metrics", "alerts", "events", "audit", "approve", "reject",
+            "report", "dashboard"]
+SUB_APPS = ["secrets", "config", "backup", "ci", "lock", "token", "silence", "notify", "export", "jobs", "accessory",
+            "incident", "maintenance"]
 
 app = typer.Typer(
     name="shipyard",

@@ -25,6 +25,7 @@ from shipyard.control.deploys.registry import Registry
 from shipyard.control.deploys.service import DeployService
 from shipyard.control.deploys.status import status_json
 from shipyard.control.events import EventLog
+from shipyard.control.faces_api import FacesContext, faces_routes
 from shipyard.control.httpserver import Handler, Upgrade
 from shipyard.control.jobs import JobService
 from shipyard.control.jobs_api import job_routes
@@ -65,6 +66,7 @@ class ApiContext:
     notify: NotifyContext | None = None  # silences, notify test (control/notify_api.py)
     jobs: JobService | None = None  # scheduled jobs (control/jobs.py)
     accessories: Accessories | None = None  # dev accessories (control/accessories.py)
+    faces: FacesContext | None = None  # incidents, maintenance, reports (control/faces_api.py)
 
 
 def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler[Identity]]:
@@ -195,6 +197,7 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler[Identity]]:
         **(notify_routes(ctx.notify) if ctx.notify is not None else {}),
         **(job_routes(ctx.jobs, ctx.specs.load) if ctx.jobs is not None else {}),
         **(accessory_routes(ctx.accessories, ctx.specs.load) if ctx.accessories is not None else {}),
+        **(faces_routes(ctx.faces) if ctx.faces is not None else {}),
         ("GET", "/v1/ping"): ping,
         ("POST", "/v1/deploy"): deploy,
         ("POST", "/v1/rollback"): rollback,

@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -34,32 +35,41 @@ from shipyard.control.api import ApiContext, build_routes, remote_routes
 from shipyard.control.backups import BackupService, start_scheduler
 from shipyard.control.certs import CertExpiry
 from shipyard.control.cgroups import Cgroups
+from shipyard.control.dashboard.server import Dashboard, DashboardContext
 from shipyard.control.deploys.adopt import adopt, router_restarted
 from shipyard.control.deploys.approvals import ApprovalBook
 from shipyard.control.deploys.oneoff import OneOffs
 from shipyard.control.deploys.registry import Registry
 from shipyard.control.deploys.service import DeployService
 from shipyard.control.events import EventLog
+from shipyard.control.faces_api import FacesContext
 from shipyard.control.httpserver import ApiServer
 from shipyard.control.instances import InstanceFactory
 from shipyard.control.jobs import JobService, serving_place
 from shipyard.control.logretention import PRUNE_EVERY_S, prune_aged
+from shipyard.control.maintenance import MaintenanceService
 from shipyard.control.metrics_api import MetricsContext
 from shipyard.control.metrics_export import MetricsExporter, MetricsServer, RouterCounters
 from shipyard.control.metrics_recorder import Recorder, supervisor_readings
+from shipyard.control.notices import Notice, Notices
 from shipyard.control.notify import Notifier
 from shipyard.control.notify_api import NotifyContext
 from shipyard.control.notify_outbox import Outbox
 from shipyard.control.paths import Paths
 from shipyard.control.releases import ReleaseService
+from shipyard.control.reports import ReportScheduler, ReportService
 from shipyard.control.routerlink import RouterLink
 from shipyard.control.specsource import SpecSource
 from shipyard.control.specwatch import SpecWatch
+from shipyard.control.statuspage.checks import CheckRunner
+from shipyard.control.statuspage.process import StatusPageProcess, status_dir
+from shipyard.control.statuspage.writer import StatusWriter
 from shipyard.control.supervisor import Supervisor
 from shipyard.control.target import Targets
 from shipyard.control.tasks import guarded
 from shipyard.control.tlsconfig import RemoteListener, remote_listener
 from shipyard.control.token import ensure_token
+from shipyard.control.websessions import WebSessions
 from shipyard.engine.releases import remove_leftovers
 from shipyard.errors import BadInput, Refused, ShipyardError
 from shipyard.primitives.clock import SystemClock
@@ -119,8 +129,29 @@ class ControlPlane:
             certs=lambda: self.certs.by_env(spec) if (spec := watch.current()) is not None else {}).render)
         self.jobs = JobService(store=store, events=events, clock=clock, where=serving_place(self.targets, store),
                                logs=paths.state / "logs")
+        # Faces (docs/status-page.md): the status page's files, its process, checks, maintenance, reports.
+        # Receivers (notifications) connect to `self.notices.hooks`.
+        self.notices = Notices(lambda env, kind, msg, data: events.add(env, kind, msg, data))
+        self.checks = CheckRunner(store=store, clock=clock, spec=watch.current, on_change=lambda: self.status.wake.set())
+        self.status = StatusWriter(store=store, clock=clock, spec=watch.current, out=status_dir(paths),
+                                   critical_firing=self._critical_firing, check_failing=self.checks.failing)
+        self.status_process = StatusPageProcess(paths, clock)
+        self.maintenance = MaintenanceService(store=store, clock=clock, link=link, notices=self.notices,
+                                              on_change=self.status.wake.set)
+        self.reports = ReportService(store=store, clock=clock, out=paths.state / "reports")
+        self.report_schedule = ReportScheduler(service=self.reports, spec=watch.current, notify=self._report_notice)
         self.stopping = asyncio.Event()
         self.stop_everything = False
+
+    def _report_notice(self, env: str, subject: str, body: str, data: dict[str, Any]) -> None:
+        self.notices.send(Notice("report", env, subject, body, self.clock.time(), data))
+
+    def _critical_firing(self, env: str) -> bool:
+        return any(v.state.state == "firing" and v.rule.severity == "critical" for v in self.evaluator.view(env))
+
+    def _status_url(self) -> str | None:
+        port = self.status_process.port
+        return None if port is None else f"http://127.0.0.1:{port}/"
 
     def stop(self, everything: bool) -> None:
         self.stop_everything = everything
@@ -151,10 +182,24 @@ class ControlPlane:
                      guarded(self.evaluator.run_forever(), "alert-evaluator"),
                      guarded(self.approvals.expire_forever(), "approval-timeouts"),
                      guarded(self.outbox.run_forever(), "notify-outbox"),
-                     guarded(self._prune_logs(logs.max_age), "log-retention")]
+                     guarded(self._prune_logs(logs.max_age), "log-retention"),
+                     guarded(self.status.run_forever(), "status-page-writer"),
+                     guarded(self.checks.run_forever(), "status-page-checks"),
+                     guarded(self.maintenance.run_forever(), "maintenance"),
+                     guarded(self.report_schedule.run_forever(), "scheduled-reports"),
+                     guarded(self.status_process.keep_running(self.spec_watch.current), "status-page")]
         listen = spec.metrics.address if spec is not None else ("127.0.0.1", 9420)
         metrics_port = await self.metrics_server.start(*listen) if listen is not None else None
         tokens = TokenBook(self.store, self.clock, token)
+        sessions: WebSessions[Any] = WebSessions(self.clock)
+        dashboard = Dashboard(DashboardContext(
+            sessions=sessions, tokens=tokens, load_spec=self.specs.load, store=self.store, targets=self.targets,
+            registry=self.registry, deploys=self.deploys,
+            firing=lambda env: [v.rule.name for v in self.evaluator.view(env) if v.state.state == "firing"]))
+        dash_port = await dashboard.start("127.0.0.1", 0)
+
+        def dashboard_link(who: Any) -> str:
+            return f"http://127.0.0.1:{dash_port}/login?code={sessions.new_code(who)}"
         access = AccessContext(store=self.store, clock=self.clock, tokens=tokens, secrets=self.secrets,
                                approvals=self.approvals, load_spec=self.specs.load)
         gate = Gatekeeper(tokens, FailureLimiter(self.clock))  # one gate: failures count across listeners
@@ -165,7 +210,11 @@ class ControlPlane:
             oneoffs=OneOffs(paths=self.paths, store=self.store, targets=self.targets, events=self.events),
             metrics=MetricsContext(self.store, self.clock, self.specs.load, self.evaluator),
             notify=NotifyContext(self.store, self.clock, self.specs.load, self.notifier, self.secrets),
-            jobs=self.jobs, accessories=self.accessories))
+            jobs=self.jobs, accessories=self.accessories,
+            faces=FacesContext(store=self.store, clock=self.clock, load_spec=self.specs.load,
+                               maintenance=self.maintenance, notices=self.notices, reports=self.reports,
+                               changed=self.status.wake.set, status_url=self._status_url,
+                               dashboard_link=dashboard_link)))
         server = ApiServer(gate, routes)
         api_port = await server.start("127.0.0.1", port)
         # The local CLI keeps the loopback listener; `[control] listen` adds one for remote clients.
@@ -179,7 +228,7 @@ class ControlPlane:
         tmp.write_text(json.dumps({"pid": os.getpid(), "create_time": psutil.Process().create_time(),
                                    "port": api_port, "started_at": self.clock.time(),
                                    "project": str(self.paths.project), "metrics_port": metrics_port,
-                                   "listen": remote_doc}))
+                                   "listen": remote_doc, "dashboard_port": dash_port}))
         os.replace(tmp, self.paths.control)
         log.info("control plane ready on 127.0.0.1:%d", api_port)
         if ready_fd is not None:
@@ -193,6 +242,7 @@ class ControlPlane:
         for task in observers:
             task.cancel()
         await self.metrics_server.close()
+        await dashboard.close()
         await server.close()
         await remote_server.close()
         if jobs_task is not None:
@@ -239,6 +289,7 @@ class ControlPlane:
                 self.store.delete_instance(s.id)
             await self.link.shutdown()
             await self.accessories.stop_all()  # their data stays for the next `up`
+            await self.status_process.stop()
         await self.supervisor.close(stop_instances=False)
         with contextlib.suppress(FileNotFoundError):
             self.paths.control.unlink()

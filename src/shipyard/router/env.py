@@ -69,6 +69,8 @@ class EnvRuntime:
         self.paused: asyncio.Future[None] | None = None
         self.max_pause = 30.0
         self.maintenance: bytes | None = None
+        self.maintenance_allow = TrustedProxies()  # peers that pass through maintenance (`--allow`)
+        self.maintenance_extra = b""  # the Retry-After header of the 503
         self.limiter: RateLimiter | None = None
         self.proxies = TrustedProxies()
         self.settings_proxies: list[str] = []
@@ -303,10 +305,13 @@ class EnvRuntime:
         if fut is not None and not fut.done():
             fut.set_result(None)
 
-    def set_maintenance(self, on: bool, message: str) -> None:
+    def set_maintenance(self, on: bool, message: str, allow: tuple[str, ...] = (), retry_after: int = 0) -> None:
         if not on:
             self.maintenance = None
+            self.maintenance_allow = TrustedProxies()
             return
+        self.maintenance_allow = TrustedProxies(allow)
+        self.maintenance_extra = b"Retry-After: %d\r\n" % max(1, retry_after or 300)
         text = html.escape(message or "This service is down for maintenance. Please try again soon.")
         self.maintenance = (
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>Maintenance</title></head>"

@@ -199,9 +199,9 @@ class ClientConn(asyncio.Protocol):
             self.deadline = min(now + env.settings.body_timeout, self.body_end)
         else:
             self.dkind = D_NONE
-        if env.maintenance is not None:
+        if env.maintenance is not None and not env.maintenance_allow.trusted(self.ip):
             self.local_response(head, 503, "", close=head.has_body, body=env.maintenance,
-                                content_type=b"text/html; charset=utf-8")
+                                content_type=b"text/html; charset=utf-8", extra=env.maintenance_extra)
             return
         proxies = env.proxies
         if proxies and proxies.trusted(self.ip):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import signal
 import time
@@ -206,7 +207,16 @@ class Router:
 
     async def op_maintenance(self, msg: Message) -> Reply:
         env = self._env(msg)
-        env.set_maintenance(bool(msg.get("on", True)), str(msg.get("message") or ""))
+        allow = msg.get("allow") or []
+        if not isinstance(allow, list) or not all(isinstance(n, str) for n in allow):
+            raise TableError("maintenance: 'allow' must be a list of networks")
+        try:
+            for net in allow:
+                ipaddress.ip_network(net, strict=False)
+        except ValueError as exc:
+            raise TableError(f"maintenance: allow: {exc}") from None
+        env.set_maintenance(bool(msg.get("on", True)), str(msg.get("message") or ""), tuple(allow),
+                            int(_number(msg, "retry_after", 300.0)))
         return {"maintenance": env.maintenance is not None}
 
     async def op_remove_env(self, msg: Message) -> Reply:

@@ -47,6 +47,9 @@ ROUTES: dict[tuple[str, str], Capability] = {
     ("POST", "/v1/notify/test"): "deploy",
     ("POST", "/v1/jobs/run"): "deploy",  # runs a command with the environment's secrets, as `run` does
     ("POST", "/v1/accessories"): "deploy",
+    ("POST", "/v1/incident"): "deploy",  # incidents and maintenance: operators (control/faces_api.py)
+    ("POST", "/v1/maintenance"): "deploy",
+    ("POST", "/v1/dashboard/link"): "read",  # a login link for the caller's own identity and role
 }
 
 

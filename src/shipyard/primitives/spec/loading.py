@@ -20,6 +20,7 @@ from shipyard.primitives.spec.alerting import AlertSpec, MetricsSpec
 from shipyard.primitives.spec.approval import orphan_approval
 from shipyard.primitives.spec.control import ControlSpec
 from shipyard.primitives.spec.errors import Loc, dotted, problems, show, unknown_key
+from shipyard.primitives.spec.faces import ReportsSpec, StatusPageSpec, faces_problems
 from shipyard.primitives.spec.logs import LogsSpec
 from shipyard.primitives.spec.models import AppSpec, EnvSettings, EnvSpec, Spec, check_env_name
 from shipyard.primitives.spec.notifications import NotificationsSpec
@@ -29,7 +30,7 @@ from shipyard.primitives.spec.rollout import CanarySpec
 
 SPEC_FILES = ("shipyard.toml", "shipyard.yaml", "shipyard.yml")
 TOP_LEVEL = ("app", "hooks", "defaults", "environments", "metrics", "alerts", "control", "notifications", "logs",
-             "processes", "jobs")
+             "processes", "jobs", "status_page", "reports")
 TOGGLES = ("canary", "rollback", "verify")
 # Nesting of tables and lists: the deepest key shipyard reads is 7 levels down
 # (environments.prod.canary.analysis.NAME.prometheus[0]); deeper documents are refused before anything
@@ -250,13 +251,19 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
     found += errs
     extra, errs = _processes_and_jobs(data, app, environments)
     found += errs
+    status_page, errs = (_validate(StatusPageSpec, data["status_page"], ("status_page",))
+                         if "status_page" in data else (None, []))
+    found += errs + faces_problems(status_page, environments if raw_envs else None)
+    reports, errs = _validate(ReportsSpec, data.get("reports", {}), ("reports",))
+    found += errs
 
     if found:
         lines = list(dict.fromkeys(f"{dotted(loc)}: {text}" for loc, text in found))
         raise ConfigError(f"{display_name(path)}: invalid configuration", problems=lines)
     assert app is not None
     return Spec(app=app, environments=environments, path=path, hooks=hooks, metrics=metrics, alerts=alerts,
-                control=control, notifications=notifications, logs=logs, **extra)
+                control=control, notifications=notifications, logs=logs, status_page=status_page,
+                reports=reports, **extra)
 
 
 def _processes_and_jobs(data: Mapping[str, Any], app: AppSpec | None, envs: Mapping[str, EnvSpec]

@@ -27,6 +27,7 @@ from shipyard.primitives.spec.base import (
 )
 from shipyard.primitives.spec.control import ControlSpec
 from shipyard.primitives.spec.durations import DAY
+from shipyard.primitives.spec.faces import ReportsSpec, StatusPageSpec
 from shipyard.primitives.spec.kubernetes import KubernetesSpec
 from shipyard.primitives.spec.logs import LogsSpec
 from shipyard.primitives.spec.notifications import NotificationsSpec
@@ -244,6 +245,8 @@ class Spec(SpecModel):
     logs: LogsSpec = LogsSpec()
     processes: ProcessTable = {}
     jobs: JobTable = {}
+    status_page: StatusPageSpec | None = None  # spec/faces.py
+    reports: ReportsSpec = ReportsSpec()
 
     @property
     def project_dir(self) -> Path:

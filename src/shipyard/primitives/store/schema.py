@@ -290,3 +290,58 @@ silences = sa.Table(
     sa.Column("created_by", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+
+# -- status page: incidents, their updates, scheduled maintenance, check results (revision 0009) ---------
+# An incident's `status` is its newest update's; `components` is a JSON list of component names.
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("impact", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("components", JSONText, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("resolved_at", sa.Float, nullable=True),
+    sa.Column("performer", sa.Text, nullable=False),
+)
+
+incident_updates = sa.Table(
+    "incident_updates", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer,
+              sa.ForeignKey("incidents.id", name="fk_incident_updates_incident", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("performer", sa.Text, nullable=False),
+    sa.Index("ix_incident_updates_incident", "incident_id", "id"),
+)
+
+# `notified` is a JSON list of the notices already sent ("ahead", "start", "end"); `switched` whether the
+# router's maintenance was turned on for it (and so must be turned off at its end).
+maintenances = sa.Table(
+    "maintenances", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("env", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("starts_at", sa.Float, nullable=False),
+    sa.Column("ends_at", sa.Float, nullable=False),
+    sa.Column("switch", sa.Boolean, nullable=False),
+    sa.Column("allow", JSONText, nullable=False),
+    sa.Column("notified", JSONText, nullable=False),
+    sa.Column("switched", sa.Boolean, nullable=False),
+    sa.Column("cancelled_at", sa.Float, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("performer", sa.Text, nullable=False),
+)
+
+# Synthetic checks of the status page, one row per component and minute.
+check_minutes = sa.Table(
+    "check_minutes", metadata,
+    sa.Column("component", sa.Text, primary_key=True),
+    sa.Column("t", sa.BigInteger, primary_key=True),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("ok", sa.Integer, nullable=False),
+)

@@ -1,0 +1,3 @@
+from shipyard.statuspage.server import main
+
+main()

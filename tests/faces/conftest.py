@@ -1,0 +1,21 @@
+"""Faces tests: the store parts run against both backends (SQLite and a fresh PostgreSQL database)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shipyard.primitives.store import ENV_VAR, Store, open_store
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    url = None if request.param == "sqlite" else str(request.getfixturevalue("pg_database"))
+    s = open_store(url, tmp_path / ".shipyard")
+    try:
+        yield s
+    finally:
+        s.close()
