@@ -23,8 +23,10 @@ T = TypeVar("T")
 def release_input(app: AppContext, env: str, release: str, *, with_secrets: bool = True) -> ReleaseInput:
     spec, envspec = app.spec, app.env(env)
     config = {**envspec.env, **read_dotenv(dotenv_path(app.project.dir, env))}
-    secrets = SecretStore(app.project.state_dir).values(env) if with_secrets else {}
-    return ReleaseInput(app=spec.app, env=envspec, release=release, config=config, secrets=secrets)
+    store = SecretStore(app.project.state_dir)
+    secrets = store.values(env) if with_secrets else {}
+    return ReleaseInput(app=spec.app, env=envspec, release=release, config=config, secrets=secrets,
+                        secrets_version=store.version(env))
 
 
 def new_release(app: AppContext, ref: str | None) -> str:
