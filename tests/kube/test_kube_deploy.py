@@ -154,7 +154,8 @@ def test_plan_is_a_server_side_dry_run_that_changes_nothing(kproject: KubeProjec
     assert new_cm["object"].split("/")[1] not in {cm.metadata.name for cm in admin.list(ConfigMap, namespace=ns)}
     assert [o for o in plan["objects"] if o["object"].startswith("Secret/")][0]["action"] == "create"
     assert admin.get(Deployment, "svc-kube", namespace=ns).metadata.generation == before
-    text = p.ok("deploy", "--env", "kube", "--plan").stdout
+    proc = p.ok("deploy", "--env", "kube", "--plan")
+    text = proc.stdout + proc.stderr
     assert "dry run" in text and "update    Deployment.apps/svc-kube" in text
     for out in (json.dumps(plan), text):
         assert SECRET not in out and "another-value-77" not in out
