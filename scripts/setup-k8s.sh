@@ -45,7 +45,7 @@ prepare_module() {  # prepare_module <module> <version> <dir> <package>...
     local pkgs=() p
     for p in "$@"; do pkgs+=("$p@$ver"); done
     nice -n 19 go get "${pkgs[@]}" >/dev/null
-  )
+  ) || return 1  # explicit: errexit is off where the caller tests the result
   touch "$dir/.ready"
 }
 
@@ -54,8 +54,8 @@ build() {  # build <module dir> <package> <output name>
   [ -x "$BIN/$out" ] && { echo "setup-k8s: $out already built"; return 0; }
   echo "setup-k8s: building $out ($pkg)"
   local start=$SECONDS
-  (cd "$dir" && nice -n 19 go build -p 1 -ldflags=-s -o "$BIN/$out.tmp" "$pkg")
-  mv "$BIN/$out.tmp" "$BIN/$out"
+  (cd "$dir" && nice -n 19 go build -p 1 -ldflags=-s -o "$BIN/$out.tmp" "$pkg") || return 1
+  mv "$BIN/$out.tmp" "$BIN/$out" || return 1
   echo "setup-k8s: $out built in $((SECONDS - start)) s"
 }
 
@@ -70,14 +70,19 @@ KWOK_MOD=$DEST/build/kwok
 prepare_module sigs.k8s.io/kwok "$KWOK_VERSION" "$KWOK_MOD" sigs.k8s.io/kwok/cmd/kwok
 build "$KWOK_MOD" sigs.k8s.io/kwok/cmd/kwok kwok
 
-ROLL_MOD=$DEST/build/rollouts
-prepare_module github.com/argoproj/argo-rollouts "$ROLLOUTS_VERSION" "$ROLL_MOD" \
-  github.com/argoproj/argo-rollouts/cmd/rollouts-controller
-build "$ROLL_MOD" github.com/argoproj/argo-rollouts/cmd/rollouts-controller rollouts-controller
-if [ ! -d "$DEST/crds/rollouts" ]; then
-  src=$(cd "$ROLL_MOD" && go list -m -f '{{.Dir}}' github.com/argoproj/argo-rollouts)
-  mkdir -p "$DEST/crds/rollouts"
-  cp "$src"/manifests/crds/*-crd.yaml "$DEST/crds/rollouts/"
-  chmod -R u+w "$DEST/crds"
-fi
+# Argo Rollouts (the controller and its CRDs) is for canaries on Kubernetes; the tests do not need it yet,
+# so a failed build warns instead of failing the setup.
+rollouts() {
+  local mod=$DEST/build/rollouts src
+  prepare_module github.com/argoproj/argo-rollouts "$ROLLOUTS_VERSION" "$mod" \
+    github.com/argoproj/argo-rollouts/cmd/rollouts-controller || return 1
+  build "$mod" github.com/argoproj/argo-rollouts/cmd/rollouts-controller rollouts-controller || return 1
+  if [ ! -d "$DEST/crds/rollouts" ]; then
+    src=$(cd "$mod" && go list -m -f '{{.Dir}}' github.com/argoproj/argo-rollouts) || return 1
+    mkdir -p "$DEST/crds/rollouts.tmp"
+    cp "$src"/manifests/crds/*-crd.yaml "$DEST/crds/rollouts.tmp/" && chmod -R u+w "$DEST/crds/rollouts.tmp" &&
+      mv "$DEST/crds/rollouts.tmp" "$DEST/crds/rollouts"
+  fi
+}
+rollouts || echo "setup-k8s: warning: Argo Rollouts $ROLLOUTS_VERSION could not be built (canaries on Kubernetes need it; the tests do not)" >&2
 echo "setup-k8s: toolchain ready in $BIN"

@@ -4,10 +4,12 @@ loopback ports, built by scripts/setup-k8s.sh into ~/.cache/shipyard/k8s/<versio
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import ipaddress
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -32,6 +34,11 @@ def missing_binaries() -> list[str]:
     if shutil.which("etcd") is None:
         out.append("etcd")
     return out
+
+
+def _die_with_parent() -> None:
+    # PR_SET_PDEATHSIG: a test run killed outright (a timeout's SIGKILL) takes its cluster with it.
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -110,7 +117,7 @@ class KubeCluster:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the process's life
         env = {**os.environ, "KUBE_FEATURE_WatchListClient": "false"}  # see WatchList below
         self.procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                           env=env))
+                                           env=env, preexec_fn=_die_with_parent))
         log.close()
 
     def _wait(self, what: str, check: object, deadline: float) -> None:

@@ -23,8 +23,10 @@ T = TypeVar("T")
 def release_input(app: AppContext, env: str, release: str, *, with_secrets: bool = True) -> ReleaseInput:
     spec, envspec = app.spec, app.env(env)
     config = {**envspec.env, **read_dotenv(dotenv_path(app.project.dir, env))}
-    secrets = SecretStore(app.project.state_dir).values(env) if with_secrets else {}
-    return ReleaseInput(app=spec.app, env=envspec, release=release, config=config, secrets=secrets)
+    store = SecretStore(app.project.state_dir)
+    secrets = store.values(env) if with_secrets else {}
+    return ReleaseInput(app=spec.app, env=envspec, release=release, config=config, secrets=secrets,
+                        secrets_version=store.version(env))
 
 
 def new_release(app: AppContext, ref: str | None) -> str:
@@ -67,17 +69,21 @@ def deploy(app: AppContext, env: str, ref: str | None, plan: bool, as_json: bool
     return _report(app, _run(app, env, lambda d: d.deploy(inp), as_json), as_json)
 
 
-def rollback(app: AppContext, env: str, to: str | None, as_json: bool) -> int:
-    res = _run(app, env, lambda d: d.rollback(lambda rel: release_input(app, env, rel, with_secrets=False), to),
-               as_json)
-    return _report(app, res, as_json)
+def rollback(app: AppContext, env: str, to: str | None, plan: bool, as_json: bool) -> int:
+    def inp_of(rel: str) -> ReleaseInput:
+        return release_input(app, env, rel, with_secrets=False)
+
+    if plan:
+        _print_plan(app, _run(app, env, lambda d: d.plan_rollback(inp_of, to), as_json), as_json)
+        return 0
+    return _report(app, _run(app, env, lambda d: d.rollback(inp_of, to), as_json), as_json)
 
 
 def _print_plan(app: AppContext, doc: dict[str, Any], as_json: bool) -> None:
     if as_json:
         app.print_json(doc)
         return
-    app.echo(f"plan: deploy {doc['release']} to {doc['env']} (namespace {doc['namespace']}, "
+    app.echo(f"plan: {doc.get('kind', 'deploy')} {doc['release']} to {doc['env']} (namespace {doc['namespace']}, "
              f"serving {doc['serving'] or 'nothing'}) — server-side dry run, nothing changed")
     for i, step in enumerate(doc["steps"], 1):
         app.echo(f"  {i}. {step['kind']}")

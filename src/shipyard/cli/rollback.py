@@ -23,8 +23,6 @@ def command(
     if app.remote is None and app.env(env).target == "kubernetes":
         from shipyard.cli.kube_deploy import rollback as kube_rollback
 
-        if plan:
-            app.abort("rollback --plan is not supported on a kubernetes environment yet", 2)
-        raise typer.Exit(kube_rollback(app, env, to, json_out))
+        raise typer.Exit(kube_rollback(app, env, to, plan, json_out))
     events = app.client.stream("/v1/rollback", {"env": env, "to": to, "plan": plan})
     raise typer.Exit(follow(app, events, as_json=json_out, plan_only=plan))

@@ -92,14 +92,7 @@ class KubeDeployer:
         env = await records.read_env(self.cluster, inp.base)
         inp = with_slot(inp, env)
         manifests = self._members(inp, env)
-        objects = []
-        for m in manifests:
-            live = await self.cluster.get(m["apiVersion"], m["kind"], m["metadata"]["name"])
-            dry = await self.cluster.apply(m, dry_run=True)
-            changes = diff_object(live, dry)
-            objects.append({"object": str(applyset.ObjectRef.of(m)), "action": "create" if live is None else
-                            ("update" if changes else "unchanged"),
-                            "changes": [c.to_json() for c in changes] if live is not None else []})
+        objects = await self._dry_run(manifests)
         prune = await self._prune_list(inp, env, manifests)
         job = release_job(inp, list(inp.env.release if inp.env.release is not None else inp.app.release),
                           inp.app.release_timeout)
@@ -108,6 +101,43 @@ class KubeDeployer:
             objects.insert(0, {"object": str(applyset.ObjectRef.of(job)), "action": "create", "changes": []})
         return {"env": inp.env.name, "release": inp.release, "serving": env.current, "namespace": self.cluster.namespace,
                 "steps": plan_steps(inp, manifests, job), "objects": objects, "prune": [str(r) for r in prune]}
+
+    async def _dry_run(self, manifests: Sequence[Manifest]) -> list[dict[str, Any]]:
+        objects = []
+        for m in manifests:
+            live = await self.cluster.get(m["apiVersion"], m["kind"], m["metadata"]["name"])
+            dry = await self.cluster.apply(m, dry_run=True)
+            changes = diff_object(live, dry)
+            objects.append({"object": str(applyset.ObjectRef.of(m)), "action": "create" if live is None else
+                            ("update" if changes else "unchanged"),
+                            "changes": [c.to_json() for c in changes] if live is not None else []})
+        return objects
+
+    async def plan_rollback(self, inp_of: Callable[[str], ReleaseInput], to: str | None) -> dict[str, Any]:
+        """``rollback --plan``: the recorded release's objects, dry-run against the live ones."""
+        await self.cluster.check()
+        probe = inp_of("")
+        env = await records.read_env(self.cluster, probe.base)
+        rec = await self._rollback_record(probe, env, to)
+        inp = replace(inp_of(rec.release), slot=rec.slot)
+        steps = plan_steps(inp, rec.manifests, None)[:-2]  # no prune, no new record
+        return {"kind": "rollback", "env": inp.env.name, "release": rec.release, "serving": env.current,
+                "namespace": self.cluster.namespace, "steps": steps,
+                "objects": await self._dry_run(rec.manifests), "prune": []}
+
+    async def _rollback_record(self, probe: ReleaseInput, env: records.EnvRecord,
+                               to: str | None) -> records.ReleaseRecord:
+        target = to or env.previous
+        if not target:
+            raise NotFound(f"{probe.env.name} has no previous release to roll back to")
+        rec = await records.record(self.cluster, probe.base, target)
+        if rec is None:
+            raise NotFound(f"release {target} has no record in namespace {self.cluster.namespace} "
+                           "(only the last keep_releases releases are kept)")
+        for ref in rec.references:
+            if ref.group_kind == "Secret" and await self.cluster.get("v1", "Secret", ref.name) is None:
+                raise NotFound(f"release {target}'s Secret {ref.name} is gone; deploy instead")
+        return rec
 
     # --- deploy -----------------------------------------------------------------------------------------
     async def deploy(self, inp: ReleaseInput) -> KubeResult:
@@ -141,17 +171,9 @@ class KubeDeployer:
         await self.cluster.check()
         probe = inp_of("")
         env = await records.read_env(self.cluster, probe.base)
-        target = to or env.previous
-        if not target:
-            raise NotFound(f"{probe.env.name} has no previous release to roll back to")
-        rec = await records.record(self.cluster, probe.base, target)
-        if rec is None:
-            raise NotFound(f"release {target} has no record in namespace {self.cluster.namespace} "
-                           "(only the last keep_releases releases are kept)")
+        rec = await self._rollback_record(probe, env, to)
+        target = rec.release
         res = KubeResult(probe.env.name, target, "rollback", previous=env.current)
-        for ref in rec.references:
-            if ref.group_kind == "Secret" and await self.cluster.get("v1", "Secret", ref.name) is None:
-                raise NotFound(f"release {target}'s Secret {ref.name} is gone; deploy instead")
         inp = replace(inp_of(target), slot=rec.slot)
         first, switch = split_switch(inp, rec.manifests)
         try:

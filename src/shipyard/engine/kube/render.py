@@ -52,6 +52,9 @@ class ReleaseInput:
     secrets: Mapping[str, str] = field(default_factory=dict)
     image: str | None = None  # set once pushed (with its digest); else the [kubernetes] image pattern
     slot: str | None = None  # blue-green: "blue" | "green"; None for rolling
+    # The secret store's version: the Secret's name is hashed over it and the names, never over the values
+    # (a short unsalted hash of a weak value would be a guessable fingerprint of it).
+    secrets_version: int | None = None
 
     @property
     def base(self) -> str:
@@ -73,7 +76,9 @@ class ReleaseInput:
 
     @property
     def secret_name(self) -> str:
-        return f"{self.base}-secrets-{content_hash(self.secrets)}"
+        if self.secrets_version is None:
+            return f"{self.base}-secrets-{content_hash(self.secrets)}"
+        return f"{self.base}-secrets-{content_hash(dict.fromkeys(self.secrets, str(self.secrets_version)))}"
 
 
 def selector_labels(inp: ReleaseInput) -> dict[str, str]:
