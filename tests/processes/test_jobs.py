@@ -104,9 +104,14 @@ def setup(tmp_path: Path) -> tuple[Any, Any, Callable[[SteppedClock], JobService
         return JobPlace("r1", release, {**environ, "TZ_SEEN": "set"})
 
     def service(clock: SteppedClock) -> JobService:
-        return JobService(store=store, events=EventLog(store, clock), clock=clock, where=where, logs=paths.state / "logs")
+        return JobService(store=store, events=EventLog(store, clock), clock=clock, where=where, logs=paths.state / "logs",
+                          notify=lambda env, kind, summary, details: NOTIFIED.append((env, kind, summary)))
 
+    NOTIFIED.clear()
     return spec, store, service
+
+
+NOTIFIED: list[tuple[str, str, str]] = []  # what the jobs handed to the notifier (control/notify.py)
 
 
 async def until(pred: Callable[[], Any], timeout: float = 20.0) -> Any:
@@ -138,6 +143,9 @@ def test_a_job_fires_at_its_time_in_the_env_zone_with_its_config_and_its_exit_co
         assert r.duration_s is not None and r.duration_s >= 0
         failed = [e for e in store.list_events("prod") if e.kind == "job.failed"]
         assert failed and (failed[0].data or {})["exit_code"] == 3
+        # ...and the receivers hear of it (the lifecycle hook the daemon wires to the notifier).
+        assert [(env, kind) for env, kind, _ in NOTIFIED] == [("prod", "job_failed")]
+        assert "job report" in NOTIFIED[0][2]
         listing = jobs.listing(spec, "prod")
         report = next(j for j in listing if j["job"] == "report")
         assert report["timezone"] == "Europe/Paris" and report["runs"][0]["exit_code"] == 3

@@ -311,6 +311,10 @@ class ControlClient:
         return f" (see {self.paths.daemon_log})" if self.paths is not None else " (see its .shipyard/logs/control.log)"
 
 
+def performer_name() -> str:
+    return _performer()
+
+
 def _performer() -> str:
     """Who the caller says it acts for, recorded beside its identity (``ci-bot (octocat)``):
     SHIPYARD_PERFORMER (a CI job sets it to its actor) or the OS user."""

@@ -31,6 +31,17 @@ def _via_api(ap: AppContext, body: dict[str, Any]) -> dict[str, Any] | None:
     return doc
 
 
+def _audit_offline(ap: AppContext, action: str, env: str, names: list[str], version: int) -> None:
+    """The control plane is not running: the row waits in a file it imports at its next start."""
+    import time
+
+    from shipyard.cli.client import performer_name
+    from shipyard.control.pendingaudit import record_offline
+
+    record_offline(ap.project.state_dir, time.time(), f"local ({performer_name()})", action, env,
+                   ", ".join(names), {"names": names, "version": version})
+
+
 def _open(ctx: typer.Context, env: str) -> tuple[AppContext, SecretStore]:
     from shipyard.cli.app import AppContext
     from shipyard.primitives.spec.secrets import SecretStore
@@ -66,7 +77,11 @@ def set_(
             value = sys.stdin.read().rstrip("\n")
         values[key] = value
     doc = _via_api(ap, {"env": env, "action": "set", "values": values})
-    version = doc["version"] if doc is not None else store.set(env, values)
+    if doc is None:
+        version = store.set(env, values)
+        _audit_offline(ap, "secrets_set", env, sorted(values), version)
+    else:
+        version = doc["version"]
     if json_out:
         ap.print_json({"env": env, "set": sorted(values), "version": version})
         return
@@ -84,7 +99,11 @@ def unset(
     """Remove secrets."""
     ap, store = _open(ctx, env)
     doc = _via_api(ap, {"env": env, "action": "unset", "keys": keys})
-    version = doc["version"] if doc is not None else store.unset(env, keys)
+    if doc is None:
+        version = store.unset(env, keys)
+        _audit_offline(ap, "secrets_unset", env, sorted(keys), version)
+    else:
+        version = doc["version"]
     if json_out:
         ap.print_json({"env": env, "unset": keys, "version": version})
         return

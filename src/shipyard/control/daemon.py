@@ -56,6 +56,7 @@ from shipyard.control.notify import Notifier
 from shipyard.control.notify_api import NotifyContext
 from shipyard.control.notify_outbox import Outbox
 from shipyard.control.paths import Paths
+from shipyard.control.pendingaudit import import_pending
 from shipyard.control.releases import ReleaseService
 from shipyard.control.reports import ReportScheduler, ReportService
 from shipyard.control.routerlink import RouterLink
@@ -128,10 +129,11 @@ class ControlPlane:
             alerts=lambda: [v.to_json() for v in self.evaluator.view()],
             certs=lambda: self.certs.by_env(spec) if (spec := watch.current()) is not None else {}).render)
         self.jobs = JobService(store=store, events=events, clock=clock, where=serving_place(self.targets, store),
-                               logs=paths.state / "logs")
+                               logs=paths.state / "logs", notify=notifier.lifecycle)
         # Faces (docs/status-page.md): the status page's files, its process, checks, maintenance, reports.
         # Receivers (notifications) connect to `self.notices.hooks`.
         self.notices = Notices(lambda env, kind, msg, data: events.add(env, kind, msg, data))
+        self.notices.hooks.append(self._notice_out)
         self.checks = CheckRunner(store=store, clock=clock, spec=watch.current, on_change=lambda: self.status.wake.set())
         self.status = StatusWriter(store=store, clock=clock, spec=watch.current, out=status_dir(paths),
                                    critical_firing=self._critical_firing, check_failing=self.checks.failing)
@@ -142,6 +144,10 @@ class ControlPlane:
         self.report_schedule = ReportScheduler(service=self.reports, spec=watch.current, notify=self._report_notice)
         self.stopping = asyncio.Event()
         self.stop_everything = False
+
+    def _notice_out(self, n: Notice) -> None:
+        """Notices (maintenance, incidents, reports) go to the receivers through the routes too."""
+        self.notifier.event(n.env, "notice", n.subject, {"description": n.body, "labels": {"notice": n.kind}})
 
     def _report_notice(self, env: str, subject: str, body: str, data: dict[str, Any]) -> None:
         self.notices.send(Notice("report", env, subject, body, self.clock.time(), data))
@@ -173,6 +179,9 @@ class ControlPlane:
         await adopt(store=self.store, targets=self.targets, supervisor=self.supervisor, events=self.events,
                     clock=self.clock, spec=spec)
         self.approvals.forget_stale()
+        imported = import_pending(self.paths.state, self.store)  # secrets changed while it was down
+        if imported:
+            log.info("audit: %d row(s) written while the control plane was down imported", imported)
         keeper = guarded(self.link.keep_running(self._router_restarted), "router-keeper")
         scheduler = start_scheduler(self.backups)
         sched_task = asyncio.create_task(scheduler.run_forever()) if scheduler else None

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from shipyard.control.deploys.commands import release_environment
 from shipyard.control.events import EventLog
+from shipyard.control.notify import LifecycleHook
 from shipyard.control.scheduler import Scheduler
 from shipyard.control.target import Targets
 from shipyard.engine.rollout.launch import Launch
@@ -89,8 +90,10 @@ class _Running:
 
 
 class JobService:
-    def __init__(self, *, store: Store, events: EventLog, clock: Clock, where: Where, logs: Path) -> None:
+    def __init__(self, *, store: Store, events: EventLog, clock: Clock, where: Where, logs: Path,
+                 notify: LifecycleHook | None = None) -> None:
         self.store, self.events, self.clock, self.where, self.logs = store, events, clock, where, logs
+        self.notify: LifecycleHook = notify or (lambda env, kind, summary, details: None)
         self._running: dict[tuple[str, str], list[_Running]] = {}
         self.scheduler: Scheduler | None = None
 
@@ -176,6 +179,8 @@ class JobService:
                 self.events.add(env, "job.failed", f"job {name} run {entry.run_id} {reason}",
                                 data={"job": name, "run": entry.run_id, "status": status, "exit_code": code,
                                       "release": place.release, "tail": list(tail)[-5:]})
+                self.notify(env, "job_failed", f"{env}: job {name} run {entry.run_id} {reason}",
+                            {"description": "\n".join(list(tail)[-5:]), "job": name, "status": status})
 
     async def _execute(self, job: JobSpec, place: JobPlace, log_path: Path, tail: deque[str]) -> int | None:
         """The command's exit code (negative: killed by that signal); None when stopped at its timeout."""

@@ -48,6 +48,9 @@ EVENTS: dict[str, tuple[str, str]] = {
     "backup_failed": ("BackupRunFailed", "critical"),
     "backup_missed": ("BackupRunMissed", "critical"),
     "drill_missed": ("DrillMissedObjectives", "critical"),
+    "job_failed": ("ScheduledJobFailed", "critical"),
+    # Notices for people (control/notices.py): maintenance 24 h ahead / start / end, incidents, reports.
+    "notice": ("Notice", "info"),
     "test": ("ShipyardTest", "info"),
 }
 LifecycleHook = Callable[[str, str, str, Mapping[str, Any]], None]
