@@ -46,7 +46,6 @@ class EncryptingSink:
         self._cdc = FastCDC(avg_size, min_size=max(64, avg_size // 4), max_size=max(1024, avg_size * 4))
         self._window = 4 * max(1024, avg_size * 4)
         self._buf = bytearray()
-        self._plain = hashlib.sha256()
         self._plain_size = 0
         self._lock = threading.Lock()
         self._order: list[Future[tuple[str, int]]] = []  # one per chunk, in stream order
@@ -55,7 +54,6 @@ class EncryptingSink:
         self._pending: list[Future[tuple[str, int]]] = []
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._plain.update(data)
         self._plain_size += len(data)
         self._buf += data
         if len(self._buf) >= self._window:
@@ -113,7 +111,7 @@ class EncryptingSink:
         finally:
             self.abort()
         blobs = [(b, self._known[b]) for b, _ in done]
-        return StreamStats(self._plain_size, self._plain.hexdigest(), sum(n for _, n in done),
+        return StreamStats(self._plain_size, stream_digest([b for b, _ in done]), sum(n for _, n in done),
                            sum(n for _, n in blobs), blobs)
 
     def abort(self) -> None:
@@ -122,10 +120,16 @@ class EncryptingSink:
         self._pool.shutdown(wait=True)
 
 
+def stream_digest(blob_ids: list[str]) -> str:
+    """The manifest's ``plain_sha256``: SHA-256 of the ordered chunk ids. Each id is a keyed SHA-256 of its
+    chunk's plaintext, checked whenever the blob is opened, so this pins the whole stream without a second
+    pass over every byte on the backup's one reading thread (0.7 s per 800 MB here)."""
+    return hashlib.sha256("\n".join(blob_ids).encode()).hexdigest()
+
+
 def decrypted(repo: Repository, manifest: Manifest, *, label: str) -> Iterator[bytes]:
     """Plaintext blocks of a stored backup; raises IntegrityError (after the last block at the latest)
     when anything does not match the manifest. The next blob is fetched while this one is consumed."""
-    plain = hashlib.sha256()
     size = 0
     with ThreadPoolExecutor(1, thread_name_prefix="backup-read") as pool:
         ahead: Future[bytes] | None = None
@@ -133,11 +137,10 @@ def decrypted(repo: Repository, manifest: Manifest, *, label: str) -> Iterator[b
             current = ahead.result() if ahead is not None else repo.read_blob(blob_id, label)
             if i + 1 < len(manifest.blobs):
                 ahead = pool.submit(repo.read_blob, manifest.blobs[i + 1][0], label)
-            plain.update(current)
             size += len(current)
             yield current
-    if size != manifest.plain_size or plain.hexdigest() != manifest.plain_sha256:
-        raise IntegrityError(f"{label}: SHA-256 of the restored data does not match the manifest")
+    if size != manifest.plain_size or stream_digest([b for b, _ in manifest.blobs]) != manifest.plain_sha256:
+        raise IntegrityError(f"{label}: the restored data does not match the manifest (size or chunk list)")
 
 
 class StreamReader(io.RawIOBase):
