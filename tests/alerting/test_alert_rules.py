@@ -43,12 +43,21 @@ def test_labels() -> None:
     assert parse_expr('backup_age{source="db"} > 1h').label("source") == "db"
 
 
+def test_rate_window() -> None:
+    assert parse_expr("error_rate > 5%").window is None  # the default window (values.RATE_WINDOW_S)
+    assert parse_expr("error_rate[1m] > 5%").window == 60.0
+    assert parse_expr("p95 [30s] >= 2s").window == 30.0
+
+
 @pytest.mark.parametrize(("doc", "where", "says"), [
     ({"alerts": [{"name": "A", "expr": "latency > 2s"}]}, "alerts[0].expr", "unknown series 'latency'"),
     ({"alerts": [{"name": "A", "expr": "p95 > 2x"}]}, "alerts[0].expr", "threshold '2x'"),
     ({"alerts": [{"name": "A", "expr": "p95 => 2s"}]}, "alerts[0].expr", "expected '<series> <op> <threshold>'"),
     ({"alerts": [{"name": "A", "expr": "error_rate > 5"}]}, "alerts[0].expr", "percentage"),
     ({"alerts": [{"name": "A", "expr": "up < 1", "for": "soon"}]}, "alerts[0].for", "duration"),
+    ({"alerts": [{"name": "A", "expr": "up[1m] < 1"}]}, "alerts[0].expr", "up takes no [window]"),
+    ({"alerts": [{"name": "A", "expr": "rps[2h] < 1"}]}, "alerts[0].expr", "from 1s to 1h"),
+    ({"alerts": [{"name": "A", "expr": "rps[soon] < 1"}]}, "alerts[0].expr", "window [soon] of rps"),
     ({"alerts": [{"name": "A", "expr": "up < 1", "env": "qa"}]}, "alerts[0].env", "unknown environment 'qa'"),
     ({"alerts": [{"name": "A", "expr": "up < 1", "summary": "{{ who }}"}]}, "alerts[0].summary", "placeholder"),
     ({"alerts": [{"name": "A", "expr": 'up{source="x"} < 1'}]}, "alerts[0].expr", "does not take the label"),

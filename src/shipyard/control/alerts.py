@@ -1,8 +1,11 @@
-"""The alert evaluator: after each recorder tick and every 5 s, every rule of every environment.
+"""The alert evaluator: every second, every rule of every environment.
 
 The rules come from the spec (``SpecWatch``: re-read when the file changes) — the shipped defaults plus
-``[[alerts]]``. One evaluation reads, per environment, the last 10 minutes of raw points and its backup
-records, computes every series once (``engine.alerting.values``) and steps each rule's state machine
+``[[alerts]]``. Each second it pulls every environment's traffic of the last seconds from the router
+(``collector.LiveTraffic``: the rate windows, so a fault is seen within seconds, not at the next 10 s
+point); after each recorder tick, and at least every 5 s, it also re-reads the last 10 minutes of raw
+points and the backup records (the gauges, restarts, backups: they change no faster). Every series is
+computed once per environment (``engine.alerting.values``) and each rule's state machine stepped
 (``engine.alerting.states``). A state that changed is saved with the event of its transition in one
 transaction (``alert_firing`` / ``alert_resolved`` / ``alert_pending``), so a control-plane restart
 picks up exactly where it stopped: it neither forgets a firing alert nor fires it a second time.
@@ -18,25 +21,30 @@ from typing import Any
 
 from shipyard.control.alertvalues import ExtraValues
 from shipyard.control.certs import CertExpiry
+from shipyard.control.collector import PULL_OFFSET_S, LiveTraffic
 from shipyard.control.notify import Notifier, alert_of
 from shipyard.control.specwatch import SpecWatch
 from shipyard.engine.alerting.history import RAW_STEP, Point
 from shipyard.engine.alerting.rules import Rule, rules_for
 from shipyard.engine.alerting.states import AlertState, step
 from shipyard.engine.alerting.values import (
-    RATE_WINDOW_S,
+    LIVE_S,
     RESTARTS_WINDOW_S,
     BackupFacts,
     env_values,
     value_of,
+    window_of,
 )
 from shipyard.errors import ShipyardError
 from shipyard.primitives.clock import Clock
+from shipyard.primitives.spec import Spec
+from shipyard.primitives.spec.alerting import WINDOWED
 from shipyard.primitives.store import Store
 
 log = logging.getLogger("shipyard.control")
 
-EVAL_INTERVAL_S = 5.0
+EVAL_INTERVAL_S = 5.0  # without live traffic; and how old the history read may get with it
+LIVE_INTERVAL_S = 1.0
 BACKUP_SERIES = ("backup_age", "backup_failed", "drill_missed")
 
 
@@ -55,7 +63,7 @@ class RuleView:
 class Evaluator:
     def __init__(self, *, store: Store, clock: Clock, specs: SpecWatch,
                  interval: float = EVAL_INTERVAL_S, notifier: Notifier | None = None,
-                 certs: CertExpiry | None = None) -> None:
+                 certs: CertExpiry | None = None, live: LiveTraffic | None = None) -> None:
         self.extra = ExtraValues(certs)  # cert_expires_in and promql: expressions (control/alertvalues.py)
         self.store = store
         self.notifier = notifier  # firing alerts → groups → deliveries, saved with the states
@@ -64,9 +72,12 @@ class Evaluator:
         self.interval = interval
         self.states: dict[tuple[str, str], AlertState] | None = None  # loaded on the first evaluation
         self.rules: list[Rule] = []
+        self.live = live
         self.evaluations = 0
-        # Set by the recorder after each tick: new points are evaluated at once, not up to `interval` later.
+        # Set by the recorder after each tick: new points are read (and evaluated) at once.
         self.wake = asyncio.Event()
+        self._read: dict[str, tuple[list[Point], BackupFacts | None]] = {}  # env → history read, backups
+        self._read_at: float | None = None
 
     def view(self, env: str | None = None) -> list[RuleView]:
         states = self.states or {}
@@ -75,18 +86,34 @@ class Evaluator:
 
     async def run_forever(self) -> None:
         while True:
+            reread = self.wake.is_set() or self._read_at is None or self.clock.time() - self._read_at >= self.interval
+            self.wake.clear()
             try:
-                await asyncio.to_thread(self.evaluate)
+                await self.once(reread)
             except ShipyardError as err:
                 log.warning("alert evaluator: %s", err)
             except Exception:  # a bug here must not end alerting silently
                 log.exception("alert evaluator crashed an evaluation")
+            if self.live is not None:  # just after the router closes each second's slice
+                now = self.clock.time()
+                await self.clock.sleep(max(0.0, int(now) + LIVE_INTERVAL_S + PULL_OFFSET_S - now))
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.interval)
-            self.wake.clear()
 
-    def evaluate(self) -> list[tuple[Rule, AlertState, str]]:
-        """One evaluation of every rule; returns the transitions (rule, new state, transition)."""
+    async def once(self, reread: bool = True) -> list[tuple[Rule, AlertState, str]]:
+        """Pull the live traffic, then evaluate (in a thread: the store is read and written)."""
+        if self.live is not None:
+            await self.live.pull(self._live_envs())
+        return await asyncio.to_thread(self.evaluate, reread)
+
+    def _live_envs(self) -> list[str]:
+        return sorted({r.env for r in self.rules if r.expr.series in WINDOWED and window_of(r.expr) <= LIVE_S}
+                      if self.rules else {})
+
+    def evaluate(self, reread: bool = True) -> list[tuple[Rule, AlertState, str]]:
+        """One evaluation of every rule; returns the transitions (rule, new state, transition).
+        ``reread``: read the history and backups again (else the last read's, with fresh live traffic)."""
         now = self.clock.time()
         spec = self.specs.current()
         if spec is None:
@@ -99,11 +126,15 @@ class Evaluator:
             by_env.setdefault(r.env, []).append(r)
         changed: list[AlertState] = []
         transitions: list[tuple[Rule, AlertState, str]] = []
+        if reread or any(env not in self._read for env in by_env):
+            self._read = {env: self._read_env(spec, env, env_rules, now) for env, env_rules in by_env.items()}
+            self._read_at = now
         for env, env_rules in by_env.items():
-            values = env_values(self._points(env, now), now)
+            points, backups = self._read[env]
+            live = self.live.window(env, now) if self.live is not None else None
+            windows = {window_of(r.expr) for r in env_rules if r.expr.series in WINDOWED}
+            values = env_values(points, now, live, windows)
             values.update(self.extra.values(spec, env, env_rules, now))
-            needs_backups = any(r.expr.series in BACKUP_SERIES for r in env_rules)
-            backups = self._backups(env) if needs_backups and spec.env(env).backup is not None else None
             for r in env_rules:
                 prev = self.states.get(r.key)
                 value = values.get(r.expr.text) if r.expr.promql is not None else value_of(r.expr, values, backups, now)
@@ -134,11 +165,15 @@ class Evaluator:
         self.evaluations += 1
         return transitions
 
-    def _points(self, env: str, now: float) -> list[Point]:
-        # Histograms are needed for the rate window only (the quantiles); restarts look back 10 minutes.
-        rows = self.store.read_points("raw", env, now - RESTARTS_WINDOW_S - RAW_STEP,
-                                      hist_since=now - RATE_WINDOW_S - 2 * RAW_STEP)
-        return [Point(step=RAW_STEP, **row) for row in rows]
+    def _read_env(self, spec: Spec, env: str, rules: list[Rule], now: float
+                  ) -> tuple[list[Point], BackupFacts | None]:
+        needs_backups = any(r.expr.series in BACKUP_SERIES for r in rules)
+        backups = self._backups(env) if needs_backups and spec.env(env).backup is not None else None
+        # Histograms are needed for the rate windows only (the quantiles); restarts look back 10 minutes.
+        longest = max((window_of(r.expr) for r in rules if r.expr.series in WINDOWED), default=0)
+        rows = self.store.read_points("raw", env, now - max(RESTARTS_WINDOW_S, longest) - RAW_STEP,
+                                      hist_since=now - longest - 2 * RAW_STEP)
+        return [Point(step=RAW_STEP, **row) for row in rows], backups
 
     def _backups(self, env: str) -> BackupFacts:
         runs = self.store.list_backup_runs(env, limit=200)

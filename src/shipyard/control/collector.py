@@ -1,4 +1,5 @@
-"""The collector: one environment's live measurements, as analysis ``Sample``s, once a second.
+"""The collector: one environment's live measurements, as analysis ``Sample``s, once a second; and
+``LiveTraffic``, every environment's per-second traffic totals for the alert evaluator's rate windows.
 
 It pulls the router's finished per-second slices (``slices`` op) and reads the supervisor's view of
 each instance (CPU, memory, consecutive health failures, restarts), and keeps the last 15 minutes.
@@ -17,24 +18,27 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
 import psutil
 
 from shipyard.control.routerlink import RouterLink
 from shipyard.control.supervisor import Supervisor
 from shipyard.control.tasks import guarded
+from shipyard.engine.alerting.history import Point
+from shipyard.engine.alerting.values import LIVE_S
 from shipyard.engine.analysis.measurements import Sample
 from shipyard.errors import ShipyardError
 from shipyard.primitives.clock import Clock
-from shipyard.primitives.metrics import RETENTION_S
+from shipyard.primitives.metrics import RETENTION_S, merge_counts
 
 log = logging.getLogger("shipyard.control")
 
 # Pull this long after each second ends, so the router has closed the second's slice.
 PULL_OFFSET_S = 0.05
 _CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
+LIVE_STALE_S = 3  # live totals older than this are not read: the evaluator falls back to the history
 
 
 def samples_from_slices(reply: dict[str, Any], readings: dict[str, dict[str, Any]]) -> list[Sample]:
@@ -147,3 +151,59 @@ class Collector:
 
     def since(self, t: int) -> Iterator[Sample]:
         return (s for s in self.samples if s.t >= t)
+
+
+class SlicesSource(Protocol):
+    async def call(self, op: str, _timeout: float = 10.0, **fields: Any) -> dict[str, Any]: ...
+
+
+def second_totals(reply: dict[str, Any]) -> list[Point]:
+    """Per finished second of a ``slices`` reply: every instance and release together (step 1), with the
+    merged latency histogram; a second with no request is a zero point (it was served, just idle)."""
+    by_sec: dict[int, tuple[int, int, list[Mapping[int, int]]]] = {}
+    for t in range(int(reply["since"]), int(reply["now_sec"])):
+        by_sec[t] = (0, 0, [])
+    for s in samples_from_slices(reply, {}):
+        req, err, hists = by_sec[s.t]
+        if s.latency:
+            hists.append(s.latency)
+        by_sec[s.t] = (req + s.requests, err + s.errors, hists)
+    return [Point("", "*", t, 1, req, err, hist=merge_counts(hists)) for t, (req, err, hists) in by_sec.items()]
+
+
+class LiveTraffic:
+    """Every environment's traffic per second over the last ``LIVE_S`` seconds: what the alert evaluator's
+    rate windows read, pulled from the router's slices each second (the history's points are 10 s apart,
+    which would hold a fault back up to 10 s more). Only totals are kept, a few KB per environment."""
+
+    def __init__(self, link: SlicesSource, clock: Clock, timeout: float = 2.0) -> None:
+        self.link = link
+        self.clock = clock
+        self.timeout = timeout  # a stuck router must not hold up the evaluation of the other rules
+        self.seconds: dict[str, deque[Point]] = {}
+        self.end: dict[str, int] = {}  # env → first second not pulled yet
+        self._failing: set[str] = set()
+
+    async def pull(self, envs: Iterable[str]) -> None:
+        for env in envs:
+            since = self.end.get(env, int(self.clock.time()) - LIVE_S)
+            try:
+                reply = await self.link.call("slices", self.timeout, env=env, since=since)
+            except ShipyardError as err:  # router down or the env not in it (yet): its windows go stale
+                if env not in self._failing:
+                    self._failing.add(env)
+                    log.debug("live traffic %s: %s", env, err)
+                continue
+            self._failing.discard(env)
+            buf = self.seconds.setdefault(env, deque())
+            buf.extend(second_totals(reply))
+            self.end[env] = int(reply["now_sec"])
+            while buf and buf[0].t < self.end[env] - LIVE_S:
+                buf.popleft()
+
+    def window(self, env: str, now: float) -> list[Point] | None:
+        """The env's per-second totals, oldest first; None when it has not been pulled lately."""
+        buf = self.seconds.get(env)
+        if not buf or self.end.get(env, 0) < int(now) - LIVE_STALE_S:
+            return None
+        return list(buf)

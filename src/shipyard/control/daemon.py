@@ -35,6 +35,7 @@ from shipyard.control.api import ApiContext, build_routes, remote_routes
 from shipyard.control.backups import BackupService, start_scheduler
 from shipyard.control.certs import CertExpiry
 from shipyard.control.cgroups import Cgroups
+from shipyard.control.collector import LiveTraffic
 from shipyard.control.dashboard.server import Dashboard, DashboardContext
 from shipyard.control.deploys.adopt import adopt, router_restarted
 from shipyard.control.deploys.approvals import ApprovalBook
@@ -120,7 +121,8 @@ class ControlPlane:
         # Metrics, history and alerts (docs/alerts.md): always on; the background tasks read the spec when it changes.
         counters = RouterCounters()
         self.certs = CertExpiry()
-        self.evaluator = Evaluator(store=store, clock=clock, specs=watch, notifier=notifier, certs=self.certs)
+        self.evaluator = Evaluator(store=store, clock=clock, specs=watch, notifier=notifier, certs=self.certs,
+                                   live=LiveTraffic(link, clock))
         self.recorder = Recorder(link=link, store=store, clock=clock, specs=watch,
                                  readings=supervisor_readings(self.supervisor), on_reply=counters.add_reply,
                                  on_tick=self.evaluator.wake.set)

@@ -15,11 +15,11 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any, Protocol
+from typing import Any
 
 import psutil
 
-from shipyard.control.collector import samples_from_slices
+from shipyard.control.collector import SlicesSource, samples_from_slices
 from shipyard.control.specwatch import SpecWatch
 from shipyard.control.supervisor import Supervisor
 from shipyard.engine.alerting.history import (
@@ -41,10 +41,6 @@ log = logging.getLogger("shipyard.control")
 # After each 10-second boundary, so the router has closed the bucket's last second.
 TICK_OFFSET_S = 0.25
 PRUNE_EVERY_S = 600
-
-
-class SlicesSource(Protocol):
-    async def call(self, op: str, _timeout: float = 10.0, **fields: Any) -> dict[str, Any]: ...
 
 
 def supervisor_readings(supervisor: Supervisor) -> Callable[[str], list[InstanceReading]]:

@@ -4,6 +4,9 @@ An alert ``expr`` compares one of shipyard's own series with a threshold::
 
     error_rate > 5%          p95 > 2s          rps < 1          backup_age{source="db"} > 26h
 
+The traffic series are rates over a window, 10 s unless the expression names one as PromQL does:
+``error_rate[1m] > 5%`` (``WINDOWED``; 1 s to 1 h).
+
 ``parse_expr`` is the one parser (the spec validates with it, the engine evaluates what it returns);
 ``SERIES`` names every series, the unit its threshold is written in and the labels it takes.
 """
@@ -30,12 +33,12 @@ class SeriesDef:
 
 
 SERIES: dict[str, SeriesDef] = {
-    "error_rate": SeriesDef("fraction", help="errors / requests over the last minute"),
-    "availability": SeriesDef("fraction", help="1 - error_rate over the last minute"),
-    "p50": SeriesDef("seconds", help="median latency over the last minute"),
-    "p95": SeriesDef("seconds", help="95th percentile latency over the last minute"),
-    "p99": SeriesDef("seconds", help="99th percentile latency over the last minute"),
-    "rps": SeriesDef("number", help="requests per second over the last minute"),
+    "error_rate": SeriesDef("fraction", help="errors / requests over the rate window (10 s unless [window])"),
+    "availability": SeriesDef("fraction", help="1 - error_rate over the rate window"),
+    "p50": SeriesDef("seconds", help="median latency over the rate window"),
+    "p95": SeriesDef("seconds", help="95th percentile latency over the rate window"),
+    "p99": SeriesDef("seconds", help="99th percentile latency over the rate window"),
+    "rps": SeriesDef("number", help="requests per second over the rate window"),
     "cpu": SeriesDef("fraction", help="busiest instance's CPU, share of one core (newest point)"),
     "memory": SeriesDef("fraction", help="largest instance's RSS, share of its memory limit (newest point)"),
     "restarts": SeriesDef("number", help="instance restarts in the last 10 minutes"),
@@ -49,10 +52,13 @@ SERIES: dict[str, SeriesDef] = {
 # ``expr = "promql: <query>"``: a PromQL alerting expression evaluated by ``[metrics] prometheus`` (true
 # when the query returns a sample, as in a Prometheus alerting rule; ``{{ env }}`` is the environment).
 PROMQL_PREFIX = "promql:"
+# Series computed over a window of traffic, which ``series[window]`` sets.
+WINDOWED = frozenset({"error_rate", "availability", "p50", "p95", "p99", "rps"})
+MAX_WINDOW_S = 3600.0
 OPS = (">=", "<=", "==", "!=", ">", "<")
 
 _EXPR = re.compile(r"^\s*(?P<series>[a-z_][a-z0-9_]*)\s*(?:\{(?P<labels>[^}]*)\})?\s*"
-                   r"(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>\S.*?)\s*$")
+                   r"(?:\[(?P<window>[^\]]*)\])?\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>\S.*?)\s*$")
 _LABEL = re.compile(r'^\s*([a-z_][a-z0-9_]*)\s*=\s*"([^"\\]*)"\s*$')
 _ALERT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _LISTEN = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})$")
@@ -66,6 +72,7 @@ class AlertExpr:
     threshold: float  # in the series' unit: a fraction, seconds or a plain number
     text: str
     promql: str | None = None  # the query of a ``promql:`` expression (series "promql", no threshold)
+    window: float | None = None  # ``series[window]``: seconds (None: the evaluator's default rate window)
 
     def holds(self, value: float) -> bool:
         if self.promql is not None:
@@ -102,12 +109,27 @@ def parse_expr(text: str) -> AlertExpr:
             takes = ", ".join(sdef.labels) or "no labels"
             raise ValueError(f"{name} does not take the label {lm.group(1)!r} (it takes {takes})")
         labels.append((lm.group(1), lm.group(2)))
+    window = _window(name, m.group("window"))
     raw = m.group("value")
     try:
         threshold = _threshold(sdef.unit, raw)
     except ValueError as exc:
         raise ValueError(f"threshold {raw!r} for {name}: {exc}") from None
-    return AlertExpr(name, tuple(labels), m.group("op"), threshold, " ".join(text.split()))
+    return AlertExpr(name, tuple(labels), m.group("op"), threshold, " ".join(text.split()), window=window)
+
+
+def _window(series: str, raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    if series not in WINDOWED:
+        raise ValueError(f"{series} takes no [window] (the rate series do: {', '.join(sorted(WINDOWED))})")
+    try:
+        window = parse_duration(raw.strip())
+    except ValueError as exc:
+        raise ValueError(f"window [{raw}] of {series}: {exc}") from None
+    if not 1 <= window <= MAX_WINDOW_S or window != int(window):
+        raise ValueError(f"window [{raw}] of {series}: whole seconds from 1s to 1h")
+    return window
 
 
 def _threshold(unit: Unit, raw: str) -> float:
