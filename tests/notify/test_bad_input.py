@@ -97,3 +97,32 @@ def test_secrets_are_needed_where_routes_reach() -> None:
         "(`shipyard secrets set --env prod SMTP_PASSWORD=...`)",
         "notifications.receivers[1].password_secret: 'SMTP_PASSWORD' is not a secret of environment 'staging' "
         "(`shipyard secrets set --env staging SMTP_PASSWORD=...`)"]
+
+
+def test_every_command_that_would_notify_checks_receiver_secrets(proj: Project) -> None:
+    """The secret removed after `up`: deploy, alerts and notify test are bad input (exit 2, the key path) —
+    in the CLI before anything is sent, and in the control plane itself (a remote CLI checks nothing)."""
+    from shipyard.cli.client import ControlClient
+    from shipyard.control.paths import Paths
+    from shipyard.errors import ShipyardError
+
+    proj.write_spec(replicas=1, extra=RECEIVERS)
+    proj.commit("v1")
+    proj.ok("secrets", "set", "--env", "staging", "SLACK_WEBHOOK_URL=http://127.0.0.1:9/x")
+    proj.ok("up", "--detach", timeout=90)
+    try:
+        proj.ok("secrets", "unset", "--env", "staging", "SLACK_WEBHOOK_URL")
+        key = "notifications.receivers[0].url_secret: 'SLACK_WEBHOOK_URL' is not a secret of environment 'staging'"
+        for args in (("deploy", "--env", "staging"), ("alerts",), ("alerts", "--env", "staging"),
+                     ("notify", "test", "--receiver", "ops-slack", "--env", "staging")):
+            r = proj.cli(*args)
+            assert r.returncode == 2 and key in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+        client = ControlClient(Paths(proj.dir))
+        for method, path, body in (("GET", "/v1/alerts", None), ("POST", "/v1/deploy", {"env": "staging"})):
+            with pytest.raises(ShipyardError) as err:
+                list(client.stream(path, body)) if method == "POST" else client.call(method, path)
+            assert err.value.exit_code == 2 and key in str(err.value), (path, str(err.value))
+        assert proj.json("history", "--env", "staging", "--json") == []  # nothing was started
+    finally:
+        proj.cli("down", timeout=60)
+        proj.kill_everything()

@@ -21,6 +21,9 @@ def command(
     from shipyard.cli.app import AppContext, esc
 
     app = AppContext.of(ctx)
+    if env is not None:
+        app.check_env(env)
+    app.check_receiver_secrets([env] if env else None)
     data: dict[str, Any] = app.client.call("GET", "/v1/alerts" + (f"?{urlencode({'env': env})}" if env else ""))
     if json_out:
         app.print_json(data)

@@ -127,6 +127,17 @@ class AppContext:
         if self.remote is None:
             self.env(name)
 
+    def check_receiver_secrets(self, envs: list[str] | None = None, only: str | None = None) -> None:
+        """A receiver that ``envs``' notifications reach (or ``only`` that one) without its secret: exit 2
+        naming the key path, before anything is sent. A remote control plane checks with its own secrets."""
+        if self.remote is not None or not self.spec.notifications.receivers:
+            return
+        from shipyard.primitives.spec.notifications import check_secrets
+        from shipyard.primitives.spec.secrets import SecretStore
+
+        check_secrets(self.spec.notifications, self.spec.env_names if envs is None else envs,
+                      SecretStore(self.project.state_dir).names, only=only)
+
     @cached_property
     def paths(self) -> Paths:
         from shipyard.control.paths import Paths

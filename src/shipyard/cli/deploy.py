@@ -34,6 +34,7 @@ def command(
     if override_window and not reason:
         app.abort("--override-window needs --reason TEXT (it is recorded)", 2)
     app.check_env(env)  # bad config or unknown environment: exit 2 before anything else
+    app.check_receiver_secrets([env])
     if app.remote is None and app.env(env).target == "kubernetes":
         from shipyard.cli.kube_deploy import deploy as kube_deploy
 

@@ -21,6 +21,9 @@ def test(
     from shipyard.cli.app import AppContext
 
     ap = AppContext.of(ctx)
+    if ap.remote is None:
+        ap.check_env(env or ap.spec.env_names[0])
+        ap.check_receiver_secrets([env or ap.spec.env_names[0]], only=receiver)
     doc: dict[str, Any] = ap.client.call("POST", "/v1/notify/test", {"receiver": receiver, "env": env},
                                          timeout=90.0)
     d = doc["delivery"]

@@ -42,6 +42,7 @@ from shipyard.engine.rollout.canary_runner import COMMANDS
 from shipyard.errors import BadInput, NotFound, Refused
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec import Spec
+from shipyard.primitives.spec.notifications import check_secrets
 from shipyard.primitives.store import Store
 from shipyard.primitives.ttyframes import PROTOCOL
 
@@ -76,7 +77,10 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler[Identity]]:
     async def _start(req: DeployRequest, plan_only: bool, who: Identity, override: str | None = None,
                      spec: Spec | None = None, detach: bool = False) -> AsyncIterator[dict[str, Any]]:
         # Prepared now, so bad input is answered as one JSON error, not inside a stream.
-        plan = ctx.deploys.prepare(req, spec or ctx.specs.load())
+        spec = spec or ctx.specs.load()
+        plan = ctx.deploys.prepare(req, spec)
+        # A receiver this environment's notifications reach without its secret: bad input, as at `up`.
+        check_secrets(spec.notifications, [req.env], ctx.deploys.secrets.names)
         performer = who.performer
         if not plan_only:
             ctx.deploys.check_manual_lock(plan)

@@ -9,7 +9,7 @@ further back from minute points (quantiles: the step's worst minute).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from shipyard.engine.alerting.history import MINUTE_STEP, RAW_STEP, downsample, 
 from shipyard.errors import BadInput
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec import Spec, parse_duration
+from shipyard.primitives.spec.notifications import check_secrets
 from shipyard.primitives.store import Store
 
 MAX_POINTS = 20_000
@@ -31,6 +32,7 @@ class MetricsContext:
     clock: Clock
     load_spec: Callable[[], Spec]
     evaluator: Evaluator
+    secret_names: Callable[[str], Iterable[str]] | None = None  # env → its secrets' names
 
 
 def _duration(q: dict[str, str], key: str, default: str) -> float:
@@ -79,6 +81,8 @@ def metrics_routes(ctx: MetricsContext) -> dict[tuple[str, str], Handler[object]
         env = q.get("env") or None
         if env is not None:
             spec.env(env)
+        if ctx.secret_names is not None:  # what the rules would notify must be able to (exit 2, as at `up`)
+            check_secrets(spec.notifications, [env] if env else spec.env_names, ctx.secret_names)
         return {"evaluations": ctx.evaluator.evaluations,
                 "rules": [v.to_json() for v in ctx.evaluator.view(env)]}
 

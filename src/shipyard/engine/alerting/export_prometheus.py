@@ -6,7 +6,9 @@ them) becomes one alerting rule with the same threshold, ``for`` and ``keep_firi
 written in PromQL over the series ``GET /metrics`` exports (``PROMQL`` below; docs/alerts.md "Export").
 Where the two differ, the rule file says so in a comment:
 
-- the router series advance every 10 s (the recorder's tick), so windows of 1 m hold 6 steps;
+- the router series advance every 10 s (the recorder's tick) and are scraped every 15 s, so a rate
+  window is at least 1 m (4 scrapes), where shipyard's own evaluator reads 10 s (or the rule's
+  ``[window]``) of the router's per-second traffic;
 - ``error_rate`` counts 5xx and unanswered requests; the failed attempts the router retried elsewhere,
   which shipyard's own series also count, are not part of ``http_requests_total``;
 - ``backup_age``: a source whose runs all failed has no success timestamp, so Prometheus has no value
@@ -28,7 +30,7 @@ from shipyard.engine.alerting.rules import Rule, format_value, rules_for
 from shipyard.primitives.spec import Spec
 from shipyard.primitives.spec.alerting import SERIES
 
-RATE = "1m"  # shipyard's rate window (engine.alerting.values.RATE_WINDOW_S)
+RATE_S = 60  # the shortest rate window a 15 s scrape of 10 s steps supports (shipyard's own: 10 s)
 RESTARTS = "10m"  # engine.alerting.values.RESTARTS_WINDOW_S
 
 
@@ -37,17 +39,19 @@ def _sel(name: str, env: str, **labels: str) -> str:
     return f"{name}{{{','.join(parts)}}}"
 
 
-def promql_of(series: str, env: str, labels: dict[str, str] | None = None) -> str:
-    """The PromQL that computes shipyard's ``series`` for ``env`` from the exported series."""
+def promql_of(series: str, env: str, labels: dict[str, str] | None = None, window: float | None = None) -> str:
+    """The PromQL that computes shipyard's ``series`` for ``env`` from the exported series (a rate over
+    ``window``, or 1 m when that is shorter)."""
     labels = labels or {}
+    rng = _duration(max(RATE_S, window or 0))
     src = {"source": labels["source"]} if "source" in labels else {}
-    requests = f"sum by (env) (rate({_sel('http_requests_total', env)}[{RATE}]))"
+    requests = f"sum by (env) (rate({_sel('http_requests_total', env)}[{rng}]))"
     failed = _sel("http_requests_total", env, code='=~"5xx|none"')
-    errors = f"(sum by (env) (rate({failed}[{RATE}])) or 0 * {requests})"
+    errors = f"(sum by (env) (rate({failed}[{rng}])) or 0 * {requests})"
 
     def quantile(q: float) -> str:
         return (f"histogram_quantile({q}, sum by (env, le) "
-                f"(rate({_sel('http_request_duration_seconds_bucket', env)}[{RATE}])))")
+                f"(rate({_sel('http_request_duration_seconds_bucket', env)}[{rng}])))")
 
     table = {
         "error_rate": f"{errors} / {requests}",
@@ -118,7 +122,7 @@ def rule_expr(rule: Rule) -> str:
     e = rule.expr
     if e.promql is not None:
         return e.promql.replace("{{ env }}", rule.env).replace("{{env}}", rule.env)
-    return f"{promql_of(e.series, rule.env, dict(e.labels))} {e.op} {_threshold(e.threshold)}"
+    return f"{promql_of(e.series, rule.env, dict(e.labels), e.window)} {e.op} {_threshold(e.threshold)}"
 
 
 def prometheus_rule(rule: Rule) -> dict[str, Any]:
@@ -147,7 +151,8 @@ def rule_file(spec: Spec) -> Rendered:
     used = sorted({r.expr.series for r in rules})
     head = [f"# shipyard {spec.app.name}: alert rules rendered from shipyard.toml ([[alerts]] and the shipped defaults)",
             "# by `shipyard export prometheus`. Same thresholds, for and keep_firing_for as shipyard's evaluator.",
-            "# Router series advance every 10 s (the control plane's recorder); rates use shipyard's 1m window."]
+            "# Router series advance every 10 s (the control plane's recorder): rate windows are at least 1m",
+            "# (shipyard's evaluator reads 10 s of per-second traffic, or the rule's [window])."]
     head += [f"# {s}: {NOTES[s]}" for s in used if s in NOTES]
     if "promql" in used:
         head.append("# promql: expressions are copied as written ({{ env }} replaced).")
