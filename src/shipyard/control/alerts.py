@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from shipyard.control.alertvalues import ExtraValues
@@ -72,6 +72,7 @@ class Evaluator:
         self.interval = interval
         self.states: dict[tuple[str, str], AlertState] | None = None  # loaded on the first evaluation
         self.rules: list[Rule] = []
+        self._rules_of: Spec | None = None
         self.live = live
         self.evaluations = 0
         # Set by the recorder after each tick: new points are read (and evaluated) at once.
@@ -85,40 +86,48 @@ class Evaluator:
                 for r in self.rules if env is None or r.env == env]
 
     async def run_forever(self) -> None:
+        at: float | None = None  # the scheduled time of this evaluation (live: just after a second)
         while True:
             reread = self.wake.is_set() or self._read_at is None or self.clock.time() - self._read_at >= self.interval
             self.wake.clear()
             try:
-                await self.once(reread)
+                await self.once(reread, at)
             except ShipyardError as err:
                 log.warning("alert evaluator: %s", err)
             except Exception:  # a bug here must not end alerting silently
                 log.exception("alert evaluator crashed an evaluation")
             if self.live is not None:  # just after the router closes each second's slice
                 now = self.clock.time()
-                await self.clock.sleep(max(0.0, int(now) + LIVE_INTERVAL_S + PULL_OFFSET_S - now))
+                at = int(now) + LIVE_INTERVAL_S + PULL_OFFSET_S
+                await self.clock.sleep(max(0.0, at - now))
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.interval)
 
-    async def once(self, reread: bool = True) -> list[tuple[Rule, AlertState, str]]:
+    async def once(self, reread: bool = True, at: float | None = None) -> list[tuple[Rule, AlertState, str]]:
         """Pull the live traffic, then evaluate (in a thread: the store is read and written)."""
         if self.live is not None:
             await self.live.pull(self._live_envs())
-        return await asyncio.to_thread(self.evaluate, reread)
+        return await asyncio.to_thread(self.evaluate, reread, at)
 
     def _live_envs(self) -> list[str]:
         return sorted({r.env for r in self.rules if r.expr.series in WINDOWED and window_of(r.expr) <= LIVE_S}
                       if self.rules else {})
 
-    def evaluate(self, reread: bool = True) -> list[tuple[Rule, AlertState, str]]:
+    def evaluate(self, reread: bool = True, at: float | None = None) -> list[tuple[Rule, AlertState, str]]:
         """One evaluation of every rule; returns the transitions (rule, new state, transition).
-        ``reread``: read the history and backups again (else the last read's, with fresh live traffic)."""
+        ``reread``: read the history and backups again (else the last read's, with fresh live traffic).
+        ``at``: the evaluation's scheduled time, as Prometheus stamps its evaluations, so that ``for``
+        counts whole evaluation intervals and a late-running evaluation does not add one more second."""
         now = self.clock.time()
+        if at is not None and abs(at - now) < LIVE_INTERVAL_S:  # (else the clock jumped: take its time)
+            now = at
         spec = self.specs.current()
         if spec is None:
             return []
-        self.rules = rules = rules_for(spec)
+        if spec is not self._rules_of:  # a new spec snapshot (SpecWatch re-read the file): parse its rules
+            self.rules, self._rules_of = rules_for(spec), spec
+        rules = self.rules
         if self.states is None:
             self.states = {(d["rule"], d["env"]): AlertState.from_json(d) for d in self.store.alert_states()}
         by_env: dict[str, list[Rule]] = {}
@@ -140,7 +149,7 @@ class Evaluator:
                 value = values.get(r.expr.text) if r.expr.promql is not None else value_of(r.expr, values, backups, now)
                 new, change = step(r, prev, value, now)
                 self.states[r.key] = new
-                if prev is None or replace(prev, value=None) != replace(new, value=None):
+                if prev is None or not prev.same_but_value(new):
                     changed.append(new)
                 if change is not None:
                     transitions.append((r, new, change))

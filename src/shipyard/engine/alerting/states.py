@@ -36,6 +36,13 @@ class AlertState:
                 "fired_at": self.fired_at, "keep_firing_since": self.keep_firing_since,
                 "resolved_at": self.resolved_at, "value": self.value, "changed_at": self.changed_at}
 
+    def same_but_value(self, other: AlertState) -> bool:
+        """Equal apart from ``value`` (what changes at every evaluation and is not worth a write)."""
+        return (self.state, self.active_since, self.fired_at, self.keep_firing_since, self.resolved_at,
+                self.changed_at, self.rule, self.env) == (
+                other.state, other.active_since, other.fired_at, other.keep_firing_since, other.resolved_at,
+                other.changed_at, other.rule, other.env)
+
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> AlertState:
         return cls(d["rule"], d["env"], d.get("state", "inactive"), d.get("active_since"), d.get("fired_at"),
@@ -46,7 +53,8 @@ def step(rule: Rule, prev: AlertState | None, value: float | None, now: float
          ) -> tuple[AlertState, StateName | None]:
     s = prev if prev is not None else AlertState(rule.name, rule.env)
     true = value is not None and rule.expr.holds(value)
-    s = replace(s, value=value)
+    if s.value != value:
+        s = replace(s, value=value)
     if true:
         if s.state in ("inactive", "resolved"):
             s = replace(s, state="pending", active_since=now, fired_at=None, keep_firing_since=None,
