@@ -9,12 +9,14 @@ from shipyard.primitives.spec import Spec
 from shipyard.primitives.spec.alerting import SERIES, AlertExpr, AlertSpec, parse_expr, render_summary
 from shipyard.primitives.spec.durations import format_duration
 
-# The plans' rules (docs/alerts.md says why each threshold and `for`). A [[alerts]] rule of the same name
+# The plans' rules (docs/alerts.md says why each threshold and `for`). The traffic ones read a minute: with a
+# `for` of minutes, one noisy 10-second window under the threshold would send them back to inactive (and the
+# 15 s that a minute's average needs to cross is small beside the `for`). A [[alerts]] rule of the same name
 # replaces one for the environments it covers; `[metrics] default_alerts = false` drops them all.
 DEFAULTS: tuple[AlertSpec, ...] = tuple(AlertSpec.model_validate(d) for d in (
-    {"name": "HighErrorRate", "expr": "error_rate > 5%", "for": "5m", "keep_firing_for": "2m",
+    {"name": "HighErrorRate", "expr": "error_rate[1m] > 5%", "for": "5m", "keep_firing_for": "2m",
      "severity": "critical", "summary": "{{ env }}: {{ value }} of requests fail (over 5% for 5m)"},
-    {"name": "HighLatency", "expr": "p95 > 2s", "for": "3m", "severity": "warning",
+    {"name": "HighLatency", "expr": "p95[1m] > 2s", "for": "3m", "severity": "warning",
      "summary": "{{ env }}: P95 latency is {{ value }} (over 2s for 3m)"},
     {"name": "HighMemory", "expr": "memory > 90%", "for": "5m", "severity": "warning",
      "summary": "{{ env }}: an instance uses {{ value }} of its memory"},

@@ -66,7 +66,7 @@ strategy = "blue-green"
 
 # Metrics, history and alerts (docs/alerts.md). While `shipyard up` runs it serves Prometheus text on
 # `listen`, keeps every environment's history, and evaluates alert rules; these are on by default:
-#   HighErrorRate  error_rate > 5%  for 5m      HighLatency   p95 > 2s          for 3m
+#   HighErrorRate  error_rate[1m] > 5%  for 5m  HighLatency   p95[1m] > 2s      for 3m
 #   HighMemory     memory > 90%     for 5m      InstanceDown  up < 1            for 1m
 #   BackupFailed   backup_failed > 0            BackupTooOld  backup_age > 26h
 #   DrillMissed    drill_missed > 0
