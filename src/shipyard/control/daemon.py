@@ -51,7 +51,7 @@ from shipyard.control.maintenance import MaintenanceService
 from shipyard.control.metrics_api import MetricsContext
 from shipyard.control.metrics_export import MetricsExporter, MetricsServer, RouterCounters
 from shipyard.control.metrics_recorder import Recorder, supervisor_readings
-from shipyard.control.notices import Notice, Notices
+from shipyard.control.notices import Notice, Notices, receiver_details
 from shipyard.control.notify import Notifier
 from shipyard.control.notify_api import NotifyContext
 from shipyard.control.notify_outbox import Outbox
@@ -147,7 +147,7 @@ class ControlPlane:
 
     def _notice_out(self, n: Notice) -> None:
         """Notices (maintenance, incidents, reports) go to the receivers through the routes too."""
-        self.notifier.event(n.env, "notice", n.subject, {"description": n.body, "labels": {"notice": n.kind}})
+        self.notifier.event(n.env, "notice", n.subject, receiver_details(n))
 
     def _report_notice(self, env: str, subject: str, body: str, data: dict[str, Any]) -> None:
         self.notices.send(Notice("report", env, subject, body, self.clock.time(), data))

@@ -64,7 +64,8 @@ def build_report(f: ReportFacts) -> dict[str, Any]:
     period = [m for m in f.minutes if m.t >= start]
     return {
         "env": f.env, "period": f.period, "from": start, "to": f.now, "title": f.title or f"{f.env}: {f.period} report",
-        "deploys": _deploys([d for d in f.deploys if d.started_at >= start]),
+        # A deploy that overlaps the period counts (the after-deploy checkpoint starts as its deploy ends).
+        "deploys": _deploys([d for d in f.deploys if (d.finished_at or f.now) >= start]),
         "availability": _availability(period, f.slo),
         "traffic": _traffic(period),
         "trend": _trend(f.minutes, f.now),
