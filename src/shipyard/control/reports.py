@@ -56,9 +56,8 @@ class ReportService:
                      for i in self.store.incidents(since=since) if names is None or names & set(i.components)]
         backups = [{"source": b.source, "status": b.status, "started_at": b.started_at, "finished_at": b.finished_at}
                    for b in self.store.list_backup_runs(env, limit=1000)]
-        drills = [{"ok": d.ok, "started_at": d.started_at,
-                   "duration_s": max((s.get("rto_s") or 0.0 for s in d.detail.get("sources", [])), default=None)}
-                  for d in self.store.list_drills(env, limit=1000)]
+        drills = [{"ok": d.ok, "started_at": d.started_at, "duration_s": _worst(d.detail, "rto_s"),
+                   "rpo_s": _worst(d.detail, "rpo_s")} for d in self.store.list_drills(env, limit=1000)]
         backup = env_spec.backup
         return ReportFacts(env=env, period=period, now=now, slo=spec.reports.slo, minutes=self._minutes(env, since),
                            deploys=deploys, alerts=alerts, incidents=incidents, backups=backups, drills=drills,
@@ -93,6 +92,12 @@ class ReportService:
             os.chmod(base.with_suffix(".html"), 0o600)
             out["kept"] = str(base.with_suffix(".html"))
         return out
+
+
+def _worst(detail: dict[str, Any] | None, key: str) -> float | None:
+    """A drill's slowest restore (``rto_s``) or oldest restored data (``rpo_s``) over its sources."""
+    values = [float(s[key]) for s in (detail or {}).get("sources", []) if s.get(key) is not None]
+    return max(values, default=None)
 
 
 def _mean(points: list[dict[str, Any]], key: str) -> float | None:
