@@ -136,7 +136,7 @@ class ControlPlane:
         self.notices.hooks.append(self._notice_out)
         self.checks = CheckRunner(store=store, clock=clock, spec=watch.current, on_change=lambda: self.status.wake.set())
         self.status = StatusWriter(store=store, clock=clock, spec=watch.current, out=status_dir(paths),
-                                   critical_firing=self._critical_firing, check_failing=self.checks.failing)
+                                   critical_firing=self.evaluator.critical_firing, check_failing=self.checks.failing)
         self.status_process = StatusPageProcess(paths, clock)
         self.maintenance = MaintenanceService(store=store, clock=clock, link=link, notices=self.notices,
                                               on_change=self.status.wake.set)
@@ -151,9 +151,6 @@ class ControlPlane:
 
     def _report_notice(self, env: str, subject: str, body: str, data: dict[str, Any]) -> None:
         self.notices.send(Notice("report", env, subject, body, self.clock.time(), data))
-
-    def _critical_firing(self, env: str) -> bool:
-        return any(v.state.state == "firing" and v.rule.severity == "critical" for v in self.evaluator.view(env))
 
     def _status_url(self) -> str | None:
         port = self.status_process.port
