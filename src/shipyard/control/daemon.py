@@ -175,7 +175,9 @@ class ControlPlane:
         await self._start_accessories(spec)  # before instances start: their URLs are in the config
         await adopt(store=self.store, targets=self.targets, supervisor=self.supervisor, events=self.events,
                     clock=self.clock, spec=spec)
-        self.approvals.forget_stale()
+        kept, ended = self.approvals.restore()  # what waited for approval waits on, if its plan is the same
+        if kept or ended:
+            log.info("approvals: %d deployment(s) wait again, %d interrupted", len(kept), len(ended))
         imported = import_pending(self.paths.state, self.store)  # secrets changed while it was down
         if imported:
             log.info("audit: %d row(s) written while the control plane was down imported", imported)
