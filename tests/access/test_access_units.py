@@ -147,10 +147,12 @@ def test_waiting_deployments_expire_or_are_rejected_without_starting(store: Stor
     with pytest.raises(NotFound):
         book.decide(999, "alice", "alice", "approve", None)
 
-    book.create(_plan(60.0), "bob", "bob", None)
+    w3 = book.create(_plan(60.0), "bob", "bob", None)
     fresh = ApprovalBook(deploys=None, store=store, clock=clock, events=EventLog(store, clock),  # type: ignore[arg-type]
                          registry=Registry())
-    assert len(fresh.forget_stale()) == 1 and not store.waiting_deployments(), "a restart ends what waited"
+    assert fresh.restore() == ([], [w3.dep.id]) and not store.waiting_deployments(), \
+        "a restart ends what waited without a kept request"
+    assert "its request was not kept" in (store.get_deployment(w3.dep.id).reason or "")  # type: ignore[union-attr]
 
 
 SPEC = {"app": {"name": "svc", "run": "python3 app.py", "health": {"path": "/health"}},

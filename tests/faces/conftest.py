@@ -1,4 +1,5 @@
-"""Faces tests: the store parts run against both backends (SQLite and a fresh PostgreSQL database)."""
+"""Faces tests: the store parts run against both backends (SQLite and a fresh PostgreSQL database); the
+SMTP server and HTTP recorder of tests/notify receive the reports."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from notify.conftest import recorder, smtp  # noqa: F401 (the real receivers of tests/notify, shared)
 from shipyard.primitives.store import ENV_VAR, Store, open_store
 
 

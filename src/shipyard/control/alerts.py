@@ -85,6 +85,10 @@ class Evaluator:
         return [RuleView(r, states.get(r.key) or AlertState(r.name, r.env))
                 for r in self.rules if env is None or r.env == env]
 
+    def critical_firing(self, env: str) -> bool:
+        """Whether a critical rule of ``env`` fires (the status page shows its components degraded)."""
+        return any(v.state.state == "firing" and v.rule.severity == "critical" for v in self.view(env))
+
     async def run_forever(self) -> None:
         at: float | None = None  # the scheduled time of this evaluation (live: just after a second)
         while True:

@@ -91,7 +91,7 @@ def build_routes(ctx: ApiContext) -> dict[tuple[str, str], Handler[Identity]]:
         ctx.deploys.check_port(plan)
         if plan.approval is not None and not plan_only:
             # Waits for approvals; the lock, windows and a running deployment are checked again at its start.
-            return ctx.approvals.follow(ctx.approvals.create(plan, who.name, performer, override), detach)
+            return ctx.approvals.follow(ctx.approvals.create(plan, who.name, performer, override, req), detach)
         return ctx.deploys.stream(plan, plan_only, performer)
 
     async def known_ref(ref: str | None) -> str | None:

@@ -52,7 +52,7 @@ from shipyard.control.maintenance import MaintenanceService
 from shipyard.control.metrics_api import MetricsContext
 from shipyard.control.metrics_export import MetricsExporter, MetricsServer, RouterCounters
 from shipyard.control.metrics_recorder import Recorder, supervisor_readings
-from shipyard.control.notices import Notice, Notices
+from shipyard.control.notices import Notice, Notices, receiver_details
 from shipyard.control.notify import Notifier
 from shipyard.control.notify_api import NotifyContext
 from shipyard.control.notify_outbox import Outbox
@@ -138,7 +138,7 @@ class ControlPlane:
         self.notices.hooks.append(self._notice_out)
         self.checks = CheckRunner(store=store, clock=clock, spec=watch.current, on_change=lambda: self.status.wake.set())
         self.status = StatusWriter(store=store, clock=clock, spec=watch.current, out=status_dir(paths),
-                                   critical_firing=self._critical_firing, check_failing=self.checks.failing)
+                                   critical_firing=self.evaluator.critical_firing, check_failing=self.checks.failing)
         self.status_process = StatusPageProcess(paths, clock)
         self.maintenance = MaintenanceService(store=store, clock=clock, link=link, notices=self.notices,
                                               on_change=self.status.wake.set)
@@ -149,13 +149,10 @@ class ControlPlane:
 
     def _notice_out(self, n: Notice) -> None:
         """Notices (maintenance, incidents, reports) go to the receivers through the routes too."""
-        self.notifier.event(n.env, "notice", n.subject, {"description": n.body, "labels": {"notice": n.kind}})
+        self.notifier.event(n.env, "notice", n.subject, receiver_details(n))
 
     def _report_notice(self, env: str, subject: str, body: str, data: dict[str, Any]) -> None:
         self.notices.send(Notice("report", env, subject, body, self.clock.time(), data))
-
-    def _critical_firing(self, env: str) -> bool:
-        return any(v.state.state == "firing" and v.rule.severity == "critical" for v in self.evaluator.view(env))
 
     def _status_url(self) -> str | None:
         port = self.status_process.port
@@ -180,7 +177,9 @@ class ControlPlane:
         await self._start_accessories(spec)  # before instances start: their URLs are in the config
         await adopt(store=self.store, targets=self.targets, supervisor=self.supervisor, events=self.events,
                     clock=self.clock, spec=spec)
-        self.approvals.forget_stale()
+        kept, ended = self.approvals.restore()  # what waited for approval waits on, if its plan is the same
+        if kept or ended:
+            log.info("approvals: %d deployment(s) wait again, %d interrupted", len(kept), len(ended))
         imported = import_pending(self.paths.state, self.store)  # secrets changed while it was down
         if imported:
             log.info("audit: %d row(s) written while the control plane was down imported", imported)

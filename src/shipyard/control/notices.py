@@ -1,8 +1,9 @@
 """Notices meant for people (maintenance 24 h ahead, at its start and end; incidents opened and updated).
 
 Each notice is recorded as a ``notice`` event and handed to every hook. The receivers (e-mail, chat,
-webhooks) connect here: ``Notices.hooks.append(deliver)`` in the daemon; until they do, a notice is an
-event that ``shipyard events`` and the API show.
+webhooks) connect here: the daemon's hook routes each notice as a ``notice`` lifecycle event with
+``receiver_details``; a report's notice names its kept HTML file, which e-mail receivers attach and chat
+and webhook receivers get as a path.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ log = logging.getLogger("shipyard.control")
 
 @dataclass(frozen=True)
 class Notice:
-    kind: str  # maintenance_ahead | maintenance_start | maintenance_end | incident_open | incident_update
+    kind: str  # maintenance_ahead | maintenance_start | maintenance_end | incident_open | incident_update | report
     env: str
     subject: str
     body: str
@@ -41,3 +42,12 @@ class Notices:
                 hook(notice)
             except Exception:
                 log.exception("a notice hook failed (%s)", notice.kind)
+
+
+def receiver_details(n: Notice) -> dict[str, Any]:
+    """What the notifier's ``event`` gets for a notice: its body, its kind as a label, and a report's file
+    as the ``report`` annotation (receivers read the file when they send, so no report sits in the outbox)."""
+    details: dict[str, Any] = {"description": n.body, "labels": {"notice": n.kind}}
+    if n.data.get("report"):
+        details["annotations"] = {"report": str(n.data["report"])}
+    return details

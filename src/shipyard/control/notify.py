@@ -133,7 +133,9 @@ class Notifier:
         alertname, severity = EVENTS.get(kind, (kind, "info"))
         labels = {"alertname": alertname, "env": env, "severity": severity, "event": kind,
                   **{k: str(v) for k, v in details.get("labels", {}).items()}}
-        ann = {"title": f"{alertname} on {env}", "summary": summary}
+        # A notice for people (a report, maintenance, an incident) is titled by what it says.
+        ann = {"title": summary if kind == "notice" else f"{alertname} on {env}", "summary": summary,
+               **{k: str(v) for k, v in details.get("annotations", {}).items()}}
         if details.get("description"):
             ann["description"] = str(details["description"])
         return Alert(labels_of(labels), labels_of(ann), now, now, "firing")

@@ -1,8 +1,9 @@
 """Sending one notification to one receiver (blocking; the notifier runs it in a worker thread).
 
 Slack and webhooks are an HTTP POST of JSON, Alertmanager ``POST /api/v2/alerts``, email SMTP with
-STARTTLS (certificates verified: the system's CAs, or the receiver's ``tls_ca_file``). A receiver's URL
-and password are secrets: every error message is masked before it is logged, stored or shown.
+STARTTLS (certificates verified: the system's CAs, or the receiver's ``tls_ca_file``), a report's HTML
+file attached. A receiver's URL and password are secrets: every error message is masked before it is
+logged, stored or shown.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from shipyard.engine.alerting.notify_payloads import (
@@ -25,6 +27,8 @@ from shipyard.engine.alerting.notify_payloads import (
 )
 from shipyard.errors import ShipyardError
 from shipyard.primitives.spec.notifications import ReceiverSpec
+
+MAX_ATTACHMENT = 10 * 1024 * 1024  # a 7-day report is ~100 kB; anything bigger is not one of ours
 
 
 class SendFailed(ShipyardError):
@@ -84,11 +88,17 @@ def post_json(url: str, body: Any, receiver: ReceiverSpec) -> None:
 def send_email(receiver: ReceiverSpec, note: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
     assert receiver.smtp_host is not None and receiver.from_ is not None
     subject, body = email_message(note)
+    reports, missing = report_files(note)
+    if missing:
+        body += "".join(f"\n(the report {m} is no longer on disk)" for m in missing)
     msg = EmailMessage()
     msg["Subject"] = subject
     msg["From"] = receiver.from_
     msg["To"] = ", ".join(receiver.to)
     msg.set_content(body)
+    for path in reports:
+        # As bytes (base64): the file arrives exactly as kept, long lines and all.
+        msg.add_attachment(path.read_bytes(), maintype="text", subtype="html", filename=path.name)
     with smtplib.SMTP(receiver.smtp_host, receiver.smtp_port, timeout=receiver.timeout) as smtp:
         smtp.ehlo()
         if receiver.starttls:
@@ -98,6 +108,24 @@ def send_email(receiver: ReceiverSpec, note: Mapping[str, Any], secrets: Mapping
         if receiver.username:
             smtp.login(receiver.username, _secret(receiver, "password_secret", secrets))
         smtp.send_message(msg)
+
+
+def report_files(note: Mapping[str, Any]) -> tuple[list[Path], list[str]]:
+    """The HTML reports a notification names (``report`` annotation: a file the control plane kept under
+    ``.shipyard/reports/``), read when sent; (files to attach, names that are gone or not a report)."""
+    found: list[Path] = []
+    missing: list[str] = []
+    for a in note.get("alerts", []):
+        name = (a.get("annotations") or {}).get("report")
+        if not name:
+            continue
+        path = Path(name)
+        if path.suffix == ".html" and path.parent.name == "reports" and path.is_file() \
+                and path.stat().st_size <= MAX_ATTACHMENT:
+            found.append(path)
+        else:
+            missing.append(path.name)
+    return found, missing
 
 
 def _describe(exc: BaseException) -> str:

@@ -10,6 +10,9 @@ Long backup operations (run, verify, restore, drill) answer as an NDJSON stream:
 ``exit_code``). The heartbeat lets the client use an idle timeout instead of no timeout at all (a full
 backup or a drill may take far longer than any fixed request timeout). The work does not depend on the
 connection: a client that goes away does not stop it, and it is recorded all the same.
+
+Backup runs, restores, drills and forgets are audited when they end (performer, env, source, outcome, and
+what was restored where — a target URL without its password), failures and interruptions too.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from shipyard.control.backups import BackupService
 from shipyard.control.deploys.status import shown_role
@@ -115,6 +119,31 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler[object]]:
         task.add_done_callback(lambda t: _done(t, running, op, env))
         return _follow(op, env, task, ctx.clock)
 
+    def audited(action: str, env: str, source: str | None, who: object, detail: dict[str, Any],
+                work: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+        """``work``, with one audit row when it ends: its outcome (ok, failed, interrupted) and ``detail``."""
+        async def run() -> Any:
+            outcome = "interrupted"  # what stays when the work is cancelled (the control plane stops)
+            extra: dict[str, Any] = {}
+            try:
+                doc = await work()
+                outcome, extra = _outcome(doc)
+                return doc
+            except ShipyardError as err:
+                outcome, extra = "failed", {"error": str(err)}
+                raise
+            except Exception as exc:
+                outcome, extra = "failed", {"error": f"internal error: {type(exc).__name__}"}
+                raise
+            finally:
+                try:
+                    ctx.store.add_audit(ctx.clock.time(), str(getattr(who, "performer", who)), action, env,
+                                        source or "*", {"outcome": outcome, **detail, **extra})
+                except ShipyardError as err:  # the work is done; a store problem must not hide its result
+                    log.warning("could not audit the %s of %s: %s", action, env, err)
+
+        return run
+
     async def backup_run(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
         env, source = env_of(body), _source(body)
 
@@ -122,7 +151,7 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler[object]]:
             results, warnings = await ctx.backups.run(env, source)
             return {"result": [r.to_dict() for r in results], "warnings": warnings}
 
-        return long("backup run", env, work)
+        return long("backup run", env, audited("backup_run", env, source, who, {}, work))
 
     async def backup_verify(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
         env, source = env_of(body), _source(body)
@@ -153,11 +182,17 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler[object]]:
                                                to_path=path, replace=yes, at=body.get("at"))
             return {"result": result.to_dict()}
 
-        return long("backup restore", env, work)
+        where = {"to": redact_url(str(to_url))} if to_url else {"to_path": str(path)} if path else {"to": "original"}
+        detail = {**where, "backup": body.get("backup"), "at": body.get("at")}
+        return long("backup restore", env, audited("backup_restore", env, source, who, detail, work))
 
     async def backup_forget(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
-        results = await ctx.backups.forget(env_of(body), _source(body), bool(body.get("dry_run")))
-        return [r.to_dict() for r in results]
+        env, source, dry = env_of(body), _source(body), bool(body.get("dry_run"))
+
+        async def work() -> list[dict[str, Any]]:
+            return [r.to_dict() for r in await ctx.backups.forget(env, source, dry)]
+
+        return await audited("backup_forget", env, source, who, {"dry_run": dry}, work)()
 
     async def backup_drill(body: dict[str, Any], q: dict[str, str], who: object) -> Any:
         env, source = env_of(body), _source(body)
@@ -166,7 +201,7 @@ def read_routes(ctx: ReadContext) -> dict[tuple[str, str], Handler[object]]:
             results, warnings = await ctx.backups.drill(env, source)
             return {"result": [r.to_dict() for r in results], "warnings": warnings}
 
-        return long("backup drill", env, work)
+        return long("backup drill", env, audited("backup_drill", env, source, who, {}, work))
 
     return {
         ("GET", "/v1/history"): history,
@@ -221,3 +256,22 @@ def _int(text: str, what: str) -> int:
     except ValueError:
         raise BadInput(f"{what} must be a whole number, not {text!r}") from None
 
+
+def _outcome(doc: Any) -> tuple[str, dict[str, Any]]:
+    """ok, or failed naming the sources that failed (a run's or drill's results, a restore's result)."""
+    results = doc.get("result") if isinstance(doc, dict) else None
+    rows = results if isinstance(results, list) else [results] if isinstance(results, dict) else []
+    failed = sorted({str(r.get("source")) for r in rows if r.get("ok") is False})
+    ids = [r["backup_id"] for r in rows if r.get("backup_id")]
+    extra: dict[str, Any] = {"backup_ids": ids} if ids else {}
+    return ("failed", {**extra, "failed": failed}) if failed else ("ok", extra)
+
+
+def redact_url(url: str) -> str:
+    """A URL as the audit keeps it: without a password (``postgresql://app:***@db/app``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -56,9 +56,8 @@ class ReportService:
                      for i in self.store.incidents(since=since) if names is None or names & set(i.components)]
         backups = [{"source": b.source, "status": b.status, "started_at": b.started_at, "finished_at": b.finished_at}
                    for b in self.store.list_backup_runs(env, limit=1000)]
-        drills = [{"ok": d.ok, "started_at": d.started_at,
-                   "duration_s": max((s.get("rto_s") or 0.0 for s in d.detail.get("sources", [])), default=None)}
-                  for d in self.store.list_drills(env, limit=1000)]
+        drills = [{"ok": d.ok, "started_at": d.started_at, "duration_s": _worst(d.detail, "rto_s"),
+                   "rpo_s": _worst(d.detail, "rpo_s")} for d in self.store.list_drills(env, limit=1000)]
         backup = env_spec.backup
         return ReportFacts(env=env, period=period, now=now, slo=spec.reports.slo, minutes=self._minutes(env, since),
                            deploys=deploys, alerts=alerts, incidents=incidents, backups=backups, drills=drills,
@@ -95,6 +94,12 @@ class ReportService:
         return out
 
 
+def _worst(detail: dict[str, Any] | None, key: str) -> float | None:
+    """A drill's slowest restore (``rto_s``) or oldest restored data (``rpo_s``) over its sources."""
+    values = [float(s[key]) for s in (detail or {}).get("sources", []) if s.get(key) is not None]
+    return max(values, default=None)
+
+
 def _mean(points: list[dict[str, Any]], key: str) -> float | None:
     pairs = [(p[key], int(p["requests"])) for p in points if p.get(key) is not None and int(p["requests"]) > 0]
     total = sum(w for _, w in pairs)
@@ -102,8 +107,10 @@ def _mean(points: list[dict[str, Any]], key: str) -> float | None:
 
 
 class ReportScheduler:
-    """Builds and keeps the scheduled reports and hands each to the receivers (``notify``). What was sent is
-    kept in ``.shipyard/reports/sent.json``, so a restart sends nothing twice."""
+    """Builds and keeps the scheduled reports and hands each to the receivers (``notify``: a notice naming
+    the kept HTML file, which e-mail receivers attach). What was sent, and when the schedule was last
+    looked at, is kept in ``.shipyard/reports/sent.json``: a restart sends nothing twice, and a report that
+    fell due while the control plane was down is sent once when it is back (up to a week late)."""
 
     def __init__(self, *, service: ReportService, spec: Callable[[], Spec | None],
                  notify: Callable[[str, str, str, dict[str, Any]], None]) -> None:
@@ -111,23 +118,31 @@ class ReportScheduler:
         self.spec = spec
         self.notify = notify  # (env, subject, body, data)
         self.sent_path = service.out / "sent.json"
-        self.last = service.clock.time()
+        self.last: float | None = None  # read from sent.json on the first tick
 
-    def _sent(self) -> dict[str, list[str]]:
+    def _state(self) -> tuple[dict[str, list[str]], float | None]:
         try:
             data = json.loads(self.sent_path.read_text())
         except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+            return {}, None
+        if not isinstance(data, dict):
+            return {}, None
+        if isinstance(data.get("sent"), dict):
+            checked = data.get("checked_at")
+            return data["sent"], float(checked) if isinstance(checked, int | float) else None
+        return data, None  # the first format: {env: [keys]}
 
     def tick(self) -> list[str]:
         spec = self.spec()
         now = self.service.clock.time()
-        since, self.last = self.last, now
         if spec is None or (spec.reports.daily is None and spec.reports.weekly is None
                             and spec.reports.after_deploy is None):
+            self.last = now
             return []
-        sent = self._sent()
+        sent, checked = self._state()
+        if self.last is None:
+            self.last = max(checked, now - WEEK) if checked is not None else now
+        since, self.last = self.last, now
         made: list[str] = []
         for env in spec.env_names:
             env_spec = spec.env(env)
@@ -139,15 +154,15 @@ class ReportScheduler:
                 out = self.service.build(spec, env, due.period, keep=True)
                 sent.setdefault(env, []).append(due.key)
                 rep = out["report"]
-                self.notify(env, f"{rep['title']} ({due.kind.replace('_', ' ')})",
-                            _summary_line(rep), {"report": out["kept"], "kind": due.kind})
+                what = f"after deploy #{due.key.split('@')[1]}" if due.kind == "after_deploy" else due.kind
+                self.notify(env, f"{rep['title']} ({what})",
+                            _summary_line(rep), {"report": out["kept"], "kind": due.kind, "key": due.key})
                 made.append(out["kept"])
-        if made:
-            self.service.out.mkdir(parents=True, exist_ok=True)
-            trimmed = {env: keys[-200:] for env, keys in sent.items()}
-            tmp = self.sent_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(trimmed))
-            os.replace(tmp, self.sent_path)
+        self.service.out.mkdir(parents=True, exist_ok=True)
+        trimmed = {env: keys[-200:] for env, keys in sent.items()}
+        tmp = self.sent_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"checked_at": now, "sent": trimmed}))
+        os.replace(tmp, self.sent_path)
         return made
 
     async def run_forever(self, interval: float = 30.0) -> None:

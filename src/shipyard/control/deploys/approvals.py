@@ -5,18 +5,26 @@ and kept here with its plan; approvals from ``required`` distinct identities sta
 the start the manual lock, the deploy windows and the environment's lock are checked again (they may have
 changed while it waited): a refusal is answered to the approver and the deployment keeps waiting. A
 rejection, or no decision within ``timeout``, ends it ``rejected`` / ``expired``; nothing that serves is
-touched. A control plane restart ends what waited (``interrupted``): the plan lived in memory only.
-Rollbacks and aborts never come here.
+touched. Rollbacks and aborts never come here.
+
+A control plane restart keeps what waited: the request (its commit, not a branch that may move), who
+asked, the override, the expiry and a digest of the plan are kept in the row; ``restore`` plans the same
+request again at start and keeps it waiting (with its approvals so far) only when it is the very plan
+asked for — same release, same digest. Otherwise (shipyard.toml, the environment's serving release or the
+release catalogue changed) it ends ``interrupted`` saying why: nobody approves a plan they did not see.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from shipyard.control.deploys.inputs import DeployRequest
 from shipyard.control.deploys.registry import Registry
 from shipyard.control.deploys.service import DeployService
 from shipyard.control.events import EventLog
@@ -60,23 +68,56 @@ class ApprovalBook:
         self.deploys, self.store, self.clock, self.events, self.registry = deploys, store, clock, events, registry
         self._waiting: dict[int, Waiting] = {}
 
-    def forget_stale(self) -> list[int]:
-        """At start: what waited before a restart cannot start (its plan is gone): interrupted."""
-        ended = []
+    def restore(self) -> tuple[list[int], list[int]]:
+        """At start: each deployment that waited before the restart is planned again from its kept request;
+        (kept waiting, ended ``interrupted``)."""
+        kept, ended = [], []
         for dep in self.store.waiting_deployments():
-            if self.store.end_waiting(dep.id, "interrupted", "the control plane restarted while it waited for "
-                                      "approval; deploy again", self.clock.time()):
-                ended.append(dep.id)
-        return ended
+            try:
+                w = self._replan(dep)
+            except (ShipyardError, KeyError, TypeError, ValueError) as err:  # a row it cannot read: ended too
+                reason = f"the control plane restarted while it waited for approval and {err}; deploy again"
+                if self.store.end_waiting(dep.id, "interrupted", reason, self.clock.time()):
+                    self.events.add(dep.env, "approval", f"deployment {dep.id} interrupted: {reason}")
+                    ended.append(dep.id)
+                continue
+            self._waiting[dep.id] = w
+            kept.append(dep.id)
+            self.events.add(dep.env, "approval", f"deployment {dep.id} ({dep.release}) waits for approval again "
+                            f"after the restart ({len(w.approved_by)} approval(s) so far)")
+        return kept, ended
 
-    def create(self, plan: Plan, requester: str, performer: str, override: str | None) -> Waiting:
+    def _replan(self, dep: DeploymentRec) -> Waiting:
+        kept = (dep.detail or {}).get("waiting")
+        if not isinstance(kept, dict):
+            raise Refused("its request was not kept (asked for before this version)")
+        req = DeployRequest(dep.kind, dep.env, **kept["request"])  # type: ignore[arg-type]
+        plan = self.deploys.prepare(req, self.deploys.specs.load())
+        if plan.release != dep.release:
+            raise Refused(f"it would now deploy {plan.release}, not {dep.release}")
+        if plan.approval is None:
+            raise Refused(f"{dep.env} no longer asks for approval")
+        if plan_digest(plan) != kept["digest"]:
+            raise Refused("its plan is no longer the one asked for (shipyard.toml or the environment changed)")
+        approved = [a.identity for a in self.store.approvals_of(dep.id) if a.decision == "approve"]
+        return Waiting(dep, plan, str(kept["requester"]), str(kept["performer"]), kept.get("override"),
+                       float(kept["expires_at"]), approved_by=approved)
+
+    def create(self, plan: Plan, requester: str, performer: str, override: str | None,
+               request: DeployRequest | None = None) -> Waiting:
+        """``request``: what was asked for, kept so a restart can plan it again (None: not kept)."""
         assert plan.approval is not None
         now = self.clock.time()
+        expires = now + plan.approval.timeout
+        detail: dict[str, Any] = {"performer": performer, "approval": plan.approval.to_json()}
+        if request is not None:
+            detail["waiting"] = {"request": replan_request(request, plan), "digest": plan_digest(plan),
+                                 "requester": requester, "performer": performer, "override": override,
+                                 "expires_at": expires}
         dep = self.store.create_waiting(plan.env, kind=plan.kind, release=plan.release,
                                         previous_release=plan.previous, strategy=plan.strategy,
-                                        plan=[s.to_json() for s in plan.steps], created_at=now,
-                                        detail={"performer": performer, "approval": plan.approval.to_json()})
-        w = Waiting(dep, plan, requester, performer, override, now + plan.approval.timeout)
+                                        plan=[s.to_json() for s in plan.steps], created_at=now, detail=detail)
+        w = Waiting(dep, plan, requester, performer, override, expires)
         self._waiting[dep.id] = w
         self.store.add_audit(now, performer, "deploy_requested", plan.env, f"deployment {dep.id}",
                              {"release": plan.release, "approval": plan.approval.to_json()})
@@ -202,3 +243,26 @@ class ApprovalBook:
 
     def waiting(self) -> list[Event]:
         return [w.to_json() for w in self._waiting.values()]
+
+
+def replan_request(req: DeployRequest, plan: Plan) -> dict[str, Any]:
+    """The request to plan again after a restart: by the commit planned, not a ref that may have moved."""
+    if req.from_env:
+        chosen: dict[str, Any] = {"from_env": req.from_env}
+    elif req.release:
+        chosen = {"release": req.release}
+    else:
+        chosen = {"ref": plan.commit.sha}
+    return {**chosen, "strategy": req.strategy}
+
+
+def plan_digest(plan: Plan) -> str:
+    """What an approver approves — the plan as ``--plan`` shows it and how the release is launched — without
+    what moves with time alone (estimates, the window and promotion verdicts checked again at the start)
+    or whether the release still had to be built."""
+    doc = plan.to_json()
+    for key in ("estimated_duration_s", "window", "promotion", "build"):
+        doc.pop(key, None)
+    doc["steps"] = [{k: v for k, v in st.items() if k != "estimate_s"} for st in doc["steps"] if st["kind"] != "build"]
+    doc["launch"] = plan.launch.to_json()
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()

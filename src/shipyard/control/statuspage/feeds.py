@@ -9,6 +9,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from shipyard.control.statuspage.model import Page, component_id, maintenance_status
+from shipyard.primitives.spec.faces import StatusPageSpec
 from shipyard.primitives.store.incidents import IncidentRec, MaintenanceRec
 
 PAGE_ID = "shipyard"
@@ -16,6 +17,20 @@ PAGE_ID = "shipyard"
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def page_url(spec: StatusPageSpec, hostname: str) -> str:
+    """The page's public address, without a trailing slash: ``[status_page] url``, else the listen address
+    (a wildcard address names this machine by ``hostname``)."""
+    if spec.url:
+        return spec.url.rstrip("/")
+    host, port = spec.address
+    if host in WILDCARDS:
+        host = hostname
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def summary(page: Page, url: str = "") -> dict[str, Any]:
@@ -87,17 +102,17 @@ def atom(page: Page, url: str = "") -> str:
         if affected:
             body += f"<p>This incident affected: {escape(affected)}.</p>"
         entries.append((i.updated_at, _entry(f"tag:shipyard,incident:{i.id}", i.title, i.created_at, i.updated_at,
-                                             body, f"{url}#incident-{i.id}")))
+                                             body, f"{url}/#incident-{i.id}")))
     for m in page.maintenances:
         body = (f"<p><strong>{escape(maintenance_status(m, page.now).replace('_', ' ').capitalize())}</strong> - "
                 f"{escape(m.message)}</p><p>Scheduled for {iso(m.starts_at)} until {iso(m.ends_at)}.</p>")
         entries.append((m.created_at, _entry(f"tag:shipyard,maintenance:{m.id}", f"Scheduled maintenance: {m.message}",
-                                             m.created_at, m.created_at, body, f"{url}#maintenance-{m.id}")))
+                                             m.created_at, m.created_at, body, f"{url}/#maintenance-{m.id}")))
     entries.sort(key=lambda e: e[0], reverse=True)
     return ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
             "<feed xmlns=\"http://www.w3.org/2005/Atom\" xml:lang=\"en-US\">\n"
             f"  <id>tag:shipyard,status:{escape(page.title)}</id>\n"
-            f"  <link rel=\"alternate\" type=\"text/html\" href=\"{escape(url or '/')}\"/>\n"
+            f"  <link rel=\"alternate\" type=\"text/html\" href=\"{escape(url)}/\"/>\n"
             f"  <link rel=\"self\" type=\"application/atom+xml\" href=\"{escape(url)}/history.atom\"/>\n"
             f"  <title>{escape(page.title)} - Incident History</title>\n"
             f"  <updated>{iso(max([e[0] for e in entries], default=page.now))}</updated>\n"

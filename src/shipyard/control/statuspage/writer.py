@@ -12,10 +12,11 @@ import contextlib
 import json
 import logging
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from shipyard.control.statuspage.feeds import atom, dumps, status, summary
+from shipyard.control.statuspage.feeds import atom, dumps, page_url, status, summary
 from shipyard.control.statuspage.html import render_html
 from shipyard.control.statuspage.model import (
     DAY,
@@ -48,6 +49,7 @@ class StatusWriter:
         self.out = out
         self.critical_firing = critical_firing
         self.check_failing = check_failing
+        self.hostname = socket.gethostname()  # names the page when it listens on every address
         self.wake = asyncio.Event()
         self.writes = 0
         self._signature: str | None = None
@@ -72,14 +74,15 @@ class StatusWriter:
         if spec is None or spec.status_page is None:
             return False
         page = self.page(spec.status_page)
-        signature = json.dumps([to_json(page), [c.days for c in page.components],
+        url = page_url(spec.status_page, self.hostname)
+        signature = json.dumps([url, to_json(page), [c.days for c in page.components],
                                 [(m.id, m.starts_at <= page.now) for m in page.maintenances],
                                 [(i.id, len(i.updates)) for i in page.incidents]], default=str)
         if signature == self._signature and all((self.out / f).exists() for f in FILES):
             return False
         self._signature = signature
-        docs = {"index.html": render_html(page), "api/v2/summary.json": dumps(summary(page)),
-                "api/v2/status.json": dumps(status(page)), "history.atom": atom(page)}
+        docs = {"index.html": render_html(page), "api/v2/summary.json": dumps(summary(page, url)),
+                "api/v2/status.json": dumps(status(page, url)), "history.atom": atom(page, url)}
         for name, text in docs.items():
             _replace(self.out / name, text)
         self.writes += 1

@@ -2,7 +2,7 @@
 
 - ``webhook``: Alertmanager's webhook payload, version 4, so anything that consumes Alertmanager works;
 - ``slack``: an incoming-webhook message, ``text`` (the fallback and notifications) plus ``blocks``;
-- ``email``: a subject and a plain-text body;
+- ``email``: a subject and a plain-text body (a report's HTML file is attached by the sender);
 - ``alertmanager``: the alerts as ``POST /api/v2/alerts`` takes them (Alertmanager groups and routes them).
 """
 
@@ -44,7 +44,7 @@ def text_body(note: Mapping[str, Any]) -> str:
     for a in note["alerts"]:
         ann = a["annotations"]
         lines.append(("- " + _line(a)) if note.get("kind") != "event" else str(ann.get("summary", "")))
-        for key in ("description", "runbook_url"):
+        for key in ("description", "runbook_url", "report"):
             if ann.get(key):
                 lines.append(f"  {key}: {ann[key]}")
         labels = ", ".join(f"{k}={v}" for k, v in sorted(a["labels"].items()))

@@ -51,7 +51,7 @@ class ReportFacts:
     alerts: Sequence[Mapping[str, Any]]  # alert events: {"rule", "kind", "at", "severity"}
     incidents: Sequence[Mapping[str, Any]]
     backups: Sequence[Mapping[str, Any]]  # {"source", "status", "started_at", "finished_at"}
-    drills: Sequence[Mapping[str, Any]]  # {"ok", "started_at", "duration_s"}
+    drills: Sequence[Mapping[str, Any]]  # {"ok", "started_at", "duration_s" (restore: RTO), "rpo_s" (data age)}
     rto: float | None = None
     rpo: float | None = None
     title: str = ""
@@ -64,7 +64,8 @@ def build_report(f: ReportFacts) -> dict[str, Any]:
     period = [m for m in f.minutes if m.t >= start]
     return {
         "env": f.env, "period": f.period, "from": start, "to": f.now, "title": f.title or f"{f.env}: {f.period} report",
-        "deploys": _deploys([d for d in f.deploys if d.started_at >= start]),
+        # A deploy that overlaps the period counts (the after-deploy checkpoint starts as its deploy ends).
+        "deploys": _deploys([d for d in f.deploys if (d.finished_at or f.now) >= start]),
         "availability": _availability(period, f.slo),
         "traffic": _traffic(period),
         "trend": _trend(f.minutes, f.now),
@@ -157,16 +158,35 @@ def _alerts(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _backups(f: ReportFacts, start: float) -> dict[str, Any]:
+    """Backups against the RPO per source (the stalest source decides), drills against the RTO and RPO."""
     runs = [b for b in f.backups if b["started_at"] >= start]
     ok = [b for b in f.backups if b["status"] == BACKUP_OK and b.get("finished_at")]
-    newest = max((b["finished_at"] for b in ok), default=None)
-    age = None if newest is None else f.now - newest
+    newest_per: dict[str, float] = {}
+    for b in ok:
+        newest_per[b["source"]] = max(newest_per.get(b["source"], 0.0), float(b["finished_at"]))
+    named = sorted({b["source"] for b in f.backups} - {"*"})  # "*": a scheduled run that missed or failed
+    sources = [{"source": name, "newest_age_s": None if name not in newest_per else f.now - newest_per[name],
+                "runs": sum(1 for b in runs if b["source"] == name),
+                "failed": sum(1 for b in runs if b["source"] == name and b["status"] != BACKUP_OK)}
+               for name in named]
+    for s in sources:
+        s["rpo_met"] = None if f.rpo is None or s["newest_age_s"] is None else s["newest_age_s"] <= f.rpo
+    ages = [s["newest_age_s"] for s in sources]
+    age = None if not ages or None in ages else max(ages)
     drills = [d for d in f.drills if d["started_at"] >= start]
     last_drill = max(f.drills, key=lambda d: d["started_at"], default=None)
     drill_s = last_drill.get("duration_s") if last_drill else None
+    drill_rpo = last_drill.get("rpo_s") if last_drill else None
     return {"runs": len(runs), "failed": sum(1 for b in runs if b["status"] != BACKUP_OK),
             "newest_age_s": age, "rpo_s": f.rpo, "rpo_met": None if f.rpo is None or age is None else age <= f.rpo,
+            "sources": sources,
             "drills": len(drills), "drills_failed": sum(1 for d in drills if not d["ok"]),
+            "last_drill_at": last_drill["started_at"] if last_drill else None,
+            "last_drill_ok": bool(last_drill["ok"]) if last_drill else None,
             "last_drill_s": drill_s, "rto_s": f.rto,
             "rto_met": None if f.rto is None or drill_s is None or last_drill is None
-            else bool(last_drill["ok"]) and drill_s <= f.rto}
+            else bool(last_drill["ok"]) and drill_s <= f.rto,
+            "last_drill_rpo_s": drill_rpo,
+            "drill_rpo_met": None if f.rpo is None or drill_rpo is None else drill_rpo <= f.rpo,
+            "drill_list": [{"at": d["started_at"], "ok": d["ok"], "rto_s": d.get("duration_s"),
+                            "rpo_s": d.get("rpo_s")} for d in sorted(drills, key=lambda d: d["started_at"])]}

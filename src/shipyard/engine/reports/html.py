@@ -89,20 +89,42 @@ def render_report(doc: dict[str, Any]) -> str:
         parts.append("</table>")
     else:
         parts.append("<p class=\"muted\">No deploys in this period.</p>")
+    parts += [f"<p class=\"rollback\">Rolled back: #{r['id']} {escape(r['release'])} by {escape(r['performer'] or '-')}"
+              f" — {escape(r['reason'] or 'no reason recorded')}</p>" for r in dep["rollbacks"]]
     parts.append("<h2>Alerts and incidents</h2>")
     parts += [f"<p>{escape(rule)}: fired {n}×</p>" for rule, n in doc["alerts"]["by_rule"].items()]
     parts += [f"<p><b>{escape(i['title'])}</b> ({escape(i['impact'])}, {escape(i['status'])}) opened "
               f"{_t(i['created_at'])}</p>" for i in doc["incidents"]]
     if not doc["alerts"]["fired"] and not doc["incidents"]:
         parts.append("<p class=\"muted\">No alerts fired and no incidents.</p>")
-    newest = ("no successful backup yet" if bk["newest_age_s"] is None
-              else f"the newest is {_dur(bk['newest_age_s'])} old")
-    drill = "no drill yet" if bk["last_drill_s"] is None else f"the last restore took {_dur(bk['last_drill_s'])}"
-    parts.append(f"<h2>Backups and drills</h2><p>{bk['runs']} backups ({bk['failed']} failed); {newest}"
-                 f"{_objective(bk['rpo_s'], bk['rpo_met'], 'RPO')}.</p>"
-                 f"<p>{bk['drills']} drills ({bk['drills_failed']} failed); {drill}"
-                 f"{_objective(bk['rto_s'], bk['rto_met'], 'RTO')}.</p></body></html>\n")
+    parts.append(_backups_html(bk))
     return "".join(parts)
+
+
+def _backups_html(bk: dict[str, Any]) -> str:
+    newest = ("no successful backup yet" if bk["newest_age_s"] is None
+              else f"the stalest source's newest is {_dur(bk['newest_age_s'])} old")
+    out = [f"<h2>Backups and drills</h2><p>{bk['runs']} backups ({bk['failed']} failed); {newest}"
+           f"{_objective(bk['rpo_s'], bk['rpo_met'], 'RPO')}.</p>"]
+    if bk["sources"]:
+        out.append("<table><tr><th>source</th><th>backups</th><th>failed</th><th>newest</th><th>RPO</th></tr>")
+        out += [f"<tr><td>{escape(s['source'])}</td><td>{s['runs']}</td><td>{s['failed']}</td>"
+                f"<td>{_dur(s['newest_age_s'])} old</td><td>{_met(s['rpo_met'])}</td></tr>" for s in bk["sources"]]
+        out.append("</table>")
+    if bk["last_drill_s"] is None:
+        drill = "no drill yet"
+    else:
+        drill = (f"the last ({_t(bk['last_drill_at'])}, {'passed' if bk['last_drill_ok'] else 'failed'}) restored in "
+                 f"{_dur(bk['last_drill_s'])}{_objective(bk['rto_s'], bk['rto_met'], 'RTO')}")
+        if bk["last_drill_rpo_s"] is not None:
+            drill += (f", its data {_dur(bk['last_drill_rpo_s'])} old"
+                      f"{_objective(bk['rpo_s'], bk['drill_rpo_met'], 'RPO')}")
+    out.append(f"<p>{bk['drills']} drills ({bk['drills_failed']} failed); {drill}.</p></body></html>\n")
+    return "".join(out)
+
+
+def _met(met: bool | None) -> str:
+    return "-" if met is None else "<span class=\"ok\">met</span>" if met else "<span class=\"bad\">missed</span>"
 
 
 def _objective(target: float | None, met: bool | None, name: str) -> str:

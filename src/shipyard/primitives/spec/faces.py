@@ -2,6 +2,7 @@
 
     [status_page]
     listen = "127.0.0.1:8088"
+    url = "https://status.tarot.example"   # optional: where visitors reach it (default: from listen)
     title = "Tarot — service status"
     components = [
       { name = "API", env = "prod" },
@@ -67,6 +68,8 @@ class ComponentSpec(SpecModel):
 
 class StatusPageSpec(SpecModel):
     listen: str = "127.0.0.1:8088"
+    # Where visitors reach the page (summary.json's page.url, the feed's links); default: the listen address.
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=2000)] | None = None
     title: Annotated[str, Field(min_length=1, max_length=200)] = "Service status"
     components: Annotated[tuple[ComponentSpec, ...], Field(max_length=MAX_LIST)] = ()
 
