@@ -61,7 +61,7 @@ def test_next_step_says_why_it_does_not_come() -> None:
 
 
 def test_chart_columns_align_releases_on_one_axis() -> None:
-    metrics = {"step": 60, "resolution": "raw", "since": 0,
+    metrics = {"step": 60, "resolution": "raw", "since": 0, "until": 120,
                "total": [{"t": 0, "rps": 2.0, "error_rate": 0.5, "requests": 120, "errors": 60},
                          {"t": 60, "rps": 1.0, "error_rate": None, "requests": 60, "errors": 0}],
                "releases": {"r1": [{"t": 0, "rps": 2.0, "error_rate": 0.5, "p50": 0.01, "p95": 0.02, "p99": 0.05,

@@ -30,7 +30,9 @@ def chart_series(metrics: dict[str, Any], marks: list[dict[str, Any]]) -> dict[s
                  "p50": column(ps, "p50", 1000.0), "p95": column(ps, "p95", 1000.0),
                  "p99": column(ps, "p99", 1000.0)} for r, ps in busiest]
     total = metrics["total"]
-    return {"x": xs, "step": metrics["step"], "resolution": metrics["resolution"],
+    until = max([metrics["until"], *(int(m["t"]) + 1 for m in marks)])  # a deploy just now still shows
+    return {"x": xs, "step": metrics["step"], "since": metrics["since"], "until": until,
+            "resolution": metrics["resolution"],
             "total": {"rps": column(total, "rps"), "error_rate": column(total, "error_rate", 100.0)},
             "releases": releases, "marks": marks,
             "requests": sum(p["requests"] for p in total), "errors": sum(p["errors"] for p in total)}

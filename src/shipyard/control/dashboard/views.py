@@ -25,7 +25,7 @@ from shipyard.primitives.spec import Spec
 from shipyard.primitives.store import Store
 
 OVERVIEW_WINDOW_S = 3600
-CHART_SPANS = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400}
+CHART_SPANS = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,9 @@ class Views:
         if span not in CHART_SPANS:
             raise BadInput(f"since: expected one of {', '.join(CHART_SPANS)}, got {span[:20]!r}")
         since = CHART_SPANS[span]
-        step = max(60, since // 360 // 60 * 60)  # ≤ 360 points a series, whole minutes
+        # About 360 points a series; whole minutes beyond the 10-second history's retention.
+        unit = 10 if since <= spec.metrics.retention.raw else 60
+        step = max(unit, since // 360 // unit * unit)
         metrics: Any = await self.calls.call(s.who, "GET", "/v1/metrics",
                                              query={"env": env, "since": f"{since}s", "step": f"{step}s"})
         rows: Any = await self.calls.call(s.who, "GET", "/v1/history", query={"env": env, "limit": "200"})

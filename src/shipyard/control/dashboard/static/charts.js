@@ -32,7 +32,7 @@
   function chart(id, series, columns) {
     var el = document.getElementById(id);
     var opts = { title: el.getAttribute("data-title"), width: width, height: 220, plugins: [markers()],
-                 series: [{}].concat(series), axes: [{}, { size: 60 }], scales: { x: { time: true } } };
+                 series: [{}].concat(series), axes: [{}, { size: 60 }], scales: { x: { time: true, range: [d.since, d.until] } } };
     var u = new uPlot(opts, [d.x].concat(columns), el);
     el.setAttribute("data-series", String(series.length));
     return u;
