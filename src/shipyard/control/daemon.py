@@ -36,7 +36,10 @@ from shipyard.control.backups import BackupService, start_scheduler
 from shipyard.control.certs import CertExpiry
 from shipyard.control.cgroups import Cgroups
 from shipyard.control.collector import LiveTraffic
+from shipyard.control.dashboard.actions import Actions
+from shipyard.control.dashboard.calls import ApiCalls
 from shipyard.control.dashboard.server import Dashboard, DashboardContext
+from shipyard.control.dashboard.views import Views
 from shipyard.control.deploys.adopt import adopt, router_restarted
 from shipyard.control.deploys.approvals import ApprovalBook
 from shipyard.control.deploys.oneoff import OneOffs
@@ -202,11 +205,7 @@ class ControlPlane:
         metrics_port = await self.metrics_server.start(*listen) if listen is not None else None
         tokens = TokenBook(self.store, self.clock, token)
         sessions: WebSessions[Any] = WebSessions(self.clock)
-        dashboard = Dashboard(DashboardContext(
-            sessions=sessions, tokens=tokens, load_spec=self.specs.load, store=self.store, targets=self.targets,
-            registry=self.registry, deploys=self.deploys,
-            firing=lambda env: [v.rule.name for v in self.evaluator.view(env) if v.state.state == "firing"]))
-        dash_port = await dashboard.start("127.0.0.1", 0)
+        dash_port = 0  # set below: the dashboard starts once the routes it calls exist
 
         def dashboard_link(who: Any) -> str:
             return f"http://127.0.0.1:{dash_port}/login?code={sessions.new_code(who)}"
@@ -226,6 +225,13 @@ class ControlPlane:
                                maintenance=self.maintenance, notices=self.notices, reports=self.reports,
                                changed=self.status.wake.set, status_url=self._status_url,
                                dashboard_link=dashboard_link)))
+        # The dashboard calls the very routes the CLI does, through the same gate (control/dashboard/calls.py).
+        calls = ApiCalls(gate, routes)
+        dashboard = Dashboard(DashboardContext(
+            sessions=sessions, tokens=tokens, clock=self.clock, actions=Actions(calls),
+            views=Views(calls=calls, store=self.store, registry=self.registry, clock=self.clock,
+                        load_spec=self.specs.load)))
+        dash_port = await dashboard.start("127.0.0.1", 0)
         server = ApiServer(gate, routes)
         api_port = await server.start("127.0.0.1", port)
         # The local CLI keeps the loopback listener; `[control] listen` adds one for remote clients.

@@ -1,43 +1,46 @@
 """The dashboard's HTTP server (127.0.0.1, one request per connection): pages for a session, actions for a
-session whose role may act and whose POST carries its CSRF token."""
+session whose role may act and whose POST carries its CSRF token, the live view's server-sent events
+(/events, cookie-authenticated like the pages; it ends when the session does), and the packaged static
+files (/static: the scripts and the vendored uPlot with its licence)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from shipyard.control.access.identities import Identity, TokenBook
-from shipyard.control.dashboard.pages import login_page, overview
-from shipyard.control.deploys.inputs import DeployRequest
-from shipyard.control.deploys.registry import Registry
-from shipyard.control.deploys.service import DeployService
-from shipyard.control.deploys.status import status_json
-from shipyard.control.target import Targets
-from shipyard.control.websessions import WebSessions
-from shipyard.errors import ShipyardError
-from shipyard.primitives.spec import Spec
-from shipyard.primitives.store import Store
+from shipyard.control.dashboard.actions import Actions
+from shipyard.control.dashboard.layout import CSP
+from shipyard.control.dashboard.pages import login_page
+from shipyard.control.dashboard.views import Session, Views
+from shipyard.control.websessions import WebSession, WebSessions
+from shipyard.errors import NotPermitted, ShipyardError
+from shipyard.primitives.clock import Clock
 
 log = logging.getLogger("shipyard.control")
 COOKIE = "shipyard_session"
 MAX_BODY = 16384
+SSE_TICK_S = 1.0  # the live view's sampling period (the canary runner decides once a second)
+SSE_BEAT_S = 15.0  # a comment line keeps idle proxies and the browser from timing the stream out
+STATIC = {"live.js": "text/javascript", "charts.js": "text/javascript", "uplot.iife.min.js": "text/javascript",
+          "uplot.min.css": "text/css", "uplot.LICENSE": "text/plain"}
+Reply = tuple[str, str, str]  # status line, extra header lines, HTML
 
 
 @dataclass(frozen=True)
 class DashboardContext:
     sessions: WebSessions[Identity]
     tokens: TokenBook
-    load_spec: Callable[[], Spec]
-    store: Store
-    targets: Targets
-    registry: Registry
-    deploys: DeployService
-    firing: Callable[[str], list[str]]  # names of the env's firing alerts
+    views: Views
+    actions: Actions
+    clock: Clock
 
 
 class Dashboard:
@@ -45,7 +48,9 @@ class Dashboard:
         self.ctx = ctx
         self._server: asyncio.Server | None = None
         self.port: int | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._streams: set[asyncio.StreamWriter] = set()
+        self._closing = asyncio.Event()
+        self._static: dict[str, bytes] = {}
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._server = await asyncio.start_server(self._serve, host, port)
@@ -53,6 +58,9 @@ class Dashboard:
         return self.port
 
     async def close(self) -> None:
+        self._closing.set()
+        for w in list(self._streams):
+            w.close()
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -66,14 +74,16 @@ class Dashboard:
             headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
             length = min(int(headers.get("content-length") or 0), MAX_BODY)
             body = (await asyncio.wait_for(reader.readexactly(length), 5.0)).decode() if length else ""
-            status, extra, html = await self._route(method, target, headers, body)
-            payload = html.encode()
-            writer.write((f"HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\n"
-                          f"Content-Length: {len(payload)}\r\nConnection: close\r\nCache-Control: no-store\r\n"
-                          "X-Frame-Options: DENY\r\nX-Content-Type-Options: nosniff\r\n"
-                          "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; form-action 'self'\r\n"
-                          f"{extra}\r\n").encode() + payload)
-            await asyncio.wait_for(writer.drain(), 10.0)
+            url = urlsplit(target)
+            if method == "GET" and url.path.startswith("/static/"):
+                await self._send_static(writer, url.path[len("/static/"):])
+                return
+            sid = _cookie(headers.get("cookie", ""))
+            if method == "GET" and url.path == "/events" and self.ctx.sessions.get(sid) is not None:
+                await self._events(writer, sid, _query(url.query).get("env", ""))
+                return
+            status, extra, html = await self._route(method, url.path, _query(url.query), _query(body), sid)
+            await _send(writer, status, "text/html; charset=utf-8", html.encode(), extra)
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
         except Exception:
@@ -81,70 +91,129 @@ class Dashboard:
         finally:
             writer.close()
 
-    async def _route(self, method: str, target: str, headers: dict[str, str], body: str) -> tuple[str, str, str]:
-        url = urlsplit(target)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        form = {k: v[0] for k, v in parse_qs(body).items()}
-        sid = _cookie(headers.get("cookie", ""))
-        session = self.ctx.sessions.get(sid)
-        path = url.path
+    async def _route(self, method: str, path: str, query: dict[str, str], form: dict[str, str],
+                     sid: str | None) -> Reply:
+        sessions = self.ctx.sessions
         if path == "/login" and method == "GET" and query.get("code"):
-            who = self.ctx.sessions.redeem(query["code"])
+            who = sessions.redeem(query["code"])
             return self._logged_in(who) if who else ("403 Forbidden", "", login_page("That link was used or expired."))
         if path == "/login" and method == "POST":
             who = self.ctx.tokens.identify(form.get("token", "")) if form.get("token") else None
             return self._logged_in(who) if who else ("403 Forbidden", "", login_page("Unknown or revoked token."))
         if path == "/login":
             return "200 OK", "", login_page()
+        session = sessions.get(sid)
         if session is None:
             return "303 See Other", "Location: /login\r\n", ""
-        if method == "GET" and path == "/":
-            return "200 OK", "", self._overview(session.who, session.csrf, query.get("msg", ""))
-        if method != "POST" or path not in ("/rollback", "/logout"):
+        if method == "GET":
+            page = self._pages().get(path)
+            if page is None:
+                return "404 Not Found", "", "not found\n"
+            s = Session(session.who, session.csrf, query.get("msg", ""))
+            try:
+                return "200 OK", "", await page(s, query)
+            except NotPermitted as err:
+                return "403 Forbidden", "", f"refused: {_plain(str(err))}\n"
+            except ShipyardError as err:
+                return "400 Bad Request", "", f"{_plain(str(err))}\n"
+        if path not in ("/action", "/rollback", "/logout"):
             return "404 Not Found", "", "not found\n"
-        if not self.ctx.sessions.csrf_ok(session, form.get("csrf")):
+        if not sessions.csrf_ok(session, form.get("csrf")):
             return "403 Forbidden", "", "refused: this form has no valid CSRF token (reload the page)\n"
         if path == "/logout":
-            self.ctx.sessions.close(sid)
+            sessions.close(sid)
             return "303 See Other", f"Location: /login\r\nSet-Cookie: {COOKIE}=; Max-Age=0; Path=/; HttpOnly; " \
                                     "SameSite=Strict\r\n", ""
-        env = form.get("env", "")
+        return await self._act(session, "rollback" if path == "/rollback" else form.get("action", ""), form)
+
+    def _pages(self) -> dict[str, Callable[[Session, dict[str, str]], Awaitable[str]]]:
+        v = self.ctx.views
+        return {"/": lambda s, q: v.overview(s), "/live": v.live, "/history": v.history, "/charts": v.charts,
+                "/backups": v.backups, "/alerts": v.alerts}
+
+    async def _act(self, session: WebSession[Identity], action: str, form: dict[str, str]) -> Reply:
         who = session.who
-        if not who.may("deploy") or not who.may_env(env):
-            return "403 Forbidden", "", f"refused: {who.name} (role {who.role}) may not roll back {env}\n"
         try:
-            message = await self._rollback(env, who)
+            message = await self.ctx.actions.perform(who, action, form)
+        except NotPermitted as err:
+            return "403 Forbidden", "", (f"refused: {who.name} (role {who.role}) may not "
+                                         f"{self.ctx.actions.verb(action, form)}: {_plain(str(err))}\n")
         except ShipyardError as err:
-            message = f"rollback of {env} refused: {err}"
-        from urllib.parse import quote
+            message = f"{self.ctx.actions.verb(action, form)}: refused: {err}"
+        back = form.get("back", "/")
+        if not back.startswith("/") or back.startswith("//"):
+            back = "/"  # only this dashboard's own pages
+        sep = "&" if "?" in back else "?"
+        return "303 See Other", f"Location: {back}{sep}msg={quote(message[:500])}\r\n", ""
 
-        return "303 See Other", f"Location: /?msg={quote(message)}\r\n", ""
-
-    def _logged_in(self, who: Identity) -> tuple[str, str, str]:
+    def _logged_in(self, who: Identity) -> Reply:
         sid, _ = self.ctx.sessions.open(who)
         return ("303 See Other", f"Location: /\r\nSet-Cookie: {COOKIE}={sid}; Path=/; HttpOnly; SameSite=Strict\r\n", "")
 
-    def _overview(self, who: Identity, csrf: str, flash: str) -> str:
-        spec = self.ctx.load_spec()
-        envs: Any = status_json(spec, None, store=self.ctx.store, targets=self.ctx.targets,
-                                registry=self.ctx.registry)
-        firing = {e["env"]: self.ctx.firing(e["env"]) for e in envs}
-        return overview(spec.app.name, who.performer, who.role, csrf, envs, firing, flash)
+    async def _events(self, writer: asyncio.StreamWriter, sid: str | None, env: str) -> None:
+        """The live view's stream: a ``live`` event whenever the environment's document changes (at most
+        once a second), a comment line when idle, ``bye`` when the session ends (logout, expiry)."""
+        session = self.ctx.sessions.get(sid)
+        assert session is not None
+        try:
+            self.ctx.views.load_spec().env(env)
+        except ShipyardError as err:
+            await _send(writer, "400 Bad Request", "text/plain; charset=utf-8", f"{err}\n".encode())
+            return
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-store"
+                     b"\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\nretry: 2000\n\n")
+        self._streams.add(writer)
+        clock, last, beat = self.ctx.clock, "", self.ctx.clock.monotonic()
+        try:
+            while not self._closing.is_set():
+                if self.ctx.sessions.get(sid) is None:
+                    writer.write(b"event: bye\ndata: {}\n\n")
+                    await asyncio.wait_for(writer.drain(), 5.0)
+                    return
+                try:
+                    doc: Any = await self.ctx.views.live_doc(session.who, env)
+                    text = json.dumps(doc, separators=(",", ":"), default=str)
+                except ShipyardError as err:
+                    text = json.dumps({"env": env, "error": str(err)})
+                if text != last:
+                    writer.write(f"event: live\ndata: {text}\n\n".encode())
+                    last, beat = text, clock.monotonic()
+                elif clock.monotonic() - beat >= SSE_BEAT_S:
+                    writer.write(b": keep-alive\n\n")
+                    beat = clock.monotonic()
+                await asyncio.wait_for(writer.drain(), 10.0)
+                await clock.sleep(SSE_TICK_S)
+        finally:
+            self._streams.discard(writer)
 
-    async def _rollback(self, env: str, who: Identity) -> str:
-        plan = self.ctx.deploys.prepare(DeployRequest("rollback", env), self.ctx.load_spec())
-        self.ctx.deploys.check_port(plan)
-        self.ctx.deploys.check_free(plan.env)
-        stream = self.ctx.deploys.stream(plan, False, who.performer)
+    async def _send_static(self, writer: asyncio.StreamWriter, name: str) -> None:
+        kind = STATIC.get(name)
+        if kind is None:
+            await _send(writer, "404 Not Found", "text/plain", b"not found\n")
+            return
+        if name not in self._static:
+            self._static[name] = resources.files("shipyard.control.dashboard").joinpath("static", name).read_bytes()
+        await _send(writer, "200 OK", f"{kind}; charset=utf-8", self._static[name],
+                    "Cache-Control: max-age=300\r\n", no_store=False)
 
-        async def drain() -> None:
-            async for _ in stream:
-                pass
 
-        task = asyncio.get_running_loop().create_task(drain(), name=f"dashboard-rollback-{env}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return f"rollback of {env} to {plan.release} started"
+async def _send(writer: asyncio.StreamWriter, status: str, kind: str, payload: bytes, extra: str = "",
+                no_store: bool = True) -> None:
+    store = "Cache-Control: no-store\r\n" if no_store else ""
+    writer.write((f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(payload)}\r\n"
+                  f"Connection: close\r\n{store}X-Frame-Options: DENY\r\nX-Content-Type-Options: nosniff\r\n"
+                  f"Content-Security-Policy: {CSP}\r\nReferrer-Policy: no-referrer\r\n{extra}\r\n").encode() + payload)
+    await asyncio.wait_for(writer.drain(), 10.0)
+
+
+def _query(text: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(text).items()}
+
+
+def _plain(text: str) -> str:
+    from html import escape
+
+    return escape(text)
 
 
 def _cookie(header: str) -> str | None:

@@ -1,0 +1,45 @@
+"""The live deploy / canary page (pure): a frame that static/live.js fills from the server-sent events of
+/events (the first document is in the page, so it shows at once); the canary and approval actions are
+forms carrying the CSRF token."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from shipyard.control.dashboard.layout import action_form, data_block, env_picker, frame
+
+CANARY_ACTIONS = (("promote", "Promote (end this step)"), ("promote_full", "Promote fully"),
+                  ("pause", "Pause"), ("resume", "Resume"), ("abort", "Abort"))
+
+
+def live_page(app: str, who: str, role: str, csrf: str, envs: list[str], env: str, first: dict[str, Any],
+              flash: str = "") -> str:
+    back = f"/live?env={env}"
+    buttons = " ".join(action_form(csrf, a, label, {"env": env}, back=back, css=f"canary-{a}")
+                       for a, label in CANARY_ACTIONS)
+    rollback = action_form(csrf, "rollback", "Roll back", {"env": env}, back=back, css="rollback")
+    body = (f"{env_picker('/live', envs, env)}"
+            f"<div id=\"live\" data-env=\"{escape(env)}\" data-state=\"connecting\">"
+            f"<h2>{escape(env)} <small id=\"conn\" class=\"muted\">connecting…</small></h2>"
+            "<p class=\"kv\"><b>serving <span id=\"release\">-</span></b><b>weights <span id=\"weights\">-</span></b></p>"
+            "<section id=\"canary\" hidden><h3>Canary <span id=\"canary-release\"></span> vs stable "
+            "<span id=\"canary-stable\"></span></h3>"
+            "<p class=\"kv\"><b>step <span id=\"step\">-</span></b><b>canary weight <span id=\"weight\">-</span>%</b>"
+            "<span class=\"bar\"><span id=\"weight-bar\" style=\"width:0\"></span></span></p>"
+            "<p id=\"step-text\" class=\"muted\"></p><p><b>next step:</b> <span id=\"next\">-</span></p>"
+            "<p><b>decision:</b> <span id=\"decision\">-</span></p>"
+            "<h4>Judgement <span id=\"verdict-outcome\"></span> <small id=\"verdict-window\" class=\"muted\"></small></h4>"
+            "<table id=\"verdict\"><thead><tr><th>check</th><th>outcome</th><th>canary</th><th>stable</th>"
+            "<th>p-value</th><th>tolerance</th><th>samples (canary / stable)</th><th>reason</th></tr></thead>"
+            "<tbody></tbody></table><div id=\"firing\"></div>"
+            f"<p id=\"canary-actions\">{buttons}</p></section>"
+            "<section id=\"deployment\" hidden><h3>Deployment <span id=\"dep-title\"></span></h3>"
+            "<ol id=\"steps\"></ol></section>"
+            "<section id=\"waiting\" hidden><h3>Waiting for approval</h3><div id=\"waiting-list\"></div></section>"
+            "<section id=\"watch\" hidden><h3>Post-deploy watch</h3><p id=\"watch-text\"></p></section>"
+            "<p id=\"last\" class=\"muted\"></p>"
+            f"<p>{rollback}</p></div>"
+            + data_block("live-init", {"env": env, "csrf": csrf, "first": first}))
+    return frame(app, "/live", who, role, csrf, env, body, flash=flash, title=f"{env} live — {app}",
+                 scripts=("live.js",))
