@@ -22,6 +22,9 @@ T = TypeVar("T")
 
 def release_input(app: AppContext, env: str, release: str, *, with_secrets: bool = True) -> ReleaseInput:
     spec, envspec = app.spec, app.env(env)
+    if envspec.kube.prometheus is None and spec.metrics.prometheus:  # a canary's analysis queries it
+        envspec = envspec.model_copy(update={"kubernetes": envspec.kube.model_copy(
+            update={"prometheus": spec.metrics.prometheus})})
     config = {**envspec.env, **read_dotenv(dotenv_path(app.project.dir, env))}
     store = SecretStore(app.project.state_dir)
     secrets = store.values(env) if with_secrets else {}
