@@ -65,6 +65,12 @@ def _report(app: AppContext, res: KubeResult, as_json: bool) -> int:
 
 def deploy(app: AppContext, env: str, ref: str | None, plan: bool, as_json: bool) -> int:
     inp = release_input(app, env, new_release(app, ref))
+    if inp.env.strategy == "canary":
+        from shipyard.engine.kube.canary_analysis import unmapped
+
+        for key in unmapped(inp.env.rollback):  # on stderr, so a --json document stays whole
+            app.warn(f"environments.{env}.rollback.{key} is not judged on kubernetes (no AnalysisTemplate "
+                     "metric; write it as a [rollback] prometheus query — docs/kubernetes.md, Canary)")
     if plan:
         doc = _run(app, env, lambda d: d.plan(inp), as_json)
         _print_plan(app, doc, as_json)
