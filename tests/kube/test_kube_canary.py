@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -117,13 +118,23 @@ def prom(kube: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     log = (d / "log").open("w")
     proc = subprocess.Popen([binary, f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'tsdb'}",
                              f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}", exporter
+        wait_for("prometheus ready", lambda: _ready(url), timeout=30)
+        yield url, exporter
     finally:
         proc.terminate()
         proc.wait(10)
         log.close()
         server.shutdown()
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +215,17 @@ def test_canary_without_argo_crds_is_refused_naming_what_to_install(kproject: Ku
                 if c.metadata.name.startswith(NAME)]  # nothing applied
 
 
+def test_export_of_a_canary_env_is_the_rollout_and_its_templates(kproject: KubeProject) -> None:
+    canary_spec(kproject, "http://127.0.0.1:9", "v1")
+    kproject.commit("canary")
+    doc = kproject.json("export", "kubernetes", "--env", "kube", "--json")
+    assert isinstance(doc, dict)
+    kinds = [o["kind"] for o in doc["objects"]]
+    assert "Rollout" in kinds and "AnalysisTemplate" in kinds and "Deployment" not in kinds, kinds
+    steps = next(o for o in doc["objects"] if o["kind"] == "Rollout")["spec"]["strategy"]["canary"]["steps"]
+    assert steps == [{"setWeight": 50}, {"pause": {"duration": "1s"}}, {"pause": {}}, {"setWeight": 100}]
+
+
 def test_canary_steps_through_with_analysis_then_promote(argo: KubeCluster, prom: tuple[str, Exporter],
                                                          kproject: KubeProject, admin: Client) -> None:
     p, ns = kproject, kproject.namespace
@@ -246,6 +268,35 @@ def test_canary_steps_through_with_analysis_then_promote(argo: KubeCluster, prom
     assert wait["argo"]["phase"] == "Healthy"
     ro = rollout(admin, ns)
     assert ro["status"]["stableRS"] == st["currentPodHash"] != stable
+
+    # Rollback re-applies v1's objects; within rollbackWindow Argo skips the steps (no gate to promote).
+    back = p.json("rollback", "--env", "kube", timeout=120)
+    assert isinstance(back, dict) and back["outcome"] == "succeeded" and back["release"] == first["release"], back
+    assert rollout(admin, ns)["status"]["stableRS"] == stable
+
+
+def test_canary_plan_is_a_server_side_dry_run_of_the_argo_objects(argo: KubeCluster, kproject: KubeProject,
+                                                                   admin: Client) -> None:
+    p, ns = kproject, kproject.namespace
+    p.write_kube_spec(strategy="canary", autoscale=True, extra='prometheus = "http://127.0.0.1:9"\n' + """
+[environments.kube.canary]
+steps = [{ weight = 20 }, { analysis = "smoke" }, { pause = {} }, 100]
+analysis = { smoke = { duration = "20s", p99 = { above = "500ms", for = "10s" } } }
+[environments.kube.rollback]
+error_rate = { above = "5%", for = "1m" }
+cpu = { above = "90%" }
+""")
+    p.commit("plan")
+    r = p.cli("deploy", "--env", "kube", "--plan", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    actions = {o["object"]: o["action"] for o in doc["objects"]}
+    for obj in ("Rollout.argoproj.io/svc-kube", "AnalysisTemplate.argoproj.io/svc-kube-canary",
+                "AnalysisTemplate.argoproj.io/svc-kube-analysis-smoke", "HorizontalPodAutoscaler.autoscaling/svc-kube"):
+        assert actions[obj] == "create", actions
+    assert not any(o.startswith("Deployment") for o in actions)
+    assert "rollback.cpu is not judged on kubernetes" in r.stderr
+    assert not list(admin.list(Rollout, namespace=ns)) and not list(admin.list(AnalysisTemplate, namespace=ns))
 
 
 def test_abort_keeps_the_stable_replicaset_serving(argo: KubeCluster, prom: tuple[str, Exporter],
