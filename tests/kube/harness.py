@@ -1,6 +1,7 @@
 """A real, small Kubernetes control plane for the kube tests: etcd, kube-apiserver (TLS, client-cert admin,
 RBAC), kube-controller-manager, kube-scheduler and kwok (a fake node whose pods become Ready), all on free
-loopback ports, built by scripts/setup-k8s.sh into ~/.cache/shipyard/k8s/<version>/bin."""
+loopback ports, built by scripts/setup-k8s.sh into ~/.cache/shipyard/k8s/<version>/bin; for the canary tests
+also Argo Rollouts' controller and its CRDs (``start_argo``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ K8S_VERSION = "v1.34.4"
 BIN = Path(os.environ.get("SHIPYARD_K8S_CACHE", Path.home() / ".cache/shipyard/k8s")) / K8S_VERSION / "bin"
 NEEDED = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
 START_TIMEOUT = 60.0
+ARGO_CRDS = BIN.parent / "crds" / "rollouts"
 
 
 def missing_binaries() -> list[str]:
@@ -34,6 +36,11 @@ def missing_binaries() -> list[str]:
     if shutil.which("etcd") is None:
         out.append("etcd")
     return out
+
+
+def missing_argo() -> list[str]:
+    out = [] if (BIN / "rollouts-controller").is_file() else [str(BIN / "rollouts-controller")]
+    return out + ([] if any(ARGO_CRDS.glob("*-crd.yaml")) else [f"{ARGO_CRDS}/*-crd.yaml"])
 
 
 def _die_with_parent() -> None:
@@ -192,3 +199,48 @@ class KubeCluster:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+
+    # --- Argo Rollouts ----------------------------------------------------------------------------------
+    def start_argo(self) -> None:
+        """Apply Argo Rollouts' CRDs, wait until the API serves them, start its controller (not in a pod: a
+        process with the admin kubeconfig, as `rollouts-controller --kubeconfig` runs out of cluster) and wait
+        for its health endpoint. Its metrics and healthz servers take free ports; the controller binds them
+        on 0.0.0.0 (controller.go's listenAddr has no flag)."""
+        from lightkube import Client, KubeConfig
+        from lightkube.codecs import load_all_yaml
+
+        deadline = time.monotonic() + START_TIMEOUT
+        client = Client(KubeConfig.from_file(self.kubeconfig("admin")), field_manager="test-argo")
+        self.argo_crds = []
+        for path in sorted(ARGO_CRDS.glob("*-crd.yaml")):
+            for crd in load_all_yaml(path.read_text()):
+                client.apply(crd, force=True)
+                self.argo_crds.append(crd.metadata.name)
+        self._wait("Argo Rollouts' CRDs", lambda: all(
+            f'"{name.split(".")[0]}"' in self._get("/apis/argoproj.io/v1alpha1").decode() for name in self.argo_crds),
+            deadline)
+        self.argo_health = free_port()
+        self._spawn("rollouts-controller", [
+            str(BIN / "rollouts-controller"), f"--kubeconfig={self.kubeconfig('admin')}", "--leader-elect=false",
+            f"--metricsport={free_port()}", f"--healthzPort={self.argo_health}", "--loglevel=info",
+            "--rollout-threads=2", "--analysis-threads=2"])
+        self.argo_proc = self.procs[-1]
+        self._wait("rollouts-controller", lambda: urllib.request.urlopen(
+            f"http://127.0.0.1:{self.argo_health}/healthz", timeout=2).status == 200, deadline)
+
+    def stop_argo(self) -> None:
+        """The controller stopped and the CRDs deleted (with every Rollout), so later tests see no Argo."""
+        from lightkube import Client, KubeConfig
+        from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+
+        proc = getattr(self, "argo_proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        client = Client(KubeConfig.from_file(self.kubeconfig("admin")), field_manager="test-argo")
+        for name in getattr(self, "argo_crds", []):
+            client.delete(CustomResourceDefinition, name)

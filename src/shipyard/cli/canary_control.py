@@ -12,6 +12,10 @@ def send(ctx: typer.Context, env: str, command: str, json_out: bool) -> None:
 
     app = AppContext.of(ctx)
     app.check_env(env)
+    if app.remote is None and app.env(env).target == "kubernetes":  # Argo Rollouts drives it (no control plane)
+        from shipyard.cli.kube_canary import control
+
+        raise typer.Exit(control(app, env, command, json_out))
     reply: Any = app.client.call("POST", "/v1/canary", {"env": env, "command": command})
     if json_out:
         app.print_json(reply)

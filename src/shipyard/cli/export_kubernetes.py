@@ -26,7 +26,12 @@ def command(
     app = AppContext.of(ctx)
     envspec = app.env(env)
     inp = release_input(app, env, new_release(app, ref))
-    objects = render(inp)
+    if envspec.strategy == "canary":  # the Rollout and AnalysisTemplates (stable = this release: none is known here)
+        from shipyard.control.kube.rollouts import render_objects
+
+        objects = render_objects(inp, None)
+    else:
+        objects = render(inp)
     commands = list(envspec.release if envspec.release is not None else app.spec.app.release)
     job = release_job(inp, commands, app.spec.app.release_timeout)
     objects += [job] if job is not None else []

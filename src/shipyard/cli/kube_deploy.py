@@ -22,6 +22,9 @@ T = TypeVar("T")
 
 def release_input(app: AppContext, env: str, release: str, *, with_secrets: bool = True) -> ReleaseInput:
     spec, envspec = app.spec, app.env(env)
+    if envspec.kube.prometheus is None and spec.metrics.prometheus:  # a canary's analysis queries it
+        envspec = envspec.model_copy(update={"kubernetes": envspec.kube.model_copy(
+            update={"prometheus": spec.metrics.prometheus})})
     config = {**envspec.env, **read_dotenv(dotenv_path(app.project.dir, env))}
     store = SecretStore(app.project.state_dir)
     secrets = store.values(env) if with_secrets else {}
@@ -62,6 +65,12 @@ def _report(app: AppContext, res: KubeResult, as_json: bool) -> int:
 
 def deploy(app: AppContext, env: str, ref: str | None, plan: bool, as_json: bool) -> int:
     inp = release_input(app, env, new_release(app, ref))
+    if inp.env.strategy == "canary":
+        from shipyard.engine.kube.canary_analysis import unmapped
+
+        for key in unmapped(inp.env.rollback):  # on stderr, so a --json document stays whole
+            app.warn(f"environments.{env}.rollback.{key} is not judged on kubernetes (no AnalysisTemplate "
+                     "metric; write it as a [rollback] prometheus query — docs/kubernetes.md, Canary)")
     if plan:
         doc = _run(app, env, lambda d: d.plan(inp), as_json)
         _print_plan(app, doc, as_json)

@@ -17,7 +17,7 @@ from lightkube import ApiError, AsyncClient, ConfigError, KubeConfig
 from lightkube.codecs import from_dict
 from lightkube.core.exceptions import LoadResourceError
 from lightkube.core.resource_registry import resource_registry
-from lightkube.types import CascadeType
+from lightkube.types import CascadeType, PatchType
 
 from shipyard.errors import BadInput, NotPermitted, Refused, ShipyardError
 from shipyard.primitives.spec.kubernetes import KubernetesSpec
@@ -27,7 +27,9 @@ FIELD_MANAGER = "shipyard"
 VERSIONS = {"ConfigMap": "v1", "Secret": "v1", "Service": "v1", "Pod": "v1", "Event": "v1",
             "Deployment.apps": "apps/v1", "ReplicaSet.apps": "apps/v1", "Job.batch": "batch/v1",
             "HorizontalPodAutoscaler.autoscaling": "autoscaling/v2", "PodDisruptionBudget.policy": "policy/v1",
-            "NetworkPolicy.networking.k8s.io": "networking.k8s.io/v1", "Ingress.networking.k8s.io": "networking.k8s.io/v1"}
+            "NetworkPolicy.networking.k8s.io": "networking.k8s.io/v1", "Ingress.networking.k8s.io": "networking.k8s.io/v1",
+            # Argo Rollouts' kinds (canary environments; control/kube/rollouts.py registers them with lightkube)
+            "Rollout.argoproj.io": "argoproj.io/v1alpha1", "AnalysisTemplate.argoproj.io": "argoproj.io/v1alpha1"}
 _MANAGER = re.compile(r'conflicts? with "([^"]+)"')
 
 
@@ -153,6 +155,15 @@ class Cluster:
               fields: Mapping[str, str] | None) -> AsyncIterable[Any]:
         return self.client.list(_resource(api_version, kind), namespace=self.namespace,
                                 labels=dict(labels) if labels else None, fields=dict(fields) if fields else None)
+
+    async def patch(self, api_version: str, kind: str, name: str, body: Mapping[str, Any], *,
+                    status: bool = False, field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
+        """A JSON merge patch of the object (``status``: of its status subresource)."""
+        res = _resource(api_version, kind)
+        with self._errors(f"patching {kind} {name}"):
+            out = await self.client.patch(res.Status if status else res, name, dict(body), namespace=self.namespace,
+                                          patch_type=PatchType.MERGE, field_manager=field_manager)
+        return _to_dict(out)
 
     async def delete(self, api_version: str, kind: str, name: str) -> None:
         with self._errors(f"deleting {kind} {name}"):

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from shipyard.control.kube import records
+from shipyard.control.kube import records, rollouts
 from shipyard.control.kube.cluster import Cluster, version_of
 from shipyard.engine.kube import applyset
 from shipyard.engine.kube.diff import diff_object, mask_secret
@@ -28,7 +28,7 @@ from shipyard.engine.kube.render import (
     selector_labels,
 )
 from shipyard.engine.kube.status import pod_reasons, rollout_status
-from shipyard.errors import BadInput, DeployFailed, NotFound
+from shipyard.errors import DeployFailed, NotFound
 from shipyard.primitives.clock import Clock
 
 Emit = Callable[[str], None]
@@ -67,8 +67,8 @@ def plan_steps(inp: ReleaseInput, manifests: Sequence[Manifest], job: Manifest |
 def with_slot(inp: ReleaseInput, env: records.EnvRecord) -> ReleaseInput:
     """Blue-green: the new release goes to the slot the serving one is not in."""
     if inp.env.strategy == "canary":
-        raise BadInput(f"environments.{inp.env.name}.strategy: canary is not supported on kubernetes yet "
-                       "(rolling or blue-green; docs/kubernetes.md)")
+        rollouts.check_canary(inp)
+        return inp
     if inp.env.strategy != "blue-green":
         return inp
     return replace(inp, slot="green" if env.slot == "blue" else "blue")
@@ -89,6 +89,7 @@ class KubeDeployer:
     async def plan(self, inp: ReleaseInput) -> dict[str, Any]:
         """Server-side dry run of every object: what would change, field by field; changes nothing."""
         await self.cluster.check()
+        await rollouts.require_argo_for(self.cluster, inp)
         env = await records.read_env(self.cluster, inp.base)
         inp = with_slot(inp, env)
         manifests = self._members(inp, env)
@@ -142,6 +143,7 @@ class KubeDeployer:
     # --- deploy -----------------------------------------------------------------------------------------
     async def deploy(self, inp: ReleaseInput) -> KubeResult:
         await self.cluster.check()
+        await rollouts.require_argo_for(self.cluster, inp)
         env = await records.read_env(self.cluster, inp.base)
         inp = with_slot(inp, env)
         res = KubeResult(inp.env.name, inp.release, "deploy", previous=env.current)
@@ -189,7 +191,8 @@ class KubeDeployer:
     # --- pieces -----------------------------------------------------------------------------------------
     def _members(self, inp: ReleaseInput, env: records.EnvRecord) -> list[Manifest]:
         set_id = applyset.applyset_id(records.parent_name(inp.base), self.cluster.namespace)
-        return applyset.label_members(render(inp), set_id)
+        objects = rollouts.render_objects(inp, env.current) if inp.env.strategy == "canary" else render(inp)
+        return applyset.label_members(objects, set_id)
 
     async def _apply_all(self, inp: ReleaseInput, env: records.EnvRecord, manifests: Sequence[Manifest],
                          res: KubeResult, *, current: str, previous: str | None) -> None:
@@ -214,6 +217,8 @@ class KubeDeployer:
             res.steps.append({"kind": "switch", "status": "succeeded", "service": m["metadata"]["name"], "slot": slot})
 
     async def _wait_rollout(self, inp: ReleaseInput, res: KubeResult) -> None:
+        if inp.env.strategy == "canary":  # Argo Rollouts runs the steps: its Rollout's status is read back
+            return await rollouts.wait_step(self.cluster, inp, self.clock, self.emit, res.steps, self.poll)
         t0 = self.clock.monotonic()
         deadline = t0 + inp.env.deploy_timeout + 30  # the controller judges the progress deadline; this is a backstop
         last = ""

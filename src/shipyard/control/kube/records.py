@@ -46,7 +46,7 @@ class ReleaseRecord:
         """The ConfigMap and Secret its pods read: kept while the record is."""
         refs = set()
         for m in self.manifests:
-            if m["kind"] != "Deployment":
+            if m["kind"] not in ("Deployment", "Rollout"):  # a canary's Rollout carries the pod template
                 continue
             for c in m["spec"]["template"]["spec"]["containers"]:
                 for src in c.get("envFrom", []):

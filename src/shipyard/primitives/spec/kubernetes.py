@@ -126,6 +126,8 @@ class KubernetesSpec(SpecModel):
     service_port: Annotated[StrictInt, Field(ge=1, le=65535)] = 80
     # preStop sleep: the pod stays up while endpoints controllers and proxies stop sending it traffic.
     drain_delay: Annotated[StrictInt, Field(ge=0, le=3600)] = 5
+    # canary: the Prometheus that Argo Rollouts' analysis queries (default: [metrics] prometheus)
+    prometheus: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=2048)] | None = None
     resources: ResourcesSpec = ResourcesSpec()
     autoscale: AutoscaleSpec | None = None
     disruption: DisruptionSpec | None = None
