@@ -150,9 +150,16 @@ def test_deploy_of_the_built_release_references_its_digest_and_is_recorded(
     second = p.json("deploy", "--env", "kube")
     assert second["release"] == img["release"] and second["outcome"] == "succeeded"
 
+    # --from: the release the state database records as serving there, with its image.
+    third = p.json("deploy", "--env", "kube", "--from", "kube")
+    assert third["release"] == img["release"] and third["outcome"] == "succeeded"
+    proc = p.cli("deploy", "--env", "kube", "--from", "nowhere")
+    assert proc.returncode == 2 and "nowhere" in proc.stderr
+
     rows = p.json("history", "--env", "kube")
-    assert isinstance(rows, list) and [r["deployment"] for r in rows] == [second["deployment"], first["deployment"]]
-    top = rows[1]
+    assert isinstance(rows, list)
+    assert [r["deployment"] for r in rows] == [third["deployment"], second["deployment"], first["deployment"]]
+    top = rows[2]
     assert top["kind"] == "deploy" and top["outcome"] == "succeeded" and top["release"] == img["release"]
     assert top["performer"].startswith("local (") and top["duration_s"] > 0
     assert [s["name"] for s in top["steps"]] == ["apply", "wait_rollout", "record", "prune"]
@@ -162,7 +169,7 @@ def test_deploy_of_the_built_release_references_its_digest_and_is_recorded(
     assert isinstance(st, dict)
     assert st["release"] == img["release"] and st["recorded_release"] == img["release"]
     assert (st["replicas"], st["ready"]) == (2, 2) and st["deployments"][0]["image"] == img["pinned"]
-    assert st["last_deployment"]["id"] == second["deployment"]
+    assert st["last_deployment"]["id"] == third["deployment"]
     assert len(st["pods"]) == 2 and all(pod["ready"] for pod in st["pods"])
 
     # Status reads the cluster, not the database: a Deployment deleted behind shipyard's back shows as gone.
@@ -172,6 +179,6 @@ def test_deploy_of_the_built_release_references_its_digest_and_is_recorded(
     assert isinstance(st, dict) and (st["replicas"], st["ready"]) == (0, 0)
     assert st["recorded_release"] == img["release"]
 
-    # An unknown release is refused before anything is applied.
+    # An invalid release id is refused before anything is applied.
     proc = p.cli("deploy", "--env", "kube", "--release", "../x")
     assert proc.returncode == 2 and "--release" in proc.stderr
