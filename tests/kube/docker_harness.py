@@ -109,6 +109,17 @@ class DockerEngine:
         if self.bridge:
             subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True)
             self.bridge = None
+        # dockerd leaves its default network namespace (exec/netns/default) mounted: unmount whatever is left
+        # under our root, deepest first, so the temp dir can be removed.
+        for point in sorted(_mounts_under(self.root), key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True)
+
+
+def _mounts_under(root: Path) -> list[str]:
+    prefix = str(root.resolve()) + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return [p for p in points if p.startswith(prefix)]
 
 
 class Registry:
