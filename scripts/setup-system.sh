@@ -25,6 +25,11 @@ command -v etcd >/dev/null 2>&1 || want+=(etcd-server)
 # The status page and reports are rendered in headless Chromium by Playwright (tests/faces): the machine's
 # browser, as Playwright's own download cannot work here.
 command -v chromium >/dev/null 2>&1 || want+=(chromium)
+# The image tests (tests/kube/test_kube_image.py) build with a real Docker engine, push to a real registry, and
+# import a base image made by debootstrap (scripts/build-base-image.sh): nothing can be pulled here.
+command -v dockerd >/dev/null 2>&1 || want+=(docker.io)
+command -v docker-registry >/dev/null 2>&1 || want+=(docker-registry)
+command -v debootstrap >/dev/null 2>&1 || want+=(debootstrap)
 if [ "${1:-test}" = "bench" ]; then
   command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
   command -v haproxy >/dev/null 2>&1 || want+=(haproxy)
@@ -35,8 +40,12 @@ missing=()
 for p in "${want[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "installing system packages: ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's docker.io enables the system engine where systemd runs; the tests start their own (their own
+# data root and socket), so nothing else is needed here. The base image's root file system, once:
+[ "${1:-test}" != "test" ] || $SUDO env HOME="$HOME" bash "$(dirname "$0")/build-base-image.sh"

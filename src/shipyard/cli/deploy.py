@@ -38,9 +38,9 @@ def command(
     if app.remote is None and app.env(env).target == "kubernetes":
         from shipyard.cli.kube_deploy import deploy as kube_deploy
 
-        if release or from_env or strategy not in (None, app.env(env).strategy):
-            app.abort("a kubernetes environment deploys --ref with its own strategy (docs/kubernetes.md)", 2)
-        raise typer.Exit(kube_deploy(app, env, ref, plan, json_out))
+        if strategy not in (None, app.env(env).strategy):
+            app.abort("a kubernetes environment deploys with its own strategy (docs/kubernetes.md)", 2)
+        raise typer.Exit(kube_deploy(app, env, ref, plan, json_out, release=release, from_env=from_env))
     if app.remote is None:  # a remote control plane builds from its own checkout
         from shipyard.cli.worktree import dirty_warning
 

@@ -25,7 +25,13 @@ def command(
     app = AppContext.of(ctx)
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
         app.abort(f"--limit must be a whole number from 1 to 1000, got {limit!r}", 2)
-    rows: list[dict[str, Any]] = app.client.call("GET", "/v1/history?" + urlencode({"env": env, "limit": limit}))
+    rows: list[dict[str, Any]]
+    if app.remote is None and _is_kube(app, env):
+        from shipyard.cli.kube_status import history_rows
+
+        rows = history_rows(app, env, int(limit))  # recorded by the CLI: no control plane needed
+    else:
+        rows = app.client.call("GET", "/v1/history?" + urlencode({"env": env, "limit": limit}))
     if json_out:
         app.print_json(rows)
         return
@@ -47,3 +53,8 @@ def command(
         if r["reason"] and (len(r["reason"]) > 60 or (r.get("rollback") or {}).get("canary")):
             console.print(esc(f"deployment {r['deployment']} ({r['outcome']}): {r['reason']}"))
             render_failure(console, r.get("rollback"))
+
+
+def _is_kube(app: Any, env: str) -> bool:
+    app.check_env(env)
+    return bool(app.env(env).target == "kubernetes")

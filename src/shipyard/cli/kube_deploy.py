@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from shipyard.cli.app import AppContext
+from shipyard.cli.client import performer_name
+from shipyard.control.kube import records
 from shipyard.control.kube.cluster import Cluster
 from shipyard.control.kube.deployer import KubeDeployer, KubeResult
+from shipyard.control.kube.state import StateDB
 from shipyard.engine.kube.render import ReleaseInput
-from shipyard.engine.releases import new_release_id, resolve_ref
+from shipyard.engine.releases import new_release_id, resolve_ref, valid_release_id
+from shipyard.errors import BadInput
 from shipyard.primitives.clock import SystemClock
 from shipyard.primitives.spec.envvars import dotenv_path, read_dotenv
 from shipyard.primitives.spec.secrets import SecretStore
@@ -37,6 +42,28 @@ def new_release(app: AppContext, ref: str | None) -> str:
     return new_release_id(commit, SystemClock().time(), lambda _id: False)
 
 
+def chosen_release(app: AppContext, env: str, ref: str | None, release: str | None,
+                   from_env: str | None) -> tuple[str, str | None]:
+    """The release to deploy and the image it references: an image built of it (``shipyard image build``) by
+    its digest, else None (the ``kubernetes.image`` pattern). ``--ref``: the newest image built of that
+    commit, else a new release id."""
+    with StateDB(app.project.state_dir) as db:
+        if from_env is not None:
+            app.env(from_env)  # an unknown environment is bad input
+            release = db.serving(from_env)
+            if release is None:
+                raise BadInput(f"--from {from_env}: no release serves there (see 'shipyard history --env {from_env}')")
+        if release is not None:
+            if not valid_release_id(release):
+                raise BadInput(f"--release: invalid release id {release!r}")
+            img = db.image(release)
+            return release, img.pinned if img else None
+        img = db.newest_image(resolve_ref(app.project.dir, ref or "HEAD").sha)
+    if img is not None:
+        return img.release, img.pinned
+    return new_release(app, ref), None
+
+
 def _run(app: AppContext, env: str, body: Callable[[KubeDeployer], Awaitable[T]], quiet: bool) -> T:
     envspec = app.env(env)
     cluster = Cluster.connect(envspec.kube, app.project.dir, env)
@@ -52,9 +79,9 @@ def _run(app: AppContext, env: str, body: Callable[[KubeDeployer], Awaitable[T]]
     return asyncio.run(main())
 
 
-def _report(app: AppContext, res: KubeResult, as_json: bool) -> int:
+def _report(app: AppContext, res: KubeResult, deployment: int, as_json: bool) -> int:
     if as_json:
-        app.print_json(res.to_json())
+        app.print_json({**res.to_json(), "deployment": deployment})
     else:
         app.echo(f"{res.kind} of {res.release} to {res.env}: {res.outcome}"
                  + (f" — {res.reason}" if res.reason else ""))
@@ -63,8 +90,10 @@ def _report(app: AppContext, res: KubeResult, as_json: bool) -> int:
     return 0 if res.outcome == "succeeded" else 1
 
 
-def deploy(app: AppContext, env: str, ref: str | None, plan: bool, as_json: bool) -> int:
-    inp = release_input(app, env, new_release(app, ref))
+def deploy(app: AppContext, env: str, ref: str | None, plan: bool, as_json: bool, *, release: str | None = None,
+           from_env: str | None = None) -> int:
+    rel, image = chosen_release(app, env, ref, release, from_env)
+    inp = replace(release_input(app, env, rel), image=image)
     if inp.env.strategy == "canary":
         from shipyard.engine.kube.canary_analysis import unmapped
 
@@ -75,7 +104,22 @@ def deploy(app: AppContext, env: str, ref: str | None, plan: bool, as_json: bool
         doc = _run(app, env, lambda d: d.plan(inp), as_json)
         _print_plan(app, doc, as_json)
         return 0
-    return _report(app, _run(app, env, lambda d: d.deploy(inp), as_json), as_json)
+    async def release_of(d: KubeDeployer) -> str:
+        return rel
+
+    return _report(app, *_recorded(app, env, "deploy", release_of, lambda d: d.deploy(inp), as_json), as_json)
+
+
+def _recorded(app: AppContext, env: str, kind: str, release_of: Callable[[KubeDeployer], Awaitable[str]],
+              body: Callable[[KubeDeployer], Awaitable[KubeResult]], quiet: bool) -> tuple[KubeResult, int]:
+    """Run ``body`` as a deployment recorded in the state database (control/kube/state.py)."""
+    with StateDB(app.project.state_dir) as db:
+        hist = db.history(SystemClock(), f"local ({performer_name()})")
+
+        async def recorded(d: KubeDeployer) -> tuple[KubeResult, int]:
+            return await hist.run(env, kind, await release_of(d), app.env(env).strategy, [], lambda: body(d))
+
+        return _run(app, env, recorded, quiet)
 
 
 def rollback(app: AppContext, env: str, to: str | None, plan: bool, as_json: bool) -> int:
@@ -85,7 +129,11 @@ def rollback(app: AppContext, env: str, to: str | None, plan: bool, as_json: boo
     if plan:
         _print_plan(app, _run(app, env, lambda d: d.plan_rollback(inp_of, to), as_json), as_json)
         return 0
-    return _report(app, _run(app, env, lambda d: d.rollback(inp_of, to), as_json), as_json)
+    async def target(d: KubeDeployer) -> str:
+        """The release rolled back to, as the cluster's record names it (the recorded row says which)."""
+        return to or (await records.read_env(d.cluster, inp_of("").base)).previous or "-"
+
+    return _report(app, *_recorded(app, env, "rollback", target, lambda d: d.rollback(inp_of, to), as_json), as_json)
 
 
 def _print_plan(app: AppContext, doc: dict[str, Any], as_json: bool) -> None:

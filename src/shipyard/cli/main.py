@@ -17,8 +17,8 @@ from shipyard.errors import ShipyardError
 COMMANDS = ["init", "up", "down", "deploy", "rollback", "status", "history", "releases", "logs", "verify",
             "promote", "abort", "pause", "resume", "run", "metrics", "alerts", "events", "audit", "approve", "reject",
             "report", "dashboard"]
-SUB_APPS = ["secrets", "config", "backup", "ci", "lock", "token", "silence", "notify", "export", "jobs", "accessory",
-            "incident", "maintenance"]
+SUB_APPS = ["image", "secrets", "config", "backup", "ci", "lock", "token", "silence", "notify", "export", "jobs",
+            "accessory", "incident", "maintenance"]
 
 app = typer.Typer(
     name="shipyard",

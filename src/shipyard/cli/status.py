@@ -26,6 +26,13 @@ def command(
     from shipyard.errors import ControlPlaneUnavailable
 
     app = AppContext.of(ctx)
+    if env is not None and app.remote is None:
+        app.check_env(env)
+        if app.env(env).target == "kubernetes":
+            from shipyard.cli.kube_status import status as kube_status
+
+            kube_status(app, env, json_out)  # read from the API server, no control plane needed
+            return
     try:
         # The control plane validates the spec and the environment (exit 2): no need to load it here too.
         data: Any = app.client.call("GET", "/v1/status" + (f"?env={quote(env)}" if env else ""))

@@ -122,6 +122,8 @@ class KubernetesSpec(SpecModel):
     namespace: DnsLabel = "default"
     image: Annotated[str, _regex(IMAGE, "an image reference like 'registry.local/app:{release}'")] = "{app}:{release}"
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    # `shipyard image build` without a Dockerfile in the repository: the generated one starts FROM this.
+    base_image: Annotated[str, _regex(IMAGE, "an image reference like 'python:3.12-slim'")] = "python:3.12-slim"
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     service_port: Annotated[StrictInt, Field(ge=1, le=65535)] = 80
     # preStop sleep: the pod stays up while endpoints controllers and proxies stop sending it traffic.

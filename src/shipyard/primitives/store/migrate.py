@@ -19,9 +19,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "shipyard_alembic_version"
 # The newest revision in migrations/versions (a test checks it against Alembic's own head); knowing it
 # lets an up-to-date database open without importing Alembic.
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0012"
 # Every revision, oldest first (a test checks them against Alembic's history); the last is the head.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0009")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0009", "0012")
 # pg_advisory_xact_lock key: any constant, shared by every shipyard process on the server.
 _PG_LOCK_KEY = 0x5348_4950  # "SHIP"
 

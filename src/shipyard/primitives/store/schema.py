@@ -145,6 +145,20 @@ job_runs = sa.Table(
     sa.Index("ix_job_runs_env_job_id", "env", "job", "id"),
 )
 
+# Images built of releases (`shipyard image build`, revision 0012): the tag pushed and the digest the registry
+# answered, which kubernetes deploys of the release reference.
+release_images = sa.Table(
+    "release_images", metadata,
+    sa.Column("release", sa.Text, primary_key=True),
+    sa.Column("image", sa.Text, nullable=False),  # repository:tag
+    sa.Column("digest", sa.Text, nullable=True),  # sha256:…; NULL until pushed
+    sa.Column("commit_sha", sa.Text, nullable=False),
+    sa.Column("dockerfile", sa.Text, nullable=False),  # "repository" | "generated"
+    sa.Column("built_at", sa.Float, nullable=False),
+    sa.Column("build_duration_s", sa.Float, nullable=False),
+    sa.Column("push_duration_s", sa.Float, nullable=True),
+)
+
 backup_runs = sa.Table(
     "backup_runs", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

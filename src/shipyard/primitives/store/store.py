@@ -21,6 +21,7 @@ from shipyard.primitives.store import schema as t
 from shipyard.primitives.store.audit import AuditStore
 from shipyard.primitives.store.connect import WRITE_OPTION, translated
 from shipyard.primitives.store.history import HistoryStore
+from shipyard.primitives.store.images import ImageStore
 from shipyard.primitives.store.incidents import IncidentStore
 from shipyard.primitives.store.jobruns import JobRunStore
 from shipyard.primitives.store.locks import LockStore
@@ -49,7 +50,8 @@ class _Unset(Enum):
 UNSET = _Unset.UNSET
 
 
-class Store(StoreReader, HistoryStore, LockStore, TokenStore, AuditStore, NotifyStore, JobRunStore, IncidentStore):
+class Store(StoreReader, HistoryStore, LockStore, TokenStore, AuditStore, NotifyStore, JobRunStore, IncidentStore,
+            ImageStore):
     """The state database, read and written."""
 
     # -- plumbing -------------------------------------------------------------------------------------
