@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import resource
 import socket
 import sys
@@ -64,6 +65,7 @@ async def _main(args: argparse.Namespace) -> int:
             print(f"router: cannot listen on admin port {args.admin_port}: {exc.strerror}", file=sys.stderr)
             return 2
     router.start()
+    gc.freeze()  # what start-up imported lives as long as the process: keep it out of every collection
     await router.stopped.wait()
     return 0
 

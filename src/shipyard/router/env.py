@@ -319,11 +319,12 @@ class EnvRuntime:
         ).encode()
 
     def log_access(self, head: RequestHead, inst: Instance | None, status: int, dur: float, bytes_in: int,
-                   bytes_out: int, ip: bytes, rid: bytes | None, trace: bytes | None, span: bytes | None) -> None:
+                   bytes_out: int, ip: bytes, rid: bytes | None, trace: bytes | None, span: bytes | None,
+                   now: float) -> None:
         log = self.router.access_log
         if log is None or not self.alog_sample:
             return
-        log.add((self.router.wall(monotonic()), self.name, inst.release if inst else None,
+        log.add((self.router.wall(now), self.name, inst.release if inst else None,
                  inst.id if inst else None, head.method, head.target, status, dur, bytes_in, bytes_out, ip, rid,
                  trace, span))
 

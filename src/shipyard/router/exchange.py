@@ -84,9 +84,11 @@ class Exchange:
         if not self.done:
             self.route()
 
-    def route(self, exclude: Instance | None = None) -> None:
+    def route(self, exclude: Instance | None = None, now: float = 0.0) -> None:
+        """``now``: the caller's monotonic time when it has one (the request's arrival), else read here."""
         env = self.env
-        now = monotonic()
+        if not now:
+            now = monotonic()
         inst, cookie = env.pick(self.head, now, exclude)
         if inst is None:
             if exclude is not None:
@@ -163,8 +165,12 @@ class Exchange:
         head = self.head
         inst = self.inst
         assert inst is not None
-        rid = self.rid = tracing.request_id(head.request_id)
-        tp, self.trace, self.span = tracing.traceparent(head.traceparent)
+        if head.request_id is None and head.traceparent is None:
+            rid, tp, self.trace, self.span = tracing.fresh_ids()
+        else:
+            rid = tracing.request_id(head.request_id)
+            tp, self.trace, self.span = tracing.traceparent(head.traceparent)
+        self.rid = rid
         return request_head(head, self.conn.ip, self.env.headers, rid, tp, inst.host, inst.port, self.conn.keep_xff)
 
     # -- request body ----------------------------------------------------------------------------------
@@ -378,7 +384,7 @@ class Exchange:
                                 self.bytes_out, self.upstream_error)
         if env.alog_sample > 0.0 and (env.alog_sample >= 1.0 or random() < env.alog_sample):
             env.log_access(self.head, inst, self.status if not abort else 0, dur, self.bytes_in,
-                           self.bytes_out, conn.client, self.rid, self.trace, self.span)
+                           self.bytes_out, conn.client, self.rid, self.trace, self.span, now)
         if tunnel:
             conn.ex = None
             return

@@ -36,6 +36,8 @@ HOP_BY_HOP = frozenset(
 _REPLACED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id",
                        b"traceparent", b"expect"})
 STANDARD_CONN_TOKENS = frozenset({b"keep-alive", b"close", b"upgrade"})
+# Request fields with a rule of their own; any other is only counted and copied.
+_SPECIAL = HOP_BY_HOP | _REPLACED | {b"host", b"cookie", b"content-length"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +190,9 @@ class RequestParser:
         if self._hsize > self.limits.max_header_size or self._hcount > self.limits.max_headers:
             raise Reject(431, "request header fields too large")
         ln = name.lower()
+        if ln not in _SPECIAL:
+            head.lines.append((ln, name + b": " + value + b"\r\n"))
+            return
         if ln in HOP_BY_HOP:
             if ln == b"transfer-encoding":
                 if self._te or value.strip().lower() != b"chunked":

@@ -24,6 +24,8 @@ ResponseEvent = (
 # Framing and routing fields never taken from a trailer (RFC 9110 §6.5.1); hop-by-hop ones neither.
 _NOT_TRAILERS = frozenset({b"content-length", b"host", b"content-type", b"content-encoding", b"content-range",
                            b"cache-control", b"expect", b"set-cookie", b"authorization", b"www-authenticate"})
+# Head fields that need more than copying: framing, hop-by-hop, the Trailer announcement.
+_SPECIAL = HOP_BY_HOP | {b"trailer", b"content-length"}
 
 
 class ResponseHead:
@@ -62,6 +64,7 @@ class ResponseParser:
         self._p = httptools.HttpResponseParser(self)
         self._head: ResponseHead | None = None
         self._in_head = False
+        self._lines: list[tuple[bytes, bytes]] | None = None
         self._conn_tokens: set[bytes] | None = None
         self._complete = False
         self._trailers: list[bytes] | None = None
@@ -111,7 +114,8 @@ class ResponseParser:
             self.events.append((ERROR, (502, "upstream closed mid-response")))
 
     def on_message_begin(self) -> None:
-        self._head = ResponseHead()
+        head = self._head = ResponseHead()
+        self._lines = head.lines
         self._in_head = True
         self._conn_tokens = None
         self._trailers = None
@@ -121,10 +125,14 @@ class ResponseParser:
             self._head.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        ln = name.lower()
+        lines = self._lines  # the head's, while it is parsed
+        if lines is not None and ln not in _SPECIAL:  # the common case, kept short: once per header
+            lines.append((ln, name + b": " + value + b"\r\n"))
+            return
         head = self._head
         if head is None:
             return
-        ln = name.lower()
         if not self._in_head:  # a trailer field after the last chunk
             if ln not in HOP_BY_HOP and ln not in _NOT_TRAILERS:
                 if self._trailers is None:
@@ -150,6 +158,7 @@ class ResponseParser:
         head = self._head
         assert head is not None
         self._in_head = False
+        self._lines = None
         p = self._p
         status = p.get_status_code()
         head.status = status

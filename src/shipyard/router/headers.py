@@ -9,6 +9,7 @@ own answers, chunk framing, and the two decisions about an upstream connection (
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 
 from shipyard.primitives.spec.router import RouterEnvSpec
 from shipyard.router.h1 import RequestHead
@@ -19,6 +20,8 @@ IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"
 LAST_CHUNK = b"0\r\n\r\n"
 CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 
+_LINE = itemgetter(1)  # (name, line) → line: map() with it runs in C, no comprehension frame per head
+_NAME = itemgetter(0)
 _REASONS = {
     308: b"Permanent Redirect", 400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed",
     408: b"Request Timeout", 413: b"Content Too Large", 417: b"Expectation Failed",
@@ -62,7 +65,7 @@ def request_head(head: RequestHead, client_ip: bytes, policy: HeaderPolicy, requ
     X-Forwarded-For is the peer's address, appended to the client's own only when ``keep_xff`` (the peer
     is a trusted proxy): anyone else could write any address there."""
     parts = [head.method, b" ", head.target, b" HTTP/1.1\r\n"]
-    parts += [line for _, line in head.lines]
+    parts += map(_LINE, head.lines)
     xff = head.xff + b", " + client_ip if keep_xff and head.xff is not None else client_ip
     if head.host is None:
         parts.append(b"Host: %s:%d\r\n" % (host.encode(), port))
@@ -88,13 +91,14 @@ def response_head(rh: ResponseHead, head: RequestHead, policy: HeaderPolicy, req
     """
     status = rh.status
     parts = [b"HTTP/1.1 %d %s\r\n" % (status, rh.reason)]
-    parts += [line for _, line in rh.lines]
-    if policy.security_names:
-        present = [ln for ln, _ in rh.lines if ln in policy.security_names]
-        if present:  # the app's own value wins
-            parts += [line for ln, line in policy.security_lines if ln not in present]
-        else:
+    parts += map(_LINE, rh.lines)
+    names = policy.security_names
+    if names:
+        if names.isdisjoint(map(_NAME, rh.lines)):
             parts.append(policy.security_block)
+        else:  # the app's own value wins
+            present = {ln for ln, _ in rh.lines if ln in names}
+            parts += [line for ln, line in policy.security_lines if ln not in present]
     if request_id is not None:
         parts += (b"X-Request-Id: ", request_id, b"\r\n")
     if cookie_release is not None:

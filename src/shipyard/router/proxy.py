@@ -222,7 +222,7 @@ class ClientConn(asyncio.Protocol):
         if env.paused is not None:
             ex.hold(env.paused)
         else:
-            ex.route()
+            ex.route(now=now)
 
     def local_response(
         self,
@@ -248,7 +248,7 @@ class ClientConn(asyncio.Protocol):
         dur = now - started if started is not None else 0.0
         env.unrouted.record(env.router.wall_sec(now), status, dur, 0, len(data))
         if head is not None:
-            env.log_access(head, None, status, dur, 0, len(data), self.client, None, None, None)
+            env.log_access(head, None, status, dur, 0, len(data), self.client, None, None, None, now)
         if close:
             self.close()
         else:

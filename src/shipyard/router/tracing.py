@@ -8,6 +8,7 @@ from random import getrandbits
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _ZERO_TRACE = b"0" * 32
+_ZERO_SPAN = b"0" * 16
 
 
 def request_id(given: bytes | None) -> bytes:
@@ -24,8 +25,20 @@ def traceparent(given: bytes | None) -> tuple[bytes, bytes, bytes]:
     span = b"%016x" % (getrandbits(64) or 1)
     if given is not None:
         m = _TRACEPARENT.fullmatch(given.strip())
-        if m and m.group(1) != b"ff" and m.group(2) != _ZERO_TRACE and m.group(3) != b"0" * 16:
+        if m and m.group(1) != b"ff" and m.group(2) != _ZERO_TRACE and m.group(3) != _ZERO_SPAN:
             trace = m.group(2)
             return b"00-" + trace + b"-" + span + b"-" + m.group(4), trace, span
     trace = b"%032x" % (getrandbits(128) or 1)
     return b"00-" + trace + b"-" + span + b"-01", trace, span
+
+
+def fresh_ids() -> tuple[bytes, bytes, bytes, bytes]:
+    """``(request id, traceparent, trace_id, span_id)`` for a request that brought neither header — the
+    common case, so one random draw and one hex formatting instead of three."""
+    h = b"%080x" % getrandbits(320)
+    trace = h[32:64]
+    span = h[64:]
+    if trace == _ZERO_TRACE or span == _ZERO_SPAN:  # all-zero ids are invalid (W3C); 2^-64 odds
+        tp, trace, span = traceparent(None)
+        return h[:32], tp, trace, span
+    return h[:32], b"00-" + trace + b"-" + span + b"-01", trace, span
