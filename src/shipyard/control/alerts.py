@@ -107,12 +107,20 @@ class Evaluator:
     async def once(self, reread: bool = True, at: float | None = None) -> list[tuple[Rule, AlertState, str]]:
         """Pull the live traffic, then evaluate (in a thread: the store is read and written)."""
         if self.live is not None:
-            await self.live.pull(self._live_envs())
+            # The rules first: the first evaluation after a restart reads the router's last minute, never
+            # a window without the seconds it covers.
+            spec = self.specs.current()
+            await self.live.pull(self._live_envs(self._rules(spec)) if spec is not None else [])
         return await asyncio.to_thread(self.evaluate, reread, at)
 
-    def _live_envs(self) -> list[str]:
-        return sorted({r.env for r in self.rules if r.expr.series in WINDOWED and window_of(r.expr) <= LIVE_S}
-                      if self.rules else {})
+    def _rules(self, spec: Spec) -> list[Rule]:
+        if spec is not self._rules_of:  # a new snapshot (SpecWatch re-read the file): parse its rules
+            self.rules, self._rules_of = rules_for(spec), spec
+        return self.rules
+
+    @staticmethod
+    def _live_envs(rules: list[Rule]) -> list[str]:
+        return sorted({r.env for r in rules if r.expr.series in WINDOWED and window_of(r.expr) <= LIVE_S})
 
     def evaluate(self, reread: bool = True, at: float | None = None) -> list[tuple[Rule, AlertState, str]]:
         """One evaluation of every rule; returns the transitions (rule, new state, transition).
@@ -125,9 +133,7 @@ class Evaluator:
         spec = self.specs.current()
         if spec is None:
             return []
-        if spec is not self._rules_of:  # a new spec snapshot (SpecWatch re-read the file): parse its rules
-            self.rules, self._rules_of = rules_for(spec), spec
-        rules = self.rules
+        rules = self._rules(spec)
         if self.states is None:
             self.states = {(d["rule"], d["env"]): AlertState.from_json(d) for d in self.store.alert_states()}
         by_env: dict[str, list[Rule]] = {}

@@ -3,8 +3,8 @@
 Traffic series (``WINDOWED``) are rates over a window — ``RATE_WINDOW_S`` (10 s) unless the expression
 names one (``error_rate[1m]``) — every release together (as the router serves them). A window up to
 ``LIVE_S`` is read from the per-second totals the evaluator pulls from the router each second
-(``live``), so a fault shows within seconds; a longer one, or one without live totals (the router
-not answering, a test without them), from the raw 10-second points ending at the newest whole point.
+(``live``), so a fault shows within seconds; a longer one (or any, without a live source: the tests of
+the history) from the raw 10-second points ending at the newest whole point.
 Gauges read the newest point; ``restarts`` counts the last 10 minutes. A series with nothing to read is
 None: the rule's expression is then not true (no traffic is not an error rate).
 """
@@ -49,8 +49,13 @@ def window_of(expr: AlertExpr) -> int:
 def traffic(points: Sequence[Point], live: Sequence[Point] | None, now: float, window: int) -> Point | None:
     """Every release together over the last ``window`` seconds (None: nothing recorded in it).
 
-    ``live``: per-second totals (step 1, oldest first, the newest second finished), or None."""
-    if live and window <= LIVE_S:
+    ``live``: per-second totals (step 1, oldest first, the newest second finished; empty: none lately),
+    or None without a live source. A window it can hold is read from it alone: a fallback to the history,
+    whose newest point is older, would show seconds the live window had already left behind (an alert
+    that resolved firing again)."""
+    if live is not None and window <= LIVE_S:
+        if not live:
+            return None
         end = live[-1].t + 1
         recent = [p for p in live if p.t >= end - window]
     else:
