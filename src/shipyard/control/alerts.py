@@ -46,6 +46,7 @@ log = logging.getLogger("shipyard.control")
 EVAL_INTERVAL_S = 5.0  # without live traffic; and how old the history read may get with it
 LIVE_INTERVAL_S = 1.0
 BACKUP_SERIES = ("backup_age", "backup_failed", "drill_missed")
+QUANTILES = ("p50", "p95", "p99")
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,8 @@ class Evaluator:
             points, backups = self._read[env]
             live = self.live.window(env, now) if self.live is not None else None
             windows = {window_of(r.expr) for r in env_rules if r.expr.series in WINDOWED}
-            values = env_values(points, now, live, windows)
+            quantiles = {window_of(r.expr) for r in env_rules if r.expr.series in QUANTILES}
+            values = env_values(points, now, live, windows, quantiles)
             values.update(self.extra.values(spec, env, env_rules, now))
             for r in env_rules:
                 prev = self.states.get(r.key)
