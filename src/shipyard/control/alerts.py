@@ -186,10 +186,14 @@ class Evaluator:
                   ) -> tuple[list[Point], BackupFacts | None]:
         needs_backups = any(r.expr.series in BACKUP_SERIES for r in rules)
         backups = self._backups(env) if needs_backups and spec.env(env).backup is not None else None
-        # Histograms are needed for the rate windows only (the quantiles); restarts look back 10 minutes.
-        longest = max((window_of(r.expr) for r in rules if r.expr.series in WINDOWED), default=0)
+        # Histograms are needed for the quantiles of the windows read from the history only (decoding them is
+        # most of a read); restarts look back 10 minutes.
+        windows = [window_of(r.expr) for r in rules if r.expr.series in WINDOWED]
+        longest = max(windows, default=0)
+        from_history = max((w for w in windows if self.live is None or w > LIVE_S), default=None)
+        hist_since = now if from_history is None else now - from_history - 2 * RAW_STEP
         rows = self.store.read_points("raw", env, now - max(RESTARTS_WINDOW_S, longest) - RAW_STEP,
-                                      hist_since=now - longest - 2 * RAW_STEP)
+                                      hist_since=hist_since)
         return [Point(step=RAW_STEP, **row) for row in rows], backups
 
     def _backups(self, env: str) -> BackupFacts:
