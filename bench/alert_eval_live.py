@@ -76,7 +76,7 @@ def main() -> int:
             shares = ", ".join(f"{c / args.window * 100:.2f} %" for c in cpu)
             print(f"control plane CPU, {phase:5}: {shares} of one core ({args.window:.0f} s windows)")
         diff = (sum(results["rules"]) - sum(results["none"])) / len(results["rules"]) / args.window * 100
-        print(f"evaluator ({len(envs)} × 20 rules every 5 s): {diff:.2f} % of one core")
+        print(f"evaluator ({len(envs)} × 20 rules every second): {diff:.2f} % of one core")
     finally:
         if project.control_pid():
             project.cli("down", timeout=120)

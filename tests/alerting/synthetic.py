@@ -24,8 +24,19 @@ class SyntheticRouter:
     rps: int = 20  # per instance
     error_share: float = 0.01
     calls: int = 0
+    # As the real router: a second, once served, keeps what it held when the traffic changes later (off: a
+    # second is generated again from the current rps / error_share each time it is asked for).
+    keep: bool = False
+    kept: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
 
     def second(self, inst: str, sec: int) -> dict[str, Any]:
+        if self.keep:
+            if (inst, sec) not in self.kept:
+                self.kept[inst, sec] = self._second(inst, sec)
+            return self.kept[inst, sec]
+        return self._second(inst, sec)
+
+    def _second(self, inst: str, sec: int) -> dict[str, Any]:
         rng = random.Random(f"{inst}:{sec}")
         n = rng.randint(self.rps // 2, self.rps * 3 // 2)
         errors = sum(1 for _ in range(n) if rng.random() < self.error_share)

@@ -84,12 +84,29 @@ def test_fault_seen_within_seconds_and_for_counts_from_there(tmp_path: Path) -> 
     store.close()
 
 
-def test_stale_live_traffic_falls_back_to_the_history(tmp_path: Path) -> None:
+def test_a_restart_after_resolving_does_not_fire_again(tmp_path: Path) -> None:
+    """The restarted evaluator's first evaluation reads the router's last minute, not the older history
+    (whose newest point still held the traffic the live window had already left)."""
     store, clock, rec, router, watch = make(tmp_path)
-    (tmp_path / "shipyard.toml").write_text(SPEC + RULES)
+    (tmp_path / "shipyard.toml").write_text(SPEC + "[metrics]\ndefault_alerts = false\n[[alerts]]\n"
+                                            'name = "Traffic"\nexpr = "rps > 0"\n')
+    router.keep = True
+    clock.advance(3.05)
+    ev = evaluator(store, clock, watch, router)
+    assert [c for _, _, c in run(clock, rec, ev, 30)] == ["firing"]
+    router.rps = 0
+    assert [c for _, _, c in run(clock, rec, ev, 15)] == ["resolved"]
+    for _ in range(3):  # restarts at several points of the 10 s history step
+        ev = evaluator(store, clock, watch, router)
+        assert run(clock, rec, ev, 4) == []
+    store.close()
+
+
+def test_stale_live_traffic_has_no_value(tmp_path: Path) -> None:
+    store, clock, rec, router, watch = make(tmp_path)
     live = LiveTraffic(router, clock)
     asyncio.run(live.pull(["prod"]))
-    assert live.window("prod", clock.time()) is not None
-    clock.advance(10)
-    assert live.window("prod", clock.time()) is None  # not pulled for 10 s: the evaluator reads the history
+    assert live.window("prod", clock.time())
+    clock.advance(31)
+    assert live.window("prod", clock.time()) == []  # not pulled for 30 s: no value, rules not true
     store.close()

@@ -35,7 +35,7 @@ default_alerts = false
 [[alerts]]
 name = "TrafficSeen"
 env = "staging"
-expr = "rps > 0"
+expr = "rps[1m] > 0"
 severity = "critical"
 summary = "{{{{ env }}}} serves {{{{ value }}}} req/s"
 

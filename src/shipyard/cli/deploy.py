@@ -34,13 +34,13 @@ def command(
     if override_window and not reason:
         app.abort("--override-window needs --reason TEXT (it is recorded)", 2)
     app.check_env(env)  # bad config or unknown environment: exit 2 before anything else
-    app.check_receiver_secrets([env])
     if app.remote is None and app.env(env).target == "kubernetes":
         from shipyard.cli.kube_deploy import deploy as kube_deploy
 
         if strategy not in (None, app.env(env).strategy):
             app.abort("a kubernetes environment deploys with its own strategy (docs/kubernetes.md)", 2)
         raise typer.Exit(kube_deploy(app, env, ref, plan, json_out, release=release, from_env=from_env))
+    app.check_receiver_secrets([env])  # its notifications could not be sent (a kube deploy sends none)
     if app.remote is None:  # a remote control plane builds from its own checkout
         from shipyard.cli.worktree import dirty_warning
 

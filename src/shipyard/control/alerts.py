@@ -46,6 +46,7 @@ log = logging.getLogger("shipyard.control")
 EVAL_INTERVAL_S = 5.0  # without live traffic; and how old the history read may get with it
 LIVE_INTERVAL_S = 1.0
 BACKUP_SERIES = ("backup_age", "backup_failed", "drill_missed")
+QUANTILES = ("p50", "p95", "p99")
 
 
 @dataclass(frozen=True)
@@ -111,12 +112,20 @@ class Evaluator:
     async def once(self, reread: bool = True, at: float | None = None) -> list[tuple[Rule, AlertState, str]]:
         """Pull the live traffic, then evaluate (in a thread: the store is read and written)."""
         if self.live is not None:
-            await self.live.pull(self._live_envs())
+            # The rules first: the first evaluation after a restart reads the router's last minute, never
+            # a window without the seconds it covers.
+            spec = self.specs.current()
+            await self.live.pull(self._live_envs(self._rules(spec)) if spec is not None else [])
         return await asyncio.to_thread(self.evaluate, reread, at)
 
-    def _live_envs(self) -> list[str]:
-        return sorted({r.env for r in self.rules if r.expr.series in WINDOWED and window_of(r.expr) <= LIVE_S}
-                      if self.rules else {})
+    def _rules(self, spec: Spec) -> list[Rule]:
+        if spec is not self._rules_of:  # a new snapshot (SpecWatch re-read the file): parse its rules
+            self.rules, self._rules_of = rules_for(spec), spec
+        return self.rules
+
+    @staticmethod
+    def _live_envs(rules: list[Rule]) -> list[str]:
+        return sorted({r.env for r in rules if r.expr.series in WINDOWED and window_of(r.expr) <= LIVE_S})
 
     def evaluate(self, reread: bool = True, at: float | None = None) -> list[tuple[Rule, AlertState, str]]:
         """One evaluation of every rule; returns the transitions (rule, new state, transition).
@@ -129,9 +138,7 @@ class Evaluator:
         spec = self.specs.current()
         if spec is None:
             return []
-        if spec is not self._rules_of:  # a new spec snapshot (SpecWatch re-read the file): parse its rules
-            self.rules, self._rules_of = rules_for(spec), spec
-        rules = self.rules
+        rules = self._rules(spec)
         if self.states is None:
             self.states = {(d["rule"], d["env"]): AlertState.from_json(d) for d in self.store.alert_states()}
         by_env: dict[str, list[Rule]] = {}
@@ -146,7 +153,8 @@ class Evaluator:
             points, backups = self._read[env]
             live = self.live.window(env, now) if self.live is not None else None
             windows = {window_of(r.expr) for r in env_rules if r.expr.series in WINDOWED}
-            values = env_values(points, now, live, windows)
+            quantiles = {window_of(r.expr) for r in env_rules if r.expr.series in QUANTILES}
+            values = env_values(points, now, live, windows, quantiles)
             values.update(self.extra.values(spec, env, env_rules, now))
             for r in env_rules:
                 prev = self.states.get(r.key)
@@ -182,10 +190,14 @@ class Evaluator:
                   ) -> tuple[list[Point], BackupFacts | None]:
         needs_backups = any(r.expr.series in BACKUP_SERIES for r in rules)
         backups = self._backups(env) if needs_backups and spec.env(env).backup is not None else None
-        # Histograms are needed for the rate windows only (the quantiles); restarts look back 10 minutes.
-        longest = max((window_of(r.expr) for r in rules if r.expr.series in WINDOWED), default=0)
+        # Histograms are needed for the quantiles of the windows read from the history only (decoding them is
+        # most of a read); restarts look back 10 minutes.
+        windows = [window_of(r.expr) for r in rules if r.expr.series in WINDOWED]
+        longest = max(windows, default=0)
+        from_history = max((w for w in windows if self.live is None or w > LIVE_S), default=None)
+        hist_since = now if from_history is None else now - from_history - 2 * RAW_STEP
         rows = self.store.read_points("raw", env, now - max(RESTARTS_WINDOW_S, longest) - RAW_STEP,
-                                      hist_since=now - longest - 2 * RAW_STEP)
+                                      hist_since=hist_since)
         return [Point(step=RAW_STEP, **row) for row in rows], backups
 
     def _backups(self, env: str) -> BackupFacts:

@@ -38,7 +38,8 @@ log = logging.getLogger("shipyard.control")
 # Pull this long after each second ends, so the router has closed the second's slice.
 PULL_OFFSET_S = 0.05
 _CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
-LIVE_STALE_S = 3  # live totals older than this are not read: the evaluator falls back to the history
+# Live totals not pulled for this long are not read (no value: rules not true), as the history's gauges.
+LIVE_STALE_S = 30
 
 
 def samples_from_slices(reply: dict[str, Any], readings: dict[str, dict[str, Any]]) -> list[Sample]:
@@ -201,9 +202,10 @@ class LiveTraffic:
             while buf and buf[0].t < self.end[env] - LIVE_S:
                 buf.popleft()
 
-    def window(self, env: str, now: float) -> list[Point] | None:
-        """The env's per-second totals, oldest first; None when it has not been pulled lately."""
+    def window(self, env: str, now: float) -> list[Point]:
+        """The env's per-second totals, oldest first; empty when it has not been pulled lately. (A pull that
+        fails now and then loses nothing: the next one asks from the first second missing.)"""
         buf = self.seconds.get(env)
         if not buf or self.end.get(env, 0) < int(now) - LIVE_STALE_S:
-            return None
+            return []
         return list(buf)

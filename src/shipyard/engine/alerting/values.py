@@ -3,8 +3,8 @@
 Traffic series (``WINDOWED``) are rates over a window — ``RATE_WINDOW_S`` (10 s) unless the expression
 names one (``error_rate[1m]``) — every release together (as the router serves them). A window up to
 ``LIVE_S`` is read from the per-second totals the evaluator pulls from the router each second
-(``live``), so a fault shows within seconds; a longer one, or one without live totals (the router
-not answering, a test without them), from the raw 10-second points ending at the newest whole point.
+(``live``), so a fault shows within seconds; a longer one (or any, without a live source: the tests of
+the history) from the raw 10-second points ending at the newest whole point.
 Gauges read the newest point; ``restarts`` counts the last 10 minutes. A series with nothing to read is
 None: the rule's expression is then not true (no traffic is not an error rate).
 """
@@ -46,35 +46,42 @@ def window_of(expr: AlertExpr) -> int:
     return int(expr.window) if expr.window is not None else RATE_WINDOW_S
 
 
-def traffic(points: Sequence[Point], live: Sequence[Point] | None, now: float, window: int) -> Point | None:
-    """Every release together over the last ``window`` seconds (None: nothing recorded in it).
+def traffic(points: Sequence[Point], live: Sequence[Point] | None, now: float, window: int
+            ) -> tuple[list[Point], int]:
+    """The points of the last ``window`` seconds, every release, and the window's length (rounded up to
+    whole points when read from the history).
 
-    ``live``: per-second totals (step 1, oldest first, the newest second finished), or None."""
-    if live and window <= LIVE_S:
-        end = live[-1].t + 1
-        recent = [p for p in live if p.t >= end - window]
-    else:
-        end = int(now) - int(now) % RAW_STEP
-        window += -window % RAW_STEP  # whole points
-        recent = [p for p in points if end - window <= p.t < end]
-    return combine(recent, "", "*", end - window, window, keep_hist=False) if recent else None
+    ``live``: per-second totals (step 1, oldest first, the newest second finished; empty: none lately),
+    or None without a live source. A window it can hold is read from it alone: a fallback to the history,
+    whose newest point is older, would show seconds the live window had already left behind (an alert
+    that resolved firing again)."""
+    if live is not None and window <= LIVE_S:
+        end = live[-1].t + 1 if live else 0
+        return [p for p in live if p.t >= end - window], window
+    end = int(now) - int(now) % RAW_STEP
+    window += -window % RAW_STEP  # whole points
+    return [p for p in points if end - window <= p.t < end], window
 
 
 def env_values(points: Sequence[Point], now: float, live: Sequence[Point] | None = None,
-               windows: Iterable[int] = ()) -> dict[str, float | None]:
+               windows: Iterable[int] = (), quantiles: Iterable[int] | None = None) -> dict[str, float | None]:
     """Every traffic and instance series of one environment at ``now``; the traffic series over the
-    default window and over each of ``windows`` (keyed ``series[seconds]``, see ``key_of``)."""
+    default window and over each of ``windows`` (keyed ``series[seconds]``, see ``key_of``); the latency
+    quantiles only over ``quantiles`` (None: every window): merging the histograms is what costs."""
     end = int(now) - int(now) % RAW_STEP
     out: dict[str, float | None] = {}
+    wanted = None if quantiles is None else set(quantiles)
     for window in {RATE_WINDOW_S, *windows}:
-        win = traffic(points, live, now, window)
+        recent, length = traffic(points, live, now, window)
         suffix = "" if window == RATE_WINDOW_S else f"[{window}]"
-        out.update({f"error_rate{suffix}": win.error_rate if win else None,
-                    f"availability{suffix}": win.availability if win else None,
-                    f"p50{suffix}": win.p50 if win else None,
-                    f"p95{suffix}": win.p95 if win else None,
-                    f"p99{suffix}": win.p99 if win else None,
-                    f"rps{suffix}": win.requests / win.step if win else None})
+        requests = sum(p.requests for p in recent)
+        rate = sum(p.errors for p in recent) / requests if requests else None
+        out.update({f"error_rate{suffix}": rate, f"availability{suffix}": None if rate is None else 1.0 - rate,
+                    f"rps{suffix}": requests / length if recent else None,
+                    f"p50{suffix}": None, f"p95{suffix}": None, f"p99{suffix}": None})
+        if recent and (wanted is None or window in wanted):
+            win = combine(recent, "", "*", end - length, length, keep_hist=False)
+            out.update({f"p50{suffix}": win.p50, f"p95{suffix}": win.p95, f"p99{suffix}": win.p99})
     out["restarts"] = float(sum(p.restarts for p in points if p.t >= end - RESTARTS_WINDOW_S))
     newest_t = max((p.t for p in points if p.instances), default=None)
     newest = [p for p in points if p.t == newest_t] if newest_t is not None and newest_t >= end - STALE_S else []
