@@ -53,6 +53,7 @@ def _report(store: Store, tmp_path: Path) -> tuple[dict[str, Any], str, dict[str
     ok = _deploy(store, "deploy", "r2", "succeeded", None, NOW - 5 * 3600, 75, "alice")
     bad = _deploy(store, "deploy", "r3", "rolled_back", "canary step 2: error_rate 4.1% > 1% over 60s",
                   NOW - 3 * 3600, 190, "bob")
+    store.add_audit(NOW - 3 * 3600 - 60, "erin (approver)", "approve", "prod", f"deployment {bad}", {})
     auto = _deploy(store, "rollback", "r2", "succeeded", "watch: p99 > 800ms", NOW - 3600, 4, "the post-deploy watch")
     _deploy(store, "deploy", "r1", "succeeded", None, NOW - 3 * DAY, 60, "carol")  # outside the 24 h
     for k, (errors, p95) in enumerate([(0, 0.05), (3, 0.06), (0, 0.05), (12, 0.2), (0, 0.05), (1, 0.07), (6, 0.09)]):
@@ -82,6 +83,7 @@ def test_a_24h_report_has_every_item_of_the_issue(store: Store, tmp_path: Path) 
     assert deps["count"] == 3 and deps["outcomes"] == {"succeeded": 2, "rolled_back": 1}
     assert [(d["id"], d["performer"], d["duration_s"]) for d in deps["list"]] == [
         (ok, "alice", 75.0), (bad, "bob", 190.0), (auto, "the post-deploy watch", 4.0)]
+    assert [d["approved_by"] for d in deps["list"]] == [[], ["erin (approver)"], []]
     assert deps["duration_s"] == {"mean": round((75 + 190 + 4) / 3, 1), "max": 190.0}
     assert [(r["id"], r["reason"], r["performer"]) for r in deps["rollbacks"]] == [
         (bad, "canary step 2: error_rate 4.1% > 1% over 60s", "bob"), (auto, "watch: p99 > 800ms",
@@ -106,7 +108,7 @@ def test_a_24h_report_has_every_item_of_the_issue(store: Store, tmp_path: Path) 
 
     for text in ("alice", "bob", "the post-deploy watch", "error_rate 4.1% &gt; 1% over 60s", "watch: p99 &gt; 800ms",
                  "99.000 %", "SLO 99.50 %", "HighErrorRate: fired 2×", "Elevated errors", "RPO 6.0 h: missed",
-                 "RTO 2.0 min: met", "<td>uploads</td>", "7-day trend", "200 ms"):
+                 "RTO 2.0 min: met", "<td>uploads</td>", "approved by erin (approver)", "7-day trend", "200 ms"):
         assert text in html, text
     assert html.count("<tr><td>2026-") == 7, "one trend row per day"
     assert render_report(doc) == html
