@@ -5,6 +5,8 @@ fired; incidents; backups and drills against the RPO and RTO (per source: the st
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,8 @@ def _minutes(day_offset: int, errors: int, p95: float) -> list[dict[str, Any]]:
             for k in range(10)]
 
 
-def test_a_24h_report_has_every_item_of_the_issue(store: Store, tmp_path: Path) -> None:
+def _report(store: Store, tmp_path: Path) -> tuple[dict[str, Any], str, dict[str, int]]:
+    """A 24 h report of prod from records of every kind; (document, HTML, the deployment ids by name)."""
     spec = parse_spec({
         "app": {"name": "svc", "run": "x", "health": {"path": "/h"}},
         "environments": {"prod": {"port": 8000, "backup": {
@@ -50,6 +53,7 @@ def test_a_24h_report_has_every_item_of_the_issue(store: Store, tmp_path: Path) 
     ok = _deploy(store, "deploy", "r2", "succeeded", None, NOW - 5 * 3600, 75, "alice")
     bad = _deploy(store, "deploy", "r3", "rolled_back", "canary step 2: error_rate 4.1% > 1% over 60s",
                   NOW - 3 * 3600, 190, "bob")
+    store.add_audit(NOW - 3 * 3600 - 60, "erin (approver)", "approve", "prod", f"deployment {bad}", {})
     auto = _deploy(store, "rollback", "r2", "succeeded", "watch: p99 > 800ms", NOW - 3600, 4, "the post-deploy watch")
     _deploy(store, "deploy", "r1", "succeeded", None, NOW - 3 * DAY, 60, "carol")  # outside the 24 h
     for k, (errors, p95) in enumerate([(0, 0.05), (3, 0.06), (0, 0.05), (12, 0.2), (0, 0.05), (1, 0.07), (6, 0.09)]):
@@ -68,12 +72,18 @@ def test_a_24h_report_has_every_item_of_the_issue(store: Store, tmp_path: Path) 
         {"source": "db", "rto_s": 95.0, "rpo_s": 1200.0}, {"source": "uploads", "rto_s": 40.0, "rpo_s": 3000.0}]})
 
     out = ReportService(store=store, clock=ManualClock(NOW), out=tmp_path / "reports").build(spec, "prod", "24h")
-    doc, html = out["report"], out["html"]
+    return out["report"], out["html"], {"ok": ok, "bad": bad, "auto": auto}
+
+
+def test_a_24h_report_has_every_item_of_the_issue(store: Store, tmp_path: Path) -> None:
+    doc, html, ids = _report(store, tmp_path)
+    ok, bad, auto = ids["ok"], ids["bad"], ids["auto"]
 
     deps = doc["deploys"]
     assert deps["count"] == 3 and deps["outcomes"] == {"succeeded": 2, "rolled_back": 1}
     assert [(d["id"], d["performer"], d["duration_s"]) for d in deps["list"]] == [
         (ok, "alice", 75.0), (bad, "bob", 190.0), (auto, "the post-deploy watch", 4.0)]
+    assert [d["approved_by"] for d in deps["list"]] == [[], ["erin (approver)"], []]
     assert deps["duration_s"] == {"mean": round((75 + 190 + 4) / 3, 1), "max": 190.0}
     assert [(r["id"], r["reason"], r["performer"]) for r in deps["rollbacks"]] == [
         (bad, "canary step 2: error_rate 4.1% > 1% over 60s", "bob"), (auto, "watch: p99 > 800ms",
@@ -98,7 +108,38 @@ def test_a_24h_report_has_every_item_of_the_issue(store: Store, tmp_path: Path) 
 
     for text in ("alice", "bob", "the post-deploy watch", "error_rate 4.1% &gt; 1% over 60s", "watch: p99 &gt; 800ms",
                  "99.000 %", "SLO 99.50 %", "HighErrorRate: fired 2×", "Elevated errors", "RPO 6.0 h: missed",
-                 "RTO 2.0 min: met", "<td>uploads</td>", "7-day trend", "200 ms"):
+                 "RTO 2.0 min: met", "<td>uploads</td>", "approved by erin (approver)", "7-day trend", "200 ms"):
         assert text in html, text
     assert html.count("<tr><td>2026-") == 7, "one trend row per day"
     assert render_report(doc) == html
+
+
+ARTIFACTS = Path(os.environ.get("SHIPYARD_TEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "build" / "test-artifacts")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup-system.sh)")
+def test_the_full_report_renders_in_chromium(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from shipyard.primitives.store import open_store
+
+    store = open_store(None, tmp_path / ".shipyard")
+    try:
+        _, html, _ = _report(store, tmp_path)
+    finally:
+        store.close()
+    page_file = tmp_path / "report.html"
+    page_file.write_text(html)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 960, "height": 900})
+            page.goto(page_file.as_uri())
+            assert page.locator("svg").count() == 3 and page.locator("p.rollback").count() == 2
+            assert "uploads" in page.locator("table").last.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "report-full.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "report-full.png").stat().st_size > 10_000

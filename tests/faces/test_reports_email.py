@@ -42,7 +42,8 @@ def _spec(tmp: Path, smtp: Smtp, recorder: Recorder) -> Spec:
         "notifications": {"receivers": [
             {"name": "mail", "kind": "email", "smtp_host": "127.0.0.1", "smtp_port": smtp.port,
              "from": "shipyard@example.com", "to": ["managers@example.com"], "tls_ca_file": str(smtp.ca_file)},
-            {"name": "hook", "kind": "webhook", "url": recorder.url("/reports")}]},
+            {"name": "hook", "kind": "webhook", "url": recorder.url("/reports")},
+            {"name": "chat", "kind": "slack", "url_secret": "SLACK_URL"}]},
     }, tmp / "shipyard.toml")
 
 
@@ -91,6 +92,7 @@ def test_the_after_deploy_checkpoint_is_emailed_with_the_report_and_the_daily_su
                                        "requests": 1000, "errors": 1, "p50": 0.01, "p95": 0.03, "p99": 0.08,
                                        "up": 1, "instances": 2, "health_failures": 0, "restarts": 0}
                                       for k in range(1, 60)])
+        SecretStore(tmp_path / ".shipyard").set("prod", {"SLACK_URL": recorder.url("/slack/T0/B0/secret")})
         w = Wired(tmp_path, store, clock, spec)
         assert w.scheduler.tick() == []
         clock.advance(3599)
@@ -100,8 +102,9 @@ def test_the_after_deploy_checkpoint_is_emailed_with_the_report_and_the_daily_su
         html = Path(kept)
         assert html.parent == tmp_path / ".shipyard" / "reports" and html.with_suffix(".json").exists()
         assert html.name.startswith("prod-1h-") and (html.stat().st_mode & 0o777) == 0o600
-        mails, hooks = len(smtp.messages), len(recorder.at("/reports"))
-        _deliver(w, lambda: len(smtp.messages) > mails and len(recorder.at("/reports")) > hooks)
+        mails, hooks, chats = len(smtp.messages), len(recorder.at("/reports")), len(recorder.at("/slack/T0/B0/secret"))
+        _deliver(w, lambda: len(smtp.messages) > mails and len(recorder.at("/reports")) > hooks
+                 and len(recorder.at("/slack/T0/B0/secret")) > chats)
 
         _, msg, tls = smtp.messages[-1]
         assert tls and msg["To"] == "managers@example.com"
@@ -115,7 +118,10 @@ def test_the_after_deploy_checkpoint_is_emailed_with_the_report_and_the_daily_su
         hook = recorder.at("/reports")[-1]
         (alert,) = hook["alerts"]
         assert alert["annotations"]["report"] == str(html) and alert["labels"]["notice"] == "report"
-        assert "<html" not in str(hook), "chat and webhooks get the path, not the report"
+        chat = recorder.at("/slack/T0/B0/secret")[-1]
+        assert chat["text"].startswith(f"svc · prod · 1h report (after deploy #{dep.id})")
+        assert f"report: {html}" in chat["text"] and "availability 99.900%" in chat["text"]
+        assert "<html" not in str(hook) + str(chat), "chat and webhooks get the path, not the report"
 
         # Sent once: the next tick, and a restarted scheduler, send nothing more.
         clock.advance(60)

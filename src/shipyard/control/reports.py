@@ -39,11 +39,18 @@ class ReportService:
         now = self.clock.time()
         since = now - WEEK
         env_spec = spec.env(env)
-        performers = {int(a.target.split()[1]): a.performer for a in self.store.list_audit(env, since, limit=5000)
-                      if a.action in ("deploy", "rollback") and a.target and a.target.startswith("deployment ")
-                      and a.target.split()[1].isdigit()}
+        performers: dict[int, str] = {}
+        approvers: dict[int, list[str]] = {}
+        for a in self.store.list_audit(env, since, limit=5000):
+            words = (a.target or "").split()
+            if len(words) != 2 or words[0] != "deployment" or not words[1].isdigit():
+                continue
+            if a.action in ("deploy", "rollback"):
+                performers[int(words[1])] = a.performer
+            elif a.action == "approve":
+                approvers.setdefault(int(words[1]), []).append(a.performer)
         deploys = [DeployFact(d.id, d.kind, d.release, d.previous_release, d.strategy, d.status, d.reason,
-                              d.started_at, d.finished_at, performers.get(d.id))
+                              d.started_at, d.finished_at, performers.get(d.id), tuple(approvers.get(d.id, ())))
                    for d in self.store.list_deployments(env, limit=5000) if d.started_at >= since]
         alerts = [{"rule": (e.data or {}).get("alertname"), "kind": e.kind, "at": e.at,
                    "severity": (e.data or {}).get("severity")}

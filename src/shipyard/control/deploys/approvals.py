@@ -97,6 +97,7 @@ class ApprovalBook:
             raise Refused(f"it would now deploy {plan.release}, not {dep.release}")
         if plan.approval is None:
             raise Refused(f"{dep.env} no longer asks for approval")
+        self.deploys.check_promotion(plan)  # its record moves with time: judged again, not digested
         if plan_digest(plan) != kept["digest"]:
             raise Refused("its plan is no longer the one asked for (shipyard.toml or the environment changed)")
         approved = [a.identity for a in self.store.approvals_of(dep.id) if a.decision == "approve"]
@@ -258,8 +259,8 @@ def replan_request(req: DeployRequest, plan: Plan) -> dict[str, Any]:
 
 def plan_digest(plan: Plan) -> str:
     """What an approver approves — the plan as ``--plan`` shows it and how the release is launched — without
-    what moves with time alone (estimates, the window and promotion verdicts checked again at the start)
-    or whether the release still had to be built."""
+    what moves with time alone (estimates; the window verdict, checked again at the start; the promotion
+    record, judged again by ``restore``) or whether the release still had to be built."""
     doc = plan.to_json()
     for key in ("estimated_duration_s", "window", "promotion", "build"):
         doc.pop(key, None)

@@ -38,6 +38,7 @@ class DeployFact:
     started_at: float
     finished_at: float | None
     performer: str | None
+    approved_by: tuple[str, ...] = ()  # who approved it (environments with [approval])
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def _deploys(deps: Sequence[DeployFact]) -> dict[str, Any]:
     rows = [{"id": d.id, "kind": d.kind, "release": d.release, "previous": d.previous, "strategy": d.strategy,
              "status": d.status, "reason": d.reason, "started_at": d.started_at,
              "duration_s": None if d.finished_at is None else round(d.finished_at - d.started_at, 1),
-             "performer": d.performer} for d in sorted(deps, key=lambda d: d.started_at)]
+             "performer": d.performer, "approved_by": list(d.approved_by)}
+            for d in sorted(deps, key=lambda d: d.started_at)]
     rollbacks = [r for r in rows if r["kind"] == "rollback" or r["status"] == "rolled_back"]
     return {"count": len(deps), "outcomes": outcomes,
             "duration_s": {"mean": round(sum(durations) / len(durations), 1) if durations else None,

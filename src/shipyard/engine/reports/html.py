@@ -84,7 +84,8 @@ def render_report(doc: dict[str, Any]) -> str:
                      "<th>by</th><th>reason</th></tr>")
         parts += [f"<tr><td>{d['id']}</td><td>{escape(d['kind'])}</td><td>{escape(d['release'])}</td>"
                   f"<td>{escape(d['status'])}</td><td>{_dur(d['duration_s'])}</td>"
-                  f"<td>{escape(d['performer'] or '-')}</td><td>{escape(d['reason'] or '')}</td></tr>"
+                  f"<td>{escape(d['performer'] or '-')}{_approvers(d.get('approved_by'))}</td>"
+                  f"<td>{escape(d['reason'] or '')}</td></tr>"
                   for d in dep["list"]]
         parts.append("</table>")
     else:
@@ -121,6 +122,10 @@ def _backups_html(bk: dict[str, Any]) -> str:
                       f"{_objective(bk['rpo_s'], bk['drill_rpo_met'], 'RPO')}")
     out.append(f"<p>{bk['drills']} drills ({bk['drills_failed']} failed); {drill}.</p></body></html>\n")
     return "".join(out)
+
+
+def _approvers(names: Any) -> str:
+    return f"<br><span class=\"muted\">approved by {escape(', '.join(names))}</span>" if names else ""
 
 
 def _met(met: bool | None) -> str:
