@@ -16,15 +16,13 @@ from shipyard.control.dashboard.live import StepClock, live_env
 from shipyard.control.dashboard.live_page import live_page
 from shipyard.control.dashboard.ops_pages import alerts_page, backups_page
 from shipyard.control.dashboard.pages import overview
+from shipyard.control.dashboard.traffic import LastHour
 from shipyard.control.deploys.registry import Registry
-from shipyard.control.metrics_recorder import point_of
-from shipyard.engine.alerting.history import RAW_STEP, combine
 from shipyard.errors import BadInput, ShipyardError
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec import Spec
 from shipyard.primitives.store import Store
 
-OVERVIEW_WINDOW_S = 3600
 CHART_SPANS = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 
 
@@ -40,6 +38,7 @@ class Views:
                  load_spec: Any) -> None:
         self.calls, self.store, self.registry, self.clock, self.load_spec = calls, store, registry, clock, load_spec
         self.steps = StepClock(clock)
+        self.last_hour = LastHour(store)
 
     def _spec(self) -> Spec:
         spec: Spec = self.load_spec()
@@ -60,17 +59,9 @@ class Views:
             if r["state"] == "firing":
                 firing.setdefault(r["env"], []).append(r["name"])
         now = self.clock.time()
-        traffic = {e["env"]: await asyncio.to_thread(self._last_hour, e["env"], now) for e in envs}
+        names = [e["env"] for e in envs]
+        traffic = await asyncio.to_thread(lambda: {n: self.last_hour.figures(n, now) for n in names})
         return overview(spec.app.name, s.who.performer, s.who.role, s.csrf, envs, firing, s.flash, traffic)
-
-    def _last_hour(self, env: str, now: float) -> dict[str, Any] | None:
-        """The environment's last hour from its 10-second history (the histograms merged: exact P95)."""
-        rows = self.store.read_points("raw", env, now - OVERVIEW_WINDOW_S, now)
-        if not rows:
-            return None
-        total = combine([point_of(r, RAW_STEP) for r in rows], env, "*", int(now), OVERVIEW_WINDOW_S,
-                        keep_hist=False)
-        return {"rps": total.requests / OVERVIEW_WINDOW_S, "error_rate": total.error_rate, "p95": total.p95}
 
     async def live_doc(self, who: Identity, env: str) -> dict[str, Any]:
         status: Any = await self.calls.call(who, "GET", "/v1/status", query={"env": env})
