@@ -131,7 +131,9 @@ def main() -> None:
             conn.close()
             api_port = int(json.loads((p.dir / ".shipyard" / "control.json").read_text())["port"])
             bearer = {"Authorization": f"Bearer {(p.dir / '.shipyard' / 'token').read_text().strip()}"}
-            timed(dash, "/", {"Cookie": cookie})  # warm: the spec snapshot, the static page frame
+            # Cold: the first page after `up` reads every environment's whole hour of 10-second points.
+            _, cold, code, _ = timed(dash, "/", {"Cookie": cookie})
+            assert code == 200 and cold is not None, code
             over_wall, over_srv, ref_wall = [], [], []
             size = 0
             for _ in range(args.repeat):
@@ -144,12 +146,18 @@ def main() -> None:
                 ref_wall.append(wall)
             # The overview keeps an environment's last hour for its 10-second bucket: these requests are each
             # the first of a new bucket, so every environment's hour is read again.
-            fresh = []
+            # The reference at the same moment of the next bucket: what the control plane is doing then
+            # (the recorder writes every environment's points) delays any request.
+            fresh, fresh_ref = [], []
             for _ in range(args.fresh):
                 time.sleep(10.2 - time.time() % 10)
                 _, srv, code, _ = timed(dash, "/", {"Cookie": cookie})
                 assert code == 200 and srv is not None, code
                 fresh.append(srv)
+                time.sleep(10.2 - time.time() % 10)
+                wall, _, code, _ = timed(api_port, "/v1/status", bearer)
+                assert code == 200, code
+                fresh_ref.append(wall)
         finally:
             if p.control_pid():
                 p.cli("down", timeout=120)
@@ -165,10 +173,13 @@ def main() -> None:
           f"({med_srv / med_ref:.2f}x the reference)")
     print(f"overview GET /, client wall:                 median {statistics.median(over_wall):.1f} ms, "
           f"P95 {p95(over_wall):.1f} ms")
-    print(f"overview GET /, server time, first of its 10-s bucket (history read): median "
-          f"{statistics.median(fresh):.1f} ms, max {max(fresh):.1f} ms ({len(fresh)} requests)")
-    met = p95(over_srv) <= GOAL_MS and max(fresh) <= GOAL_MS
-    print(f"goal: server time <= {GOAL_MS:.0f} ms (P95, and every first-of-bucket request): "
+    print(f"overview GET /, server time, cold (the first after `up`: every hour read whole): {cold:.1f} ms")
+    print(f"overview GET /, server time, first of its 10-s bucket (newer points read): median "
+          f"{statistics.median(fresh):.1f} ms, max {max(fresh):.1f} ms ({len(fresh)} requests); reference GET "
+          f"/v1/status at the same moment of a bucket, client wall: median {statistics.median(fresh_ref):.1f} ms, "
+          f"max {max(fresh_ref):.1f} ms")
+    met = p95(over_srv) <= GOAL_MS and max(fresh) <= GOAL_MS and cold <= GOAL_MS
+    print(f"goal: server time <= {GOAL_MS:.0f} ms (P95, cold, and every first-of-bucket request): "
           f"{'met' if met else 'MISSED'}")
     sys.exit(0 if met else 1)
 

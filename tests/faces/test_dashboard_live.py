@@ -181,7 +181,8 @@ def test_canary_actions_pause_resume_abort_and_the_roles(proj: tuple[Project, in
         assert _status(p)["canary"]["paused"] is True
         # A viewer sees the page; every action of its is refused, as the API refuses it.
         code, _, vhtml = _request(port, "GET", "/live?env=staging", cookie=viewer)
-        assert code == 200
+        assert code == 200 and "canary-pause" not in vhtml and "button class=\"rollback\"" not in vhtml, \
+            "a viewer is shown no action"
         vact = {**act, "csrf": _csrf(vhtml)}
         for action in ("resume", "abort", "promote", "rollback"):
             code, _, said = _request(port, "POST", "/action", {**vact, "action": action}, viewer)

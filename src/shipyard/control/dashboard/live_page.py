@@ -14,11 +14,13 @@ CANARY_ACTIONS = (("promote", "Promote (end this step)"), ("promote_full", "Prom
 
 
 def live_page(app: str, who: str, role: str, csrf: str, envs: list[str], env: str, first: dict[str, Any],
-              flash: str = "") -> str:
+              flash: str = "", may_deploy: bool = True, may_approve: bool = True) -> str:
+    """``may_deploy`` / ``may_approve``: whether to show the canary and rollback / the approval buttons (a
+    viewer sees none; the server refuses its POSTs all the same)."""
     back = f"/live?env={env}"
     buttons = " ".join(action_form(csrf, a, label, {"env": env}, back=back, css=f"canary-{a}")
-                       for a, label in CANARY_ACTIONS)
-    rollback = action_form(csrf, "rollback", "Roll back", {"env": env}, back=back, css="rollback")
+                       for a, label in CANARY_ACTIONS) if may_deploy else ""
+    rollback = action_form(csrf, "rollback", "Roll back", {"env": env}, back=back, css="rollback") if may_deploy else ""
     body = (f"{env_picker('/live', envs, env)}"
             f"<div id=\"live\" data-env=\"{escape(env)}\" data-state=\"connecting\">"
             f"<h2>{escape(env)} <small id=\"conn\" class=\"muted\">connecting…</small></h2>"
@@ -40,6 +42,6 @@ def live_page(app: str, who: str, role: str, csrf: str, envs: list[str], env: st
             "<section id=\"watch\" hidden><h3>Post-deploy watch</h3><p id=\"watch-text\"></p></section>"
             "<p id=\"last\" class=\"muted\"></p>"
             f"<p>{rollback}</p></div>"
-            + data_block("live-init", {"env": env, "csrf": csrf, "first": first}))
+            + data_block("live-init", {"env": env, "csrf": csrf, "first": first, "approve": may_approve}))
     return frame(app, "/live", who, role, csrf, env, body, flash=flash, title=f"{env} live — {app}",
                  scripts=("live.js",))

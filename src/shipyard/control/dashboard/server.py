@@ -20,6 +20,7 @@ from shipyard.control.dashboard.actions import Actions
 from shipyard.control.dashboard.layout import CSP
 from shipyard.control.dashboard.pages import login_page
 from shipyard.control.dashboard.views import Session, Views
+from shipyard.control.tasks import guarded
 from shipyard.control.websessions import WebSession, WebSessions
 from shipyard.errors import NotPermitted, ShipyardError
 from shipyard.primitives.clock import Clock
@@ -51,14 +52,20 @@ class Dashboard:
         self._streams: set[asyncio.StreamWriter] = set()
         self._closing = asyncio.Event()
         self._static: dict[str, bytes] = {}
+        self._fresh: asyncio.Task[None] | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        views = self.ctx.views
+        self._fresh = guarded(views.last_hour.keep_fresh(self.ctx.clock, lambda: sorted(views.load_spec().environments)),
+                              "dashboard-traffic")
         self._server = await asyncio.start_server(self._serve, host, port)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
     async def close(self) -> None:
         self._closing.set()
+        if self._fresh is not None:
+            self._fresh.cancel()
         for w in list(self._streams):
             w.close()
         if self._server is not None:

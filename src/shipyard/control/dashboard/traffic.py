@@ -6,18 +6,28 @@ and the alert evaluator in the same process). So the points are kept and only th
 kept are read (a point is written once its 10 seconds are over); the whole hour is read again every
 ``full_every`` seconds, which picks up points written late (after the router was away). The figures are
 computed once per 10-second bucket: the history gains at most a point per bucket and release.
+
+The dashboard's server keeps them fresh in the background (``keep_fresh``), so a page finds them made; a
+page reads the whole hour itself only for an environment never read yet.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from shipyard.control.metrics_recorder import point_of
 from shipyard.engine.alerting.history import RAW_STEP, Point, combine
+from shipyard.errors import ShipyardError
+from shipyard.primitives.clock import Clock
 from shipyard.primitives.store import Store
 
 WINDOW_S = 3600
+log = logging.getLogger("shipyard.control")
 
 
 @dataclass
@@ -32,17 +42,38 @@ class LastHour:
     def __init__(self, store: Store, window_s: int = WINDOW_S, full_every: float = 300.0) -> None:
         self.store, self.window_s, self.full_every = store, window_s, full_every
         self._kept: dict[str, _Kept] = {}
+        self._lock = threading.Lock()  # the background refresh and a page run in worker threads
         self.reads = {"full": 0, "newer": 0}  # what a test or the bench can check
 
-    def figures(self, env: str, now: float) -> dict[str, Any] | None:
+    def figures(self, env: str, now: float, *, may_read_all: bool = True) -> dict[str, Any] | None:
         """{rps, error_rate, p95} over the last hour (histograms merged: P95 exact to the histogram), or None
-        without a point in it."""
+        without a point in it. ``may_read_all=False`` (a page): the periodic whole-hour read is left to
+        the background refresh."""
+        with self._lock:
+            return self._figures(env, now, may_read_all)
+
+    async def keep_fresh(self, clock: Clock, envs: Callable[[], list[str]]) -> None:
+        """Forever: every environment's figures, 1.5 s into each 10-second bucket (its points written)."""
+        while True:
+            await clock.sleep(RAW_STEP + 1.5 - clock.time() % RAW_STEP)
+            try:
+                await asyncio.to_thread(self.refresh, envs(), clock.time())
+            except ShipyardError:  # a broken spec: the pages say so; try again next bucket
+                continue
+            except Exception:  # a database hiccup must not end the refresh (pages would read themselves)
+                log.exception("dashboard: refreshing the last hour of traffic failed")
+
+    def refresh(self, envs: list[str], now: float) -> None:
+        for env in envs:
+            self.figures(env, now)
+
+    def _figures(self, env: str, now: float, may_read_all: bool) -> dict[str, Any] | None:
         bucket = int(now) // RAW_STEP
         kept = self._kept.get(env)
         if kept is not None and kept.bucket == bucket:
             return kept.figures
         start = now - self.window_s
-        if kept is None or now - kept.full_at >= self.full_every:
+        if kept is None or (may_read_all and now - kept.full_at >= self.full_every):
             kept = _Kept(now, [point_of(r, RAW_STEP) for r in self.store.read_points("raw", env, start, now)])
             self.reads["full"] += 1
             self._kept[env] = kept

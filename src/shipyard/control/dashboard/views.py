@@ -60,8 +60,9 @@ class Views:
                 firing.setdefault(r["env"], []).append(r["name"])
         now = self.clock.time()
         names = [e["env"] for e in envs]
-        traffic = await asyncio.to_thread(lambda: {n: self.last_hour.figures(n, now) for n in names})
-        return overview(spec.app.name, s.who.performer, s.who.role, s.csrf, envs, firing, s.flash, traffic)
+        traffic = await asyncio.to_thread(lambda: {n: self.last_hour.figures(n, now, may_read_all=False) for n in names})
+        acts = frozenset(n for n in names if self.calls.may(s.who, "POST", "/v1/rollback", n))
+        return overview(spec.app.name, s.who.performer, s.who.role, s.csrf, envs, firing, s.flash, traffic, acts)
 
     async def live_doc(self, who: Identity, env: str) -> dict[str, Any]:
         status: Any = await self.calls.call(who, "GET", "/v1/status", query={"env": env})
@@ -78,7 +79,8 @@ class Views:
         env = self._env(spec, q)
         first = await self.live_doc(s.who, env)
         return live_page(spec.app.name, s.who.performer, s.who.role, s.csrf, sorted(spec.environments), env,
-                         first, s.flash)
+                         first, s.flash, may_deploy=self.calls.may(s.who, "POST", "/v1/canary", env),
+                         may_approve=self.calls.may(s.who, "POST", "/v1/approve", env))
 
     async def history(self, s: Session, q: dict[str, str]) -> str:
         spec = self._spec()

@@ -83,8 +83,8 @@
     wl.textContent = "";
     d.waiting.forEach(function (w) {
       wl.appendChild(el("p", { "data-deployment": w.deployment }, [
-        "#" + w.deployment + " " + w.release + " requested by " + w.requested_by + " — approvals " + w.approvals.length + " of " + w.required + " ",
-        form("approve", "Approve", { deployment: w.deployment }), " ", form("reject", "Reject", { deployment: w.deployment })]));
+        "#" + w.deployment + " " + w.release + " requested by " + w.requested_by + " — approvals " + w.approvals.length + " of " + w.required + " "]
+        .concat(init.approve ? [form("approve", "Approve", { deployment: w.deployment }), " ", form("reject", "Reject", { deployment: w.deployment })] : [])));
     });
     $("watch").hidden = !d.watch;
     if (d.watch) text("watch-text", d.watch.state + ": " + d.watch.release + " (rollback to " + d.watch.previous + ") " + (d.watch.reason || ""));
