@@ -200,6 +200,11 @@ def test_canary_actions_pause_resume_abort_and_the_roles(proj: tuple[Project, in
             deploy.kill()
     res = json.loads(out)
     assert res["outcome"] != "succeeded" and _status(p)["canary"] is None, (res, err)
+    # A refusal other than a role's comes back as the page's message; the way back stays on this site.
+    code, headers, _ = _request(port, "POST", "/action", {**act, "action": "resume",
+                                                          "back": "/live\r\nSet-Cookie: evil=1"}, admin)
+    assert code == 303 and headers["location"].startswith("/?msg=") and "no%20canary" in headers["location"]
+    assert "set-cookie" not in headers
     audit: Any = p.json("audit", "--env", "staging")
     actions = [a.get("action") for a in (audit if isinstance(audit, list) else audit.get("entries", []))]
     assert {"canary_pause", "canary_resume", "canary_abort"} <= set(actions), actions

@@ -128,11 +128,10 @@ def test_the_overview_keeps_the_last_hour_and_reads_only_what_is_new(tmp_path: A
         assert later is not None and later["rps"] == 3900 / 3600 and later["error_rate"] == 0
         assert later["p95"] is not None and later["p95"] > 0.4
         assert hour.reads == {"full": 1, "newer": 1}
-        hour.figures("prod", now + 330, may_read_all=False)  # a page: the whole-hour read is the refresh's
-        assert hour.reads == {"full": 1, "newer": 2}
+        assert hour.latest("prod", now + 330) is later and hour.reads["full"] == 1, "a page: the last refresh's"
+        assert hour.latest("staging", now) is None and hour.reads["full"] == 2, "never read: read now"
         hour.refresh(["prod"], now + 340)
-        assert hour.reads == {"full": 2, "newer": 2}
-        assert hour.figures("prod", now + 3700) is None and hour.reads["full"] == 3, "whole hour re-read, now empty"
-        assert hour.figures("staging", now) is None
+        assert hour.reads == {"full": 3, "newer": 1}
+        assert hour.figures("prod", now + 3700) is None and hour.reads["full"] == 4, "whole hour re-read, now empty"
     finally:
         store.close()

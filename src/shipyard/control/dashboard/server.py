@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -33,6 +34,7 @@ SSE_BEAT_S = 15.0  # a comment line keeps idle proxies and the browser from timi
 STATIC = {"live.js": "text/javascript", "charts.js": "text/javascript", "uplot.iife.min.js": "text/javascript",
           "uplot.min.css": "text/css", "uplot.LICENSE": "text/plain"}
 Reply = tuple[str, str, str]  # status line, extra header lines, HTML
+_SAFE_BACK = re.compile(r"/[A-Za-z0-9_./?=&%-]{0,200}")
 
 
 @dataclass(frozen=True)
@@ -152,8 +154,8 @@ class Dashboard:
         except ShipyardError as err:
             message = f"{self.ctx.actions.verb(action, form)}: refused: {err}"
         back = form.get("back", "/")
-        if not back.startswith("/") or back.startswith("//"):
-            back = "/"  # only this dashboard's own pages
+        if not _SAFE_BACK.fullmatch(back) or back.startswith("//"):
+            back = "/"  # only this dashboard's own pages, and nothing that could end the header line
         sep = "&" if "?" in back else "?"
         return "303 See Other", f"Location: {back}{sep}msg={quote(message[:500])}\r\n", ""
 

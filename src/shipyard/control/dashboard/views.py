@@ -60,7 +60,7 @@ class Views:
                 firing.setdefault(r["env"], []).append(r["name"])
         now = self.clock.time()
         names = [e["env"] for e in envs]
-        traffic = await asyncio.to_thread(lambda: {n: self.last_hour.figures(n, now, may_read_all=False) for n in names})
+        traffic = await asyncio.to_thread(lambda: {n: self.last_hour.latest(n, now) for n in names})
         acts = frozenset(n for n in names if self.calls.may(s.who, "POST", "/v1/rollback", n))
         return overview(spec.app.name, s.who.performer, s.who.role, s.csrf, envs, firing, s.flash, traffic, acts)
 
