@@ -102,7 +102,9 @@ class Views:
         metrics: Any = await self.calls.call(s.who, "GET", "/v1/metrics",
                                              query={"env": env, "since": f"{since}s", "step": f"{step}s"})
         rows: Any = await self.calls.call(s.who, "GET", "/v1/history", query={"env": env, "limit": "200"})
-        marks = [{"t": r["started_at"], "label": f"{r['kind']} {r['release']} {r['outcome']}", "outcome": r["outcome"]}
+        # Release ids end in the commit: enough to tell deploys apart on a chart.
+        marks = [{"t": r["started_at"], "label": f"{r['kind']} {r['release'].rsplit('-', 1)[-1]} {r['outcome']}",
+                  "outcome": r["outcome"]}
                  for r in rows if r["started_at"] >= metrics["since"]]
         return charts_page(spec.app.name, s.who.performer, s.who.role, s.csrf, sorted(spec.environments), env,
                            span, list(CHART_SPANS), chart_series(metrics, marks), s.flash)
