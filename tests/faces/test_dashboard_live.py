@@ -124,6 +124,8 @@ def test_watch_a_canary_live_then_roll_back_in_the_browser(proj: tuple[Project, 
             assert "of 6" in page.locator("#step").inner_text()  # 20, bake, 50, bake, 100, promote
             expect(page.locator("#verdict tbody tr[data-check=errors]")).to_be_visible(timeout=15_000)
             assert page.locator("#next").inner_text() != "-"
+            assert page.locator("#canary-actions button.canary-pause").is_visible()
+            assert not page.locator("#canary-actions button.canary-resume").is_visible(), "not paused: no resume"
             page.screenshot(path=str(ARTIFACTS / "dashboard-live.png"), full_page=True)
             expect(live).to_have_attribute("data-weight", "50", timeout=60_000)
             out, err = deploy.communicate(timeout=120)
@@ -133,6 +135,7 @@ def test_watch_a_canary_live_then_roll_back_in_the_browser(proj: tuple[Project, 
             expect(live).to_have_attribute("data-release", v2, timeout=10_000)
             expect(page.locator("#canary")).to_be_hidden()
             expect(live).to_have_attribute("data-last-outcome", "succeeded")
+            assert page.locator("#events tr").count() >= 1, "the environment's recent events"
             # Roll back from the live view and watch it happen there.
             page.locator("#live button.rollback").click()
             expect(page.locator("#flash")).to_contain_text(f"rollback of staging to {v1} started")

@@ -35,13 +35,14 @@ def live_page(app: str, who: str, role: str, csrf: str, envs: list[str], env: st
             "<table id=\"verdict\"><thead><tr><th>check</th><th>outcome</th><th>canary</th><th>stable</th>"
             "<th>p-value</th><th>tolerance</th><th>samples (canary / stable)</th><th>reason</th></tr></thead>"
             "<tbody></tbody></table><div id=\"firing\"></div>"
-            f"<p id=\"canary-actions\">{buttons}</p></section>"
+            f"<div id=\"canary-actions\">{buttons}</div></section>"  # a div: a <form> would close a <p>
             "<section id=\"deployment\" hidden><h3>Deployment <span id=\"dep-title\"></span></h3>"
             "<ol id=\"steps\"></ol></section>"
             "<section id=\"waiting\" hidden><h3>Waiting for approval</h3><div id=\"waiting-list\"></div></section>"
             "<section id=\"watch\" hidden><h3>Post-deploy watch</h3><p id=\"watch-text\"></p></section>"
             "<p id=\"last\" class=\"muted\"></p>"
-            f"<p>{rollback}</p></div>"
+            "<h3>Recent events</h3><table id=\"events\"><tbody></tbody></table>"
+            f"<div class=\"actions\">{rollback}</div></div>"
             + data_block("live-init", {"env": env, "csrf": csrf, "first": first, "approve": may_approve}))
     return frame(app, "/live", who, role, csrf, env, body, flash=flash, title=f"{env} live — {app}",
                  scripts=("live.js",))

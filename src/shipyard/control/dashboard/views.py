@@ -23,6 +23,7 @@ from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec import Spec
 from shipyard.primitives.store import Store
 
+LIVE_EVENTS = 8  # the environment's newest events on the live view
 CHART_SPANS = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 
 
@@ -72,7 +73,11 @@ class Views:
         steps = self.store.list_steps(dep.id) if dep else []
         run = self.registry.canary(env)
         plan = [s.to_json() for s in run.steps] if run is not None else []
-        return live_env(status, dep, steps, waiting, plan, self.steps)
+        doc = live_env(status, dep, steps, waiting, plan, self.steps)
+        events: Any = await self.calls.call(who, "GET", "/v1/events", query={"env": env, "since": "1h"})
+        doc["events"] = [{"at": e["at"], "kind": e["kind"], "message": e["message"][:300]}
+                         for e in events["events"][-LIVE_EVENTS:]][::-1]
+        return doc
 
     async def live(self, s: Session, q: dict[str, str]) -> str:
         spec = self._spec()

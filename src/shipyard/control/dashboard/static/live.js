@@ -91,6 +91,11 @@
     var l = d.last;
     text("last", l ? "last: " + l.kind + " of " + l.release + " " + l.outcome + (l.reason ? " (" + l.reason + ")" : "") : "no deployment yet");
     live.setAttribute("data-last-outcome", l ? l.outcome : "");
+    var events = $("events").tBodies[0];
+    events.textContent = "";
+    (d.events || []).forEach(function (e) {
+      events.appendChild(el("tr", { "data-kind": e.kind }, [el("td", {}, [when(e.at)]), el("td", {}, [e.kind]), el("td", {}, [e.message])]));
+    });
   }
 
   render(init.first);
