@@ -124,6 +124,8 @@ def test_watch_a_canary_live_then_roll_back_in_the_browser(proj: tuple[Project, 
             assert "of 6" in page.locator("#step").inner_text()  # 20, bake, 50, bake, 100, promote
             expect(page.locator("#verdict tbody tr[data-check=errors]")).to_be_visible(timeout=15_000)
             assert page.locator("#next").inner_text() != "-"
+            assert page.locator("#canary-actions button.canary-pause").is_visible()
+            assert not page.locator("#canary-actions button.canary-resume").is_visible(), "not paused: no resume"
             page.screenshot(path=str(ARTIFACTS / "dashboard-live.png"), full_page=True)
             expect(live).to_have_attribute("data-weight", "50", timeout=60_000)
             out, err = deploy.communicate(timeout=120)
@@ -133,6 +135,7 @@ def test_watch_a_canary_live_then_roll_back_in_the_browser(proj: tuple[Project, 
             expect(live).to_have_attribute("data-release", v2, timeout=10_000)
             expect(page.locator("#canary")).to_be_hidden()
             expect(live).to_have_attribute("data-last-outcome", "succeeded")
+            assert page.locator("#events tr").count() >= 1, "the environment's recent events"
             # Roll back from the live view and watch it happen there.
             page.locator("#live button.rollback").click()
             expect(page.locator("#flash")).to_contain_text(f"rollback of staging to {v1} started")
@@ -181,7 +184,8 @@ def test_canary_actions_pause_resume_abort_and_the_roles(proj: tuple[Project, in
         assert _status(p)["canary"]["paused"] is True
         # A viewer sees the page; every action of its is refused, as the API refuses it.
         code, _, vhtml = _request(port, "GET", "/live?env=staging", cookie=viewer)
-        assert code == 200
+        assert code == 200 and "canary-pause" not in vhtml and "button class=\"rollback\"" not in vhtml, \
+            "a viewer is shown no action"
         vact = {**act, "csrf": _csrf(vhtml)}
         for action in ("resume", "abort", "promote", "rollback"):
             code, _, said = _request(port, "POST", "/action", {**vact, "action": action}, viewer)
@@ -199,6 +203,11 @@ def test_canary_actions_pause_resume_abort_and_the_roles(proj: tuple[Project, in
             deploy.kill()
     res = json.loads(out)
     assert res["outcome"] != "succeeded" and _status(p)["canary"] is None, (res, err)
+    # A refusal other than a role's comes back as the page's message; the way back stays on this site.
+    code, headers, _ = _request(port, "POST", "/action", {**act, "action": "resume",
+                                                          "back": "/live\r\nSet-Cookie: evil=1"}, admin)
+    assert code == 303 and headers["location"].startswith("/?msg=") and "no%20canary" in headers["location"]
+    assert "set-cookie" not in headers
     audit: Any = p.json("audit", "--env", "staging")
     actions = [a.get("action") for a in (audit if isinstance(audit, list) else audit.get("entries", []))]
     assert {"canary_pause", "canary_resume", "canary_abort"} <= set(actions), actions

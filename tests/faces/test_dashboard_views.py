@@ -89,3 +89,49 @@ def test_failing_conditions_of_a_canary_rollback_and_a_watch() -> None:
 def test_a_data_block_cannot_be_closed_by_its_text() -> None:
     block = data_block("d", {"x": "</script><script>alert(1)</script>&"})
     assert block.count("</script>") == 1 and "\\u003c/script\\u003e" in block and "\\u0026" in block
+
+
+def test_drills_are_shown_against_the_rto_and_rpo() -> None:
+    from shipyard.control.dashboard.ops_pages import backups_page
+    from shipyard.primitives.spec.backup import BackupSpec
+    from shipyard.primitives.store.records import DrillRec
+
+    spec = BackupSpec.model_validate({"repository": "/tmp/repo", "rto": "10m", "rpo": "1h"})
+    drills = [DrillRec(1, "prod", False, 1_700_000_000.0, {"sources": [
+        {"source": "db", "ok": False, "rto_s": 900.0, "rpo_s": 60.0, "checks": [{"name": "rto", "ok": False}]}]})]
+    html = backups_page("svc", "alice", "viewer", "c", ["prod"], "prod", spec, None, drills, "")
+    row = html.split('<tr class="drill"')[1]
+    assert 'data-ok="false"' in row and "15.0 min &gt; 10.0 min" in row and "60.0s ≤ 60.0 min" in row
+    assert "RTO 10.0 min" in html and "RPO 60.0 min" in html
+
+
+def test_the_overview_keeps_the_last_hour_and_reads_only_what_is_new(tmp_path: Any) -> None:
+    from shipyard.control.dashboard.traffic import LastHour
+    from shipyard.primitives.metrics.histogram import bucket_index
+    from shipyard.primitives.store import open_store
+
+    store = open_store(None, tmp_path / ".shipyard")
+    now = 1_700_000_000
+
+    def point(t: int, requests: int, errors: int, latency: float) -> dict[str, Any]:
+        return {"env": "prod", "release": "r1", "t": t, "requests": requests, "errors": errors,
+                "hist": {bucket_index(latency): requests}, "up": 1, "instances": 1, "health_failures": 0, "restarts": 0}
+
+    try:
+        store.write_points("raw", [point(now - 3590, 100, 10, 0.01), point(now - 20, 300, 0, 0.5)])
+        hour = LastHour(store, full_every=300)
+        first = hour.figures("prod", now)
+        assert first is not None and first["rps"] == 400 / 3600 and first["error_rate"] == 10 / 400
+        assert hour.figures("prod", now + 5) is first and hour.reads == {"full": 1, "newer": 0}, "same bucket"
+        store.write_points("raw", [point(now - 10, 3600, 0, 0.5)])
+        later = hour.figures("prod", now + 20)  # the oldest point has left the hour; the new one is read
+        assert later is not None and later["rps"] == 3900 / 3600 and later["error_rate"] == 0
+        assert later["p95"] is not None and later["p95"] > 0.4
+        assert hour.reads == {"full": 1, "newer": 1}
+        assert hour.latest("prod", now + 330) is later and hour.reads["full"] == 1, "a page: the last refresh's"
+        assert hour.latest("staging", now) is None and hour.reads["full"] == 2, "never read: read now"
+        hour.refresh(["prod"], now + 340)
+        assert hour.reads == {"full": 3, "newer": 1}
+        assert hour.figures("prod", now + 3700) is None and hour.reads["full"] == 4, "whole hour re-read, now empty"
+    finally:
+        store.close()

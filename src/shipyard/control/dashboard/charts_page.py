@@ -25,13 +25,16 @@ def chart_series(metrics: dict[str, Any], marks: list[dict[str, Any]]) -> dict[s
             col[index[p["t"]]] = None if v is None else round(v * scale, 6)
         return col
 
+    total = metrics["total"]
     busiest = sorted(metrics["releases"].items(), key=lambda kv: -sum(p["requests"] for p in kv[1]))[:MAX_RELEASES]
     releases = [{"release": r, "rps": column(ps, "rps"), "error_rate": column(ps, "error_rate", 100.0),
                  "p50": column(ps, "p50", 1000.0), "p95": column(ps, "p95", 1000.0),
                  "p99": column(ps, "p99", 1000.0)} for r, ps in busiest]
-    total = metrics["total"]
     until = max([metrics["until"], *(int(m["t"]) + 1 for m in marks)])  # a deploy just now still shows
-    return {"x": xs, "step": metrics["step"], "since": metrics["since"], "until": until,
+    # The axis starts where something happened (a young environment's span is mostly empty).
+    busy = [p["t"] for p in total if p["requests"]] + [int(m["t"]) for m in marks]
+    start = max(metrics["since"], min(busy, default=metrics["since"]) - 6 * metrics["step"])
+    return {"x": xs, "step": metrics["step"], "since": start, "until": until,
             "resolution": metrics["resolution"],
             "total": {"rps": column(total, "rps"), "error_rate": column(total, "error_rate", 100.0)},
             "releases": releases, "marks": marks,

@@ -14,11 +14,13 @@ CANARY_ACTIONS = (("promote", "Promote (end this step)"), ("promote_full", "Prom
 
 
 def live_page(app: str, who: str, role: str, csrf: str, envs: list[str], env: str, first: dict[str, Any],
-              flash: str = "") -> str:
+              flash: str = "", may_deploy: bool = True, may_approve: bool = True) -> str:
+    """``may_deploy`` / ``may_approve``: whether to show the canary and rollback / the approval buttons (a
+    viewer sees none; the server refuses its POSTs all the same)."""
     back = f"/live?env={env}"
     buttons = " ".join(action_form(csrf, a, label, {"env": env}, back=back, css=f"canary-{a}")
-                       for a, label in CANARY_ACTIONS)
-    rollback = action_form(csrf, "rollback", "Roll back", {"env": env}, back=back, css="rollback")
+                       for a, label in CANARY_ACTIONS) if may_deploy else ""
+    rollback = action_form(csrf, "rollback", "Roll back", {"env": env}, back=back, css="rollback") if may_deploy else ""
     body = (f"{env_picker('/live', envs, env)}"
             f"<div id=\"live\" data-env=\"{escape(env)}\" data-state=\"connecting\">"
             f"<h2>{escape(env)} <small id=\"conn\" class=\"muted\">connecting…</small></h2>"
@@ -33,13 +35,14 @@ def live_page(app: str, who: str, role: str, csrf: str, envs: list[str], env: st
             "<table id=\"verdict\"><thead><tr><th>check</th><th>outcome</th><th>canary</th><th>stable</th>"
             "<th>p-value</th><th>tolerance</th><th>samples (canary / stable)</th><th>reason</th></tr></thead>"
             "<tbody></tbody></table><div id=\"firing\"></div>"
-            f"<p id=\"canary-actions\">{buttons}</p></section>"
+            f"<div id=\"canary-actions\">{buttons}</div></section>"  # a div: a <form> would close a <p>
             "<section id=\"deployment\" hidden><h3>Deployment <span id=\"dep-title\"></span></h3>"
             "<ol id=\"steps\"></ol></section>"
             "<section id=\"waiting\" hidden><h3>Waiting for approval</h3><div id=\"waiting-list\"></div></section>"
             "<section id=\"watch\" hidden><h3>Post-deploy watch</h3><p id=\"watch-text\"></p></section>"
             "<p id=\"last\" class=\"muted\"></p>"
-            f"<p>{rollback}</p></div>"
-            + data_block("live-init", {"env": env, "csrf": csrf, "first": first}))
+            "<h3>Recent events</h3><table id=\"events\"><tbody></tbody></table>"
+            f"<div class=\"actions\">{rollback}</div></div>"
+            + data_block("live-init", {"env": env, "csrf": csrf, "first": first, "approve": may_approve}))
     return frame(app, "/live", who, role, csrf, env, body, flash=flash, title=f"{env} live — {app}",
                  scripts=("live.js",))

@@ -23,7 +23,7 @@ def _objective(measured: float | None, limit: float | None) -> str:
     if limit is None:
         return secs(measured)
     ok = measured <= limit
-    return (f"<span class=\"{'ok' if ok else 'bad'}\">{secs(measured)} {'≤' if ok else '>'} "
+    return (f"<span class=\"{'ok' if ok else 'bad'}\">{secs(measured)} {'≤' if ok else '&gt;'} "
             f"{secs(limit)}</span>")
 
 

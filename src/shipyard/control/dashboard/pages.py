@@ -18,8 +18,9 @@ def login_page(message: str = "") -> str:
 
 def overview(app: str, who: str, role: str, csrf: str, envs: list[dict[str, Any]],
              firing: dict[str, list[str]], flash: str = "",
-             traffic: dict[str, dict[str, Any] | None] | None = None) -> str:
-    """``traffic``: per environment, the last hour from the metric history (rps, error_rate, p95)."""
+             traffic: dict[str, dict[str, Any] | None] | None = None, acts: frozenset[str] | None = None) -> str:
+    """``traffic``: per environment, the last hour from the metric history (rps, error_rate, p95);
+    ``acts``: the environments whose actions the caller may use (None: all; the server refuses anyway)."""
     parts = []
     for e in envs:
         name = e["env"]
@@ -45,7 +46,7 @@ def overview(app: str, who: str, role: str, csrf: str, envs: list[dict[str, Any]
         seen = (f"<p class=\"traffic\">last hour: {num(t['rps'], ' req/s', 2)} · errors {pct(t['error_rate'])}"
                 f" · P95 {ms(t['p95'])}</p>") if t else "<p class=\"traffic muted\">no traffic in the last hour</p>"
         action = ""
-        if e.get("previous_release"):
+        if e.get("previous_release") and (acts is None or name in acts):
             action = action_form(csrf, "rollback", f"Roll back to {e['previous_release']}", {"env": name},
                                  back="/", css="rollback")
         parts.append(f"<div class=\"env\" data-env=\"{escape(name)}\" data-release=\"{escape(e['release'] or '')}\">"

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +21,7 @@ from shipyard.control.dashboard.actions import Actions
 from shipyard.control.dashboard.layout import CSP
 from shipyard.control.dashboard.pages import login_page
 from shipyard.control.dashboard.views import Session, Views
+from shipyard.control.tasks import guarded
 from shipyard.control.websessions import WebSession, WebSessions
 from shipyard.errors import NotPermitted, ShipyardError
 from shipyard.primitives.clock import Clock
@@ -32,6 +34,7 @@ SSE_BEAT_S = 15.0  # a comment line keeps idle proxies and the browser from timi
 STATIC = {"live.js": "text/javascript", "charts.js": "text/javascript", "uplot.iife.min.js": "text/javascript",
           "uplot.min.css": "text/css", "uplot.LICENSE": "text/plain"}
 Reply = tuple[str, str, str]  # status line, extra header lines, HTML
+_SAFE_BACK = re.compile(r"/[A-Za-z0-9_./?=&%-]{0,200}")
 
 
 @dataclass(frozen=True)
@@ -51,14 +54,20 @@ class Dashboard:
         self._streams: set[asyncio.StreamWriter] = set()
         self._closing = asyncio.Event()
         self._static: dict[str, bytes] = {}
+        self._fresh: asyncio.Task[None] | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        views = self.ctx.views
+        self._fresh = guarded(views.last_hour.keep_fresh(self.ctx.clock, lambda: sorted(views.load_spec().environments)),
+                              "dashboard-traffic")
         self._server = await asyncio.start_server(self._serve, host, port)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
     async def close(self) -> None:
         self._closing.set()
+        if self._fresh is not None:
+            self._fresh.cancel()
         for w in list(self._streams):
             w.close()
         if self._server is not None:
@@ -82,8 +91,12 @@ class Dashboard:
             if method == "GET" and url.path == "/events" and self.ctx.sessions.get(sid) is not None:
                 await self._events(writer, sid, _query(url.query).get("env", ""))
                 return
+            t0 = self.ctx.clock.monotonic()
             status, extra, html = await self._route(method, url.path, _query(url.query), _query(body), sid)
-            await _send(writer, status, "text/html; charset=utf-8", html.encode(), extra)
+            # The server's own time for the page (bench/dashboard_overview.py reads it).
+            took = (self.ctx.clock.monotonic() - t0) * 1000
+            await _send(writer, status, "text/html; charset=utf-8", html.encode(),
+                        f"{extra}Server-Timing: page;dur={took:.1f}\r\n")
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
         except Exception:
@@ -141,8 +154,8 @@ class Dashboard:
         except ShipyardError as err:
             message = f"{self.ctx.actions.verb(action, form)}: refused: {err}"
         back = form.get("back", "/")
-        if not back.startswith("/") or back.startswith("//"):
-            back = "/"  # only this dashboard's own pages
+        if not _SAFE_BACK.fullmatch(back) or back.startswith("//"):
+            back = "/"  # only this dashboard's own pages, and nothing that could end the header line
         sep = "&" if "?" in back else "?"
         return "303 See Other", f"Location: {back}{sep}msg={quote(message[:500])}\r\n", ""
 

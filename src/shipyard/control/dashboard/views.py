@@ -16,15 +16,14 @@ from shipyard.control.dashboard.live import StepClock, live_env
 from shipyard.control.dashboard.live_page import live_page
 from shipyard.control.dashboard.ops_pages import alerts_page, backups_page
 from shipyard.control.dashboard.pages import overview
+from shipyard.control.dashboard.traffic import LastHour
 from shipyard.control.deploys.registry import Registry
-from shipyard.control.metrics_recorder import point_of
-from shipyard.engine.alerting.history import RAW_STEP, combine
 from shipyard.errors import BadInput, ShipyardError
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec import Spec
 from shipyard.primitives.store import Store
 
-OVERVIEW_WINDOW_S = 3600
+LIVE_EVENTS = 8  # the environment's newest events on the live view
 CHART_SPANS = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 
 
@@ -40,6 +39,7 @@ class Views:
                  load_spec: Any) -> None:
         self.calls, self.store, self.registry, self.clock, self.load_spec = calls, store, registry, clock, load_spec
         self.steps = StepClock(clock)
+        self.last_hour = LastHour(store)
 
     def _spec(self) -> Spec:
         spec: Spec = self.load_spec()
@@ -60,17 +60,10 @@ class Views:
             if r["state"] == "firing":
                 firing.setdefault(r["env"], []).append(r["name"])
         now = self.clock.time()
-        traffic = {e["env"]: await asyncio.to_thread(self._last_hour, e["env"], now) for e in envs}
-        return overview(spec.app.name, s.who.performer, s.who.role, s.csrf, envs, firing, s.flash, traffic)
-
-    def _last_hour(self, env: str, now: float) -> dict[str, Any] | None:
-        """The environment's last hour from its 10-second history (the histograms merged: exact P95)."""
-        rows = self.store.read_points("raw", env, now - OVERVIEW_WINDOW_S, now)
-        if not rows:
-            return None
-        total = combine([point_of(r, RAW_STEP) for r in rows], env, "*", int(now), OVERVIEW_WINDOW_S,
-                        keep_hist=False)
-        return {"rps": total.requests / OVERVIEW_WINDOW_S, "error_rate": total.error_rate, "p95": total.p95}
+        names = [e["env"] for e in envs]
+        traffic = await asyncio.to_thread(lambda: {n: self.last_hour.latest(n, now) for n in names})
+        acts = frozenset(n for n in names if self.calls.may(s.who, "POST", "/v1/rollback", n))
+        return overview(spec.app.name, s.who.performer, s.who.role, s.csrf, envs, firing, s.flash, traffic, acts)
 
     async def live_doc(self, who: Identity, env: str) -> dict[str, Any]:
         status: Any = await self.calls.call(who, "GET", "/v1/status", query={"env": env})
@@ -80,14 +73,19 @@ class Views:
         steps = self.store.list_steps(dep.id) if dep else []
         run = self.registry.canary(env)
         plan = [s.to_json() for s in run.steps] if run is not None else []
-        return live_env(status, dep, steps, waiting, plan, self.steps)
+        doc = live_env(status, dep, steps, waiting, plan, self.steps)
+        events: Any = await self.calls.call(who, "GET", "/v1/events", query={"env": env, "since": "1h"})
+        doc["events"] = [{"at": e["at"], "kind": e["kind"], "message": e["message"][:300]}
+                         for e in events["events"][-LIVE_EVENTS:]][::-1]
+        return doc
 
     async def live(self, s: Session, q: dict[str, str]) -> str:
         spec = self._spec()
         env = self._env(spec, q)
         first = await self.live_doc(s.who, env)
         return live_page(spec.app.name, s.who.performer, s.who.role, s.csrf, sorted(spec.environments), env,
-                         first, s.flash)
+                         first, s.flash, may_deploy=self.calls.may(s.who, "POST", "/v1/canary", env),
+                         may_approve=self.calls.may(s.who, "POST", "/v1/approve", env))
 
     async def history(self, s: Session, q: dict[str, str]) -> str:
         spec = self._spec()
@@ -109,7 +107,9 @@ class Views:
         metrics: Any = await self.calls.call(s.who, "GET", "/v1/metrics",
                                              query={"env": env, "since": f"{since}s", "step": f"{step}s"})
         rows: Any = await self.calls.call(s.who, "GET", "/v1/history", query={"env": env, "limit": "200"})
-        marks = [{"t": r["started_at"], "label": f"{r['kind']} {r['release']} {r['outcome']}", "outcome": r["outcome"]}
+        # Release ids end in the commit: enough to tell deploys apart on a chart.
+        marks = [{"t": r["started_at"], "label": f"{r['kind']} {r['release'].rsplit('-', 1)[-1]} {r['outcome']}",
+                  "outcome": r["outcome"]}
                  for r in rows if r["started_at"] >= metrics["since"]]
         return charts_page(spec.app.name, s.who.performer, s.who.role, s.csrf, sorted(spec.environments), env,
                            span, list(CHART_SPANS), chart_series(metrics, marks), s.flash)

@@ -14,14 +14,14 @@
           var ctx = u.ctx, top = u.bbox.top, h = u.bbox.height;
           ctx.save();
           ctx.font = Math.round(10 * devicePixelRatio) + "px sans-serif";
-          d.marks.forEach(function (m) {
+          d.marks.forEach(function (m, i) {
             var x = Math.round(u.valToPos(m.t, "x", true));
             if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
             ctx.strokeStyle = m.outcome === "succeeded" ? "#27ae60" : "#c0392b";
             ctx.setLineDash([4, 4]);
             ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + h); ctx.stroke();
             ctx.fillStyle = ctx.strokeStyle;
-            ctx.fillText(m.label, x + 3, top + 12 * devicePixelRatio);
+            ctx.fillText(m.label, x + 3, top + (12 + 12 * (i % 4)) * devicePixelRatio);  // staggered: deploys close together
           });
           ctx.restore();
         }]

@@ -83,14 +83,19 @@
     wl.textContent = "";
     d.waiting.forEach(function (w) {
       wl.appendChild(el("p", { "data-deployment": w.deployment }, [
-        "#" + w.deployment + " " + w.release + " requested by " + w.requested_by + " — approvals " + w.approvals.length + " of " + w.required + " ",
-        form("approve", "Approve", { deployment: w.deployment }), " ", form("reject", "Reject", { deployment: w.deployment })]));
+        "#" + w.deployment + " " + w.release + " requested by " + w.requested_by + " — approvals " + w.approvals.length + " of " + w.required + " "]
+        .concat(init.approve ? [form("approve", "Approve", { deployment: w.deployment }), " ", form("reject", "Reject", { deployment: w.deployment })] : [])));
     });
     $("watch").hidden = !d.watch;
     if (d.watch) text("watch-text", d.watch.state + ": " + d.watch.release + " (rollback to " + d.watch.previous + ") " + (d.watch.reason || ""));
     var l = d.last;
     text("last", l ? "last: " + l.kind + " of " + l.release + " " + l.outcome + (l.reason ? " (" + l.reason + ")" : "") : "no deployment yet");
     live.setAttribute("data-last-outcome", l ? l.outcome : "");
+    var events = $("events").tBodies[0];
+    events.textContent = "";
+    (d.events || []).forEach(function (e) {
+      events.appendChild(el("tr", { "data-kind": e.kind }, [el("td", {}, [when(e.at)]), el("td", {}, [e.kind]), el("td", {}, [e.message])]));
+    });
   }
 
   render(init.first);
