@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx2
 from lightkube import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 
@@ -35,13 +36,18 @@ OBSERVE_TIMEOUT = 60.0
 async def require_argo(cluster: Cluster) -> None:
     """Refused (exit 3) when the cluster lacks the Rollout or AnalysisTemplate CRD, naming what to install."""
     for kind, plural in (("Rollout", "rollouts"), ("AnalysisTemplate", "analysistemplates")):
+        missing = Refused(f"strategy = \"canary\" on kubernetes needs Argo Rollouts, and {cluster.server} has no "
+                          f"{plural}.{GROUP} CRD: {INSTALL}")
         try:
             await cluster.objects(API_VERSION, kind)
+        except httpx2.HTTPStatusError as exc:  # an unknown API group answers a plain-text 404, not a Status
+            if exc.response.status_code == 404:
+                raise missing from exc
+            raise ShipyardError(f"listing {plural}.{GROUP}: HTTP {exc.response.status_code} from {cluster.server}") from exc
         except ShipyardError as exc:
             cause = exc.__cause__
             if isinstance(cause, ApiError) and cause.status.code == 404:
-                raise Refused(f"strategy = \"canary\" on kubernetes needs Argo Rollouts, and {cluster.server} has no "
-                              f"{plural}.{GROUP} CRD: {INSTALL}") from exc
+                raise missing from exc
             raise
 
 
