@@ -226,6 +226,12 @@ def test_export_of_a_canary_env_is_the_rollout_and_its_templates(kproject: KubeP
     assert steps == [{"setWeight": 50}, {"pause": {"duration": "1s"}}, {"pause": {}}, {"setWeight": 100}]
 
 
+def test_canary_commands_on_a_rolling_kube_env_are_bad_input(kproject: KubeProject) -> None:
+    for command in ("promote", "abort", "pause", "resume"):
+        r = kproject.cli(command, "--env", "kube")
+        assert r.returncode == 2 and "environments.kube.strategy is 'rolling'" in r.stderr, (command, r.stderr)
+
+
 def test_canary_steps_through_with_analysis_then_promote(argo: KubeCluster, prom: tuple[str, Exporter],
                                                          kproject: KubeProject, admin: Client) -> None:
     p, ns = kproject, kproject.namespace
