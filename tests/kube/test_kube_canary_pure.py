@@ -208,6 +208,9 @@ def test_rollout_phase_reads_the_controller_once_it_saw_the_spec() -> None:
     assert rollout_phase(ro({"phase": "Healthy"})).done
     bad = rollout_phase(ro({"phase": "Degraded", "abort": True, "message": "RolloutAborted: Metric \"error-rate\" assessed Failed"}))
     assert bad.failed and bad.aborted and "error-rate" in bad.message
+    # Abort patched but not acted on yet: still Paused as far as the controller said; not an outcome yet.
+    aborting = rollout_phase(ro({"phase": "Paused", "message": "CanaryPauseStep", "abort": True}))
+    assert not aborting.failed and not aborting.done and aborting.phase == "Progressing"
 
 
 def test_patches_are_kubectl_argo_rollouts() -> None:

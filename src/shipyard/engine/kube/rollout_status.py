@@ -33,7 +33,7 @@ class CanaryProgress:
 
     @property
     def failed(self) -> bool:
-        return self.phase == "Degraded" or self.aborted
+        return self.phase == "Degraded"
 
     def describe(self) -> str:
         at = f" at step {self.step}/{self.steps}" if self.step is not None and self.steps else ""
@@ -72,6 +72,9 @@ def rollout_phase(ro: Mapping[str, Any]) -> CanaryProgress:
     if status.get("controllerPause") and not status.get("pauseConditions"):
         return progress("Progressing", "waiting for rollout to unpause")
     phase = status.get("phase")
+    if aborted and phase != "Degraded":
+        # `abort` patched, not yet acted on: the controller's Degraded (with its message) is the outcome.
+        return progress("Progressing", "aborting: waiting for the controller")
     if phase in ("Healthy", "Progressing", "Paused", "Degraded"):
         return progress(phase, str(status.get("message") or ""))
     return progress("Progressing", "waiting for the controller to report a phase")
