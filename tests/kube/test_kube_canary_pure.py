@@ -188,6 +188,13 @@ def test_canary_without_prometheus_is_bad_input_naming_the_keys() -> None:
     with pytest.raises(BadInput) as err:
         check_canary(inp(spec(prom="")))
     assert "[metrics] prometheus" in str(err.value) and "environments.prod.kubernetes.prometheus" in str(err.value)
+    with pytest.raises(BadInput) as err:
+        check_canary(inp(spec(prom="http://user:pw@prom:9090")))
+    assert "credentials" in str(err.value) and "pw" not in str(err.value)
+    with pytest.raises(BadInput) as err:
+        check_canary(inp(spec(rollback='[environments.prod.rollback]\nprometheus = { url = "https://a:b@p", '
+                                       'query = "up", below = 1 }\n')))
+    assert "environments.prod.rollback.prometheus[0].url" in str(err.value)
 
 
 def ro(status: dict[str, Any], *, generation: int = 2, paused: bool = False, steps: int = 3) -> dict[str, Any]:

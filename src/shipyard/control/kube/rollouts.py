@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 from lightkube import ApiError
@@ -117,11 +118,20 @@ def address(inp: ReleaseInput) -> str | None:
 
 
 def check_canary(inp: ReleaseInput) -> None:
-    """A canary on Kubernetes is judged by Argo's analysis, from Prometheus: without one it is refused."""
-    if address(inp) is None:
-        raise BadInput(f"environments.{inp.env.name}: a canary on kubernetes is judged by Argo Rollouts' analysis, "
-                       f"which queries Prometheus: set [metrics] prometheus or environments.{inp.env.name}."
-                       "kubernetes.prometheus (docs/kubernetes.md, \"Canary\")")
+    """A canary on Kubernetes is judged by Argo's analysis, from Prometheus: without one it is refused; an
+    address with credentials too (it would be stored in the AnalysisTemplate, in clear)."""
+    where = f"environments.{inp.env.name}"
+    url = address(inp)
+    if url is None:
+        raise BadInput(f"{where}: a canary on kubernetes is judged by Argo Rollouts' analysis, which queries "
+                       f"Prometheus: set [metrics] prometheus or {where}.kubernetes.prometheus (docs/kubernetes.md, "
+                       "\"Canary\")")
+    urls = [(f"{where}.kubernetes.prometheus (or [metrics] prometheus)", url)]
+    urls += [(f"{where}.rollback.prometheus[{i}].url", p.url) for i, p in enumerate(getattr(inp.env.rollback, "prometheus", []))]
+    for key, value in urls:
+        if "@" in urlsplit(value).netloc:
+            raise BadInput(f"{key}: an address with credentials would be stored in clear in the AnalysisTemplate; "
+                           "give it without them (Argo's prometheus provider authenticates with its own settings)")
 
 
 def render_objects(inp: ReleaseInput, stable: str | None) -> list[Manifest]:
