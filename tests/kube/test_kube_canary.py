@@ -13,6 +13,7 @@ verdicts, the abort) is the real thing.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -338,8 +339,13 @@ def test_failing_analysis_aborts_the_canary_with_argos_message(argo: KubeCluster
     exporter.bad.add(ns)  # the next canary answers half its requests 5xx
     canary_spec(p, url, "v2")
     p.commit("v2")
-    code, doc, err = finished(background(p))
-    assert code == 1, (doc, err)
-    assert "error-rate" in doc["reason"] or "judgement-errors" in doc["reason"], doc["reason"]
-    assert "assessed Failed" in doc["reason"], doc["reason"]
+    r = p.cli("deploy", "--env", "kube", timeout=120)  # the human form: progress on stderr, outcome on stdout
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "applied Rollout.argoproj.io/svc-kube" in r.stderr, r.stderr
+    assert re.search(r"rollout svc-kube: (Progressing|Paused) at step [0-3]/4", r.stderr), r.stderr
+    assert "rollout svc-kube: Degraded: RolloutAborted" in r.stderr, r.stderr
+    outcome = r.stdout.strip().splitlines()[-1]
+    assert outcome.startswith("deploy of r") and ": failed — rollout svc-kube aborted: RolloutAborted" in outcome
+    assert 'Metric "error-rate" assessed Failed' in outcome or 'Metric "judgement-errors" assessed Failed' in outcome
+    assert "Traceback" not in r.stderr
     wait_for("the stable ReplicaSet back at 2 ready", lambda: ready_by_hash(admin, ns)[stable] == 2)
