@@ -212,6 +212,8 @@ def test_canary_without_argo_crds_is_refused_naming_what_to_install(kproject: Ku
     assert r.returncode == 3, r.stdout + r.stderr
     assert "rollouts.argoproj.io CRD" in r.stderr and "install Argo Rollouts" in r.stderr
     assert "Traceback" not in r.stderr
+    r = kproject.cli("rollback", "--env", "kube")
+    assert r.returncode == 3 and "install Argo Rollouts" in r.stderr, r.stderr
     assert not [c for c in admin.list(ConfigMap, namespace=kproject.namespace)
                 if c.metadata.name.startswith(NAME)]  # nothing applied
 
