@@ -237,3 +237,46 @@ def test_patches_are_kubectl_argo_rollouts() -> None:
     assert patches(gate, "abort").status == {"status": {"abort": True}}
     assert patches(gate, "pause").spec == {"spec": {"paused": True}}
     assert patches(manual, "resume").spec == {"spec": {"paused": False}}
+
+
+class FakeCluster:
+    """Answers `get` with one scripted Rollout per poll (the last one repeats): the wait loop's logic only."""
+
+    namespace = "shop"
+
+    def __init__(self, script: list[dict[str, Any]]) -> None:
+        self.script = script
+
+    async def get(self, api_version: str, kind: str, name: str) -> dict[str, Any]:
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+
+def run_wait(script: list[dict[str, Any]], timeout: float = 10.0) -> tuple[str, float]:
+    import asyncio
+
+    from shipyard.control.kube.rollouts import wait
+    from shipyard.errors import DeployFailed
+    from shipyard.primitives.clock import ManualClock
+
+    clock, lines = ManualClock(), []
+    try:
+        st, took = asyncio.run(wait(FakeCluster(script), "svc-prod", clock, lines.append, timeout, poll=1.0))  # type: ignore[arg-type]
+        return f"done {st.phase}", took
+    except DeployFailed as err:
+        return f"failed {err}", clock.monotonic()
+
+
+def test_wait_counts_progress_not_pauses_and_ends_on_healthy_or_degraded() -> None:
+    paused = ro({"phase": "Paused", "message": "CanaryPauseStep", "pauseConditions": [{"reason": "CanaryPauseStep"}],
+                 "currentStepIndex": 2})
+    progressing = ro({"phase": "Progressing", "message": "more replicas need to be updated"})
+    # 30 s paused at a gate with a 10 s timeout: not a timeout, a human is expected there.
+    outcome, took = run_wait([progressing] * 3 + [paused] * 30 + [ro({"phase": "Healthy"})])
+    assert outcome == "done Healthy" and took == 33.0
+    outcome, _ = run_wait([progressing] * 5 + [ro({"phase": "Degraded", "abort": True,
+                                                  "message": "RolloutAborted: Metric \"p95\" assessed Failed"})])
+    assert outcome == 'failed rollout svc-prod aborted: RolloutAborted: Metric "p95" assessed Failed'
+    outcome, took = run_wait([progressing])
+    assert outcome.startswith("failed rollout svc-prod not done after 10s of progress") and took == 11.0
+    outcome, took = run_wait([ro({"phase": "Healthy"}, generation=3)], timeout=600)
+    assert "no controller observed its new spec within 60s" in outcome and took == 61.0
