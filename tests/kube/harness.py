@@ -206,11 +206,13 @@ class KubeCluster:
         process with the admin kubeconfig, as `rollouts-controller --kubeconfig` runs out of cluster) and wait
         for its health endpoint. Its metrics and healthz servers take free ports; the controller binds them
         on 0.0.0.0 (controller.go's listenAddr has no flag)."""
+        import httpx2
         from lightkube import Client, KubeConfig
         from lightkube.codecs import load_all_yaml
 
         deadline = time.monotonic() + START_TIMEOUT
-        client = Client(KubeConfig.from_file(self.kubeconfig("admin")), field_manager="test-argo")
+        client = Client(KubeConfig.from_file(self.kubeconfig("admin")), field_manager="test-argo",
+                        timeout=httpx2.Timeout(60.0))  # a loaded machine answers slowly
         self.argo_crds = []
         for path in sorted(ARGO_CRDS.glob("*-crd.yaml")):
             for crd in load_all_yaml(path.read_text()):
@@ -230,6 +232,7 @@ class KubeCluster:
 
     def stop_argo(self) -> None:
         """The controller stopped and the CRDs deleted (with every Rollout), so later tests see no Argo."""
+        import httpx2
         from lightkube import Client, KubeConfig
         from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 
@@ -241,6 +244,7 @@ class KubeCluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        client = Client(KubeConfig.from_file(self.kubeconfig("admin")), field_manager="test-argo")
+        client = Client(KubeConfig.from_file(self.kubeconfig("admin")), field_manager="test-argo",
+                        timeout=httpx2.Timeout(60.0))  # a loaded machine answers slowly
         for name in getattr(self, "argo_crds", []):
             client.delete(CustomResourceDefinition, name)

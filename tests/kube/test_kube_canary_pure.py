@@ -188,6 +188,13 @@ def test_canary_without_prometheus_is_bad_input_naming_the_keys() -> None:
     with pytest.raises(BadInput) as err:
         check_canary(inp(spec(prom="")))
     assert "[metrics] prometheus" in str(err.value) and "environments.prod.kubernetes.prometheus" in str(err.value)
+    with pytest.raises(BadInput) as err:
+        check_canary(inp(spec(prom="http://user:pw@prom:9090")))
+    assert "credentials" in str(err.value) and "pw" not in str(err.value)
+    with pytest.raises(BadInput) as err:
+        check_canary(inp(spec(rollback='[environments.prod.rollback]\nprometheus = { url = "https://a:b@p", '
+                                       'query = "up", below = 1 }\n')))
+    assert "environments.prod.rollback.prometheus[0].url" in str(err.value)
 
 
 def ro(status: dict[str, Any], *, generation: int = 2, paused: bool = False, steps: int = 3) -> dict[str, Any]:
@@ -208,6 +215,9 @@ def test_rollout_phase_reads_the_controller_once_it_saw_the_spec() -> None:
     assert rollout_phase(ro({"phase": "Healthy"})).done
     bad = rollout_phase(ro({"phase": "Degraded", "abort": True, "message": "RolloutAborted: Metric \"error-rate\" assessed Failed"}))
     assert bad.failed and bad.aborted and "error-rate" in bad.message
+    # Abort patched but not acted on yet: still Paused as far as the controller said; not an outcome yet.
+    aborting = rollout_phase(ro({"phase": "Paused", "message": "CanaryPauseStep", "abort": True}))
+    assert not aborting.failed and not aborting.done and aborting.phase == "Progressing"
 
 
 def test_patches_are_kubectl_argo_rollouts() -> None:
@@ -227,3 +237,46 @@ def test_patches_are_kubectl_argo_rollouts() -> None:
     assert patches(gate, "abort").status == {"status": {"abort": True}}
     assert patches(gate, "pause").spec == {"spec": {"paused": True}}
     assert patches(manual, "resume").spec == {"spec": {"paused": False}}
+
+
+class FakeCluster:
+    """Answers `get` with one scripted Rollout per poll (the last one repeats): the wait loop's logic only."""
+
+    namespace = "shop"
+
+    def __init__(self, script: list[dict[str, Any]]) -> None:
+        self.script = script
+
+    async def get(self, api_version: str, kind: str, name: str) -> dict[str, Any]:
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+
+def run_wait(script: list[dict[str, Any]], timeout: float = 10.0) -> tuple[str, float]:
+    import asyncio
+
+    from shipyard.control.kube.rollouts import wait
+    from shipyard.errors import DeployFailed
+    from shipyard.primitives.clock import ManualClock
+
+    clock, lines = ManualClock(), []
+    try:
+        st, took = asyncio.run(wait(FakeCluster(script), "svc-prod", clock, lines.append, timeout, poll=1.0))  # type: ignore[arg-type]
+        return f"done {st.phase}", took
+    except DeployFailed as err:
+        return f"failed {err}", clock.monotonic()
+
+
+def test_wait_counts_progress_not_pauses_and_ends_on_healthy_or_degraded() -> None:
+    paused = ro({"phase": "Paused", "message": "CanaryPauseStep", "pauseConditions": [{"reason": "CanaryPauseStep"}],
+                 "currentStepIndex": 2})
+    progressing = ro({"phase": "Progressing", "message": "more replicas need to be updated"})
+    # 30 s paused at a gate with a 10 s timeout: not a timeout, a human is expected there.
+    outcome, took = run_wait([progressing] * 3 + [paused] * 30 + [ro({"phase": "Healthy"})])
+    assert outcome == "done Healthy" and took == 33.0
+    outcome, _ = run_wait([progressing] * 5 + [ro({"phase": "Degraded", "abort": True,
+                                                  "message": "RolloutAborted: Metric \"p95\" assessed Failed"})])
+    assert outcome == 'failed rollout svc-prod aborted: RolloutAborted: Metric "p95" assessed Failed'
+    outcome, took = run_wait([progressing])
+    assert outcome.startswith("failed rollout svc-prod not done after 10s of progress") and took == 11.0
+    outcome, took = run_wait([ro({"phase": "Healthy"}, generation=3)], timeout=600)
+    assert "no controller observed its new spec within 60s" in outcome and took == 61.0

@@ -118,6 +118,7 @@ class KubeDeployer:
         """``rollback --plan``: the recorded release's objects, dry-run against the live ones."""
         await self.cluster.check()
         probe = inp_of("")
+        await rollouts.require_argo_for(self.cluster, probe)
         env = await records.read_env(self.cluster, probe.base)
         rec = await self._rollback_record(probe, env, to)
         inp = replace(inp_of(rec.release), slot=rec.slot)
@@ -172,6 +173,7 @@ class KubeDeployer:
     async def rollback(self, inp_of: Callable[[str], ReleaseInput], to: str | None) -> KubeResult:
         await self.cluster.check()
         probe = inp_of("")
+        await rollouts.require_argo_for(self.cluster, probe)
         env = await records.read_env(self.cluster, probe.base)
         rec = await self._rollback_record(probe, env, to)
         target = rec.release

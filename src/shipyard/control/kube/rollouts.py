@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx2
 from lightkube import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 
@@ -35,13 +37,18 @@ OBSERVE_TIMEOUT = 60.0
 async def require_argo(cluster: Cluster) -> None:
     """Refused (exit 3) when the cluster lacks the Rollout or AnalysisTemplate CRD, naming what to install."""
     for kind, plural in (("Rollout", "rollouts"), ("AnalysisTemplate", "analysistemplates")):
+        missing = Refused(f"strategy = \"canary\" on kubernetes needs Argo Rollouts, and {cluster.server} has no "
+                          f"{plural}.{GROUP} CRD: {INSTALL}")
         try:
             await cluster.objects(API_VERSION, kind)
+        except httpx2.HTTPStatusError as exc:  # an unknown API group answers a plain-text 404, not a Status
+            if exc.response.status_code == 404:
+                raise missing from exc
+            raise ShipyardError(f"listing {plural}.{GROUP}: HTTP {exc.response.status_code} from {cluster.server}") from exc
         except ShipyardError as exc:
             cause = exc.__cause__
             if isinstance(cause, ApiError) and cause.status.code == 404:
-                raise Refused(f"strategy = \"canary\" on kubernetes needs Argo Rollouts, and {cluster.server} has no "
-                              f"{plural}.{GROUP} CRD: {INSTALL}") from exc
+                raise missing from exc
             raise
 
 
@@ -111,11 +118,20 @@ def address(inp: ReleaseInput) -> str | None:
 
 
 def check_canary(inp: ReleaseInput) -> None:
-    """A canary on Kubernetes is judged by Argo's analysis, from Prometheus: without one it is refused."""
-    if address(inp) is None:
-        raise BadInput(f"environments.{inp.env.name}: a canary on kubernetes is judged by Argo Rollouts' analysis, "
-                       f"which queries Prometheus: set [metrics] prometheus or environments.{inp.env.name}."
-                       "kubernetes.prometheus (docs/kubernetes.md, \"Canary\")")
+    """A canary on Kubernetes is judged by Argo's analysis, from Prometheus: without one it is refused; an
+    address with credentials too (it would be stored in the AnalysisTemplate, in clear)."""
+    where = f"environments.{inp.env.name}"
+    url = address(inp)
+    if url is None:
+        raise BadInput(f"{where}: a canary on kubernetes is judged by Argo Rollouts' analysis, which queries "
+                       f"Prometheus: set [metrics] prometheus or {where}.kubernetes.prometheus (docs/kubernetes.md, "
+                       "\"Canary\")")
+    urls = [(f"{where}.kubernetes.prometheus (or [metrics] prometheus)", url)]
+    urls += [(f"{where}.rollback.prometheus[{i}].url", p.url) for i, p in enumerate(getattr(inp.env.rollback, "prometheus", []))]
+    for key, value in urls:
+        if "@" in urlsplit(value).netloc:
+            raise BadInput(f"{key}: an address with credentials would be stored in clear in the AnalysisTemplate; "
+                           "give it without them (Argo's prometheus provider authenticates with its own settings)")
 
 
 def render_objects(inp: ReleaseInput, stable: str | None) -> list[Manifest]:

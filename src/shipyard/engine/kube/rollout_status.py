@@ -33,10 +33,12 @@ class CanaryProgress:
 
     @property
     def failed(self) -> bool:
-        return self.phase == "Degraded" or self.aborted
+        return self.phase == "Degraded"
 
     def describe(self) -> str:
-        at = f" at step {self.step}/{self.steps}" if self.step is not None and self.steps else ""
+        # The step index only means something while the steps run (an abort resets it to 0).
+        running = self.phase in ("Progressing", "Paused")
+        at = f" at step {self.step}/{self.steps}" if running and self.step is not None and self.steps else ""
         weight = f" ({self.weight}% canary)" if self.weight is not None and not self.done else ""
         return f"{self.phase}{at}{weight}" + (f": {self.message}" if self.message else "")
 
@@ -67,11 +69,14 @@ def rollout_phase(ro: Mapping[str, Any]) -> CanaryProgress:
         return CanaryProgress(phase, message, step, steps, _weight(status), aborted)
 
     observed = _int(status.get("observedGeneration"))
-    if observed is None or observed < int(meta.get("generation") or 0):
-        return progress("Progressing", "waiting for rollout spec update to be observed")
+    if observed is None or observed < int(meta.get("generation") or 0):  # the status is the previous spec's
+        return CanaryProgress("Progressing", "waiting for rollout spec update to be observed", None, steps, None, aborted)
     if status.get("controllerPause") and not status.get("pauseConditions"):
         return progress("Progressing", "waiting for rollout to unpause")
     phase = status.get("phase")
+    if aborted and phase != "Degraded":
+        # `abort` patched, not yet acted on: the controller's Degraded (with its message) is the outcome.
+        return progress("Progressing", "aborting: waiting for the controller")
     if phase in ("Healthy", "Progressing", "Paused", "Degraded"):
         return progress(phase, str(status.get("message") or ""))
     return progress("Progressing", "waiting for the controller to report a phase")
