@@ -17,6 +17,8 @@ from sandbox import make_project, wait_for
 
 from conftest import KubeProject
 
+SECRET = "img-s3cr3t-Value-41c7"
+
 SPEC = """\
 [app]
 name = "svc"
@@ -139,6 +141,7 @@ def test_deploy_of_the_built_release_references_its_digest_and_is_recorded(
     p.write_kube_spec(autoscale=False, extra=f'image = "{registry.address}/svc"\nbase_image = "{BASE_IMAGE}"\n')
     p.commit("v2")
     img = build(p, engine)
+    p.ok("secrets", "set", "--env", "kube", f"API_TOKEN={SECRET}")
 
     first = p.json("deploy", "--env", "kube", "--release", img["release"])
     assert first["outcome"] == "succeeded" and first["release"] == img["release"], first
@@ -178,6 +181,10 @@ def test_deploy_of_the_built_release_references_its_digest_and_is_recorded(
     st = p.json("status", "--env", "kube")
     assert isinstance(st, dict) and (st["replicas"], st["ready"]) == (0, 0)
     assert st["recorded_release"] == img["release"]
+
+    # What the state database holds never includes a secret's value.
+    for db in (p.dir / ".shipyard").glob("state.db*"):
+        assert SECRET.encode() not in db.read_bytes(), db
 
     # An invalid release id is refused before anything is applied.
     proc = p.cli("deploy", "--env", "kube", "--release", "../x")
