@@ -39,6 +39,9 @@ class KubeHistory:
         dep = self.store.begin_deployment(env, kind=kind, release=release, previous_release=previous,
                                           strategy=strategy, plan=plan, started_at=started,
                                           detail={"performer": self.performer, "target": "kubernetes"})
+        # As a local deploy is audited: who started which deployment (`shipyard audit` lists it).
+        self.store.add_audit(started, self.performer, kind, env, f"deployment {dep.id}",
+                             {"release": release, "previous_release": previous, "target": "kubernetes"})
         try:
             res = await body()
         except BaseException as err:
