@@ -170,9 +170,10 @@ class StateDB:
     def image(self, release: str) -> ImageRec | None:
         return self.store.get_image(release)
 
-    def newest_image(self, commit: str) -> ImageRec | None:
-        found = self.store.images_of_commit(commit)
-        return found[0] if found else None
+    def newest_image(self, commit: str, repository: str) -> ImageRec | None:
+        """The newest image built of ``commit`` into ``repository`` (another environment's registry may be
+        out of this cluster's reach)."""
+        return next((r for r in self.store.images_of_commit(commit) if r.repository == repository), None)
 
     def serving(self, env: str) -> str | None:
         rec = self.store.get_environment(env)
