@@ -175,6 +175,12 @@ def test_deploy_of_the_built_release_references_its_digest_and_is_recorded(
     assert st["last_deployment"]["id"] == third["deployment"]
     assert len(st["pods"]) == 2 and all(pod["ready"] for pod in st["pods"])
 
+    human = p.ok("status", "--env", "kube").stdout
+    assert f"release {img['release']}  2/2 ready" in human and "deployment svc-kube (serving)" in human, human
+    human = p.ok("history", "--env", "kube").stdout
+    assert len([line for line in human.splitlines() if f"deploy  {img['release']}" in line
+                and "succeeded" in line]) == 3, human
+
     # Status reads the cluster, not the database: a Deployment deleted behind shipyard's back shows as gone.
     admin.delete(Deployment, "svc-kube", namespace=ns)
     assert wait_for(lambda: p.json("status", "--env", "kube")["deployments"] == [], timeout=20)  # type: ignore[index]
