@@ -133,6 +133,13 @@ def test_repository_dockerfile_is_used_and_a_failed_build_says_why(
     assert proc.returncode == 1 and "does not answer" in proc.stderr and "Traceback" not in proc.stderr
     proc = p.cli("image", "build", "--env", "nope")
     assert proc.returncode == 2 and "nope" in proc.stderr
+    spec = (p.dir / "shipyard.toml").read_text()
+    (p.dir / "shipyard.toml").write_text(spec + '[environments.local]\nport = 8300\n'
+                                         + spec[spec.index("[environments.kube]"):].replace("environments.kube", "environments.kube2").replace("8000", "8001"))
+    proc = p.cli("image", "build")
+    assert proc.returncode == 2 and "give --env: the kubernetes environments are kube, kube2" in proc.stderr
+    proc = p.cli("image", "build", "--env", "local")
+    assert proc.returncode == 2 and "not a kubernetes environment" in proc.stderr
 
 
 def test_deploy_of_the_built_release_references_its_digest_and_is_recorded(
