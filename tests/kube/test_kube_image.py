@@ -134,8 +134,8 @@ def test_repository_dockerfile_is_used_and_a_failed_build_says_why(
     proc = p.cli("image", "build", "--env", "nope")
     assert proc.returncode == 2 and "nope" in proc.stderr
     spec = (p.dir / "shipyard.toml").read_text()
-    (p.dir / "shipyard.toml").write_text(spec + '[environments.local]\nport = 8300\n'
-                                         + spec[spec.index("[environments.kube]"):].replace("environments.kube", "environments.kube2").replace("8000", "8001"))
+    second = spec[spec.index("[environments.kube]"):].replace("environments.kube", "environments.kube2")
+    (p.dir / "shipyard.toml").write_text(spec + '[environments.local]\nport = 8300\n' + second.replace("8000", "8001"))
     proc = p.cli("image", "build")
     assert proc.returncode == 2 and "give --env: the kubernetes environments are kube, kube2" in proc.stderr
     proc = p.cli("image", "build", "--env", "local")
