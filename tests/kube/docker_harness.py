@@ -42,6 +42,8 @@ def missing() -> list[str]:
     else:
         tools = ["docker", "dockerd", "containerd", "runc", "docker-registry", "ip"]
     out = [t for t in tools if shutil.which(t) is None]
+    if not os.environ.get("SHIPYARD_TEST_DOCKER_HOST") and os.geteuid() != 0:
+        out.append("root (to start dockerd; or set SHIPYARD_TEST_DOCKER_HOST to a running engine)")
     if not BASE_TAR.is_file():
         out.append(f"{BASE_TAR} (scripts/build-base-image.sh)")
     return out
@@ -74,6 +76,7 @@ class DockerEngine:
         # engine's. No iptables rules: published ports go through docker-proxy on 127.0.0.1.
         n = os.getpid() % 200 + 20
         self.bridge = f"syd{os.getpid() % 100000}"
+        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True)  # left by a killed run
         subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True, capture_output=True)
         subprocess.run(["ip", "addr", "add", f"10.231.{n}.1/24", "dev", self.bridge], check=True, capture_output=True)
         subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True, capture_output=True)

@@ -17,6 +17,8 @@ from sandbox import make_project, wait_for
 
 from conftest import KubeProject
 
+SECRET = "img-s3cr3t-Value-41c7"
+
 SPEC = """\
 [app]
 name = "svc"
@@ -131,6 +133,13 @@ def test_repository_dockerfile_is_used_and_a_failed_build_says_why(
     assert proc.returncode == 1 and "does not answer" in proc.stderr and "Traceback" not in proc.stderr
     proc = p.cli("image", "build", "--env", "nope")
     assert proc.returncode == 2 and "nope" in proc.stderr
+    spec = (p.dir / "shipyard.toml").read_text()
+    second = spec[spec.index("[environments.kube]"):].replace("environments.kube", "environments.kube2")
+    (p.dir / "shipyard.toml").write_text(spec + '[environments.local]\nport = 8300\n' + second.replace("8000", "8001"))
+    proc = p.cli("image", "build")
+    assert proc.returncode == 2 and "give --env: the kubernetes environments are kube, kube2" in proc.stderr
+    proc = p.cli("image", "build", "--env", "local")
+    assert proc.returncode == 2 and "not a kubernetes environment" in proc.stderr
 
 
 def test_deploy_of_the_built_release_references_its_digest_and_is_recorded(
@@ -139,6 +148,7 @@ def test_deploy_of_the_built_release_references_its_digest_and_is_recorded(
     p.write_kube_spec(autoscale=False, extra=f'image = "{registry.address}/svc"\nbase_image = "{BASE_IMAGE}"\n')
     p.commit("v2")
     img = build(p, engine)
+    p.ok("secrets", "set", "--env", "kube", f"API_TOKEN={SECRET}")
 
     first = p.json("deploy", "--env", "kube", "--release", img["release"])
     assert first["outcome"] == "succeeded" and first["release"] == img["release"], first
@@ -172,12 +182,22 @@ def test_deploy_of_the_built_release_references_its_digest_and_is_recorded(
     assert st["last_deployment"]["id"] == third["deployment"]
     assert len(st["pods"]) == 2 and all(pod["ready"] for pod in st["pods"])
 
+    human = p.ok("status", "--env", "kube").stdout
+    assert f"release {img['release']}  2/2 ready" in human and "deployment svc-kube (serving)" in human, human
+    human = p.ok("history", "--env", "kube").stdout
+    assert len([line for line in human.splitlines() if f"deploy  {img['release']}" in line
+                and "succeeded" in line]) == 3, human
+
     # Status reads the cluster, not the database: a Deployment deleted behind shipyard's back shows as gone.
     admin.delete(Deployment, "svc-kube", namespace=ns)
     assert wait_for(lambda: p.json("status", "--env", "kube")["deployments"] == [], timeout=20)  # type: ignore[index]
     st = p.json("status", "--env", "kube")
     assert isinstance(st, dict) and (st["replicas"], st["ready"]) == (0, 0)
     assert st["recorded_release"] == img["release"]
+
+    # What the state database holds never includes a secret's value.
+    for db in (p.dir / ".shipyard").glob("state.db*"):
+        assert SECRET.encode() not in db.read_bytes(), db
 
     # An invalid release id is refused before anything is applied.
     proc = p.cli("deploy", "--env", "kube", "--release", "../x")

@@ -54,3 +54,7 @@ def test_deploys_rollbacks_and_failures_are_recorded_with_steps_and_lock(tmp_pat
             ("apply", "succeeded", 0.5, 1000.0), ("wait_rollout", "succeeded", 2.0, 1000.5)]
         assert db.serving("prod") == "r1"  # neither the failed deploy nor the failed rollback moved it
         assert db.store.running_deployment("prod") is None  # every lock released
+        audit = db.store.list_audit(env="prod")
+        assert [(a.performer, a.action, a.target) for a in audit] == [
+            ("local (alice)", "deploy", f"deployment {first}"), ("local (alice)", "deploy", f"deployment {second}"),
+            ("local (alice)", "rollback", f"deployment {second + 1}")]

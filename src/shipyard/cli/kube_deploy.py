@@ -15,7 +15,8 @@ from shipyard.control.kube import records
 from shipyard.control.kube.cluster import Cluster
 from shipyard.control.kube.deployer import KubeDeployer, KubeResult
 from shipyard.control.kube.state import StateDB
-from shipyard.engine.kube.render import ReleaseInput
+from shipyard.engine.kube import dockerfile
+from shipyard.engine.kube.render import ReleaseInput, k8s_name
 from shipyard.engine.releases import new_release_id, resolve_ref, valid_release_id
 from shipyard.errors import BadInput
 from shipyard.primitives.clock import SystemClock
@@ -58,7 +59,11 @@ def chosen_release(app: AppContext, env: str, ref: str | None, release: str | No
                 raise BadInput(f"--release: invalid release id {release!r}")
             img = db.image(release)
             return release, img.pinned if img else None
-        img = db.newest_image(resolve_ref(app.project.dir, ref or "HEAD").sha)
+        try:
+            repo = dockerfile.repository(app.env(env).kube.image, k8s_name(app.spec.app.name, 63))
+        except BadInput:  # a pattern no build makes (pinned by hand): deployed as written
+            return new_release(app, ref), None
+        img = db.newest_image(resolve_ref(app.project.dir, ref or "HEAD").sha, repo)
     if img is not None:
         return img.release, img.pinned
     return new_release(app, ref), None

@@ -81,7 +81,7 @@ class Docker:
 
     def _call(self, args: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
         try:
-            return subprocess.run([self.exe, *args], env=self.env, capture_output=False, stdout=subprocess.PIPE,
+            return subprocess.run([self.exe, *args], env=self.env, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
             raise ShipyardError(f"docker {args[0]} did not answer within {timeout:.0f}s: {START_HINT}") from exc

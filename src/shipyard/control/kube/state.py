@@ -39,6 +39,9 @@ class KubeHistory:
         dep = self.store.begin_deployment(env, kind=kind, release=release, previous_release=previous,
                                           strategy=strategy, plan=plan, started_at=started,
                                           detail={"performer": self.performer, "target": "kubernetes"})
+        # As a local deploy is audited: who started which deployment (`shipyard audit` lists it).
+        self.store.add_audit(started, self.performer, kind, env, f"deployment {dep.id}",
+                             {"release": release, "previous_release": previous, "target": "kubernetes"})
         try:
             res = await body()
         except BaseException as err:
@@ -167,9 +170,10 @@ class StateDB:
     def image(self, release: str) -> ImageRec | None:
         return self.store.get_image(release)
 
-    def newest_image(self, commit: str) -> ImageRec | None:
-        found = self.store.images_of_commit(commit)
-        return found[0] if found else None
+    def newest_image(self, commit: str, repository: str) -> ImageRec | None:
+        """The newest image built of ``commit`` into ``repository`` (another environment's registry may be
+        out of this cluster's reach)."""
+        return next((r for r in self.store.images_of_commit(commit) if r.repository == repository), None)
 
     def serving(self, env: str) -> str | None:
         rec = self.store.get_environment(env)
