@@ -110,9 +110,11 @@ def verdict(job: Mapping[str, Any] | None, pod: Mapping[str, Any] | None) -> Run
              if c.get("status") == "True"}
     known = container_state(pod)
     code = known.exit_code if known.state == "terminated" else None
-    if "Complete" in conds:
+    # SuccessCriteriaMet / FailureTarget: the outcome is decided; Complete / Failed follow once the pods have
+    # terminated (Kubernetes 1.31+), which a pod on an unreachable node may never do.
+    if "Complete" in conds or "SuccessCriteriaMet" in conds:
         return RunVerdict(True, code if code is not None else 0)
-    failed = conds.get("Failed")
+    failed = conds.get("Failed") or conds.get("FailureTarget")
     if failed is None:
         return RunVerdict(False)
     why = f"{failed.get('reason') or 'Failed'}: {failed.get('message') or ''}".rstrip(": ")
