@@ -251,15 +251,17 @@ class KubeCluster:
         self._wait("kwok's log CRDs", lambda: b'"clusterlogs"' in self._get("/apis/kwok.x-k8s.io/v1alpha1")
                    and b'"logs"' in self._get("/apis/kwok.x-k8s.io/v1alpha1"), deadline)
 
-    def serve_logs(self, namespace: str, lines: list[str], *, pod: str | None = None) -> Path:
+    def serve_logs(self, namespace: str, lines: list[str | tuple[str, datetime.datetime]], *,
+                   pod: str | None = None) -> Path:
         """Make kwok serve ``lines`` as the logs of every pod of ``namespace`` (or of ``pod`` only), each line
-        stamped as a container runtime writes it (CRI format); returns the file, which a test may append to."""
+        stamped (now, or the time given with it) as a container runtime writes it (CRI format); returns the
+        file, which a test may append to."""
         from lightkube import Client, KubeConfig
         from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 
         path = self.root / "podlogs" / f"{namespace}-{pod or 'all'}.log"
         path.parent.mkdir(exist_ok=True)
-        path.write_text("".join(cri_line(text) for text in lines))
+        path.write_text("".join(cri_line(x) if isinstance(x, str) else cri_line(*x) for x in lines))
         client = Client(KubeConfig.from_file(self.kubeconfig("admin")), field_manager="test-kwok")
         spec = {"logs": [{"logsFile": str(path), "follow": True}]}
         if pod is None:
