@@ -86,6 +86,12 @@ def cri_line(text: str, when: datetime.datetime | None = None) -> str:
     return f"{t} stdout F {text}\n"
 
 
+def interruptible() -> None:
+    """A child's SIGINT as a terminal's Ctrl-C sends it (``preexec_fn``): a test run started in the
+    background (``&``) hands its children SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _name(cn: str, org: str | None = None) -> x509.Name:
     attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
     if org:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from typing import Any
 
-from harness import MANUAL_KUBELET, KubeCluster
+from harness import MANUAL_KUBELET, KubeCluster, interruptible
 from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
@@ -52,7 +52,7 @@ def play_kubelet(admin: Client, ns: str, pod: Pod, state: dict[str, Any], phase:
 
 def started(p: KubeProject, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "shipyard", "run", "--env", "kube", *args], cwd=p.dir, env=p.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
 
 
 def now() -> str:

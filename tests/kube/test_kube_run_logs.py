@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 
-from harness import KubeCluster, cri_line
+from harness import KubeCluster, cri_line, interruptible
 from lightkube import Client
 from lightkube.resources.core_v1 import Pod
 
@@ -47,7 +47,8 @@ def test_logs_of_the_serving_pods_prefixed_interleaved_filtered_and_followed(
         assert proc.returncode == 2 and bad[0] in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
     follow = subprocess.Popen([sys.executable, "-m", "shipyard", "logs", "--env", "kube", "-f", "--lines", "1"],
-                              cwd=p.dir, env=p.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              cwd=p.dir, env=p.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=interruptible)
     seen: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=lambda: [seen.put(x.rstrip("\n")) for x in follow.stdout or []], daemon=True)
     reader.start()

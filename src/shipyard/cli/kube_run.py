@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import signal
 import sys
 
 from shipyard.cli.app import AppContext
@@ -46,6 +47,10 @@ def run(app: AppContext, env: str, argv: list[str], *, release: str | None, inte
         sys.stdout.flush()
 
     async def main() -> RunResult:
+        # SIGTERM (a CI job cancelled) deletes the Job as Ctrl-C does: both cancel this task.
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         try:
             await cluster.check()
             base = release_input(app, env, "", with_secrets=False).base
@@ -63,6 +68,9 @@ def run(app: AppContext, env: str, argv: list[str], *, release: str | None, inte
     except KeyboardInterrupt:
         app.echo("interrupted", stderr=True)
         return 130
+    except asyncio.CancelledError:
+        app.echo("terminated", stderr=True)
+        return 128 + signal.SIGTERM
     if res.reason:
         app.echo(f"job {res.job} failed: {res.reason}", stderr=True)
         for why in res.pods:
