@@ -49,6 +49,8 @@ def test_run_job_takes_the_recorded_container_and_runs_the_argv_as_given() -> No
     labels = job["spec"]["template"]["metadata"]["labels"]
     assert labels["app.kubernetes.io/component"] == "run" and labels["team"] == "payments"
     assert labels["shipyard.dev/run"] == "20260101t000000-ab12"
+    assert "app.kubernetes.io/instance" not in labels  # outside the Deployment's selector (HPA, PDB, Service)
+    assert job["metadata"]["labels"]["app.kubernetes.io/instance"] == "shop-prod"
     assert "ttlSecondsAfterFinished" not in run_job(inp(), ["true"], 5, "x", keep=True)["spec"]
 
 
