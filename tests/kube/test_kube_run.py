@@ -15,7 +15,7 @@ from harness import MANUAL_KUBELET, KubeCluster, interruptible
 from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import Pod
+from lightkube.resources.core_v1 import Pod, Secret
 from lightkube.types import PatchType
 from sandbox import wait_for
 
@@ -113,6 +113,13 @@ def test_a_failing_command_exits_with_its_code_and_its_job_is_deleted(kproject: 
     assert proc.returncode == 3, err
     assert out.splitlines() == ["Traceback (most recent call last):", "ValueError: no such table"]
     assert "BackoffLimitExceeded" in err and "Traceback" not in err.replace("Traceback (most", "")
+    assert run_jobs(admin, ns) == []
+
+    # A release whose Secret is gone is refused at once (its pod would wait for it until the deadline).
+    secret = next(r.secretRef.name for r in pod.spec.containers[0].envFrom if r.secretRef)
+    admin.delete(Secret, secret, namespace=ns)
+    gone = p.cli("run", "--env", "kube", "--", "true")
+    assert gone.returncode == 2 and f"Secret {secret} is gone" in gone.stderr, gone.stderr
     assert run_jobs(admin, ns) == []
 
 

@@ -39,6 +39,10 @@ async def release_template(cluster: Cluster, base: str, env: str, release: str |
     if rec is None:
         raise NotFound(f"release {target} has no record in namespace {cluster.namespace} (only the last "
                        "keep_releases releases are kept; see 'shipyard history')")
+    for ref in sorted(rec.references, key=str):  # else the pod would wait for it until the deadline
+        if await cluster.get("v1", ref.group_kind, ref.name) is None:
+            raise NotFound(f"release {target}'s {ref.group_kind} {ref.name} is gone from namespace "
+                           f"{cluster.namespace}; run in the serving release, or deploy {target} again")
     return target, list(rec.manifests)
 
 
@@ -86,12 +90,18 @@ class JobRun:
         deadline = self.clock.monotonic() + float(job["spec"]["activeDeadlineSeconds"]) + 30
         stream: asyncio.Task[None] | None = None
         pod: dict[str, Any] | None = None
+        shown: str | None = None
         try:
             while True:
                 obj = await self.cluster.get("batch/v1", "Job", name)
                 pod = await self._pod(name) or pod
                 if pod is not None and res.pod is None:
                     res.pod = pod["metadata"]["name"]
+                known = container_state(pod)
+                waiting = known.reason if known.state == "waiting" else None
+                if waiting and waiting != shown:  # ContainerCreating, ImagePullBackOff…: said once each
+                    self.emit(f"pod {res.pod}: waiting ({waiting})")
+                shown = waiting or shown
                 if stream is None and has_output(pod):
                     stream = asyncio.create_task(self._stream(res, follow=container_state(pod).state == "running"))
                 v = verdict(obj, pod)
