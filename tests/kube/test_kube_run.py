@@ -123,7 +123,7 @@ def test_a_failing_command_exits_with_its_code_and_its_job_is_deleted(kproject: 
     assert run_jobs(admin, ns) == []
 
 
-def test_the_timeout_fails_the_job_and_ctrl_c_deletes_it(kproject: KubeProject, admin: Client) -> None:
+def test_the_timeout_fails_the_job_and_ctrl_c_or_sigterm_deletes_it(kproject: KubeProject, admin: Client) -> None:
     p, ns = kproject, kproject.namespace
     deployed(p)
     p.write_kube_spec(autoscale=False, extra=MANUAL)  # no kubelet starts the pod: it stays Pending
@@ -142,6 +142,16 @@ def test_the_timeout_fails_the_job_and_ctrl_c_deletes_it(kproject: KubeProject, 
         proc2.kill()
     assert proc2.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
+    assert run_jobs(admin, ns) == []
+
+    proc3 = started(p, "--", "sleep", "600")  # SIGTERM (a cancelled CI job) deletes it too
+    try:
+        assert wait_for(lambda: run_jobs(admin, ns), timeout=30)
+        proc3.terminate()
+        out, err = proc3.communicate(timeout=30)
+    finally:
+        proc3.kill()
+    assert proc3.returncode == 143 and "terminated" in err, err
     assert run_jobs(admin, ns) == []
 
 
