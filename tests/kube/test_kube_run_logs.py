@@ -42,7 +42,7 @@ def test_logs_of_the_serving_pods_prefixed_interleaved_filtered_and_followed(
     assert p.ok("logs", "--env", "kube", "--since", since).stdout.splitlines() == every[2:]
     docs = [json.loads(x) for x in p.ok("logs", "--env", "kube", "--json", "--lines", "1").stdout.splitlines()]
     assert docs == [{"instance": b, "pod": b, "line": "b2 GET /ready 200", "time": at[3].timestamp()}]
-    for bad in (("--process", "worker"), ("--router",), ("--instance", "1")):
+    for bad in (("--process", "worker"), ("--router",)):
         proc = p.cli("logs", "--env", "kube", *bad)
         assert proc.returncode == 2 and bad[0] in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
