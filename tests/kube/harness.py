@@ -1,7 +1,12 @@
 """A real, small Kubernetes control plane for the kube tests: etcd, kube-apiserver (TLS, client-cert admin,
 RBAC), kube-controller-manager, kube-scheduler and kwok (a fake node whose pods become Ready), all on free
 loopback ports, built by scripts/setup-k8s.sh into ~/.cache/shipyard/k8s/<version>/bin; for the canary tests
-also Argo Rollouts' controller and its CRDs (``start_argo``)."""
+also Argo Rollouts' controller and its CRDs (``start_argo``).
+
+kwok also plays the node's kubelet server (``_kwok_flags``): the API server reaches it at the node's
+InternalIP and daemon port over TLS it verifies, so ``pods/log`` is served for real, from the files that
+kwok's ``Logs``/``ClusterLogs`` objects name (``serve_logs``). Job pods complete through kwok's default
+``pod-complete`` stage; pods labelled ``MANUAL_KUBELET`` are left alone, for a test to play their kubelet."""
 
 from __future__ import annotations
 
@@ -29,6 +34,8 @@ BIN = Path(os.environ.get("SHIPYARD_K8S_CACHE", Path.home() / ".cache/shipyard/k
 NEEDED = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
 START_TIMEOUT = 60.0
 ARGO_CRDS = BIN.parent / "crds" / "rollouts"
+# A pod with this label is not touched by kwok: the test writes its status as a kubelet would.
+MANUAL_KUBELET = ("shipyard-test/kubelet", "manual")
 
 
 def missing_binaries() -> list[str]:
@@ -73,6 +80,18 @@ def _cert(subject: x509.Name, key: ec.EllipticCurvePrivateKey, issuer: x509.Name
     return b.sign(signer, hashes.SHA256())
 
 
+def cri_line(text: str, when: datetime.datetime | None = None) -> str:
+    """One log line as a container runtime writes it (what kubelet's, and kwok's, log reader parses)."""
+    t = (when or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{t} stdout F {text}\n"
+
+
+def interruptible() -> None:
+    """A child's SIGINT as a terminal's Ctrl-C sends it (``preexec_fn``): a test run started in the
+    background (``&``) hands its children SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _name(cn: str, org: str | None = None) -> x509.Name:
     attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
     if org:
@@ -95,6 +114,7 @@ class KubeCluster:
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca = _cert(_name("shipyard-test-ca"), ca_key, _name("shipyard-test-ca"), ca_key, ca=True)
         (self.pki / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        _write_key(self.pki / "ca.key", ca_key)  # signs kwok's serving certificate (_kwok_pki)
         for name, subject, server in (("apiserver", _name("kube-apiserver"), True),
                                       ("admin", _name("admin", "system:masters"), False),
                                       ("developer", _name("developer", "shipyard-test"), False)):
@@ -172,7 +192,7 @@ class KubeCluster:
             "--profiling=false", "--endpoint-reconciler-type=none",
             # Debian's etcd 3.4 cannot report watch progress, which watch-list streams need: with the gate off
             # the API server refuses them at once and clients fall back to list + watch.
-            "--feature-gates=WatchList=false"])
+            "--feature-gates=WatchList=false", *self._kubelet_flags()])
         self._wait("kube-apiserver", lambda: self._get("/readyz") == b"ok", deadline)
         admin = self.kubeconfig("admin")
         self._spawn("kube-controller-manager", [
@@ -183,11 +203,81 @@ class KubeCluster:
             "--concurrent-deployment-syncs=2"])
         self._spawn("kube-scheduler", [str(BIN / "kube-scheduler"), f"--kubeconfig={admin}", "--leader-elect=false",
                                        "--secure-port=0"])
+        self._kwok_crds(deadline)
         self._spawn("kwok", [str(BIN / "kwok"), f"--kubeconfig={admin}", "--manage-all-nodes=false",
                              "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                             "--cidr=10.244.0.0/24", "--node-ip=127.0.0.1", "--server-address=127.0.0.1:0"])
+                             "--cidr=10.244.0.0/24", "--node-ip=127.0.0.1", *self._kwok_flags()])
         self._wait("the default service account", lambda: b'"default"' in self._get(
             "/api/v1/namespaces/default/serviceaccounts/default"), deadline)
+
+    # --- pod logs through kwok's kubelet server ----------------------------------------------------------
+    def _kwok_pki(self) -> None:
+        """A serving certificate for kwok's kubelet server (127.0.0.1), signed by the cluster's CA."""
+        ca = x509.load_pem_x509_certificate((self.pki / "ca.crt").read_bytes())
+        ca_key = serialization.load_pem_private_key((self.pki / "ca.key").read_bytes(), None)
+        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _cert(_name("kwok-kubelet"), key, ca.subject, ca_key, server=True)
+        (self.pki / "kwok.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(self.pki / "kwok.key", key)
+
+    def _kubelet_flags(self) -> list[str]:
+        """The API server's side: dial a node at its InternalIP (kwok's node-ip), verify its certificate."""
+        self._kwok_pki()
+        p = self.pki
+        return ["--kubelet-preferred-address-types=InternalIP", f"--kubelet-certificate-authority={p / 'ca.crt'}",
+                f"--kubelet-client-certificate={p / 'admin.crt'}", f"--kubelet-client-key={p / 'admin.key'}"]
+
+    def _kwok_flags(self) -> list[str]:
+        """kwok's side: its server on the port the node reports (status.daemonEndpoints), with that
+        certificate; Logs and ClusterLogs read from the API server; MANUAL_KUBELET pods left alone."""
+        self.kubelet_port = free_port()
+        p = self.pki
+        return [f"--node-port={self.kubelet_port}", f"--server-address=127.0.0.1:{self.kubelet_port}",
+                f"--tls-cert-file={p / 'kwok.crt'}", f"--tls-private-key-file={p / 'kwok.key'}",
+                "--enable-crds=Logs,ClusterLogs", "--disregard-status-with-label-selector=" + "=".join(MANUAL_KUBELET)]
+
+    def _kwok_crds(self, deadline: float) -> None:
+        """kwok's Logs and ClusterLogs kinds, which it watches once started (its own CRD files are not shipped
+        with its binary): the fields are kwok's API (kwok.x-k8s.io/v1alpha1), kept unpruned."""
+        from lightkube import Client, KubeConfig
+        from lightkube.codecs import from_dict
+
+        client = Client(KubeConfig.from_file(self.kubeconfig("admin")), field_manager="test-kwok")
+        for kind, plural, scope in (("Logs", "logs", "Namespaced"), ("ClusterLogs", "clusterlogs", "Cluster")):
+            client.apply(from_dict({
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"{plural}.kwok.x-k8s.io"},
+                "spec": {"group": "kwok.x-k8s.io", "scope": scope,
+                         "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": plural},
+                         "versions": [{"name": "v1alpha1", "served": True, "storage": True,
+                                       "subresources": {"status": {}},
+                                       "schema": {"openAPIV3Schema": {
+                                           "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}))
+        self._wait("kwok's log CRDs", lambda: b'"clusterlogs"' in self._get("/apis/kwok.x-k8s.io/v1alpha1")
+                   and b'"logs"' in self._get("/apis/kwok.x-k8s.io/v1alpha1"), deadline)
+
+    def serve_logs(self, namespace: str, lines: list[str | tuple[str, datetime.datetime]], *,
+                   pod: str | None = None) -> Path:
+        """Make kwok serve ``lines`` as the logs of every pod of ``namespace`` (or of ``pod`` only), each line
+        stamped (now, or the time given with it) as a container runtime writes it (CRI format); returns the
+        file, which a test may append to."""
+        from lightkube import Client, KubeConfig
+        from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+
+        path = self.root / "podlogs" / f"{namespace}-{pod or 'all'}.log"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("".join(cri_line(x) if isinstance(x, str) else cri_line(*x) for x in lines))
+        client = Client(KubeConfig.from_file(self.kubeconfig("admin")), field_manager="test-kwok")
+        spec = {"logs": [{"logsFile": str(path), "follow": True}]}
+        if pod is None:
+            res = create_global_resource("kwok.x-k8s.io", "v1alpha1", "ClusterLogs", "clusterlogs")
+            client.apply(res(metadata={"name": f"logs-{namespace}"},
+                             spec={**spec, "selector": {"matchNamespaces": [namespace]}}))
+        else:
+            res = create_namespaced_resource("kwok.x-k8s.io", "v1alpha1", "Logs", "logs")
+            client.apply(res(metadata={"name": pod, "namespace": namespace}, spec=spec))
+        return path
 
     def stop(self) -> None:
         """Last started first (the API server before etcd), each given 3 s before SIGKILL (the data is thrown away)."""

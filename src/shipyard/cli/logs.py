@@ -54,6 +54,13 @@ def command(
     app.check_env(env)
     if lines < 0:
         app.abort(f"--lines must be 0 or more, got {lines}", 2)
+    if app.remote is None and app.env(env).target == "kubernetes":  # the pods' logs, from the API server
+        from shipyard.cli.kube_logs import logs as kube_logs
+
+        kube_logs(app, env, follow=follow, lines=lines, timestamps=timestamps, json_out=json_out, grep=grep,
+                  since=since, until=until, process=process, instance=instance, deployment=deployment,
+                  trace=trace, router=router)
+        return
     query: dict[str, Any] = {"env": env, "lines": lines, "follow": int(follow)}
     if instance is not None:
         query["instance"] = instance

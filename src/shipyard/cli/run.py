@@ -16,6 +16,9 @@ def command(
     = None,
     interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Give it your terminal (a shell).")]
     = False,
+    timeout: Annotated[str | None, typer.Option("--timeout", help="Kubernetes: the Job's deadline (default 1h).")]
+    = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Kubernetes: keep the Job after it ends.")] = False,
 ) -> None:
     """Run COMMAND (after --) in a release; exits with the command's exit code."""
     import subprocess
@@ -27,6 +30,15 @@ def command(
     argv = list(ctx.args)
     if not argv:
         app.abort("give the command after --: shipyard run --env ENV -- python manage.py migrate", 2)
+    if app.remote is None:
+        app.check_env(env)
+        if app.env(env).target == "kubernetes":  # a Job on the cluster (cli/kube_run.py), no control plane
+            from shipyard.cli.kube_run import run as kube_run
+
+            raise typer.Exit(kube_run(app, env, argv, release=release, interactive=interactive, timeout=timeout,
+                                      keep=keep))
+    if timeout is not None or keep:
+        app.abort("--timeout and --keep apply to kubernetes environments only", 2)
     body = {"env": env, "release": release, "argv": argv, "interactive": interactive}
     if interactive and app.remote is not None:
         # The command runs there, under a pseudo-terminal; this terminal is carried to it (cli/ttyclient.py).
