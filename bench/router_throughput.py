@@ -3,12 +3,14 @@ router, one worker/process each, default router settings (access log on), loaded
 alternating runs (nginx, router, nginx, router...), plus the CPU each proxy spent per request.
 
     python bench/router_throughput.py [--runs 5] [--duration 6] [--connections 64] [--haproxy] [--direct]
-                                      [--no-access-log] [--json]
+                                      [--no-access-log] [--before /path/to/other/src] [--json]
 
 Prints every run, the median ratio router / nginx over the runs (each run's router figure over the nginx
 figure measured just before it), the µs of CPU per request of both proxies (utime + stime from /proc over
 the requests served), the load average around the run and whether the router ran compiled
 (shipyard.router.native), and a last line starting with VERDICT against issue 17's bar (≥ 0.5 × nginx).
+``--before SRC`` adds a second router run from another checkout's ``src`` in the same alternation (a
+before/after in one run; its own ratio is printed, the verdict is the first router's).
 The ratio needs a quiet machine (wrk, the upstream and the proxy share the cores); CPU per request moves
 much less with the load. BENCH_ROUTER_SRC=/path/to/src runs another checkout's router.
 Needs nginx and wrk (haproxy with --haproxy): scripts/setup-system.sh bench.
@@ -62,14 +64,15 @@ def main() -> None:
     ap.add_argument("--haproxy", action="store_true", help="also measure HAProxy (each run)")
     ap.add_argument("--direct", action="store_true", help="also measure the upstream without a proxy (once)")
     ap.add_argument("--no-access-log", action="store_true", help="run the router without its access log")
+    ap.add_argument("--before", type=Path, help="another checkout's src: its router runs in the same alternation")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     for tool in ("nginx", "wrk", *(("haproxy",) if args.haproxy else ())):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is not installed (run make setup, or scripts/setup-system.sh bench)")
     procs: list[subprocess.Popen[bytes]] = []
-    rps: dict[str, list[float]] = {"nginx": [], "router": [], "haproxy": [], "direct": []}
-    cpu: dict[str, list[float]] = {"nginx": [], "router": []}
+    rps: dict[str, list[float]] = {"nginx": [], "router": [], "before": [], "haproxy": [], "direct": []}
+    cpu: dict[str, list[float]] = {"nginx": [], "router": [], "before": []}
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
@@ -86,6 +89,12 @@ def main() -> None:
             procs.append(router)
             native = bool(RouterClient(tmp / "router.sock").ping().get("native"))
             targets = [("nginx", px_nginx, proxy.pid), ("router", px_router, router.pid)]
+            if args.before:
+                px_before = free_port()
+                (tmp / "before").mkdir()
+                before = start_router(tmp / "before", px_before, up, log=not args.no_access_log, src=args.before)
+                procs.append(before)
+                targets.append(("before", px_before, before.pid))
             if args.haproxy:
                 procs.append(haproxy(tmp, px_haproxy, up))
                 targets.append(("haproxy", px_haproxy, None))
@@ -102,8 +111,9 @@ def main() -> None:
                         cpu[name].append(c)
                 if not args.json:
                     line = "  ".join(f"{n} {rps[n][-1]:8,.0f}" for n, _, _ in targets)
+                    cpus = ", ".join(f"{n} {cpu[n][-1]:.1f}" for n, _, _ in targets if n in cpu)
                     print(f"run {i + 1}: {line} req/s → router / nginx {rps['router'][-1] / rps['nginx'][-1]:.2f};"
-                          f" CPU µs/request nginx {cpu['nginx'][-1]:.1f}, router {cpu['router'][-1]:.1f}", flush=True)
+                          f" CPU µs/request {cpus}", flush=True)
         finally:
             for p in procs:
                 p.terminate()
@@ -118,6 +128,10 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in rps.items() if v}
     cpu_med = {k: statistics.median(v) for k, v in cpu.items() if v}
     log = "off" if args.no_access_log else "on"
+    if rps["before"] and not args.json:
+        before_ratio = statistics.median(b / n for b, n in zip(rps["before"], rps["nginx"], strict=True) if n)
+        print(f"before ({args.before}): router / nginx = {before_ratio:.2f}; CPU µs/request median"
+              f" {cpu_med['before']:.1f} → {cpu_med['router']:.1f} ({cpu_med['router'] / cpu_med['before']:.2f} ×)")
     build = "compiled" if native else "plain Python"
     verdict = (f"VERDICT: router / nginx = {ratio:.2f} (median of {len(ratios)} alternating runs, access log {log},"
                f" router {build}, load average {load_before[0]:.1f} → {load_after[0]:.1f} on {os.cpu_count()} cpus)"

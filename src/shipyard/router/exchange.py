@@ -157,7 +157,7 @@ class Exchange:
         if head.expect_continue and not self.req_done and head.version == "1.1" and self.conn.t is not None:
             self.conn.t.write(CONTINUE_100)
         if self.req_done:
-            self.resp_deadline = monotonic() + self.env.settings.response_timeout
+            self.resp_deadline = monotonic() + self.env.response_timeout
         if self.conn.write_paused:
             t.pause_reading()
 
@@ -208,7 +208,7 @@ class Exchange:
         if self.done:
             return
         if self.up is not None:
-            self.resp_deadline = monotonic() + self.env.settings.response_timeout
+            self.resp_deadline = monotonic() + self.env.response_timeout
 
     def client_upgrade_data(self, data: bytes) -> None:
         if data:
@@ -329,7 +329,7 @@ class Exchange:
         wedged instance must not hold the request until the client gives up: from now on it has
         response_timeout to move again or to answer."""
         if not self.resp_started and not self.resp_deadline:
-            self.resp_deadline = monotonic() + self.env.settings.response_timeout
+            self.resp_deadline = monotonic() + self.env.response_timeout
 
     def upstream_moving(self) -> None:
         if not self.req_done and not self.resp_started:

@@ -25,7 +25,7 @@ from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 
-COMPILED = ("h1", "h1response", "headers", "tracing", "exchange", "proxy", "upstream", "accesslog")
+COMPILED = ("h1", "h1response", "headers", "tracing", "exchange", "proxy", "upstream", "accesslog", "env")
 _PKG = Path(__file__).resolve().parent  # shipyard/router
 _ROOT = _PKG.parent  # shipyard
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
