@@ -84,11 +84,9 @@ class Exchange:
         if not self.done:
             self.route()
 
-    def route(self, exclude: Instance | None = None, now: float = 0.0) -> None:
-        """``now``: the caller's monotonic time when it has one (the request's arrival), else read here."""
+    def route(self, exclude: Instance | None = None, now: float = 0.0) -> None:  # now: the head's arrival
         env = self.env
-        if not now:
-            now = monotonic()
+        now = now or monotonic()
         inst, cookie = env.pick(self.head, now, exclude)
         if inst is None:
             if exclude is not None:
@@ -165,11 +163,7 @@ class Exchange:
         head = self.head
         inst = self.inst
         assert inst is not None
-        if head.request_id is None and head.traceparent is None:
-            rid, tp, self.trace, self.span = tracing.fresh_ids()
-        else:
-            rid = tracing.request_id(head.request_id)
-            tp, self.trace, self.span = tracing.traceparent(head.traceparent)
+        rid, tp, self.trace, self.span = tracing.ids(head.request_id, head.traceparent)
         self.rid = rid
         return request_head(head, self.conn.ip, self.env.headers, rid, tp, inst.host, inst.port, self.conn.keep_xff)
 
