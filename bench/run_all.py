@@ -11,6 +11,7 @@ SCRIPTS = [
     ["zero_downtime.py"],
     ["router_throughput.py"],
     ["router_throughput.py", "--no-access-log"],
+    ["router_hotpath.py"],
     ["router_latency.py"],
     ["router_memory.py"],
     ["router_streaming.py"],
