@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import re
 import shutil
 import statistics
@@ -27,16 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from router_common import free_port, start_router, wait_port  # noqa: E402
-
-from router import nginx  # noqa: E402
-
-
-def cpu_s(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tck = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tck, int(fields[12]) / tck
+from router_common import cpu_s, free_port, nginx, start_router, wait_port  # noqa: E402
 
 
 def wrk(port: int, duration: float, connections: int) -> int:

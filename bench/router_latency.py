@@ -11,9 +11,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from router_common import start_router
-
-from router import free_port, nginx, wait_port
+from router_common import free_port, nginx, start_router, wait_port
 
 
 async def run(port: int, rate: float, seconds: float, conns: int = 32) -> list[float]:

@@ -11,9 +11,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-from router_common import rss_mb, start_router
-
-from router import free_port, nginx, wait_port
+from router_common import free_port, nginx, rss_mb, start_router, wait_port
 
 
 def main() -> None:

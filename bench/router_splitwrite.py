@@ -23,9 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from router_common import ROOT, free_port, start_router, wait_port  # noqa: E402
-
-from router import nginx  # noqa: E402
+from router_common import (  # noqa: E402
+    ROOT,
+    free_port,
+    nginx,  # noqa: E402
+    start_router,
+    wait_port,
+)
 
 SPLITWRITE_APP = ROOT / "tests" / "router" / "splitwrite_app.py"
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}

@@ -15,9 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from router_common import ROOT, rss_mb, start_router
-
-from router import free_port, wait_port
+from router_common import ROOT, free_port, rss_mb, start_router, wait_port
 
 
 def main() -> None:

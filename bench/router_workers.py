@@ -23,9 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from router_common import free_port, start_router, wait_port  # noqa: E402
-
-from router import nginx, wrk  # noqa: E402
+from router_common import free_port, nginx, start_router, wait_port, wrk  # noqa: E402
 
 
 def _routers(tmp: Path, n: int, port: int, upstream: int) -> list[subprocess.Popen[bytes]]:

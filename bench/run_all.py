@@ -9,8 +9,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [
     ["zero_downtime.py"],
-    ["router.py"],
-    ["router.py", "--no-access-log"],
+    ["router_throughput.py"],
+    ["router_throughput.py", "--no-access-log"],
+    ["router_hotpath.py"],
     ["router_latency.py"],
     ["router_memory.py"],
     ["router_streaming.py"],

@@ -52,6 +52,9 @@ class EnvRuntime:
         self.name = name
         self.table: RoutingTable | None = None
         self.settings = RouterEnvSpec()
+        # The settings read on every request, as plain floats (a pydantic model's attribute is a dict lookup).
+        self.header_timeout = self.idle_timeout = self.response_timeout = 0.0
+        self._timeouts(self.settings)
         self.limits = Limits()
         self.server: asyncio.AbstractServer | None = None
         self.port = 0
@@ -156,8 +159,14 @@ class EnvRuntime:
         if old is not None:
             old.close()
 
+    def _timeouts(self, s: RouterEnvSpec) -> None:
+        self.header_timeout = float(s.header_timeout)
+        self.idle_timeout = float(s.idle_timeout)
+        self.response_timeout = float(s.response_timeout)
+
     def _apply_settings(self, s: RouterEnvSpec) -> None:
         self.settings = s
+        self._timeouts(s)
         self.limits = Limits(s.max_request_line, s.max_header_size, s.max_headers, s.max_body_size)
         self.max_pause = s.max_pause
         self.headers = HeaderPolicy.for_env(self.name, s, self.sticky_cookie)

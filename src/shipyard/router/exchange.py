@@ -84,11 +84,9 @@ class Exchange:
         if not self.done:
             self.route()
 
-    def route(self, exclude: Instance | None = None, now: float = 0.0) -> None:
-        """``now``: the caller's monotonic time when it has one (the request's arrival), else read here."""
+    def route(self, exclude: Instance | None = None, now: float = 0.0) -> None:  # now: the head's arrival
         env = self.env
-        if not now:
-            now = monotonic()
+        now = now or monotonic()
         inst, cookie = env.pick(self.head, now, exclude)
         if inst is None:
             if exclude is not None:
@@ -157,7 +155,7 @@ class Exchange:
         if head.expect_continue and not self.req_done and head.version == "1.1" and self.conn.t is not None:
             self.conn.t.write(CONTINUE_100)
         if self.req_done:
-            self.resp_deadline = monotonic() + self.env.settings.response_timeout
+            self.resp_deadline = monotonic() + self.env.response_timeout
         if self.conn.write_paused:
             t.pause_reading()
 
@@ -165,11 +163,7 @@ class Exchange:
         head = self.head
         inst = self.inst
         assert inst is not None
-        if head.request_id is None and head.traceparent is None:
-            rid, tp, self.trace, self.span = tracing.fresh_ids()
-        else:
-            rid = tracing.request_id(head.request_id)
-            tp, self.trace, self.span = tracing.traceparent(head.traceparent)
+        rid, tp, self.trace, self.span = tracing.ids(head.request_id, head.traceparent)
         self.rid = rid
         return request_head(head, self.conn.ip, self.env.headers, rid, tp, inst.host, inst.port, self.conn.keep_xff)
 
@@ -208,7 +202,7 @@ class Exchange:
         if self.done:
             return
         if self.up is not None:
-            self.resp_deadline = monotonic() + self.env.settings.response_timeout
+            self.resp_deadline = monotonic() + self.env.response_timeout
 
     def client_upgrade_data(self, data: bytes) -> None:
         if data:
@@ -329,7 +323,7 @@ class Exchange:
         wedged instance must not hold the request until the client gives up: from now on it has
         response_timeout to move again or to answer."""
         if not self.resp_started and not self.resp_deadline:
-            self.resp_deadline = monotonic() + self.env.settings.response_timeout
+            self.resp_deadline = monotonic() + self.env.response_timeout
 
     def upstream_moving(self) -> None:
         if not self.req_done and not self.resp_started:

@@ -58,7 +58,7 @@ class ClientConn(asyncio.Protocol):
         self.ip = (peer[0] if peer else "").encode()
         transport.set_write_buffer_limits(high=256 * 1024)
         self.env.conns.add(self)
-        self.deadline = monotonic() + self.env.settings.header_timeout
+        self.deadline = monotonic() + self.env.header_timeout
         self.dkind = D_HEAD
 
     def data_received(self, data: bytes) -> None:
@@ -69,7 +69,7 @@ class ClientConn(asyncio.Protocol):
             return
         dkind = self.dkind
         if dkind == D_IDLE:
-            self.deadline = monotonic() + self.env.settings.header_timeout
+            self.deadline = monotonic() + self.env.header_timeout
             self.dkind = D_HEAD
         elif dkind == D_BODY:
             deadline = monotonic() + self.env.settings.body_timeout
@@ -258,7 +258,7 @@ class ClientConn(asyncio.Protocol):
         """The current exchange is over and the connection stays open: go on with queued requests."""
         self.ex = None
         self.dkind = D_IDLE
-        self.deadline = now + self.env.settings.idle_timeout
+        self.deadline = now + self.env.idle_timeout
         if self.events:
             self.process()
         if self._eof and not self.closed and (self.ex is None or self._abandoned()):

@@ -14,6 +14,7 @@ from time import monotonic
 from shipyard.primitives.listenerpass import send_listeners
 from shipyard.primitives.metrics import RETENTION_S, SCHEME, Series, WindowStats, slice_json, window_of
 from shipyard.primitives.routerproto import RoutingTable, TableError, parse, parse_weights
+from shipyard.router import native
 from shipyard.router.accesslog import AccessLog
 from shipyard.router.env import EnvRuntime
 from shipyard.router.listeners import INHERITED
@@ -119,7 +120,8 @@ class Router:
 
     # -- control operations (each returns the reply fields; errors raise TableError) --------------------
     async def op_ping(self, msg: Message) -> Reply:
-        return {"pid": os.getpid(), "envs": sorted(self.envs), "worker": self.worker}
+        return {"pid": os.getpid(), "envs": sorted(self.envs), "worker": self.worker,
+                "native": bool(native.state["native"])}
 
     def _check_addresses(self, table: RoutingTable) -> None:
         """SO_REUSEPORT lets two of our own listeners share a port, which would split its connections

@@ -42,3 +42,11 @@ def fresh_ids() -> tuple[bytes, bytes, bytes, bytes]:
         tp, trace, span = traceparent(None)
         return h[:32], tp, trace, span
     return h[:32], b"00-" + trace + b"-" + span + b"-01", trace, span
+
+
+def ids(given_id: bytes | None, given_tp: bytes | None) -> tuple[bytes, bytes, bytes, bytes]:
+    """``(request id, traceparent, trace_id, span_id)`` for a request with the headers it brought."""
+    if given_id is None and given_tp is None:
+        return fresh_ids()
+    tp, trace, span = traceparent(given_tp)
+    return request_id(given_id), tp, trace, span
