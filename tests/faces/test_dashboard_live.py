@@ -142,7 +142,7 @@ def test_watch_a_canary_live_then_roll_back_in_the_browser(proj: tuple[Project, 
             expect(page.locator("#live")).to_have_attribute("data-release", v1, timeout=60_000)
             assert wait_for(lambda: _status(p)["release"] == v1, timeout=30)
             for path, shot in (("/charts?env=staging&since=1h", "dashboard-charts.png"),
-                               ("/history?env=staging", "dashboard-history.png"), ("/alerts", "dashboard-alerts.png")):
+                               ("/alerts", "dashboard-alerts.png")):
                 page.goto(base + path)
                 if "charts" in path:
                     expect(page.locator("body")).to_have_attribute("data-charts", "drawn", timeout=10_000)
@@ -266,6 +266,10 @@ def test_no_secret_or_token_in_any_page_or_event_stream(proj: tuple[Project, int
         code, _, html = _request(port, "GET", path, cookie=cookie)
         assert code == 200, (path, code, html[:200])
         texts.append(html)
+    history = texts[3]
+    aborted = re.search(r'<tr class="deployment" data-id="\d+" data-outcome="rolled_back">.*?</tr>', history)
+    assert aborted is not None and "aborted by the operator" in aborted.group(0), "the abort, with its reason"
+    assert "dash-viewer" not in history and "local" in aborted.group(0), "its performer"
     stream = _sse(port, cookie, "staging", 2.5)
     assert stream.startswith("HTTP/1.1 200") and "event: live" in stream and "text/event-stream" in stream
     texts.append(stream)
@@ -273,6 +277,20 @@ def test_no_secret_or_token_in_any_page_or_event_stream(proj: tuple[Project, int
     for t in texts:
         assert SECRET not in t and token not in t
         assert not local_token or local_token not in t
+    # The history after the abort, with its reason, for the docs.
+    from playwright.sync_api import sync_playwright
+
+    link = str(p.json("dashboard")["login_link"])  # type: ignore[index]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 500})
+            page.goto(link)
+            page.goto(f"http://127.0.0.1:{port}/history?env=staging")
+            assert page.locator('tr.deployment[data-outcome="rolled_back"]').count() >= 1
+            page.screenshot(path=str(ARTIFACTS / "dashboard-history.png"), full_page=True)
+        finally:
+            browser.close()
     # Without a session: no page, no stream, no static file beyond the public scripts.
     assert _request(port, "GET", "/events?env=staging")[0] == 303
     assert _request(port, "GET", "/history?env=staging")[0] == 303
