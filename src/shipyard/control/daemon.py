@@ -229,6 +229,7 @@ class ControlPlane:
         calls = ApiCalls(gate, routes)
         dashboard = Dashboard(DashboardContext(
             sessions=sessions, tokens=tokens, clock=self.clock, actions=Actions(calls),
+            environments=lambda: sorted(getattr(self.spec_watch.current(), "environments", {})),
             views=Views(calls=calls, store=self.store, registry=self.registry, clock=self.clock,
                         load_spec=self.specs.load)))
         dash_port = await dashboard.start("127.0.0.1", 0)

@@ -44,6 +44,9 @@ class DashboardContext:
     views: Views
     actions: Actions
     clock: Clock
+    # The environments for the background refresh: a task reads the spec only when it changed (SpecWatch),
+    # not once per tick through the counted per-request source.
+    environments: Callable[[], list[str]]
 
 
 class Dashboard:
@@ -58,7 +61,7 @@ class Dashboard:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         views = self.ctx.views
-        self._fresh = guarded(views.last_hour.keep_fresh(self.ctx.clock, lambda: sorted(views.load_spec().environments)),
+        self._fresh = guarded(views.last_hour.keep_fresh(self.ctx.clock, self.ctx.environments),
                               "dashboard-traffic")
         self._server = await asyncio.start_server(self._serve, host, port)
         self.port = int(self._server.sockets[0].getsockname()[1])
