@@ -57,6 +57,9 @@ def deliveries(
     if json_out:
         ap.print_json(doc)
         return
+    if not doc["deliveries"]:
+        ap.echo("no deliveries" + (f" to {receiver}" if receiver else ""))
+        return
     t = Table(box=None)
     for col in ("id", "at", "receiver", "status", "tries", "title", "error"):
         t.add_column(col, no_wrap=col not in ("title", "error"))

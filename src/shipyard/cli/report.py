@@ -46,7 +46,8 @@ def command(
     ap.echo(f"{rep['title']}")
     ap.echo(f"availability {pct(av['value'])} vs SLO {pct(av['slo'])}{verdict}; {tr['requests']} requests, "
             f"error rate {pct(tr['error_rate'])}; P50 {ms(tr['p50'])} P95 {ms(tr['p95'])} P99 {ms(tr['p99'])}")
-    ap.echo(f"deploys {dep['count']} {dep['outcomes']}; rollbacks {len(dep['rollbacks'])}; "
+    outcomes = ", ".join(f"{n} {k}" for k, n in sorted(dep["outcomes"].items()))
+    ap.echo(f"deploys {dep['count']}{f' ({outcomes})' if outcomes else ''}; rollbacks {len(dep['rollbacks'])}; "
             f"alerts fired {rep['alerts']['fired']}; incidents {len(rep['incidents'])}")
     if html is not None:
         ap.echo(f"wrote {html}")
