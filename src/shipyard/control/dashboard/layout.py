@@ -87,6 +87,8 @@ def when(t: float | None) -> str:
 def secs(v: float | None) -> str:
     if v is None:
         return "-"
+    if v < 1:  # restores and objectives of a few milliseconds: "0.0s" would hide them
+        return f"{v * 1000:.0f} ms"
     if v < 120:
         return f"{v:.1f}s"
     return f"{v / 60:.1f} min" if v < 7200 else f"{v / 3600:.1f} h"

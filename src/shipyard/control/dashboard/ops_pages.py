@@ -8,6 +8,7 @@ from typing import Any
 
 from shipyard.control.dashboard.layout import action_form, csrf_field, env_picker, frame, pill, secs, when
 from shipyard.primitives.spec.backup import BackupSpec
+from shipyard.primitives.spec.durations import parse_duration
 from shipyard.primitives.store.records import DrillRec
 
 
@@ -17,14 +18,27 @@ def _size(n: int | None) -> str:
     return f"{n / 1048576:.1f} MiB" if n >= 1048576 else f"{n / 1024:.1f} KiB"
 
 
-def _objective(measured: float | None, limit: float | None) -> str:
+def _objective(measured: float | None, limit: float | None, check: dict[str, Any] | None) -> str:
+    """The measure against the objective the drill was judged by (its own check: the spec may have changed
+    since), or against today's objective for a drill judged without one."""
     if measured is None:
         return "-"
-    if limit is None:
+    if check is not None:
+        ok = bool(check.get("ok"))
+        then = _judged_by(str(check.get("detail") or "")) or (secs(limit) if limit else "?")
+    elif limit is None:
         return secs(measured)
-    ok = measured <= limit
-    return (f"<span class=\"{'ok' if ok else 'bad'}\">{secs(measured)} {'≤' if ok else '&gt;'} "
-            f"{secs(limit)}</span>")
+    else:
+        ok, then = measured <= limit, secs(limit)
+    return f"<span class=\"{'ok' if ok else 'bad'}\">{secs(measured)} {'≤' if ok else '&gt;'} {escape(then)}</span>"
+
+
+def _judged_by(detail: str) -> str:
+    """The objective in a drill check's detail (``48ms ≤ objective 1h``), in this page's units."""
+    try:
+        return secs(parse_duration(detail.rsplit("objective ", 1)[1])) if "objective " in detail else ""
+    except ValueError:  # a detail written otherwise: today's objective instead
+        return ""
 
 
 def backups_page(app: str, who: str, role: str, csrf: str, envs: list[str], env: str, backup: BackupSpec | None,
@@ -55,9 +69,11 @@ def backups_page(app: str, who: str, role: str, csrf: str, envs: list[str], env:
     for d in drills:
         for src in d.detail.get("sources") or []:
             checks = ", ".join(f"{c.get('name')} {'ok' if c.get('ok') else 'FAILED'}" for c in src.get("checks") or [])
+            judged = {c.get("name"): c for c in src.get("checks") or []}
             drows.append(f"<tr class=\"drill\" data-ok=\"{str(bool(src.get('ok'))).lower()}\"><td>{when(d.started_at)}</td>"
                          f"<td>{escape(str(src.get('source')))}</td><td>{pill('ok' if src.get('ok') else 'failed')}</td>"
-                         f"<td>{_objective(src.get('rto_s'), rto)}</td><td>{_objective(src.get('rpo_s'), rpo)}</td>"
+                         f"<td class=\"rto\">{_objective(src.get('rto_s'), rto, judged.get('rto'))}</td>"
+                         f"<td class=\"rpo\">{_objective(src.get('rpo_s'), rpo, judged.get('rpo'))}</td>"
                          f"<td>{escape(checks)}</td></tr>")
     parts.append("<h3>Restore drills (against the RTO / RPO)</h3>" + (
         "<table id=\"drills\"><tr><th>when</th><th>source</th><th>outcome</th><th>restore time (RTO)</th>"
