@@ -70,13 +70,16 @@ def _page(port: int) -> str:
 def test_an_incident_from_the_cli_is_on_the_page_and_in_the_feed_within_5s(proj: tuple[Project, int]) -> None:
     p, port = proj
     assert wait_for(lambda: "Svc - service status" in _page(port), timeout=20), "the page is served"
+    # Within 5 s of running the command (its own start-up counted), on the page and in the feed.
+    deadline = time.monotonic() + 5
     opened = p.ok("incident", "open", "--component", "API", "--impact", "major", "-m", "Elevated errors on readings")
     iid = int(opened.stdout.strip())
-    t0 = time.monotonic()
-    assert wait_for(lambda: "Elevated errors on readings" in _page(port), timeout=5)
+    assert wait_for(lambda: "Elevated errors on readings" in _page(port), timeout=max(0.0, deadline - time.monotonic()))
     assert wait_for(lambda: any(e.title == "Elevated errors on readings"
-                                for e in feedparser.parse(_get(port, "/history.atom")[2]).entries), timeout=5)
-    assert time.monotonic() - t0 < 5
+                                for e in feedparser.parse(_get(port, "/history.atom")[2]).entries),
+                    timeout=max(0.0, deadline - time.monotonic()))
+    assert time.monotonic() < deadline
+    print(f"incident on the page and in the feed {5 - (deadline - time.monotonic()):.2f} s after the command")
     page = _page(port)
     assert 'data-component="API" data-status="partial_outage"' in page
     p.ok("incident", "update", str(iid), "--status", "identified", "-m", "Bad cache node")
