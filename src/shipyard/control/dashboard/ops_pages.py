@@ -7,6 +7,8 @@ from html import escape
 from typing import Any
 
 from shipyard.control.dashboard.layout import action_form, csrf_field, env_picker, frame, pill, secs, when
+from shipyard.engine.alerting.rules import format_value
+from shipyard.primitives.spec.alerting import parse_expr
 from shipyard.primitives.spec.backup import BackupSpec
 from shipyard.primitives.spec.durations import parse_duration
 from shipyard.primitives.store.records import DrillRec
@@ -82,6 +84,17 @@ def backups_page(app: str, who: str, role: str, csrf: str, envs: list[str], env:
     return frame(app, "/backups", who, role, csrf, env, "".join(parts), flash=flash, title=f"{env} backups — {app}")
 
 
+def _value(rule: dict[str, Any]) -> str:
+    """The rule's latest value in its series' unit. Its summary is a sentence about the alert ("no instance is
+    up"), shown only while it is pending or firing: beside an inactive rule it would read as a fact."""
+    try:
+        series = parse_expr(rule["expr"]).series
+    except ValueError:
+        series = "promql"
+    text = format_value(series, rule.get("value"))
+    return f"<span class=\"muted\">{text}</span>" if rule.get("value") is None else escape(text)
+
+
 def alerts_page(app: str, who: str, role: str, csrf: str, envs: list[str], env: str | None,
                 rules: list[dict[str, Any]], silences: list[dict[str, Any]], flash: str = "") -> str:
     back = f"/alerts?env={env}" if env else "/alerts"
@@ -89,7 +102,9 @@ def alerts_page(app: str, who: str, role: str, csrf: str, envs: list[str], env: 
     rows = "".join(
         f"<tr class=\"rule\" data-name=\"{escape(r['name'])}\" data-state=\"{escape(r['state'])}\">"
         f"<td>{escape(r['env'])}</td><td>{escape(r['name'])}</td><td>{pill(r['state'])}</td>"
-        f"<td>{escape(r['severity'])}</td><td>{escape(r.get('summary') or '')}</td><td>{when(r.get('since'))}</td>"
+        f"<td>{escape(r['severity'])}</td><td class=\"value\">{_value(r)}</td>"
+        f"<td class=\"summary\">{escape(r.get('summary') or '') if r['state'] in ('firing', 'pending') else ''}</td>"
+        f"<td>{when(r.get('since'))}</td>"
         f"<td><code>{escape(r['expr'])}</code></td></tr>"
         for r in sorted(rules, key=lambda r: (order.get(r["state"], 9), r["env"], r["name"])))
     srows = "".join(
@@ -107,7 +122,7 @@ def alerts_page(app: str, who: str, role: str, csrf: str, envs: list[str], env: 
            "<label>why <input name=\"comment\" size=\"30\"></label> <button>Silence</button></form>")
     body = (env_picker("/alerts", envs, env or "") + f"<h2>Alerts{' of ' + escape(env) if env else ''}</h2>"
             + (f"<table id=\"rules\"><tr><th>env</th><th>rule</th><th>state</th><th>severity</th><th>value</th>"
-               f"<th>since</th><th>expression</th></tr>{rows}</table>" if rows else "<p class=\"muted\">no rules</p>")
+               f"<th>summary</th><th>since</th><th>expression</th></tr>{rows}</table>" if rows else "<p class=\"muted\">no rules</p>")
             + "<h2>Silences</h2>" + (f"<table id=\"silences\"><tr><th>#</th><th>match</th><th>state</th><th>until</th>"
                                      f"<th>why</th><th>by</th><th></th></tr>{srows}</table>" if srows
                                      else "<p class=\"muted\">no active silence</p>") + add)
