@@ -2,26 +2,22 @@
 sqlite sources into a local repository, a real control plane), `shipyard backup run` and two
 `shipyard backup drill`s — one within the objectives, one after the RTO is tightened to 1 ms — then the page
 in headless Debian Chromium: every backup listed, each drill's restore time and data age against the
-objective it was judged by, and its outcome."""
+objective it was judged by, and its outcome; neither the backup key nor the master key on the page."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
-
-from backup.test_cli import TOML, Project, backup_project, sh
+from backup.test_cli import MASTER_KEY, TOML, Project, backup_project, sh
 
 __all__ = ["backup_project"]  # the fixture of tests/backup, shared
 
 ARTIFACTS = Path(os.environ.get("SHIPYARD_TEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "build" / "test-artifacts")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CELL = re.compile(r"^([\d.]+) ?(ms|s|min) (≤|>) (.+)$")
 
 
@@ -33,9 +29,8 @@ def _seconds(cell: str) -> tuple[float, str, str]:
     return value, m.group(3), m.group(4)
 
 
-def test_the_backups_page_shows_real_backups_and_drills_against_rto_and_rpo(backup_project: Project) -> None:
-    if CHROMIUM is None:
-        pytest.fail("Debian's chromium is not installed: run make setup (scripts/setup-system.sh)")
+def test_the_backups_page_shows_real_backups_and_drills_against_rto_and_rpo(backup_project: Project,
+                                                                           chromium: str) -> None:
     from playwright.sync_api import sync_playwright
 
     p = backup_project
@@ -59,7 +54,7 @@ def test_the_backups_page_shows_real_backups_and_drills_against_rto_and_rpo(back
     link = str(p.json("dashboard")["login_link"])  # type: ignore[index]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 600})
             page.goto(link)
@@ -87,6 +82,8 @@ def test_the_backups_page_shows_real_backups_and_drills_against_rto_and_rpo(back
                 assert row.locator("td.rto span").get_attribute("class") == ("ok" if rto_ok else "bad")
                 assert ("rto FAILED" in cells[5]) == (not rto_ok)
             assert drills.nth(2).get_attribute("data-ok") == "true" and drills.nth(3).get_attribute("data-ok") == "true"
+            key = (root / ".shipyard" / "backup.key").read_text().strip()
+            assert key and key not in page.content() and MASTER_KEY not in page.content(), "no key on the page"
             page.screenshot(path=str(ARTIFACTS / "dashboard-backups.png"), full_page=True)
         finally:
             browser.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -166,11 +165,9 @@ def test_report_html_and_json(proj: tuple[Project, int]) -> None:
 
 
 ARTIFACTS = Path(os.environ.get("SHIPYARD_TEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "build" / "test-artifacts")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup-system.sh)")
-def test_page_and_report_render_in_chromium(proj: tuple[Project, int]) -> None:
+def test_page_and_report_render_in_chromium(proj: tuple[Project, int], chromium: str) -> None:
     from playwright.sync_api import sync_playwright
 
     p, port = proj
@@ -184,7 +181,7 @@ def test_page_and_report_render_in_chromium(proj: tuple[Project, int]) -> None:
     assert report.exists(), "written by test_report_html_and_json"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 960, "height": 900})
             page.goto(f"http://127.0.0.1:{port}/")
@@ -226,8 +223,7 @@ def _post(port: int, path: str, form: dict[str, str], cookie: str = "") -> tuple
         conn.close()
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup-system.sh)")
-def test_dashboard_login_rollback_logout_and_refusals(proj: tuple[Project, int]) -> None:
+def test_dashboard_login_rollback_logout_and_refusals(proj: tuple[Project, int], chromium: str) -> None:
     import re
     from urllib.parse import urlsplit
 
@@ -242,7 +238,7 @@ def test_dashboard_login_rollback_logout_and_refusals(proj: tuple[Project, int])
     dash_port = urlsplit(link).port
     assert dash_port
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 700})
             page.goto(link)
