@@ -72,7 +72,7 @@ def backups_page(app: str, who: str, role: str, csrf: str, envs: list[str], env:
         for src in d.detail.get("sources") or []:
             checks = ", ".join(f"{c.get('name')} {'ok' if c.get('ok') else 'FAILED'}" for c in src.get("checks") or [])
             judged = {c.get("name"): c for c in src.get("checks") or []}
-            drows.append(f"<tr class=\"drill\" data-ok=\"{str(bool(src.get('ok'))).lower()}\"><td>{when(d.started_at)}</td>"
+            drows.append(f"<tr class=\"drill\" data-ok=\"{str(bool(src.get('ok'))).lower()}\"><td class=\"when\">{when(d.started_at)}</td>"
                          f"<td>{escape(str(src.get('source')))}</td><td>{pill('ok' if src.get('ok') else 'failed')}</td>"
                          f"<td class=\"rto\">{_objective(src.get('rto_s'), rto, judged.get('rto'))}</td>"
                          f"<td class=\"rpo\">{_objective(src.get('rpo_s'), rpo, judged.get('rpo'))}</td>"
