@@ -3,6 +3,7 @@ SMTP server and HTTP recorder of tests/notify receive the reports."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,3 +22,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, the browser of the browser tests (Playwright's own download cannot work here).
+    Missing is a failure, not a skip: a skipped browser test would let `make test` pass without them."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail("Debian's chromium is not installed: run make setup (scripts/setup-system.sh)")
+    return path

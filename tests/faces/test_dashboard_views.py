@@ -135,3 +135,21 @@ def test_the_overview_keeps_the_last_hour_and_reads_only_what_is_new(tmp_path: A
         assert hour.figures("prod", now + 3700) is None and hour.reads["full"] == 4, "whole hour re-read, now empty"
     finally:
         store.close()
+
+
+def test_a_rule_shows_its_value_and_its_summary_only_while_it_is_active() -> None:
+    from shipyard.control.dashboard.ops_pages import alerts_page
+
+    def rule(name: str, expr: str, state: str, value: float | None, summary: str) -> dict[str, Any]:
+        return {"env": "prod", "name": name, "expr": expr, "state": state, "severity": "critical", "value": value,
+                "summary": summary, "since": None}
+
+    html = alerts_page("svc", "alice", "viewer", "c", ["prod"], "prod", [
+        rule("InstanceDown", "up < 1", "inactive", 1.0, "prod: no instance is up"),
+        rule("HighErrorRate", "error_rate[1m] > 5%", "firing", 0.2, "prod: 20% of requests fail (over 5% for 5m)"),
+        rule("BackupTooOld", "backup_age > 26h", "inactive", None, "prod: the newest good backup is no data old")], [])
+    rows = {r.split('"')[0]: r for r in html.split('<tr class="rule" data-name="')[1:]}
+    assert "no instance is up" not in rows["InstanceDown"] and '<td class="value">1</td>' in rows["InstanceDown"]
+    assert '<td class="value">20%</td>' in rows["HighErrorRate"] and "20% of requests fail" in rows["HighErrorRate"]
+    assert "no data</span>" in rows["BackupTooOld"] and "no data old" not in rows["BackupTooOld"]
+    assert html.index("HighErrorRate") < html.index("InstanceDown"), "firing first"

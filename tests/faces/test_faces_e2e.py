@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -70,13 +69,16 @@ def _page(port: int) -> str:
 def test_an_incident_from_the_cli_is_on_the_page_and_in_the_feed_within_5s(proj: tuple[Project, int]) -> None:
     p, port = proj
     assert wait_for(lambda: "Svc - service status" in _page(port), timeout=20), "the page is served"
+    # Within 5 s of running the command (its own start-up counted), on the page and in the feed.
+    deadline = time.monotonic() + 5
     opened = p.ok("incident", "open", "--component", "API", "--impact", "major", "-m", "Elevated errors on readings")
     iid = int(opened.stdout.strip())
-    t0 = time.monotonic()
-    assert wait_for(lambda: "Elevated errors on readings" in _page(port), timeout=5)
+    assert wait_for(lambda: "Elevated errors on readings" in _page(port), timeout=max(0.0, deadline - time.monotonic()))
     assert wait_for(lambda: any(e.title == "Elevated errors on readings"
-                                for e in feedparser.parse(_get(port, "/history.atom")[2]).entries), timeout=5)
-    assert time.monotonic() - t0 < 5
+                                for e in feedparser.parse(_get(port, "/history.atom")[2]).entries),
+                    timeout=max(0.0, deadline - time.monotonic()))
+    assert time.monotonic() < deadline
+    print(f"incident on the page and in the feed {5 - (deadline - time.monotonic()):.2f} s after the command")
     page = _page(port)
     assert 'data-component="API" data-status="partial_outage"' in page
     p.ok("incident", "update", str(iid), "--status", "identified", "-m", "Bad cache node")
@@ -163,11 +165,9 @@ def test_report_html_and_json(proj: tuple[Project, int]) -> None:
 
 
 ARTIFACTS = Path(os.environ.get("SHIPYARD_TEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "build" / "test-artifacts")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup-system.sh)")
-def test_page_and_report_render_in_chromium(proj: tuple[Project, int]) -> None:
+def test_page_and_report_render_in_chromium(proj: tuple[Project, int], chromium: str) -> None:
     from playwright.sync_api import sync_playwright
 
     p, port = proj
@@ -181,7 +181,7 @@ def test_page_and_report_render_in_chromium(proj: tuple[Project, int]) -> None:
     assert report.exists(), "written by test_report_html_and_json"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 960, "height": 900})
             page.goto(f"http://127.0.0.1:{port}/")
@@ -223,8 +223,7 @@ def _post(port: int, path: str, form: dict[str, str], cookie: str = "") -> tuple
         conn.close()
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup-system.sh)")
-def test_dashboard_login_rollback_logout_and_refusals(proj: tuple[Project, int]) -> None:
+def test_dashboard_login_rollback_logout_and_refusals(proj: tuple[Project, int], chromium: str) -> None:
     import re
     from urllib.parse import urlsplit
 
@@ -239,7 +238,7 @@ def test_dashboard_login_rollback_logout_and_refusals(proj: tuple[Project, int])
     dash_port = urlsplit(link).port
     assert dash_port
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 700})
             page.goto(link)

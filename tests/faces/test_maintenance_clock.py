@@ -1,17 +1,25 @@
 """Scheduled maintenance on a test clock: notices 24 h before, at start and at end, each once; ``--switch``
-turns the router's maintenance on at the start and off at the end (the router's side: test_faces_e2e)."""
+turns the router's maintenance on at the start and off at the end (the router's side: test_faces_e2e); the
+notice 24 h ahead reaches the receivers (a real SMTP server and a webhook, tests/notify) through the
+notifier and its outbox, as the daemon wires them."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from notify.conftest import Recorder, Smtp
 from shipyard.control.maintenance import AHEAD_S, MaintenanceService, due_notices
-from shipyard.control.notices import Notices
+from shipyard.control.notices import Notices, receiver_details
+from shipyard.control.notify import Notifier
+from shipyard.control.notify_outbox import Outbox
 from shipyard.errors import BadInput
 from shipyard.primitives.clock import ManualClock
+from shipyard.primitives.spec.loading import parse_spec
+from shipyard.primitives.spec.secrets import SecretStore
 from shipyard.primitives.store import Store
 
 
@@ -78,3 +86,52 @@ def test_a_window_scheduled_late_skips_nothing_it_can_still_send(store: Store) -
         svc.schedule("prod", clock.time() - 7200, 60, "Past", False, [], "alice")
     with pytest.raises(BadInput, match="--allow"):
         svc.schedule("prod", clock.time() + 60, 60, "Bad net", False, ["10.0.0.0/33"], "alice")
+
+
+def test_the_notice_24h_ahead_reaches_the_receivers(tmp_path: Path, store: Store, smtp: Smtp,
+                                                     recorder: Recorder) -> None:
+    from .test_reports_email import Specs
+
+    clock = ManualClock(1_780_000_000.0)
+    specs: Any = Specs(parse_spec({
+        "app": {"name": "svc", "run": "x", "health": {"path": "/h"}},
+        "environments": {"prod": {"port": 8000}},
+        "notifications": {"receivers": [
+            {"name": "mail", "kind": "email", "smtp_host": "127.0.0.1", "smtp_port": smtp.port,
+             "from": "shipyard@example.com", "to": ["users@example.com"], "tls_ca_file": str(smtp.ca_file)},
+            {"name": "hook", "kind": "webhook", "url": recorder.url("/maintenance")}]},
+    }, tmp_path / "shipyard.toml"))
+    notifier = Notifier(store=store, clock=clock, specs=specs)
+    outbox = Outbox(store=store, clock=clock, specs=specs, secrets=SecretStore(tmp_path / ".shipyard"))
+    notifier.on_delivery = outbox.poke
+    notices = Notices(lambda env, kind, msg, data: None)
+    notices.hooks.append(lambda n: notifier.event(n.env, "notice", n.subject, receiver_details(n)))  # as daemon.py
+    svc = MaintenanceService(store=store, clock=clock, link=RecordingRouter(), notices=notices,
+                             on_change=lambda: None)
+    start = clock.time() + 3 * 86400
+    svc.schedule("prod", start, 7200, "Database upgrade", False, [], "alice")
+    mails, hooks = len(smtp.messages), len(recorder.at("/maintenance"))
+
+    async def run() -> None:
+        sender = asyncio.create_task(outbox.run_forever())
+        try:
+            clock.advance(start - AHEAD_S - 1 - clock.time())
+            await svc.tick()
+            assert store.list_deliveries() == [], "nothing before 24 h ahead"
+            clock.advance(1)
+            await svc.tick()
+            for _ in range(400):  # 20 s at most: SMTP with STARTTLS on a loaded machine
+                if len(smtp.messages) > mails and len(recorder.at("/maintenance")) > hooks:
+                    return
+                await asyncio.sleep(0.05)
+        finally:
+            sender.cancel()
+
+    asyncio.run(run())
+    assert len(smtp.messages) == mails + 1 and len(recorder.at("/maintenance")) == hooks + 1, "sent, once"
+    _, msg, tls = smtp.messages[-1]
+    assert tls and msg["To"] == "users@example.com"
+    assert "Scheduled maintenance of prod in 24 hours: Database upgrade" in msg["Subject"]
+    (alert,) = recorder.at("/maintenance")[-1]["alerts"]
+    assert alert["labels"]["notice"] == "maintenance_ahead" and alert["labels"]["env"] == "prod"
+    assert all(d.status == "delivered" for d in store.list_deliveries())

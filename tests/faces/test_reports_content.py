@@ -6,7 +6,6 @@ fired; incidents; backups and drills against the RPO and RTO (per source: the st
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -115,11 +114,9 @@ def test_a_24h_report_has_every_item_of_the_issue(store: Store, tmp_path: Path) 
 
 
 ARTIFACTS = Path(os.environ.get("SHIPYARD_TEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "build" / "test-artifacts")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup-system.sh)")
-def test_the_full_report_renders_in_chromium(tmp_path: Path) -> None:
+def test_the_full_report_renders_in_chromium(tmp_path: Path, chromium: str) -> None:
     from playwright.sync_api import sync_playwright
 
     from shipyard.primitives.store import open_store
@@ -133,7 +130,7 @@ def test_the_full_report_renders_in_chromium(tmp_path: Path) -> None:
     page_file.write_text(html)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 960, "height": 900})
             page.goto(page_file.as_uri())

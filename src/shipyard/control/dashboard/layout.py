@@ -19,7 +19,7 @@ color:#222;text-decoration:none}form.inline{display:inline}.kv b{margin-right:1.
 border-radius:3px;overflow:hidden;width:320px;display:inline-block;vertical-align:middle}.bar span{display:block;
 height:100%;background:#2e86de}.pill{border-radius:3px;padding:0 .4em;background:#eee}.pill.succeeded,.pill.pass,
 .pill.ok{background:#d5f5e3}.pill.failed,.pill.fail,.pill.rolled_back,.pill.firing{background:#fadbd8}
-.pill.running,.pill.pending,.pill.inconclusive{background:#fcf3cf}.chart{margin:1em 0}h2{margin:.6em 0 .3em}[hidden]{display:none!important}"""
+.pill.running,.pill.pending,.pill.inconclusive{background:#fcf3cf}.chart{margin:1em 0}td.when{white-space:nowrap}h2{margin:.6em 0 .3em}[hidden]{display:none!important}"""
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
        "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 PAGES = (("/", "Overview"), ("/live", "Live"), ("/history", "History"), ("/charts", "Charts"),
@@ -87,6 +87,8 @@ def when(t: float | None) -> str:
 def secs(v: float | None) -> str:
     if v is None:
         return "-"
+    if v < 1:  # restores and objectives of a few milliseconds: "0.0s" would hide them
+        return f"{v * 1000:.0f} ms"
     if v < 120:
         return f"{v:.1f}s"
     return f"{v / 60:.1f} min" if v < 7200 else f"{v / 3600:.1f} h"

@@ -21,7 +21,13 @@
             ctx.setLineDash([4, 4]);
             ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + h); ctx.stroke();
             ctx.fillStyle = ctx.strokeStyle;
-            ctx.fillText(m.label, x + 3, top + (12 + 12 * (i % 4)) * devicePixelRatio);  // staggered: deploys close together
+            // A label ends at its line (the newest deploys sit at the right edge, where the span ends), or
+            // starts there when it would run past the left edge; staggered: deploys close together. Set
+            // here, not left to whatever alignment uPlot's axes last used.
+            var left = x - 3 - ctx.measureText(m.label).width < u.bbox.left;
+            ctx.textAlign = left ? "left" : "right";
+            ctx.textBaseline = "alphabetic";
+            ctx.fillText(m.label, left ? x + 3 : x - 3, top + (12 + 12 * (i % 4)) * devicePixelRatio);
           });
           ctx.restore();
         }]
