@@ -102,10 +102,14 @@ def render_report(doc: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _backups_html(bk: dict[str, Any]) -> str:
     newest = ("no successful backup yet" if bk["newest_age_s"] is None
               else f"the stalest source's newest is {_dur(bk['newest_age_s'])} old")
-    out = [f"<h2>Backups and drills</h2><p>{bk['runs']} backups ({bk['failed']} failed); {newest}"
+    out = [f"<h2>Backups and drills</h2><p>{_n(bk['runs'], 'backup')} ({bk['failed']} failed); {newest}"
            f"{_objective(bk['rpo_s'], bk['rpo_met'], 'RPO')}.</p>"]
     if bk["sources"]:
         out.append("<table><tr><th>source</th><th>backups</th><th>failed</th><th>newest</th><th>RPO</th></tr>")
@@ -120,7 +124,7 @@ def _backups_html(bk: dict[str, Any]) -> str:
         if bk["last_drill_rpo_s"] is not None:
             drill += (f", its data {_dur(bk['last_drill_rpo_s'])} old"
                       f"{_objective(bk['rpo_s'], bk['drill_rpo_met'], 'RPO')}")
-    out.append(f"<p>{bk['drills']} drills ({bk['drills_failed']} failed); {drill}.</p></body></html>\n")
+    out.append(f"<p>{_n(bk['drills'], 'drill')} ({bk['drills_failed']} failed); {drill}.</p></body></html>\n")
     return "".join(out)
 
 
