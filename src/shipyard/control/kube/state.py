@@ -22,6 +22,8 @@ from shipyard.primitives.clock import Clock
 from shipyard.primitives.store import Store, StoreReader, open_store
 from shipyard.primitives.store.images import ImageRec
 
+__all__ = ["ImageRec", "KubeHistory", "StateDB", "history_rows", "live_status"]  # ImageRec: for image.py
+
 
 class KubeHistory:
     """Records one environment's kube deploys and rollbacks as the local ones are recorded."""
@@ -167,8 +169,16 @@ class StateDB:
     def rows(self, env: str, limit: int) -> list[dict[str, Any]]:
         return history_rows(self.store, env, limit)
 
+    def audit(self, at: float, performer: str, action: str, env: str, target: str | None,
+              detail: dict[str, Any]) -> None:
+        """One audit row, as the control plane writes it for the same command on a local environment."""
+        self.store.add_audit(at, performer, action, env, target, {**detail, "target": "kubernetes"})
+
     def image(self, release: str) -> ImageRec | None:
         return self.store.get_image(release)
+
+    def put_image(self, rec: ImageRec) -> None:
+        self.store.put_image(rec)
 
     def newest_image(self, commit: str, repository: str) -> ImageRec | None:
         """The newest image built of ``commit`` into ``repository`` (another environment's registry may be
