@@ -105,6 +105,8 @@ def test_release_job_that_cannot_schedule_fails_at_its_deadline_and_applies_noth
     # change) and runs the command afresh.
     p.write_kube_spec(release=MIGRATE, autoscale=False, greeting="v2")
     p.commit("v3")
+    plan = deploy(p, "--release", failed["release"], "--plan")
+    assert plan["objects"][0] == {"object": f"Job.batch/{job.metadata.name}", "action": "replace", "changes": []}
     retry = deploy(p, "--release", failed["release"])
     assert retry["outcome"] == "succeeded", retry
     assert retry["steps"][0]["kind"] == "release_job" and not retry["steps"][0].get("reused")

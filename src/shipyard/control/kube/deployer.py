@@ -28,6 +28,7 @@ from shipyard.engine.kube.render import (
     render,
     selector_labels,
 )
+from shipyard.engine.kube.run_job import verdict
 from shipyard.engine.kube.status import pod_reasons, rollout_status
 from shipyard.errors import DeployFailed, NotFound
 from shipyard.primitives.clock import Clock
@@ -98,11 +99,22 @@ class KubeDeployer:
         prune = await self._prune_list(inp, env, manifests)
         job = release_job(inp, list(inp.env.release if inp.env.release is not None else inp.app.release),
                           inp.app.release_timeout)
-        if job is not None:  # validated by the server too; a Job's template cannot change, so it is new
-            await self.cluster.apply(job, dry_run=True)
-            objects.insert(0, {"object": str(applyset.ObjectRef.of(job)), "action": "create", "changes": []})
+        if job is not None:
+            objects.insert(0, {"object": str(applyset.ObjectRef.of(job)), "action": await self._plan_job(job),
+                               "changes": []})
         return {"env": inp.env.name, "release": inp.release, "serving": env.current, "namespace": self.cluster.namespace,
                 "steps": plan_steps(inp, manifests, job), "objects": objects, "prune": [str(r) for r in prune]}
+
+    async def _plan_job(self, job: Manifest) -> str:
+        """What the deploy will do with the release Job (control/kube/releasejob.py): a release's Job that
+        completed is not run again, one that failed is replaced; a new one is validated by the server."""
+        before = await self.cluster.get("batch/v1", "Job", job["metadata"]["name"])
+        if before is not None:
+            v = verdict(before, None)
+            if v.done:
+                return "unchanged" if v.exit_code == 0 else "replace"
+        await self.cluster.apply(job, dry_run=True)
+        return "create" if before is None else "unchanged"  # still running: the deploy waits for it
 
     async def _dry_run(self, manifests: Sequence[Manifest]) -> list[dict[str, Any]]:
         objects = []
