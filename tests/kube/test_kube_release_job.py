@@ -96,8 +96,12 @@ def test_release_job_that_cannot_schedule_fails_at_its_deadline_and_applies_noth
     assert {cm.metadata.name for cm in admin.list(ConfigMap, namespace=ns)} == configmaps
     assert admin.get(ConfigMap, "svc-kube-applyset", namespace=ns).metadata.annotations == parent
     [job] = admin.list(Job, namespace=ns, labels=RELEASE_JOB)
-    assert {c.type: c.reason for c in job.status.conditions if c.status == "True"}.get("Failed") == "DeadlineExceeded"
-    assert wait_for(lambda: pods_of(admin, ns, job) == [], timeout=30)  # its pod deleted: it never runs later
+    # The deploy ended at the Job's FailureTarget; its pod is deleted, then the Job is Failed (kept until a retry).
+    def ended() -> bool:
+        conds = {c.type: c.reason for c in admin.get(Job, job.metadata.name, namespace=ns).status.conditions
+                 if c.status == "True"}
+        return conds.get("Failed") == "DeadlineExceeded" and pods_of(admin, ns, job) == []
+    assert wait_for(ended, timeout=30), admin.get(Job, job.metadata.name, namespace=ns).status
     rows = p.json("history", "--env", "kube")
     assert isinstance(rows, list) and rows[0]["outcome"] == "failed" and rows[0]["steps"][0]["name"] == "release_job"
 
