@@ -6,6 +6,8 @@ the writer here: each deploy or rollback is a ``deployments`` row (taking the en
 deploys through one database cannot overlap), its steps with their durations, the performer, and on
 success the environment's serving and previous release. ``history`` reads those rows. ``status`` never
 trusts them for what runs: replicas, readiness and images come from the API server at the time asked.
+The audit rows of kube deploys, rollbacks, runs and canary commands, and the images built, go through here
+too: this is the one module of the CLI's path that opens the store (docs/architecture.md, "Kubernetes").
 """
 
 from __future__ import annotations
