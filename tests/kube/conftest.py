@@ -10,6 +10,7 @@ import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lightkube import Client, KubeConfig
@@ -126,3 +127,14 @@ def kproject(tmp_path: Path, kube: KubeCluster, admin: Client) -> KubeProject:
     proj.write_kube_spec()
     proj.commit("v1")
     return proj
+
+
+def audit_rows(p: KubeProject, env: str = "kube") -> list[tuple[str, str, str | None, dict[str, Any]]]:
+    """The project's audit log for ``env``, oldest first: (performer, action, target, detail). Read from the
+    SQLite state database the CLI wrote (the sandbox runs it without SHIPYARD_DATABASE_URL)."""
+    from shipyard.control.kube.state import StateDB
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("SHIPYARD_DATABASE_URL", raising=False)
+        with StateDB(p.dir / ".shipyard") as db:
+            return [(a.performer, a.action, a.target, a.detail or {}) for a in db.store.list_audit(env=env)]

@@ -295,7 +295,8 @@ class KubeCluster:
         """Apply Argo Rollouts' CRDs, wait until the API serves them, start its controller (not in a pod: a
         process with the admin kubeconfig, as `rollouts-controller --kubeconfig` runs out of cluster) and wait
         for its health endpoint. Its metrics and healthz servers take free ports; the controller binds them
-        on 0.0.0.0 (controller.go's listenAddr has no flag)."""
+        on 0.0.0.0: v1.8.5 has flags for their ports only (``--metricsport``, ``--healthzPort``), the address
+        is controller.go's constant ``listenAddr = "0.0.0.0:%d"``; pprof (``--enable-pprof-address``) stays off."""
         import httpx2
         from lightkube import Client, KubeConfig
         from lightkube.codecs import load_all_yaml

@@ -31,7 +31,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import ConfigMap
 
-from conftest import KubeProject, admin_client
+from conftest import KubeProject, admin_client, audit_rows
 
 Rollout = create_namespaced_resource("argoproj.io", "v1alpha1", "Rollout", "rollouts")
 AnalysisTemplate = create_namespaced_resource("argoproj.io", "v1alpha1", "AnalysisTemplate", "analysistemplates")
@@ -273,6 +273,11 @@ def test_canary_steps_through_with_analysis_then_promote(argo: KubeCluster, prom
 
     code, doc, err = finished(proc)
     assert code == 0 and doc["outcome"] == "succeeded", (doc, err)
+    # Audited as the local canary commands are: canary_<command> on the release the Rollout rolls out.
+    canary = [(a[1], a[2], a[3]["message"]) for a in audit_rows(p) if a[1].startswith("canary_")]
+    assert canary == [("canary_pause", doc["release"], "spec paused=True"),
+                      ("canary_resume", doc["release"], "spec paused=False"),
+                      ("canary_promote", doc["release"], "status pauseConditions=None")], canary
     wait = next(s for s in doc["steps"] if s["kind"] == "wait_rollout")
     assert wait["argo"]["phase"] == "Healthy"
     ro = rollout(admin, ns)
@@ -324,6 +329,8 @@ def test_abort_keeps_the_stable_replicaset_serving(argo: KubeCluster, prom: tupl
     code, doc, err = finished(proc)
     assert code == 1 and doc["outcome"] == "failed", (doc, err)
     assert "aborted" in doc["reason"] and "RolloutAborted" in doc["reason"], doc["reason"]
+    assert [(a[1], a[2]) for a in audit_rows(p)][-2:] == [("deploy", f"deployment {doc['deployment']}"),
+                                                         ("canary_abort", doc["release"])]
     ready = ready_by_hash(admin, ns)
     assert ready[stable] >= 1, ready  # it never stopped serving
     wait_for("the stable ReplicaSet back at 2 ready, the canary's at 0", lambda: (

@@ -19,7 +19,7 @@ from lightkube.resources.core_v1 import Pod, Secret
 from lightkube.types import PatchType
 from sandbox import wait_for
 
-from conftest import KubeProject
+from conftest import KubeProject, audit_rows
 
 MANUAL = f'labels = {{ "{MANUAL_KUBELET[0]}" = "{MANUAL_KUBELET[1]}" }}\n'
 RUN = {"app.kubernetes.io/component": "run"}
@@ -70,6 +70,11 @@ def test_run_is_a_job_of_the_serving_release_whose_log_streams_and_which_is_dele
     assert proc.stdout.splitlines() == served  # the pod's log, each line once, nothing else on stdout
     assert f"running in release {rel}" in proc.stderr and "deleted" in proc.stderr
     assert run_jobs(admin, ns) == []  # deleted (Background: its pod goes with it)
+    # Audited as a local run is: the command, the release it ran in, its exit code.
+    performer, action, target, detail = audit_rows(p)[-1]
+    assert (action, target) == ("run", rel) and performer.startswith("local (")
+    assert detail["command"] == "python3 manage.py migrate" and detail["exit_code"] == 0
+    assert detail["target"] == "kubernetes" and detail["job"].startswith("svc-kube-run-")
 
     # The checkout's config changed since the deploy: the command still gets the serving release's.
     p.write_kube_spec(autoscale=False, greeting="changed-since")
@@ -114,6 +119,7 @@ def test_a_failing_command_exits_with_its_code_and_its_job_is_deleted(kproject: 
     assert out.splitlines() == ["Traceback (most recent call last):", "ValueError: no such table"]
     assert "BackoffLimitExceeded" in err and "Traceback" not in err.replace("Traceback (most", "")
     assert run_jobs(admin, ns) == []
+    assert [(a[1], a[3].get("exit_code")) for a in audit_rows(p)][-1] == ("run", 3)
 
     # A release whose Secret is gone is refused at once (its pod would wait for it until the deadline).
     secret = next(r.secretRef.name for r in pod.spec.containers[0].envFrom if r.secretRef)
@@ -153,6 +159,9 @@ def test_the_timeout_fails_the_job_and_ctrl_c_or_sigterm_deletes_it(kproject: Ku
         proc3.kill()
     assert proc3.returncode == 143 and "terminated" in err, err
     assert run_jobs(admin, ns) == []
+    runs = [a[3] for a in audit_rows(p) if a[1] == "run"]  # the timed out, interrupted and terminated runs
+    assert [(d["exit_code"], d["reason"].split(":")[0]) for d in runs] == [
+        (1, "DeadlineExceeded"), (130, "interrupted"), (143, "terminated")], runs
 
 
 def test_run_refusals_are_clear(kproject: KubeProject) -> None:

@@ -8,7 +8,8 @@ import asyncio
 from typing import Any, cast
 
 from shipyard.cli.app import AppContext
-from shipyard.control.kube import rollouts
+from shipyard.cli.kube_deploy import audit
+from shipyard.control.kube import records, rollouts
 from shipyard.control.kube.cluster import Cluster
 from shipyard.engine.kube.render import k8s_name
 from shipyard.engine.kube.rollout_status import Command
@@ -32,15 +33,18 @@ def control(app: AppContext, env: str, command: str, as_json: bool) -> int:
             await cluster.check()
             await rollouts.require_argo(cluster)
             st, sent = await rollouts.control(cluster, name, cast(Command, command))
+            release = (await records.read_env(cluster, name)).current  # the Rollout's new release
         finally:
             await cluster.close()
         return {"env": env, "rollout": name, "namespace": cluster.namespace, "command": command,
-                "patched": sent, "rollout_status": st.to_json()}
+                "release": release, "patched": sent, "rollout_status": st.to_json()}
 
     doc = asyncio.run(main())
+    # As the control plane audits a local canary command: canary_<command>, the release it acted on.
+    said = "; ".join(doc["patched"]) or "nothing to change"
+    audit(app, f"canary_{command}", env, doc["release"], {"message": said, "rollout": name})
     if as_json:
         app.print_json(doc)
     else:
-        what = "; ".join(doc["patched"]) or "nothing to change"
-        app.echo(f"{env}: rollout {name} {DONE[command]} ({what})")
+        app.echo(f"{env}: rollout {name} {DONE[command]} ({said})")
     return 0

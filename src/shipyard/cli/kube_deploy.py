@@ -69,6 +69,21 @@ def chosen_release(app: AppContext, env: str, ref: str | None, release: str | No
     return new_release(app, ref), None
 
 
+def performer() -> str:
+    """Who a kube command's rows name: the CLI acts for its user (no control plane identity is involved)."""
+    return f"local ({performer_name()})"
+
+
+def audit(app: AppContext, action: str, env: str, target: str | None, detail: dict[str, Any]) -> None:
+    """One audit row for a kube ``run`` / canary command, in the state database (deploys and rollbacks get
+    theirs from KubeHistory). The command has happened by then: a database that fails is a warning."""
+    try:
+        with StateDB(app.project.state_dir) as db:
+            db.audit(SystemClock().time(), performer(), action, env, target, detail)
+    except Exception as exc:  # noqa: BLE001 - the command's outcome stands; the lost row is said
+        app.warn(f"the {action} on {env} could not be audited: {exc}")
+
+
 def _run(app: AppContext, env: str, body: Callable[[KubeDeployer], Awaitable[T]], quiet: bool) -> T:
     envspec = app.env(env)
     cluster = Cluster.connect(envspec.kube, app.project.dir, env)
@@ -119,7 +134,7 @@ def _recorded(app: AppContext, env: str, kind: str, release_of: Callable[[KubeDe
               body: Callable[[KubeDeployer], Awaitable[KubeResult]], quiet: bool) -> tuple[KubeResult, int]:
     """Run ``body`` as a deployment recorded in the state database (control/kube/state.py)."""
     with StateDB(app.project.state_dir) as db:
-        hist = db.history(SystemClock(), f"local ({performer_name()})")
+        hist = db.history(SystemClock(), performer())
 
         async def recorded(d: KubeDeployer) -> tuple[KubeResult, int]:
             return await hist.run(env, kind, await release_of(d), app.env(env).strategy, [], lambda: body(d))

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shlex
 import signal
 import sys
 
 from shipyard.cli.app import AppContext
+from shipyard.errors import ShipyardError
 
 DEFAULT_TIMEOUT = 3600.0  # the Job's activeDeadlineSeconds without --timeout
 
 
 def run(app: AppContext, env: str, argv: list[str], *, release: str | None, interactive: bool,
         timeout: str | None, keep: bool) -> int:
-    from shipyard.cli.kube_deploy import release_input
+    from shipyard.cli.kube_deploy import audit, release_input
     from shipyard.control.kube.cluster import Cluster
     from shipyard.control.kube.runjob import JobRun, RunResult, release_template
     from shipyard.engine.kube.run_job import run_id, run_job, template_container
@@ -46,6 +48,8 @@ def run(app: AppContext, env: str, argv: list[str], *, release: str | None, inte
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
+    ran: dict[str, str] = {}  # the release and Job, once created: from then on the run is audited
+
     async def main() -> RunResult:
         # SIGTERM (a CI job cancelled) deletes the Job as Ctrl-C does: both cancel this task.
         task = asyncio.current_task()
@@ -59,18 +63,30 @@ def run(app: AppContext, env: str, argv: list[str], *, release: str | None, inte
             job = run_job(inp, argv, deadline, run_id(clock.time(), secrets.token_hex(2)),
                           template=template_container(manifests), keep=keep)
             note(f"running in release {rel}")
+            ran.update(release=rel, job=job["metadata"]["name"])
             return await JobRun(cluster, clock, out, note).run(job, keep=keep)
         finally:
             await cluster.close()
+
+    def audited(code: int, reason: str | None = None) -> int:
+        # As the control plane audits a local run: the command, its release, its exit code.
+        if ran:
+            audit(app, "run", env, ran["release"], {"command": shlex.join(argv), "exit_code": code, "job": ran["job"],
+                                                    "namespace": cluster.namespace, "reason": reason})
+        return code
 
     try:
         res = asyncio.run(main())
     except KeyboardInterrupt:
         app.echo("interrupted", stderr=True)
-        return 130
+        return audited(130, "interrupted")
     except asyncio.CancelledError:
         app.echo("terminated", stderr=True)
-        return 128 + signal.SIGTERM
+        return audited(128 + signal.SIGTERM, "terminated")
+    except ShipyardError as exc:  # the cluster failed under the run: said (exit 1, 2…) after its row
+        audited(exc.exit_code, str(exc))
+        raise
+    audited(res.exit_code, res.reason)
     if res.reason:
         app.echo(f"job {res.job} failed: {res.reason}", stderr=True)
         for why in res.pods:

@@ -17,6 +17,7 @@ from typing import Any
 
 from shipyard.control.kube import records, rollouts
 from shipyard.control.kube.cluster import Cluster, version_of
+from shipyard.control.kube.releasejob import run_release_job
 from shipyard.engine.kube import applyset
 from shipyard.engine.kube.diff import diff_object, mask_secret
 from shipyard.engine.kube.render import (
@@ -27,6 +28,7 @@ from shipyard.engine.kube.render import (
     render,
     selector_labels,
 )
+from shipyard.engine.kube.run_job import verdict
 from shipyard.engine.kube.status import pod_reasons, rollout_status
 from shipyard.errors import DeployFailed, NotFound
 from shipyard.primitives.clock import Clock
@@ -97,11 +99,22 @@ class KubeDeployer:
         prune = await self._prune_list(inp, env, manifests)
         job = release_job(inp, list(inp.env.release if inp.env.release is not None else inp.app.release),
                           inp.app.release_timeout)
-        if job is not None:  # validated by the server too; a Job's template cannot change, so it is new
-            await self.cluster.apply(job, dry_run=True)
-            objects.insert(0, {"object": str(applyset.ObjectRef.of(job)), "action": "create", "changes": []})
+        if job is not None:
+            objects.insert(0, {"object": str(applyset.ObjectRef.of(job)), "action": await self._plan_job(job),
+                               "changes": []})
         return {"env": inp.env.name, "release": inp.release, "serving": env.current, "namespace": self.cluster.namespace,
                 "steps": plan_steps(inp, manifests, job), "objects": objects, "prune": [str(r) for r in prune]}
+
+    async def _plan_job(self, job: Manifest) -> str:
+        """What the deploy will do with the release Job (control/kube/releasejob.py): a release's Job that
+        completed is not run again, one that failed is replaced; a new one is validated by the server."""
+        before = await self.cluster.get("batch/v1", "Job", job["metadata"]["name"])
+        if before is not None:
+            v = verdict(before, None)
+            if v.done:
+                return "unchanged" if v.exit_code == 0 else "replace"
+        await self.cluster.apply(job, dry_run=True)
+        return "create" if before is None else "unchanged"  # still running: the deploy waits for it
 
     async def _dry_run(self, manifests: Sequence[Manifest]) -> list[dict[str, Any]]:
         objects = []
@@ -152,9 +165,13 @@ class KubeDeployer:
         first, switch = split_switch(inp, manifests)
         commands = list(inp.env.release if inp.env.release is not None else inp.app.release)
         job = release_job(inp, commands, inp.app.release_timeout)
+        if job is not None:
+            try:  # nothing else is applied before it succeeded, so there is nothing to restore either
+                await run_release_job(self.cluster, self.clock, self.emit, job, res.steps, self.poll)
+            except DeployFailed as err:
+                res.reason = str(err)
+                return res
         try:
-            if job is not None:
-                await self._run_job(inp, job, res)
             await self._apply_all(inp, env, first, res, current=inp.release, previous=env.current)
             await self._wait_rollout(inp, res)
             await self._switch(switch, res)
@@ -248,29 +265,6 @@ class KubeDeployer:
         pods = await self.cluster.objects("v1", "Pod", labels={**selector_labels(inp), RELEASE_LABEL: inp.release[:63]})
         names = {p["metadata"]["name"] for p in pods}
         return pod_reasons(pods, await self.cluster.pod_events(names))
-
-    async def _run_job(self, inp: ReleaseInput, job: Manifest, res: KubeResult) -> None:
-        t0 = self.clock.monotonic()
-        name = job["metadata"]["name"]
-        await self.cluster.apply(job)
-        self.emit(f"release command: job {name}")
-        deadline = t0 + float(job["spec"]["activeDeadlineSeconds"]) + 30
-        while True:
-            obj = await self.cluster.get("batch/v1", "Job", name) or {}
-            conds = {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or []
-                     if c.get("status") == "True"}
-            if "Complete" in conds:
-                res.steps.append({"kind": "release_job", "status": "succeeded", "name": name,
-                                  "duration_s": round(self.clock.monotonic() - t0, 3)})
-                return
-            failed = conds.get("Failed")
-            if failed is not None or self.clock.monotonic() > deadline:
-                pods = await self.cluster.objects("v1", "Pod", labels={"job-name": name})
-                why = pod_reasons(pods, await self.cluster.pod_events({p["metadata"]["name"] for p in pods}))
-                reason = (f"{failed.get('reason')}: {failed.get('message', '')}" if failed else "timed out")
-                res.steps.append({"kind": "release_job", "status": "failed", "name": name, "reason": reason})
-                raise DeployFailed(f"release command job {name} failed ({reason})" + ("; " + "; ".join(why) if why else ""))
-            await self.clock.sleep(self.poll)
 
     async def _restore(self, inp: ReleaseInput, before: records.EnvRecord, res: KubeResult) -> None:
         """After a failed rollout: the serving release's objects applied back (its pods never stopped)."""

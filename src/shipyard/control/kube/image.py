@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shipyard.control.kube.state import ImageRec, StateDB
 from shipyard.engine.kube import dockerfile
 from shipyard.engine.kube.render import k8s_name
 from shipyard.engine.releases import build_release
 from shipyard.errors import BadInput, DeployFailed, ShipyardError
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.spec import Spec
-from shipyard.primitives.store import Store, open_store
-from shipyard.primitives.store.images import ImageRec
 
 Emit = Callable[[str], None]
 BUILD_TIMEOUT_S = 1800.0
@@ -116,9 +115,9 @@ class Docker:
 
 
 def build_image(spec: Spec, env: str, *, project_dir: Path, state_dir: Path, ref: str, push: bool,
-                docker: Docker, clock: Clock, emit: Emit, store: Store | None = None) -> ImageResult:
-    """Build (and push) the image of a new release of ``ref`` for environment ``env``; record it in ``store``
-    (default: the project's state database)."""
+                docker: Docker, clock: Clock, emit: Emit) -> ImageResult:
+    """Build (and push) the image of a new release of ``ref`` for environment ``env``; record it in the
+    project's state database."""
     envspec = spec.env(env)
     app = spec.app
     repo = dockerfile.repository(envspec.kube.image, k8s_name(app.name, 63))
@@ -154,13 +153,8 @@ def build_image(spec: Spec, env: str, *, project_dir: Path, state_dir: Path, ref
     rec = ImageRec(release=built.id, image=tag, digest=digest, commit=built.commit.sha,
                    dockerfile="repository" if own else "generated", built_at=clock.time(),
                    build_duration_s=build_s, push_duration_s=push_s)
-    own_store = store is None
-    db = open_store(None, state_dir) if store is None else store
-    try:
+    with StateDB(state_dir) as db:
         db.put_image(rec)
-    finally:
-        if own_store:
-            db.close()
     return ImageResult(rec, push)
 
 

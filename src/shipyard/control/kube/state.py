@@ -6,6 +6,8 @@ the writer here: each deploy or rollback is a ``deployments`` row (taking the en
 deploys through one database cannot overlap), its steps with their durations, the performer, and on
 success the environment's serving and previous release. ``history`` reads those rows. ``status`` never
 trusts them for what runs: replicas, readiness and images come from the API server at the time asked.
+The audit rows of kube deploys, rollbacks, runs and canary commands, and the images built, go through here
+too: this is the one module of the CLI's path that opens the store (docs/architecture.md, "Kubernetes").
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from shipyard.engine.kube.render import SLOT_LABEL, k8s_name
 from shipyard.primitives.clock import Clock
 from shipyard.primitives.store import Store, StoreReader, open_store
 from shipyard.primitives.store.images import ImageRec
+
+__all__ = ["ImageRec", "KubeHistory", "StateDB", "history_rows", "live_status"]  # ImageRec: for image.py
 
 
 class KubeHistory:
@@ -167,8 +171,16 @@ class StateDB:
     def rows(self, env: str, limit: int) -> list[dict[str, Any]]:
         return history_rows(self.store, env, limit)
 
+    def audit(self, at: float, performer: str, action: str, env: str, target: str | None,
+              detail: dict[str, Any]) -> None:
+        """One audit row, as the control plane writes it for the same command on a local environment."""
+        self.store.add_audit(at, performer, action, env, target, {**detail, "target": "kubernetes"})
+
     def image(self, release: str) -> ImageRec | None:
         return self.store.get_image(release)
+
+    def put_image(self, rec: ImageRec) -> None:
+        self.store.put_image(rec)
 
     def newest_image(self, commit: str, repository: str) -> ImageRec | None:
         """The newest image built of ``commit`` into ``repository`` (another environment's registry may be

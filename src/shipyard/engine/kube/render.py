@@ -26,6 +26,8 @@ MANAGED_BY = "shipyard"
 RELEASE_LABEL = "shipyard.dev/release"
 SLOT_LABEL = "shipyard.dev/slot"  # blue-green: which of the two Deployments the Service selects
 ENV_LABEL = "shipyard.dev/env"
+INSTANCE_LABEL = "app.kubernetes.io/instance"  # in every selector (selector_labels)
+JOB_COMPONENT = "release-job"  # app.kubernetes.io/component of the release command's Job
 CONTAINER = "app"
 
 
@@ -83,7 +85,7 @@ class ReleaseInput:
 
 def selector_labels(inp: ReleaseInput) -> dict[str, str]:
     # Stable across releases: a Deployment's selector is immutable.
-    return {"app.kubernetes.io/name": k8s_name(inp.app.name, 63), "app.kubernetes.io/instance": inp.base}
+    return {"app.kubernetes.io/name": k8s_name(inp.app.name, 63), INSTANCE_LABEL: inp.base}
 
 
 def pod_selector(inp: ReleaseInput) -> dict[str, str]:
@@ -262,10 +264,18 @@ def release_job(inp: ReleaseInput, commands: list[str], timeout: float) -> Manif
     job_container["command"] = ["/bin/sh", "-c", " && ".join(commands)]
     if "resources" in container:
         job_container["resources"] = container["resources"]
-    labels = common_labels(inp) | {"app.kubernetes.io/component": "release-command"}
+    labels = common_labels(inp) | {"app.kubernetes.io/component": JOB_COMPONENT}
     name = f"{inp.base[:30]}-release-{k8s_name(inp.release, 30)}"
+    # activeDeadlineSeconds counts from the Job's start, so it bounds a pod that never schedules or pulls too.
     return {"apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": name, "namespace": inp.env.kube.namespace, "labels": labels},
             "spec": {"backoffLimit": 0, "activeDeadlineSeconds": _seconds(timeout),
-                     "template": {"metadata": {"labels": labels},
+                     "template": {"metadata": {"labels": job_pod_labels(inp, labels)},
                                   "spec": {"restartPolicy": "Never", "containers": [job_container]}}}}
+
+
+def job_pod_labels(inp: ReleaseInput, labels: Mapping[str, str]) -> dict[str, str]:
+    """A Job's pod labels: ``labels`` and the spec's own, without the instance label. The Deployment's,
+    Service's, PodDisruptionBudget's and NetworkPolicy's selectors all require it, so a one-off pod is never
+    an endpoint, never in the autoscaler's average and never counted (or blocked) by the budget."""
+    return {k: v for k, v in {**labels, **inp.env.kube.labels}.items() if k != INSTANCE_LABEL}

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shipyard.engine.kube.render import CONTAINER, Manifest, ReleaseInput, release_job
+from shipyard.engine.kube.render import CONTAINER, Manifest, ReleaseInput, job_pod_labels, release_job
 
 RUN_LABEL = "shipyard.dev/run"
-INSTANCE = "app.kubernetes.io/instance"
 COMPONENT = "run"
 # Copied from the serving container: what makes the command see the release's code, config and secrets.
 FROM_TEMPLATE = ("image", "imagePullPolicy", "env", "envFrom", "resources")
@@ -57,9 +56,7 @@ def run_job(inp: ReleaseInput, argv: Sequence[str], timeout: float, rid: str, *,
         if template is not None and key in template:
             container[key] = template[key]
     container["command"] = list(argv)
-    # Not the instance label: the Deployment's selector (name + instance) would count the pod in the
-    # autoscaler's average and the disruption budget, and the Service would select it.
-    pod["metadata"]["labels"] = {k: v for k, v in {**labels, **inp.env.kube.labels}.items() if k != INSTANCE}
+    pod["metadata"]["labels"] = job_pod_labels(inp, labels)  # outside every selector of the environment
     if inp.env.kube.service_account:
         pod["spec"]["serviceAccountName"] = inp.env.kube.service_account
     job["metadata"] = {**job["metadata"], "name": name, "labels": labels,
