@@ -9,8 +9,9 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Final
 
-_MAX_PENDING = 200_000  # beyond this, records are dropped (and counted) rather than grow memory
+_MAX_PENDING: Final = 200_000  # beyond this, records are dropped (and counted) rather than grow memory
 
 
 # (monotonic-derived wall time, env, release, instance, method, path, status, duration s, bytes in, bytes out,
@@ -29,8 +30,8 @@ def _js(v: str | bytes | None) -> str:
 
 
 # A path made only of printable ASCII other than '"' and '\\' is its own JSON string body (the common case).
-_PLAIN = re.compile(rb'[ !#-\[\]-~]*')
-_LINE = (b'{"ts":"%s.%03dZ",%s,"path":"%s","status":%d,"duration_ms":%.3f,"bytes_in":%d,"bytes_out":%d,'
+_PLAIN: Final = re.compile(rb'[ !#-\[\]-~]*')
+_LINE: Final = (b'{"ts":"%s.%03dZ",%s,"path":"%s","status":%d,"duration_ms":%.3f,"bytes_in":%d,"bytes_out":%d,'
          b'"request_id":"%s","trace_id":"%s","span_id":"%s"}')
 
 

@@ -26,18 +26,18 @@ ERROR: Final = 3  # (status, reason)
 UPGRADE: Final = 4  # the bytes after the head, not HTTP any more
 
 # Never forwarded, whichever side sent them (RFC 9110 §7.6.1, plus the de-facto ones).
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
         b"upgrade", b"proxy-authenticate", b"proxy-authorization",
     }
 )
 # Request headers the router replaces with its own values.
-_REPLACED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id",
+_REPLACED: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id",
                        b"traceparent", b"expect"})
-STANDARD_CONN_TOKENS = frozenset({b"keep-alive", b"close", b"upgrade"})
+STANDARD_CONN_TOKENS: Final = frozenset({b"keep-alive", b"close", b"upgrade"})
 # Request fields with a rule of their own; any other is only counted and copied.
-_SPECIAL = HOP_BY_HOP | _REPLACED | {b"host", b"cookie", b"content-length"}
+_SPECIAL: Final = HOP_BY_HOP | _REPLACED | {b"host", b"cookie", b"content-length"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,10 +22,10 @@ ResponseEvent = (
     | tuple[Literal[3], tuple[int, str]] | tuple[Literal[4], bytes] | tuple[Literal[5], bytes]
 )
 # Framing and routing fields never taken from a trailer (RFC 9110 §6.5.1); hop-by-hop ones neither.
-_NOT_TRAILERS = frozenset({b"content-length", b"host", b"content-type", b"content-encoding", b"content-range",
+_NOT_TRAILERS: Final = frozenset({b"content-length", b"host", b"content-type", b"content-encoding", b"content-range",
                            b"cache-control", b"expect", b"set-cookie", b"authorization", b"www-authenticate"})
 # Head fields that need more than copying: framing, hop-by-hop, the Trailer announcement.
-_SPECIAL = HOP_BY_HOP | {b"trailer", b"content-length"}
+_SPECIAL: Final = HOP_BY_HOP | {b"trailer", b"content-length"}
 
 
 class ResponseHead:
