@@ -9,7 +9,6 @@ keep-alive connection while in-flight ones finish where they started.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from random import random
 from time import monotonic
 from typing import TYPE_CHECKING, Final
@@ -227,11 +226,11 @@ class Exchange:
             self._finish(abort=True)
 
     # -- response ------------------------------------------------------------------------------------
-    def upstream_events(self, events: deque[ResponseEvent]) -> None:
+    def upstream_events(self, events: list[ResponseEvent]) -> None:
+        """Consumes (clears) ``events``: every branch that stops early clears them before acting."""
         conn = self.conn
         out: list[bytes] = []
-        while events:
-            ev = events.popleft()
+        for ev in events:
             if ev[0] == BODY:
                 payload = ev[1]
                 self.bytes_out += len(payload)
@@ -274,6 +273,7 @@ class Exchange:
                 else:
                     self.respond_local(502, "bad response from upstream")
                 return
+        events.clear()
         if out and conn.t is not None:
             conn.t.write(b"".join(out) if len(out) > 1 else out[0])
 

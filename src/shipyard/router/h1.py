@@ -199,6 +199,8 @@ class RequestParser:
                     raise Reject(400, "unsupported Transfer-Encoding")
                 self._te = True
             elif ln == b"connection":
+                if head.conn_tokens is None and value.lower() in STANDARD_CONN_TOKENS:
+                    return  # one standard token, the common case: nothing more is hop-by-hop
                 toks = {t.strip().lower() for t in value.split(b",")}
                 head.conn_tokens = toks if head.conn_tokens is None else head.conn_tokens | toks
             elif ln == b"upgrade":

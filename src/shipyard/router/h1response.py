@@ -8,7 +8,6 @@ until close.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Final, Literal
 
 import httptools
@@ -57,7 +56,7 @@ class ResponseParser:
     """
 
     def __init__(self) -> None:
-        self.events: deque[ResponseEvent] = deque()
+        self.events: list[ResponseEvent] = []  # a list, not a deque: consumed whole by each read's handler
         self.no_body = False
         self.dirty = False
         self.done = False
@@ -146,7 +145,8 @@ class ResponseParser:
             if ln == b"transfer-encoding":
                 head.chunked = value.strip().lower().endswith(b"chunked")
             elif ln == b"connection":
-                self._conn_tokens = {t.strip().lower() for t in value.split(b",")}
+                if value.lower() not in STANDARD_CONN_TOKENS:  # "keep-alive" alone is the common case: no set
+                    self._conn_tokens = {t.strip().lower() for t in value.split(b",")}
             elif ln == b"upgrade":
                 head.upgrade = value
             return
