@@ -191,7 +191,7 @@ class RequestParser:
             raise Reject(431, "request header fields too large")
         ln = name.lower()
         if ln not in _SPECIAL:
-            head.lines.append((ln, name + b": " + value + b"\r\n"))
+            head.lines.append((ln, b"".join((name, b": ", value, b"\r\n"))))
             return
         if ln in HOP_BY_HOP:
             if ln == b"transfer-encoding":
@@ -226,7 +226,7 @@ class RequestParser:
             head.cookie = value if head.cookie is None else head.cookie + b"; " + value
         elif ln == b"content-length":
             head.content_length = int(value)  # llhttp has checked it is digits only
-        head.lines.append((ln, name + b": " + value + b"\r\n"))
+        head.lines.append((ln, b"".join((name, b": ", value, b"\r\n"))))
 
     def on_headers_complete(self) -> None:
         head = self._head

@@ -127,7 +127,7 @@ class ResponseParser:
         ln = name.lower()
         lines = self._lines  # the head's, while it is parsed
         if lines is not None and ln not in _SPECIAL:  # the common case, kept short: once per header
-            lines.append((ln, name + b": " + value + b"\r\n"))
+            lines.append((ln, b"".join((name, b": ", value, b"\r\n"))))
             return
         head = self._head
         if head is None:
@@ -136,10 +136,10 @@ class ResponseParser:
             if ln not in HOP_BY_HOP and ln not in _NOT_TRAILERS:
                 if self._trailers is None:
                     self._trailers = []
-                self._trailers.append(name + b": " + value + b"\r\n")
+                self._trailers.append(b"".join((name, b": ", value, b"\r\n")))
             return
         if ln == b"trailer":  # announces the trailers, which are forwarded
-            head.lines.append((ln, name + b": " + value + b"\r\n"))
+            head.lines.append((ln, b"".join((name, b": ", value, b"\r\n"))))
             return
         if ln in HOP_BY_HOP:
             if ln == b"transfer-encoding":
@@ -152,7 +152,7 @@ class ResponseParser:
             return
         if ln == b"content-length":
             head.content_length = int(value)
-        head.lines.append((ln, name + b": " + value + b"\r\n"))
+        head.lines.append((ln, b"".join((name, b": ", value, b"\r\n"))))
 
     def on_headers_complete(self) -> None:
         head = self._head

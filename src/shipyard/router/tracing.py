@@ -44,7 +44,7 @@ def fresh_ids() -> tuple[bytes, bytes, bytes, bytes]:
     if trace == _ZERO_TRACE or span == _ZERO_SPAN:  # all-zero ids are invalid (W3C); 2^-64 odds
         tp, trace, span = traceparent(None)
         return h[:32], tp, trace, span
-    return h[:32], b"00-" + trace + b"-" + span + b"-01", trace, span
+    return h[:32], b"".join((b"00-", trace, b"-", span, b"-01")), trace, span
 
 
 def ids(given_id: bytes | None, given_tp: bytes | None) -> tuple[bytes, bytes, bytes, bytes]:
