@@ -66,12 +66,14 @@ def test_an_unfinished_build_is_not_used(tmp_path: Path) -> None:
     assert _probe(src, cache)["native"] is False
 
 
-def test_prune_keeps_the_current_build_and_the_newest_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prune_keeps_recently_used_builds_the_current_one_and_the_newest_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from shipyard.router import buildnative
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     root = native.cache_root()
-    now = 1_000_000.0
+    now = 10_000_000.0
+    day = 24 * 3600.0
 
     def build(name: str, age: float, finished: bool = True) -> Path:
         d = root / name
@@ -82,11 +84,13 @@ def test_prune_keeps_the_current_build_and_the_newest_others(tmp_path: Path, mon
         os.utime(d, (now - age, now - age))
         return d
 
-    current = build("current", age=9000.0)  # the oldest, but the one these sources need
-    others = [build(f"other{i}", age=100.0 * i) for i in range(1, 7)]
+    current = build("current", age=30 * day)  # the oldest, but the one these sources need
+    recent = [build(f"recent{i}", age=3600.0 * i) for i in range(1, 4)]  # loaded today: all kept
+    old = [build(f"old{i}", age=day * (1 + i)) for i in range(1, 7)]  # the newest four of these are kept
     fresh_partial = build("key.in-progress", age=60.0, finished=False)
     stale_partial = build("key.dead", age=7200.0, finished=False)
     removed = buildnative.prune(keep={"current"}, newest=4, now=now)
-    assert sorted(p.name for p in removed) == ["key.dead", "other5", "other6"]
+    assert sorted(p.name for p in removed) == ["key.dead", "old5", "old6"]
     assert current.exists() and fresh_partial.exists() and not stale_partial.exists()
-    assert [d.exists() for d in others] == [True, True, True, True, False, False]
+    assert all(d.exists() for d in recent)
+    assert [d.exists() for d in old] == [True, True, True, True, False, False]

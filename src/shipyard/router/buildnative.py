@@ -15,6 +15,7 @@ from shipyard.router.native import COMPILED, DONE, SUFFIX, cache_root, source_ke
 
 _ROOT = Path(__file__).resolve().parent.parent  # shipyard
 KEEP_BUILDS = 4  # finished builds of other sources kept besides the current one (see prune)
+RECENT_S = 24 * 3600  # a build loaded this recently is never pruned
 
 
 def build(verbose: bool = False) -> Path:
@@ -50,9 +51,11 @@ def build(verbose: bool = False) -> Path:
 
 def prune(keep: set[str], newest: int = KEEP_BUILDS, now: float | None = None) -> list[Path]:
     """Remove old builds: every source edit makes a new one (a few MB), so without this the cache only
-    grows. Kept: ``keep``, the ``newest`` other finished builds (other checkouts, a before/after pair), and
-    unfinished ones younger than an hour (a build under way). A router running from a removed build keeps
-    its mapped files; one started later from those sources runs as plain Python until rebuilt."""
+    grows. The cache is shared by every checkout of this user (worktrees, a before/after pair), so a build
+    loaded in the last day is kept whoever loaded it (``native.install`` touches its completion mark);
+    beyond those, ``keep`` and the ``newest`` other finished builds stay, and unfinished ones younger than
+    an hour (a build under way). A router running from a removed build keeps its mapped files; one started
+    later from those sources runs as plain Python until rebuilt."""
     root = cache_root()
     now = time.time() if now is None else now
     finished: list[tuple[float, Path]] = []
@@ -62,7 +65,9 @@ def prune(keep: set[str], newest: int = KEEP_BUILDS, now: float | None = None) -
             continue
         done = d / DONE
         if done.exists():
-            finished.append((done.stat().st_mtime, d))
+            used = done.stat().st_mtime
+            if now - used > RECENT_S:
+                finished.append((used, d))
         elif now - d.stat().st_mtime > 3600:
             doomed.append(d)
     finished.sort(reverse=True)

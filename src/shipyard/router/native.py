@@ -85,6 +85,10 @@ def install() -> bool:
             return False
     except OSError:
         return False
+    try:
+        os.utime(build / DONE)  # "used": buildnative.prune keeps builds loaded in the last day
+    except OSError:
+        pass  # a read-only cache is still usable
     sys.meta_path.insert(0, _Finder(build))
     state.update(native=True, dir=str(build))
     return True
