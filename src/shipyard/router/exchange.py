@@ -201,8 +201,7 @@ class Exchange:
         if self.done:
             return
         if self.up is not None:
-            # A bodiless request ends in the read that brought its head: no second clock read.
-            now = monotonic() if self.head.has_body else self.t0
+            now = monotonic() if self.head.has_body else self.t0  # bodiless: ended in its head's read
             self.resp_deadline = now + self.env.response_timeout
 
     def client_upgrade_data(self, data: bytes) -> None:
@@ -227,10 +226,9 @@ class Exchange:
 
     # -- response ------------------------------------------------------------------------------------
     def upstream_events(self, events: list[ResponseEvent]) -> None:
-        """Consumes (clears) ``events``: every branch that stops early clears them before acting."""
         conn = self.conn
         out: list[bytes] = []
-        for ev in events:
+        for ev in events:  # consumed whole: each branch that stops early clears them before acting
             if ev[0] == BODY:
                 payload = ev[1]
                 self.bytes_out += len(payload)
@@ -372,10 +370,9 @@ class Exchange:
         inst = self.inst
         sec = int(now + env.router.wall_off)  # Router.wall_sec inlined: an interpreted call per request
         if inst is not None:
-            series = inst.series
-            series.inflight -= 1
-            series.record(sec, self.status if not abort else 0, dur, self.bytes_in, self.bytes_out,
-                          self.upstream_error)
+            inst.series.inflight -= 1
+            inst.series.record(sec, self.status if not abort else 0, dur, self.bytes_in, self.bytes_out,
+                               self.upstream_error)
         else:
             env.unrouted.record(sec, self.status if not abort else 0, dur, self.bytes_in, self.bytes_out,
                                 self.upstream_error)
