@@ -1,7 +1,8 @@
 """The router's own code per request, without sockets: a keep-alive GET (as wrk sends it) and nginx's answer
 through ``ClientConn`` / ``Exchange`` / ``UpstreamConn`` with in-memory transports, timed with process CPU
-time; then the access log's formatting per line. What the compiled hot path (shipyard.router.native) and
-pure-Python changes save shows here without the kernel's and the event loop's share.
+time; then the access log's formatting per line (older checkouts format later, in a thread; now
+``AccessLog.add`` formats, so the line is part of the first figure). What the compiled hot path
+(shipyard.router.native) and pure-Python changes save shows here without the kernel's and the event loop's share.
 
     python bench/router_hotpath.py [--requests 50000] [--no-access-log]
     PYTHONPATH=/other/checkout/src python bench/router_hotpath.py      # another checkout
@@ -120,6 +121,9 @@ def main() -> None:
           f"{min(runs):.2f} µs (best of 5; runs {', '.join(f'{r:.2f}' for r in runs)})")
     if router.access_log is not None:
         records = router.access_log._pending[: args.requests]
+        if records and isinstance(records[0], bytes):  # formatted by AccessLog.add: in the figure above
+            print("access log line: formatted on the hot path (included above)")
+            return
         format_line = getattr(accesslog, "format_line", accesslog.format_record)  # older checkouts: str lines
         t0 = time.process_time()
         for r in records:

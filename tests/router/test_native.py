@@ -64,3 +64,33 @@ def test_an_unfinished_build_is_not_used(tmp_path: Path) -> None:
     dest = cache / "shipyard" / "router-native" / native.source_key()
     dest.mkdir(parents=True)  # a build that died before writing its completion mark
     assert _probe(src, cache)["native"] is False
+
+
+def test_prune_keeps_recently_used_builds_the_current_one_and_the_newest_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shipyard.router import buildnative
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    root = native.cache_root()
+    now = 10_000_000.0
+    day = 24 * 3600.0
+
+    def build(name: str, age: float, finished: bool = True) -> Path:
+        d = root / name
+        d.mkdir(parents=True)
+        if finished:
+            (d / native.DONE).write_text(name + "\n")
+            os.utime(d / native.DONE, (now - age, now - age))
+        os.utime(d, (now - age, now - age))
+        return d
+
+    current = build("current", age=30 * day)  # the oldest, but the one these sources need
+    recent = [build(f"recent{i}", age=3600.0 * i) for i in range(1, 4)]  # loaded today: all kept
+    old = [build(f"old{i}", age=day * (1 + i)) for i in range(1, 7)]  # the newest four of these are kept
+    fresh_partial = build("key.in-progress", age=60.0, finished=False)
+    stale_partial = build("key.dead", age=7200.0, finished=False)
+    removed = buildnative.prune(keep={"current"}, newest=4, now=now)
+    assert sorted(p.name for p in removed) == ["key.dead", "old5", "old6"]
+    assert current.exists() and fresh_partial.exists() and not stale_partial.exists()
+    assert all(d.exists() for d in recent)
+    assert [d.exists() for d in old] == [True, True, True, True, False, False]

@@ -1,5 +1,9 @@
-"""Access log: the hot path appends a tuple; a background task formats JSON lines and writes them in a
-thread, rotating the file by size."""
+"""Access log: the hot path formats its JSON line (bytes) and appends it; a background task writes the
+lines in a thread every half second, rotating the file by size.
+
+Formatted at once rather than kept as tuples for the thread: a tuple waiting half a second is a tracked
+object the cyclic GC walks (half a million of them a minute under load: ~0.5 µs of collections per request),
+and the thread only holds the GIL the loop needs anyway, so formatting there saved no CPU."""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Final
 
-_MAX_PENDING = 200_000  # beyond this, records are dropped (and counted) rather than grow memory
+_MAX_PENDING: Final = 200_000  # beyond this, records are dropped (and counted) rather than grow memory
 
 
 # (monotonic-derived wall time, env, release, instance, method, path, status, duration s, bytes in, bytes out,
@@ -29,8 +34,8 @@ def _js(v: str | bytes | None) -> str:
 
 
 # A path made only of printable ASCII other than '"' and '\\' is its own JSON string body (the common case).
-_PLAIN = re.compile(rb'[ !#-\[\]-~]*')
-_LINE = (b'{"ts":"%s.%03dZ",%s,"path":"%s","status":%d,"duration_ms":%.3f,"bytes_in":%d,"bytes_out":%d,'
+_PLAIN: Final = re.compile(rb'[ !#-\[\]-~]*')
+_LINE: Final = (b'{"ts":"%s.%03dZ",%s,"path":"%s","status":%d,"duration_ms":%.3f,"bytes_in":%d,"bytes_out":%d,'
          b'"request_id":"%s","trace_id":"%s","span_id":"%s"}')
 
 
@@ -73,13 +78,13 @@ class AccessLog:
         self.max_bytes = max_bytes
         self.keep = keep
         self.dropped = 0
-        self._pending: list[AccessRecord] = []
+        self._pending: list[bytes] = []  # formatted lines
         self._task: asyncio.Task[None] | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def add(self, record: AccessRecord) -> None:
         if len(self._pending) < _MAX_PENDING:
-            self._pending.append(record)
+            self._pending.append(format_line(record))
         else:
             self.dropped += 1
 
@@ -102,8 +107,8 @@ class AccessLog:
             self._task.cancel()
         await self.flush()
 
-    def _write(self, batch: list[AccessRecord]) -> None:
-        text = b"\n".join(map(format_line, batch)) + b"\n"
+    def _write(self, batch: list[bytes]) -> None:
+        text = b"\n".join(batch) + b"\n"
         try:
             if self.path.exists() and self.path.stat().st_size + len(text) > self.max_bytes:
                 self._rotate()

@@ -333,7 +333,7 @@ class EnvRuntime:
         log = self.router.access_log
         if log is None or not self.alog_sample:
             return
-        log.add((self.router.wall(now), self.name, inst.release if inst else None,
+        log.add((now + self.router.wall_off, self.name, inst.release if inst else None,
                  inst.id if inst else None, head.method, head.target, status, dur, bytes_in, bytes_out, ip, rid,
                  trace, span))
 

@@ -9,10 +9,9 @@ keep-alive connection while in-flight ones finish where they started.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from random import random
 from time import monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from shipyard.router import tracing
 from shipyard.router.h1 import BODY, END, HEAD, UPGRADE, RequestHead
@@ -31,7 +30,7 @@ from shipyard.router.upstream import Instance, UpstreamConn
 if TYPE_CHECKING:
     from shipyard.router.proxy import ClientConn
 
-_MAX_BUFFERED_BODY = 1024 * 1024
+_MAX_BUFFERED_BODY: Final = 1024 * 1024
 
 
 class Exchange:
@@ -202,7 +201,8 @@ class Exchange:
         if self.done:
             return
         if self.up is not None:
-            self.resp_deadline = monotonic() + self.env.response_timeout
+            now = monotonic() if self.head.has_body else self.t0  # bodiless: ended in its head's read
+            self.resp_deadline = now + self.env.response_timeout
 
     def client_upgrade_data(self, data: bytes) -> None:
         if data:
@@ -225,11 +225,10 @@ class Exchange:
             self._finish(abort=True)
 
     # -- response ------------------------------------------------------------------------------------
-    def upstream_events(self, events: deque[ResponseEvent]) -> None:
+    def upstream_events(self, events: list[ResponseEvent]) -> None:
         conn = self.conn
         out: list[bytes] = []
-        while events:
-            ev = events.popleft()
+        for ev in events:  # consumed whole: each branch that stops early clears them before acting
             if ev[0] == BODY:
                 payload = ev[1]
                 self.bytes_out += len(payload)
@@ -272,6 +271,7 @@ class Exchange:
                 else:
                     self.respond_local(502, "bad response from upstream")
                 return
+        events.clear()
         if out and conn.t is not None:
             conn.t.write(b"".join(out) if len(out) > 1 else out[0])
 
@@ -368,14 +368,14 @@ class Exchange:
         now = monotonic()
         dur = now - self.t0
         inst = self.inst
+        sec = int(now + env.router.wall_off)  # Router.wall_sec inlined: an interpreted call per request
         if inst is not None:
-            series = inst.series
-            series.inflight -= 1
-            series.record(env.router.wall_sec(now), self.status if not abort else 0, dur, self.bytes_in,
-                          self.bytes_out, self.upstream_error)
+            inst.series.inflight -= 1
+            inst.series.record(sec, self.status if not abort else 0, dur, self.bytes_in, self.bytes_out,
+                               self.upstream_error)
         else:
-            env.unrouted.record(env.router.wall_sec(now), self.status if not abort else 0, dur, self.bytes_in,
-                                self.bytes_out, self.upstream_error)
+            env.unrouted.record(sec, self.status if not abort else 0, dur, self.bytes_in, self.bytes_out,
+                                self.upstream_error)
         if env.alog_sample > 0.0 and (env.alog_sample >= 1.0 or random() < env.alog_sample):
             env.log_access(self.head, inst, self.status if not abort else 0, dur, self.bytes_in,
                            self.bytes_out, conn.client, self.rid, self.trace, self.span, now)

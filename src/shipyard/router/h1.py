@@ -26,18 +26,18 @@ ERROR: Final = 3  # (status, reason)
 UPGRADE: Final = 4  # the bytes after the head, not HTTP any more
 
 # Never forwarded, whichever side sent them (RFC 9110 §7.6.1, plus the de-facto ones).
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
         b"upgrade", b"proxy-authenticate", b"proxy-authorization",
     }
 )
 # Request headers the router replaces with its own values.
-_REPLACED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id",
+_REPLACED: Final = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id",
                        b"traceparent", b"expect"})
-STANDARD_CONN_TOKENS = frozenset({b"keep-alive", b"close", b"upgrade"})
+STANDARD_CONN_TOKENS: Final = frozenset({b"keep-alive", b"close", b"upgrade"})
 # Request fields with a rule of their own; any other is only counted and copied.
-_SPECIAL = HOP_BY_HOP | _REPLACED | {b"host", b"cookie", b"content-length"}
+_SPECIAL: Final = HOP_BY_HOP | _REPLACED | {b"host", b"cookie", b"content-length"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +191,7 @@ class RequestParser:
             raise Reject(431, "request header fields too large")
         ln = name.lower()
         if ln not in _SPECIAL:
-            head.lines.append((ln, name + b": " + value + b"\r\n"))
+            head.lines.append((ln, b"".join((name, b": ", value, b"\r\n"))))
             return
         if ln in HOP_BY_HOP:
             if ln == b"transfer-encoding":
@@ -199,6 +199,8 @@ class RequestParser:
                     raise Reject(400, "unsupported Transfer-Encoding")
                 self._te = True
             elif ln == b"connection":
+                if head.conn_tokens is None and value.lower() in STANDARD_CONN_TOKENS:
+                    return  # one standard token, the common case: nothing more is hop-by-hop
                 toks = {t.strip().lower() for t in value.split(b",")}
                 head.conn_tokens = toks if head.conn_tokens is None else head.conn_tokens | toks
             elif ln == b"upgrade":
@@ -224,7 +226,7 @@ class RequestParser:
             head.cookie = value if head.cookie is None else head.cookie + b"; " + value
         elif ln == b"content-length":
             head.content_length = int(value)  # llhttp has checked it is digits only
-        head.lines.append((ln, name + b": " + value + b"\r\n"))
+        head.lines.append((ln, b"".join((name, b": ", value, b"\r\n"))))
 
     def on_headers_complete(self) -> None:
         head = self._head

@@ -8,7 +8,6 @@ until close.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Final, Literal
 
 import httptools
@@ -22,10 +21,10 @@ ResponseEvent = (
     | tuple[Literal[3], tuple[int, str]] | tuple[Literal[4], bytes] | tuple[Literal[5], bytes]
 )
 # Framing and routing fields never taken from a trailer (RFC 9110 §6.5.1); hop-by-hop ones neither.
-_NOT_TRAILERS = frozenset({b"content-length", b"host", b"content-type", b"content-encoding", b"content-range",
+_NOT_TRAILERS: Final = frozenset({b"content-length", b"host", b"content-type", b"content-encoding", b"content-range",
                            b"cache-control", b"expect", b"set-cookie", b"authorization", b"www-authenticate"})
 # Head fields that need more than copying: framing, hop-by-hop, the Trailer announcement.
-_SPECIAL = HOP_BY_HOP | {b"trailer", b"content-length"}
+_SPECIAL: Final = HOP_BY_HOP | {b"trailer", b"content-length"}
 
 
 class ResponseHead:
@@ -57,7 +56,7 @@ class ResponseParser:
     """
 
     def __init__(self) -> None:
-        self.events: deque[ResponseEvent] = deque()
+        self.events: list[ResponseEvent] = []  # a list, not a deque: consumed whole by each read's handler
         self.no_body = False
         self.dirty = False
         self.done = False
@@ -128,7 +127,7 @@ class ResponseParser:
         ln = name.lower()
         lines = self._lines  # the head's, while it is parsed
         if lines is not None and ln not in _SPECIAL:  # the common case, kept short: once per header
-            lines.append((ln, name + b": " + value + b"\r\n"))
+            lines.append((ln, b"".join((name, b": ", value, b"\r\n"))))
             return
         head = self._head
         if head is None:
@@ -137,22 +136,23 @@ class ResponseParser:
             if ln not in HOP_BY_HOP and ln not in _NOT_TRAILERS:
                 if self._trailers is None:
                     self._trailers = []
-                self._trailers.append(name + b": " + value + b"\r\n")
+                self._trailers.append(b"".join((name, b": ", value, b"\r\n")))
             return
         if ln == b"trailer":  # announces the trailers, which are forwarded
-            head.lines.append((ln, name + b": " + value + b"\r\n"))
+            head.lines.append((ln, b"".join((name, b": ", value, b"\r\n"))))
             return
         if ln in HOP_BY_HOP:
             if ln == b"transfer-encoding":
                 head.chunked = value.strip().lower().endswith(b"chunked")
             elif ln == b"connection":
-                self._conn_tokens = {t.strip().lower() for t in value.split(b",")}
+                if value.lower() not in STANDARD_CONN_TOKENS:  # "keep-alive" alone is the common case: no set
+                    self._conn_tokens = {t.strip().lower() for t in value.split(b",")}
             elif ln == b"upgrade":
                 head.upgrade = value
             return
         if ln == b"content-length":
             head.content_length = int(value)
-        head.lines.append((ln, name + b": " + value + b"\r\n"))
+        head.lines.append((ln, b"".join((name, b": ", value, b"\r\n"))))
 
     def on_headers_complete(self) -> None:
         head = self._head

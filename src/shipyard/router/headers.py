@@ -10,19 +10,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Final
 
 from shipyard.primitives.spec.router import RouterEnvSpec
 from shipyard.router.h1 import RequestHead
 from shipyard.router.h1response import ResponseHead
 
 # A request these methods carry can be sent again when a pooled connection dies before any answer.
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
-LAST_CHUNK = b"0\r\n\r\n"
-CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
+IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+LAST_CHUNK: Final = b"0\r\n\r\n"
+CONTINUE_100: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
-_LINE = itemgetter(1)  # (name, line) → line: map() with it runs in C, no comprehension frame per head
-_NAME = itemgetter(0)
-_REASONS = {
+_LINE: Final = itemgetter(1)  # (name, line) → line: map() with it runs in C, no comprehension frame per head
+_NAME: Final = itemgetter(0)
+# status → (the upstream's reason phrase, the status line built from both): bytes % per response is
+# CPython's slow formatting path, a dict hit and a short compare are not.
+_STATUS_LINES: Final[dict[int, tuple[bytes, bytes]]] = {}
+_REASONS: Final = {
     308: b"Permanent Redirect", 400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed",
     408: b"Request Timeout", 413: b"Content Too Large", 417: b"Expectation Failed",
     429: b"Too Many Requests", 431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
@@ -90,7 +94,14 @@ def response_head(rh: ResponseHead, head: RequestHead, policy: HeaderPolicy, req
     the client chunked (the upstream's own chunking or close-delimited body is re-framed).
     """
     status = rh.status
-    parts = [b"HTTP/1.1 %d %s\r\n" % (status, rh.reason)]
+    reason = rh.reason
+    hit = _STATUS_LINES.get(status)
+    if hit is not None and hit[0] == reason:
+        line = hit[1]
+    else:  # at most one entry per status code (100..999, llhttp checks): the last reason seen is kept
+        line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
+        _STATUS_LINES[status] = (reason, line)
+    parts = [line]
     parts += map(_LINE, rh.lines)
     names = policy.security_names
     if names:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from time import monotonic
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from shipyard.router.exchange import Exchange
 from shipyard.router.h1 import BODY, END, ERROR, HEAD, RequestHead, RequestParser
@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 
 # Client-side deadline kinds.
 D_NONE, D_HEAD, D_IDLE, D_BODY = 0, 1, 2, 3
-_MAX_QUEUED_EVENTS = 64
+_MAX_QUEUED_EVENTS: Final = 64
 
 
 class ClientConn(asyncio.Protocol):
     __slots__ = ("env", "loop", "t", "parser", "events", "ex", "closed", "ip", "deadline", "dkind", "body_end",
-                 "tunnel", "_blocked", "_paused", "write_paused", "_eof", "client", "keep_xff")
+                 "tunnel", "_blocked", "_paused", "write_paused", "_eof", "client", "keep_xff", "now")
 
     def __init__(self, env: EnvRuntime) -> None:
         self.env = env
@@ -49,6 +49,7 @@ class ClientConn(asyncio.Protocol):
         self._paused = False  # reading is paused (blocked, or too many queued events)
         self.write_paused = False  # the client's socket buffer is full
         self._eof = False  # the client half-closed: answer what it sent, then close
+        self.now = 0.0  # when the bytes being processed arrived: one clock read per read, not per step
 
     # -- asyncio protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -68,11 +69,12 @@ class ClientConn(asyncio.Protocol):
                 tunnel.t.write(data)
             return
         dkind = self.dkind
+        now = self.now = monotonic()
         if dkind == D_IDLE:
-            self.deadline = monotonic() + self.env.header_timeout
+            self.deadline = now + self.env.header_timeout
             self.dkind = D_HEAD
         elif dkind == D_BODY:
-            deadline = monotonic() + self.env.settings.body_timeout
+            deadline = now + self.env.settings.body_timeout
             self.deadline = deadline if deadline < self.body_end else self.body_end
         self.parser.feed(data)
         self.process()
@@ -192,7 +194,7 @@ class ClientConn(asyncio.Protocol):
 
     def _begin(self, head: RequestHead) -> None:
         env = self.env
-        now = monotonic()
+        now = self.now  # set by data_received, or by idle() for a pipelined head
         if head.has_body:
             self.dkind = D_BODY
             self.body_end = now + env.settings.body_deadline
@@ -260,6 +262,7 @@ class ClientConn(asyncio.Protocol):
         self.dkind = D_IDLE
         self.deadline = now + self.env.idle_timeout
         if self.events:
+            self.now = now
             self.process()
         if self._eof and not self.closed and (self.ex is None or self._abandoned()):
             self.close()

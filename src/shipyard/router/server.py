@@ -41,7 +41,7 @@ class Router:
         self.worker = worker
         name = "access.log" if worker == 0 else f"access-{worker}.log"  # one writer per file
         self.access_log = AccessLog(log_dir / name) if log_dir is not None else None
-        self._wall_off = time.time() - monotonic()
+        self.wall_off = time.time() - monotonic()
         self._sweeper: asyncio.Task[None] | None = None
         self.stopped = asyncio.Event()
         self._stopping = False
@@ -70,15 +70,15 @@ class Router:
                 for sock in INHERITED.values():
                     sock.close()
                 INHERITED.clear()
-            self._wall_off = time.time() - now
+            self.wall_off = time.time() - now
             for env in list(self.envs.values()):
                 env.sweep(now)
 
     def wall(self, mono: float) -> float:
-        return mono + self._wall_off
+        return mono + self.wall_off
 
     def wall_sec(self, mono: float) -> int:
-        return int(mono + self._wall_off)
+        return int(mono + self.wall_off)
 
     async def shutdown(self, grace: float = 30.0) -> None:
         """Stop accepting, let in-flight requests finish (up to ``grace``), then stop."""

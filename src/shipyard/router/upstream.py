@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from shipyard.primitives.metrics import Series
 from shipyard.router.h1response import ResponseParser
@@ -15,15 +15,15 @@ if TYPE_CHECKING:
 
 # Idle pooled connections older than this are not reused: app servers close idle keep-alive connections
 # after a few seconds (gunicorn: 2 s), and reusing one just as it closes costs a retry or a 502.
-POOL_IDLE_S = 1.5
-POOL_MAX_IDLE = 256
+POOL_IDLE_S: Final = 1.5
+POOL_MAX_IDLE: Final = 256
 # Linux only. An instance that writes its response head and body in two writes (http.server, Flask's dev
 # server) holds the body back under Nagle until the head is acknowledged, and the kernel delays that ACK
 # by up to 40 ms once the connection looks interactive. Linux re-arms delayed ACK after it fires, so the
 # option is set again after every read that leaves the response unfinished (or in a tunnel); setting it
 # also sends an ACK that is pending right now. A read that completes the response needs none: nothing
 # more is coming, and the next request carries the ACK (this saves a syscall per ordinary request).
-_QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)
+_QUICKACK: Final[int] = getattr(socket, "TCP_QUICKACK", 0)
 
 
 class Instance:
