@@ -33,7 +33,7 @@ check: $(STAMP)
 	$(BIN)/lint-imports
 
 test: setup check router-native
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=25 tests
 
 bench: $(STAMP) router-native
 	bash scripts/setup-system.sh bench

@@ -246,3 +246,35 @@ def _port_free(port: int) -> bool:
             return True
         except OSError:
             return False
+
+
+def test_a_connection_accepted_before_sigterm_still_gets_its_answer(tmp_path: Path, upstreams: Ups) -> None:
+    """The handover's one-in-thousands failure: a client connected just before the old router stopped
+    listening and sent its request just after. A stopping router waits for such a connection's head (the
+    requests it has accepted), and closes only idle keep-alive connections at once."""
+    (up,) = upstreams("i1")
+    port = free_port()
+    rp = start_router(tmp_path)
+    try:
+        rp.call("set_table", table={"env": "prod", "port": port, "bind": "127.0.0.1", "weights": {}, "sticky": None,
+                                    "settings": {}, "pools": [{"release": "r1", "role": "stable",
+                                                               "instances": [up.inst()]}]})
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            wait_until(lambda: rp.call("stats", env="prod")["connections"] == 1, what="the connection accepted")
+            rp.proc.send_signal(signal.SIGTERM)
+
+            def refused() -> bool:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    return False
+                except OSError:
+                    return True
+            wait_until(refused, what="the listener closed")
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        assert rp.proc.wait(10) == 0
+    finally:
+        stop_router(rp)

@@ -18,6 +18,9 @@ from shipyard.router import native
 from shipyard.router.accesslog import AccessLog
 from shipyard.router.env import EnvRuntime
 from shipyard.router.listeners import INHERITED
+from shipyard.router.proxy import D_HEAD
+
+HEAD_WAIT_S = 1.0  # shutdown: how long a fresh connection's first request is waited for
 
 INHERITED_KEEP_S = 60.0
 
@@ -89,10 +92,14 @@ class Router:
             await env.close()
         for server in self._servers:
             server.close()
-        deadline = monotonic() + grace
-        while monotonic() < deadline and any(
-            inst.series.inflight for env in self.envs.values() for inst in env.all_instances()
-        ):
+        start = monotonic()
+        deadline = start + grace
+        # In flight: requests at an upstream, and, for a moment, connections accepted whose first request head
+        # has not come yet: a client that connected just before the listener closed sends its request within
+        # milliseconds, and closing it would fail that request (clients retry only reused connections). Not
+        # longer than HEAD_WAIT_S: a browser's speculative connection may never send one. Idle keep-alive
+        # connections are closed at once; clients retry those.
+        while monotonic() < deadline and self._in_flight(monotonic() - start < HEAD_WAIT_S):
             await asyncio.sleep(0.05)
         for env in self.envs.values():
             for conn in list(env.conns):
@@ -102,6 +109,11 @@ class Router:
         if self.access_log is not None:
             await self.access_log.close()
         self.stopped.set()
+
+    def _in_flight(self, heads_too: bool) -> bool:
+        envs = list(self.envs.values())
+        return (any(inst.series.inflight for env in envs for inst in env.all_instances())
+                or heads_too and any(c.dkind == D_HEAD and not c.closed for env in envs for c in env.conns))
 
     # -- queries -------------------------------------------------------------------------------------
     def all_series(self) -> list[Series]:
