@@ -1,9 +1,8 @@
-"""Access log: the hot path formats its JSON line (bytes) and appends it; a background task writes the
-lines in a thread every half second, rotating the file by size.
+"""Access log: the hot path formats its JSON line (bytes) and appends it; the lines are written in 64 KiB
+batches on the loop (and every half second), rotating the file by size.
 
-Formatted at once rather than kept as tuples for the thread: a tuple waiting half a second is a tracked
-object the cyclic GC walks (half a million of them a minute under load: ~0.5 µs of collections per request),
-and the thread only holds the GIL the loop needs anyway, so formatting there saved no CPU."""
+Formatted at once rather than kept as tuples: a tuple waiting half a second is a tracked object the cyclic
+GC walks (half a million of them a minute under load: ~0.5 µs of collections per request)."""
 
 from __future__ import annotations
 
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 _MAX_PENDING: Final = 200_000  # beyond this, records are dropped (and counted) rather than grow memory
+BATCH_BYTES: Final = 64 * 1024  # written when this much has gathered
 
 
 # (monotonic-derived wall time, env, release, instance, method, path, status, duration s, bytes in, bytes out,
@@ -73,18 +73,32 @@ def format_record(r: AccessRecord) -> str:
 
 
 class AccessLog:
+    """Lines are written on the loop, synchronously, whenever ``BATCH_BYTES`` have gathered (and every half
+    second for the rest), as nginx writes its log. A thread per batch was the old way: handing batches to
+    an executor made two threads contend for the GIL, which cost the proxy ~1 µs per request; a 64 KiB
+    write into the page cache takes tens of µs, once per ~500 requests. The file is opened once and
+    reopened after rotation (by size, tracked here rather than stat'ed per write)."""
+
     def __init__(self, path: Path, max_bytes: int = 50 * 1024 * 1024, keep: int = 5) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.keep = keep
         self.dropped = 0
         self._pending: list[bytes] = []  # formatted lines
+        self._pending_bytes = 0
         self._task: asyncio.Task[None] | None = None
+        self._fd = -1
+        self._size = 0
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def add(self, record: AccessRecord) -> None:
-        if len(self._pending) < _MAX_PENDING:
-            self._pending.append(format_line(record))
+        line = format_line(record)
+        pending = self._pending
+        if len(pending) < _MAX_PENDING:
+            pending.append(line)
+            self._pending_bytes += len(line) + 1
+            if self._pending_bytes >= BATCH_BYTES:
+                self.write_pending()
         else:
             self.dropped += 1
 
@@ -94,32 +108,68 @@ class AccessLog:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(0.5)
-            await self.flush()
+            self.write_pending()
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        await asyncio.get_running_loop().run_in_executor(None, self._write, batch)
+        self.write_pending()
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        await self.flush()
+        self.write_pending()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
-    def _write(self, batch: list[bytes]) -> None:
+    def write_pending(self) -> None:
+        batch = self._pending
+        if not batch:
+            return
+        self._pending = []
+        self._pending_bytes = 0
         text = b"\n".join(batch) + b"\n"
         try:
-            if self.path.exists() and self.path.stat().st_size + len(text) > self.max_bytes:
+            if self._fd < 0 or self._moved():
+                self._open()
+            if self._size + len(text) > self.max_bytes and self._size > 0:
                 self._rotate()
-            with open(self.path, "ab") as f:
-                f.write(text)
+            view = memoryview(text)
+            while view:  # a regular file takes it all at once; a short write only on a full disk
+                n = os.write(self._fd, view)
+                self._size += n
+                view = view[n:]
         except OSError:
             self.dropped += len(batch)  # a full disk must not take the router down
+            self._close_fd()
+
+    def _open(self) -> None:
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._size = os.fstat(self._fd).st_size
+
+    def _moved(self) -> bool:
+        """The file was renamed or removed by someone else (logrotate): write to a new one at the path."""
+        try:
+            same = os.stat(self.path).st_ino == os.fstat(self._fd).st_ino
+        except OSError:
+            same = False
+        if not same:
+            self._close_fd()
+        return not same
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = -1
 
     def _rotate(self) -> None:
+        self._close_fd()
         for i in range(self.keep - 1, 0, -1):
             src = self.path.with_name(f"{self.path.name}.{i}")
             if src.exists():
                 os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
-        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        if self.path.exists():
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self._open()
