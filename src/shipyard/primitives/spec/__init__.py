@@ -2,7 +2,7 @@
 (``spec.secrets``, ``spec.envvars``, ``spec.masking``) so that importing the spec stays cheap.
 
 The names below load on first use (PEP 562): a process that needs one submodule — the router reads only
-``spec.router`` — does not build every model of shipyard.toml (about 10 MB of pydantic schemas)."""
+``spec.router`` — does not build every model of shipyard.toml (~3 MB of the router's RSS)."""
 
 from __future__ import annotations
 
